@@ -1,0 +1,177 @@
+/*  tl_proto: every message the services exchange, defined once. docs/PROTOCOL.md is
+    the reference a client in another language is written from.
+
+    A message is multipart. Frame 0 is the command name in ASCII ("CHUNK", "PARTIAL",
+    ...). Frame 1 is a msgpack array holding the command's fields in a fixed order.
+    CHUNK has a frame 2 with the raw lines (never copied into msgpack); PARTIAL has a
+    frame 2 holding a msgpack map key (bin) -> count (uint).
+
+    Decoding treats every frame as hostile: wrong types, truncated data, containers
+    that claim more entries than the frame could hold, and trailing bytes are errors
+    (-1), never a crash or an allocation larger than the frame justifies.
+
+    The feed that the sink publishes is [topic, msgpack map] and is encoded here too. */
+
+#ifndef TL_PROTO_H_INCLUDED
+#define TL_PROTO_H_INCLUDED
+
+#include "tl_format.h"
+#include "tl_mapper.h"
+#include "tl_table.h"
+#include <msgpack.h>
+
+//  Version carried in JOB; a sink refuses a job of another version.
+#define TL_PROTO_VERSION 1
+//  Most chunk ids one ACK carries.
+#define TL_ACK_MAX 64
+//  Most files in one job.
+#define TL_FILES_MAX 65536
+//  Most bytes of a FAIL/CANCEL reason or a path that decoding accepts.
+#define TL_TEXT_MAX 4096
+
+typedef enum {
+    TL_CMD_INVALID = 0,
+    TL_CMD_JOB,      //  ventilator -> sink: open a job
+    TL_CMD_ACCEPT,   //  sink -> ventilator: job opened
+    TL_CMD_CHUNK,    //  ventilator -> worker: lines to map (+ payload frame)
+    TL_CMD_PARTIAL,  //  worker -> sink: a chunk's partial dictionary (+ map frame)
+    TL_CMD_END,      //  ventilator -> sink: the job has this many chunks
+    TL_CMD_ACK,      //  sink -> ventilator: these chunks are merged
+    TL_CMD_DONE,     //  sink -> ventilator: every chunk merged, totals written
+    TL_CMD_FAIL,     //  sink -> ventilator: the job failed (reason)
+    TL_CMD_PING,     //  ventilator -> sink: is my job alive?
+    TL_CMD_PONG,     //  sink -> ventilator: yes, this many chunks merged
+    TL_CMD_CANCEL,   //  ventilator -> sink: drop the job (reason)
+    TL_CMD_COUNT_
+} tl_cmd_t;
+
+//  A byte string borrowed from a decoded frame: valid while the frame is.
+typedef struct {
+    const char *ptr;  //  Bytes, not NUL-terminated
+    size_t len;       //  Length
+} tl_str_t;
+
+typedef struct {
+    uint32_t version;      //  TL_PROTO_VERSION
+    tl_format_t format;    //  As the user asked (may be AUTO)
+    tl_filter_t filter;    //  Filters applied by the workers
+    uint64_t input_bytes;  //  Sum of the input files' sizes (on disk)
+    uint32_t nfiles;       //  Number of files
+    tl_str_t *files;       //  File names; array owned by the message (tl_msg_reset)
+} tl_job_body_t;
+
+typedef struct {
+    uint64_t chunk;      //  Chunk id, 0.. in the order the ventilator cut them
+    uint32_t file;       //  Index of the source file in the job
+    tl_str_t path;       //  Name of the source file
+    uint64_t offset;     //  Byte offset of the first line in the (decompressed) file
+    tl_format_t format;  //  Concrete format of these lines
+    tl_filter_t filter;  //  Filters to apply
+} tl_chunk_body_t;
+
+typedef struct {
+    uint64_t chunk;                       //  Chunk id
+    uint32_t file;                        //  Source file index
+    uint64_t bytes;                       //  Payload bytes mapped
+    uint64_t lines;                       //  Lines seen
+    uint64_t bad_lines;                   //  Malformed lines skipped
+    uint64_t filtered;                    //  Lines left out by filters
+    uint32_t bad_samples;                 //  How many bad_offset are set
+    uint64_t bad_offset[TL_BAD_SAMPLES];  //  File offsets of the first bad lines
+} tl_partial_body_t;
+
+typedef struct {
+    uint64_t chunks;     //  Number of chunks in the job
+    uint64_t bytes;      //  Payload bytes sent over all chunks
+    uint64_t bad_lines;  //  Lines the ventilator itself skipped (longer than --max-line)
+} tl_end_body_t;
+
+typedef struct {
+    uint32_t count;               //  Chunk ids in this ACK
+    uint64_t chunk[TL_ACK_MAX];   //  Merged (or duplicate) chunk ids
+} tl_ack_body_t;
+
+typedef struct {
+    uint64_t keys;       //  Distinct keys
+    uint64_t sum;        //  Sum of all totals
+    uint64_t lines;      //  Lines seen
+    uint64_t bad_lines;  //  Malformed lines skipped
+    uint64_t filtered;   //  Lines left out by filters
+    double seconds;      //  From JOB to DONE
+    tl_str_t output;     //  Totals file written
+} tl_done_body_t;
+
+typedef struct {
+    tl_cmd_t cmd;  //  Which body is set
+    uint64_t job;  //  Job id (every command has one)
+    union {
+        tl_job_body_t job;
+        tl_chunk_body_t chunk;
+        tl_partial_body_t partial;
+        tl_end_body_t end;
+        tl_ack_body_t ack;
+        tl_done_body_t done;
+        tl_str_t reason;  //  FAIL, CANCEL
+        uint64_t merged;  //  PONG: chunks merged so far
+    } u;
+} tl_msg_t;
+
+//  The command's name for frame 0 ("JOB", "CHUNK", ...).
+const char *tl_cmd_name (tl_cmd_t cmd);
+
+//  Parses frame 0. TL_CMD_INVALID for anything else.
+tl_cmd_t tl_cmd_parse (const void *data, size_t size);
+
+//  Appends msg's frame 1 (msgpack array) to buf. Returns 0 or -1 (out of memory).
+int tl_msg_encode (const tl_msg_t *msg, msgpack_sbuffer *buf);
+
+//  Decodes frame 1 of a message whose frame 0 said cmd. Strings point into data.
+//  Returns 0, or -1 when the frame is not a well-formed body of that command (then
+//  msg holds nothing that needs freeing). Call tl_msg_reset when done with msg.
+int tl_msg_decode (tl_cmd_t cmd, const void *data, size_t size, tl_msg_t *msg);
+
+//  Frees what decoding allocated (the JOB file array) and zeroes msg.
+void tl_msg_reset (tl_msg_t *msg);
+
+//  Appends a PARTIAL frame 2 (map key bin -> count uint) for every entry of table.
+int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf);
+
+//  Validates a PARTIAL frame 2 completely, then adds its entries into table: either
+//  every entry is merged or none is. Sets *entries to the map's size. Returns 0; -1
+//  for a malformed frame or out of memory (table unchanged); 1 when a total saturated.
+int tl_map_merge (const void *data, size_t size, tl_table_t *table, uint64_t *entries);
+
+//  Checks that data holds exactly one well-formed msgpack object (any type) whose
+//  containers' claimed sizes fit in the bytes, nested at most 32 deep. Returns 0 or -1.
+//  Call it before handing a hostile frame to msgpack_unpack.
+int tl_msgpack_check (const void *data, size_t size);
+
+//  --- The feed (PUB), topic frame then a msgpack map body ---
+//  Topics: "progress", "top", "totals", "done", "failed".
+
+typedef struct {
+    uint64_t job;           //  Job id
+    uint64_t chunks_done;   //  Chunks merged
+    uint64_t chunks_known;  //  Chunks known to exist (total once END arrived)
+    bool chunks_final;      //  chunks_known is the job's total
+    uint64_t bytes;         //  Payload bytes merged
+    uint64_t input_bytes;   //  Input size announced in JOB
+    uint64_t lines;         //  Lines merged
+    uint64_t bad_lines;     //  Malformed lines so far
+    uint64_t keys;          //  Distinct keys so far
+    double rate;            //  Bytes per second, recent
+    double seconds;         //  Since the job started
+} tl_progress_t;
+
+int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf);
+//  {"job", "top": [[key bin, count], ...]} with n entries.
+int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf);
+//  {"job", "batch", "batches", "entries": {key bin: total}} for n entries.
+int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
+                    size_t n, msgpack_sbuffer *buf);
+//  {"job", "keys", "sum", "lines", "bad_lines", "filtered", "seconds", "output"}.
+int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf);
+//  {"job", "reason"}.
+int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf);
+
+#endif

@@ -1,0 +1,75 @@
+/*  tl_table: a hash table from byte-string keys to uint64 counts.
+
+    The hot path of the worker (one table per chunk, cleared and reused) and of the sink
+    (one table per job, holding the totals). Keys are copied into an arena owned by the
+    table; lookups hash with XXH3. The table grows as needed and can be iterated, sorted
+    (total descending, then key bytewise ascending) and asked for its top K.            */
+
+#ifndef TL_TABLE_H_INCLUDED
+#define TL_TABLE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _tl_table_t tl_table_t;
+
+//  One key and its total, as handed out by iteration, sort and top-K. The key
+//  points into the table's arena: valid until the table is cleared or destroyed.
+typedef struct {
+    const char *key;  //  Key bytes, not NUL-terminated
+    uint32_t len;     //  Key length in bytes
+    uint64_t count;   //  Total for this key
+} tl_entry_t;
+
+//  Longest key the table accepts (and so the protocol and mapper).
+#define TL_KEY_MAX (1u << 20)
+
+//  Creates an empty table sized for about capacity_hint keys (0 for a default).
+//  Returns NULL only when memory is exhausted.
+tl_table_t *tl_table_new (size_t capacity_hint);
+
+//  Frees the table and its arena; sets *self_p to NULL. Harmless on NULL.
+void tl_table_destroy (tl_table_t **self_p);
+
+//  Adds count to the key's total, inserting the key when new. A total that would pass
+//  UINT64_MAX stays at UINT64_MAX and the call returns 1 (the caller reports it); 0 on
+//  success, -1 when memory is exhausted or len > TL_KEY_MAX (the table is unchanged).
+int tl_table_add (tl_table_t *self, const void *key, size_t len, uint64_t count);
+
+//  Looks up a key. Returns true and sets *count when present.
+bool tl_table_get (tl_table_t *self, const void *key, size_t len, uint64_t *count);
+
+//  Number of distinct keys.
+size_t tl_table_size (tl_table_t *self);
+
+//  Sum of all totals (saturating at UINT64_MAX).
+uint64_t tl_table_sum (tl_table_t *self);
+
+//  Bytes held by slots and arena.
+size_t tl_table_memory (tl_table_t *self);
+
+//  Removes every key but keeps the memory for reuse.
+void tl_table_clear (tl_table_t *self);
+
+//  Iteration in slot order. Start with *cursor = 0; returns false when done.
+//  The table must not change during an iteration.
+bool tl_table_next (tl_table_t *self, size_t *cursor, tl_entry_t *entry);
+
+//  Adds every entry of other into self. Returns as tl_table_add (1 if any total saturated).
+int tl_table_merge (tl_table_t *self, tl_table_t *other);
+
+//  Returns a newly allocated array of every entry, sorted by count descending, then
+//  key bytewise ascending (shorter first on a common prefix); sets *size. The caller
+//  frees the array with free(). NULL when memory is exhausted (or the table is empty,
+//  *size then 0).
+tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size);
+
+//  Fills out with the k largest entries in the same order as tl_table_sorted, in
+//  O(n log k). Returns how many were written (min of k and size).
+size_t tl_table_top (tl_table_t *self, size_t k, tl_entry_t *out);
+
+//  Orders two entries as tl_table_sorted does (for qsort).
+int tl_entry_compare (const void *a, const void *b);
+
+#endif

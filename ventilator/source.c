@@ -1,0 +1,2 @@
+/*  tl_source: placeholder until written  */
+#include "tl_source.h"
