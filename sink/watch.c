@@ -1,5 +1,306 @@
-/*  placeholder: being written  */
-int main (void)
+/*  tally-watch: subscribes to a sink's feed and prints it, readable by default or as
+    JSON lines with --json (one object per message, for jq). Byte-string keys that are
+    not valid UTF-8 are printed with \u00XX escapes for their high bytes.             */
+
+#include "tl_opts.h"
+#include "tl_bar.h"
+#include "tl_sock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    bool json;          //  --json
+    bool until_done;    //  --until-done
+    long timeout;       //  --timeout seconds (0: none)
+    tl_curve_t curve;   //  CURVE keys
+} s_watch_t;
+
+static bool s_utf8_valid (const unsigned char *s, size_t n)
 {
-    return 1;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n)
+            return false;
+        for (size_t j = 1; j < len; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += len;
+    }
+    return true;
+}
+
+//  Prints bytes as a JSON string: valid UTF-8 passes through, other bytes >= 0x80
+//  become \u00XX (their Latin-1 reading), control bytes are escaped.
+static void s_json_string (const char *ptr, size_t len)
+{
+    bool utf8 = s_utf8_valid ((const unsigned char *) ptr, len);
+    putchar ('"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) ptr[i];
+        if (c == '"' || c == '\\')
+            printf ("\\%c", c);
+        else if (c == '\n')
+            fputs ("\\n", stdout);
+        else if (c == '\t')
+            fputs ("\\t", stdout);
+        else if (c < 0x20 || (c >= 0x80 && !utf8))
+            printf ("\\u%04x", c);
+        else
+            putchar (c);
+    }
+    putchar ('"');
+}
+
+static void s_json (const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: fputs ("null", stdout); break;
+    case MSGPACK_OBJECT_BOOLEAN: fputs (o->via.boolean ? "true" : "false", stdout); break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: printf ("%llu", (unsigned long long) o->via.u64); break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: printf ("%lld", (long long) o->via.i64); break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: printf ("%.6g", o->via.f64); break;
+    case MSGPACK_OBJECT_STR: s_json_string (o->via.str.ptr, o->via.str.size); break;
+    case MSGPACK_OBJECT_BIN: s_json_string (o->via.bin.ptr, o->via.bin.size); break;
+    case MSGPACK_OBJECT_ARRAY:
+        putchar ('[');
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i)
+                putchar (',');
+            s_json (&o->via.array.ptr[i]);
+        }
+        putchar (']');
+        break;
+    case MSGPACK_OBJECT_MAP:
+        putchar ('{');
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *key = &o->via.map.ptr[i].key;
+            if (i)
+                putchar (',');
+            if (key->type == MSGPACK_OBJECT_STR || key->type == MSGPACK_OBJECT_BIN)
+                s_json (key);
+            else {
+                fputs ("\"", stdout);
+                if (key->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    printf ("%llu", (unsigned long long) key->via.u64);
+                fputs ("\"", stdout);
+            }
+            putchar (':');
+            s_json (&o->via.map.ptr[i].val);
+        }
+        putchar ('}');
+        break;
+    default: fputs ("null", stdout); break;
+    }
+}
+
+//  Field of a map body by name, or NULL.
+static const msgpack_object *s_field (const msgpack_object *map, const char *name)
+{
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t len = strlen (name);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr[i].key;
+        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == len &&
+            memcmp (key->via.str.ptr, name, len) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static uint64_t s_uint (const msgpack_object *map, const char *name)
+{
+    const msgpack_object *o = s_field (map, name);
+    return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
+}
+
+static double s_real (const msgpack_object *map, const char *name)
+{
+    const msgpack_object *o = s_field (map, name);
+    if (!o)
+        return 0;
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+        return o->via.f64;
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double) o->via.u64 : 0;
+}
+
+static void s_print_key (const msgpack_object *key)
+{
+    const char *ptr = key->type == MSGPACK_OBJECT_BIN ? key->via.bin.ptr : key->via.str.ptr;
+    uint32_t len = key->type == MSGPACK_OBJECT_BIN ? key->via.bin.size : key->via.str.size;
+    for (uint32_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) ptr[i];
+        if (c < 0x20 || c == 0x7f)
+            printf ("\\x%02x", c);
+        else
+            putchar (c);
+    }
+}
+
+static void s_readable (const char *topic, const msgpack_object *body)
+{
+    unsigned long long job = (unsigned long long) s_uint (body, "job");
+    char a[32], b[32];
+    if (strcmp (topic, "progress") == 0) {
+        printf ("%016llx progress: %llu/%llu%s chunks, %s of %s, %llu lines, %llu bad, %llu keys, "
+                "%s/s, %.1f s\n",
+                job, (unsigned long long) s_uint (body, "chunks_done"),
+                (unsigned long long) s_uint (body, "chunks_known"),
+                s_field (body, "chunks_final") && s_field (body, "chunks_final")->via.boolean ? ""
+                                                                                             : "+",
+                tl_human_bytes ((double) s_uint (body, "bytes"), a, sizeof a),
+                tl_human_bytes ((double) s_uint (body, "input_bytes"), b, sizeof b),
+                (unsigned long long) s_uint (body, "lines"),
+                (unsigned long long) s_uint (body, "bad_lines"),
+                (unsigned long long) s_uint (body, "keys"),
+                tl_human_bytes (s_real (body, "rate"), a, sizeof a), s_real (body, "seconds"));
+    }
+    else if (strcmp (topic, "top") == 0) {
+        const msgpack_object *top = s_field (body, "top");
+        printf ("%016llx top:", job);
+        for (uint32_t i = 0; top && top->type == MSGPACK_OBJECT_ARRAY && i < top->via.array.size;
+             i++) {
+            const msgpack_object *pair = &top->via.array.ptr[i];
+            if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2)
+                continue;
+            printf (i ? ", " : " ");
+            s_print_key (&pair->via.array.ptr[0]);
+            printf (" %llu", (unsigned long long) pair->via.array.ptr[1].via.u64);
+        }
+        printf ("\n");
+    }
+    else if (strcmp (topic, "totals") == 0) {
+        const msgpack_object *entries = s_field (body, "entries");
+        printf ("%016llx totals batch %llu/%llu: %u keys\n", job,
+                (unsigned long long) s_uint (body, "batch") + 1,
+                (unsigned long long) s_uint (body, "batches"),
+                entries && entries->type == MSGPACK_OBJECT_MAP ? entries->via.map.size : 0);
+    }
+    else if (strcmp (topic, "done") == 0) {
+        const msgpack_object *output = s_field (body, "output");
+        printf ("%016llx done: %llu keys, sum %llu, %llu lines, %llu bad, %.2f s, totals in %.*s\n",
+                job, (unsigned long long) s_uint (body, "keys"),
+                (unsigned long long) s_uint (body, "sum"),
+                (unsigned long long) s_uint (body, "lines"),
+                (unsigned long long) s_uint (body, "bad_lines"), s_real (body, "seconds"),
+                output && output->type == MSGPACK_OBJECT_STR ? (int) output->via.str.size : 0,
+                output && output->type == MSGPACK_OBJECT_STR ? output->via.str.ptr : "");
+    }
+    else if (strcmp (topic, "failed") == 0) {
+        const msgpack_object *reason = s_field (body, "reason");
+        printf ("%016llx failed: %.*s\n", job,
+                reason && reason->type == MSGPACK_OBJECT_STR ? (int) reason->via.str.size : 0,
+                reason && reason->type == MSGPACK_OBJECT_STR ? reason->via.str.ptr : "");
+    }
+    else
+        printf ("%s: (unknown topic)\n", topic);
+}
+
+//  Prints one feed message. Returns 1 when it was "done" or "failed".
+static int s_print (s_watch_t *self, tl_frames_t *in)
+{
+    size_t topic_size, body_size;
+    const char *topic = tl_frames_data (in, 0, &topic_size);
+    const char *data = tl_frames_data (in, 1, &body_size);
+    if (in->nframes != 2 || in->extra || topic_size > 32 || tl_msgpack_check (data, body_size)) {
+        fprintf (stderr, "tally-watch: skipped a malformed message\n");
+        return 0;
+    }
+    char name[33];
+    memcpy (name, topic, topic_size);
+    name[topic_size] = 0;
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 4096);
+    msgpack_object body;
+    if (msgpack_unpack (data, body_size, NULL, &zone, &body) != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_zone_destroy (&zone);
+        fprintf (stderr, "tally-watch: skipped a malformed message\n");
+        return 0;
+    }
+    if (self->json) {
+        printf ("{\"topic\":");
+        s_json_string (name, topic_size);
+        printf (",\"body\":");
+        s_json (&body);
+        printf ("}\n");
+    }
+    else
+        s_readable (name, &body);
+    fflush (stdout);
+    msgpack_zone_destroy (&zone);
+    return strcmp (name, "done") == 0 || strcmp (name, "failed") == 0;
+}
+
+int main (int argc, char **argv)
+{
+    s_watch_t self = {0};
+    tl_opt_t opts[] = {
+        {"json", 'j', "TALLY_JSON", TL_OPT_FLAG, &self.json, NULL,
+         "Print one JSON object per message (for jq)", 0, 0},
+        {"until-done", 'u', "TALLY_UNTIL_DONE", TL_OPT_FLAG, &self.until_done, NULL,
+         "Exit after the first done (0) or failed (1) message", 0, 0},
+        {"timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
+         "Exit 3 after this long without a message", 0, 86400},
+        {"curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &self.curve.secret_file, "FILE",
+         "This side's CURVE certificate", 0, 0},
+        {"curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &self.curve.server_key, "KEY",
+         "The sink's public key (Z85 or certificate file)", 0, 0},
+    };
+    tl_cli_t cli = {.program = "tally-watch",
+                    .usage = "[OPTIONS] ENDPOINT",
+                    .summary = "Subscribes to a tally-sink feed (e.g. tcp://localhost:5559) and "
+                               "prints progress, top keys, totals and results.",
+                    .opts = opts,
+                    .nopts = sizeof opts / sizeof *opts,
+                    .min_args = 1,
+                    .max_args = 1};
+    int first = tl_cli_parse (&cli, argc, argv);
+    zsys_init ();
+    zsys_set_logident ("tally-watch");
+    if (tl_curve_setup (&self.curve, cli.program) != 0)
+        return 2;
+    const char *why;
+    tl_sock_cfg_t cfg = tl_sock_cfg_default ();
+    cfg.maxmsgsize = TL_MAXMSG_DEFAULT;
+    cfg.rcvhwm = 100000;
+    cfg.linger_ms = 0;
+    zsock_t *sub = tl_sock_new (ZMQ_SUB, argv[first], false, false, &cfg, &why);
+    if (!sub) {
+        fprintf (stderr, "tally-watch: %s\n", why);
+        return 2;
+    }
+    zsock_set_subscribe (sub, "");
+    int status = 0;
+    double heard = tl_now ();
+    while (!zsys_interrupted) {
+        zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, 200) == -1 && errno != EINTR)
+            break;
+        if (self.timeout && tl_now () - heard > (double) self.timeout) {
+            fprintf (stderr, "tally-watch: nothing heard for %ld s\n", self.timeout);
+            status = 3;
+            break;
+        }
+        tl_frames_t in;
+        if (!(item.revents & ZMQ_POLLIN) || tl_frames_recv (zsock_resolve (sub), &in, ZMQ_DONTWAIT) < 0)
+            continue;
+        heard = tl_now ();
+        size_t size;
+        const char *topic = tl_frames_data (&in, 0, &size);
+        bool failed = size == 6 && memcmp (topic, "failed", 6) == 0;
+        int over = s_print (&self, &in);
+        tl_frames_close (&in);
+        if (over && self.until_done) {
+            status = failed ? 1 : 0;
+            break;
+        }
+    }
+    zsock_destroy (&sub);
+    return status;
 }

@@ -1,5 +1,350 @@
-/*  placeholder: being written  */
-int main (void)
+/*  tally: the one-machine front end. `tally run FILE...` starts a sink, N workers and
+    a ventilator as child processes on private ipc:// endpoints, lets the ventilator draw
+    the progress, and when the job is merged prints the summary and the top keys. No
+    process outlives it: children are stopped on exit and on Ctrl-C, and each child is
+    told by the kernel (PR_SET_PDEATHSIG) should tally itself be killed.
+    `tally keygen NAME` makes a CURVE key pair for multi-machine setups.              */
+
+#include "tl_files.h"
+#include "tl_format.h"
+#include "tl_opts.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define S_CHILDREN_MAX 1040
+
+typedef struct {
+    pid_t pid;         //  Child process, 0 once reaped
+    const char *role;  //  "sink", "worker", "ventilator"
+} s_child_t;
+
+static s_child_t s_children[S_CHILDREN_MAX];
+static int s_nchildren;
+static volatile sig_atomic_t s_signal;
+
+static void s_on_signal (int sig)
 {
-    return 1;
+    s_signal = sig;
+}
+
+//  Starts program (a sibling of this executable) with argv; returns its pid or -1.
+static pid_t s_spawn (const char *bindir, const char *program, const char *role, char **argv)
+{
+    char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/%s", bindir, program);
+    argv[0] = path;
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid () != parent)
+            _exit (1);  //  The parent died before prctl took effect
+        signal (SIGINT, SIG_DFL);
+        signal (SIGTERM, SIG_DFL);
+        execv (path, argv);
+        fprintf (stderr, "tally: cannot start %s: %s\n", path, strerror (errno));
+        _exit (127);
+    }
+    if (pid > 0 && s_nchildren < S_CHILDREN_MAX)
+        s_children[s_nchildren++] = (s_child_t){pid, role};
+    return pid;
+}
+
+static s_child_t *s_child_of (pid_t pid)
+{
+    for (int i = 0; i < s_nchildren; i++)
+        if (s_children[i].pid == pid)
+            return &s_children[i];
+    return NULL;
+}
+
+//  Sends SIGTERM to every live child, waits up to grace seconds, then SIGKILLs.
+static void s_stop_children (double grace)
+{
+    for (int i = 0; i < s_nchildren; i++)
+        if (s_children[i].pid > 0)
+            kill (s_children[i].pid, SIGTERM);
+    int64_t deadline = zclock_mono () + (int64_t) (grace * 1000);
+    int alive = 1;
+    while (alive) {
+        alive = 0;
+        for (int i = 0; i < s_nchildren; i++) {
+            if (s_children[i].pid <= 0)
+                continue;
+            if (waitpid (s_children[i].pid, NULL, WNOHANG) == s_children[i].pid)
+                s_children[i].pid = 0;
+            else
+                alive++;
+        }
+        if (alive && zclock_mono () > deadline) {
+            for (int i = 0; i < s_nchildren; i++)
+                if (s_children[i].pid > 0) {
+                    kill (s_children[i].pid, SIGKILL);
+                    waitpid (s_children[i].pid, NULL, 0);
+                    s_children[i].pid = 0;
+                }
+            alive = 0;
+        }
+        if (alive)
+            usleep (20000);
+    }
+}
+
+static void s_print_top (const char *output, long top)
+{
+    FILE *file = fopen (output, "r");
+    if (!file)
+        return;
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t len;
+    printf ("top %ld:\n", top);
+    for (long i = 0; i < top && (len = getline (&line, &capacity, file)) > 0; i++) {
+        char *tab = memrchr (line, '\t', (size_t) len);
+        if (!tab)
+            continue;
+        line[len - 1] = line[len - 1] == '\n' ? 0 : line[len - 1];
+        printf ("  %3ld. %-32.*s %s\n", i + 1, (int) (tab - line), line, tab + 1);
+    }
+    free (line);
+    fclose (file);
+}
+
+static int s_run (int argc, char **argv)
+{
+    long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10, year_min = -1, year_max = -1;
+    const char *output = "totals.tsv", *format = "auto", *io = "auto", *progress = "auto";
+    const char *chunk_size = NULL;
+    bool skip_pos = false, quiet = false;
+    tl_opt_t opts[] = {
+        {"workers", 'w', "TALLY_WORKERS", TL_OPT_INT, &workers, "N",
+         "Worker processes (default: the number of CPUs)", 1, 1024},
+        {"output", 'o', "TALLY_OUTPUT", TL_OPT_STR, &output, "FILE",
+         "Totals file: KEY<TAB>TOTAL lines, largest first (default totals.tsv)", 0, 0},
+        {"format", 'f', "TALLY_FORMAT", TL_OPT_STR, &format, "FORMAT",
+         "auto, ngram2009, ngram2012, ngram2020 or text (default auto)", 0, 0},
+        {"chunk-size", 'c', "TALLY_CHUNK_SIZE", TL_OPT_STR, &chunk_size, "BYTES",
+         "Bytes of whole lines per chunk (default 1M)", 0, 0},
+        {"io", 0, "TALLY_IO", TL_OPT_STR, &io, "BACKEND", "auto, uring or sync (default auto)", 0, 0},
+        {"year-min", 0, "TALLY_YEAR_MIN", TL_OPT_INT, &year_min, "YEAR",
+         "Count only years from YEAR on", 0, UINT32_MAX},
+        {"year-max", 0, "TALLY_YEAR_MAX", TL_OPT_INT, &year_max, "YEAR",
+         "Count only years up to YEAR", 0, UINT32_MAX},
+        {"skip-pos", 0, "TALLY_SKIP_POS", TL_OPT_FLAG, &skip_pos, NULL,
+         "Leave out POS-tagged keys (word_NOUN)", 0, 0},
+        {"top", 't', "TALLY_TOP", TL_OPT_INT, &top, "N", "Keys shown at the end (default 10)", 0,
+         1000},
+        {"progress", 0, "TALLY_PROGRESS", TL_OPT_STR, &progress, "MODE",
+         "auto, bar, log or none (default auto)", 0, 0},
+        {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &quiet, NULL, "Print only errors", 0, 0},
+    };
+    tl_cli_t cli = {.program = "tally run",
+                    .usage = "[OPTIONS] FILE|FOLDER...",
+                    .summary = "Counts the keys of the files on this machine: starts a sink, "
+                               "workers and a ventilator,\nwrites the totals file and prints a "
+                               "summary and the top keys.",
+                    .epilog = "Example: tally run --workers 2 data/sample/",
+                    .opts = opts,
+                    .nopts = sizeof opts / sizeof *opts,
+                    .min_args = 1,
+                    .max_args = -1};
+    int first = tl_cli_parse (&cli, argc, argv);
+    tl_format_t parsed;
+    if (tl_format_parse (format, &parsed) != 0)
+        tl_cli_usage_error (&cli, "unknown format '%s'", format);
+    char error[1024];
+    tl_files_t files;
+    if (tl_files_expand (&files, argv + first, (size_t) (argc - first), error, sizeof error))
+        tl_cli_usage_error (&cli, "%s", error);
+    tl_files_free (&files);
+
+    char self_path[PATH_MAX];
+    ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    if (len <= 0) {
+        fprintf (stderr, "tally: cannot find my own executable\n");
+        return 1;
+    }
+    self_path[len] = 0;
+    const char *bindir = dirname (self_path);
+    static const char *programs[] = {"tally-sink", "tally-worker", "tally-ventilator"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s", bindir, programs[i]);
+        if (access (path, X_OK) != 0) {
+            fprintf (stderr, "tally: %s not found beside tally (%s)\n", programs[i], path);
+            return 1;
+        }
+    }
+    char dir[] = "/tmp/tally-XXXXXX";
+    if (!mkdtemp (dir)) {
+        fprintf (stderr, "tally: cannot make a temporary folder: %s\n", strerror (errno));
+        return 1;
+    }
+    char in_ep[64], feed_ep[64], chunks_ep[64];
+    snprintf (in_ep, sizeof in_ep, "ipc://%s/in", dir);
+    snprintf (feed_ep, sizeof feed_ep, "ipc://%s/feed", dir);
+    snprintf (chunks_ep, sizeof chunks_ep, "ipc://%s/chunks", dir);
+
+    struct sigaction action = {.sa_handler = s_on_signal};
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    sigaction (SIGHUP, &action, NULL);
+
+    char *sink_argv[] = {NULL, "--bind", in_ep, "--publish", feed_ep, "--output", (char *) output,
+                         "--quiet", NULL};
+    s_spawn (bindir, "tally-sink", "sink", sink_argv);
+    for (long i = 0; i < workers; i++) {
+        char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_ep, "--quiet", NULL};
+        s_spawn (bindir, "tally-worker", "worker", worker_argv);
+    }
+    char **vent_argv = calloc ((size_t) (argc - first) + 24, sizeof *vent_argv);
+    char year_min_text[24], year_max_text[24];
+    int n = 1;
+    vent_argv[n++] = "--bind";
+    vent_argv[n++] = chunks_ep;
+    vent_argv[n++] = "--sink";
+    vent_argv[n++] = in_ep;
+    vent_argv[n++] = "--format";
+    vent_argv[n++] = (char *) format;
+    vent_argv[n++] = "--io";
+    vent_argv[n++] = (char *) io;
+    vent_argv[n++] = "--progress";
+    vent_argv[n++] = (char *) progress;
+    if (chunk_size) {
+        vent_argv[n++] = "--chunk-size";
+        vent_argv[n++] = (char *) chunk_size;
+    }
+    if (year_min >= 0) {
+        snprintf (year_min_text, sizeof year_min_text, "%ld", year_min);
+        vent_argv[n++] = "--year-min";
+        vent_argv[n++] = year_min_text;
+    }
+    if (year_max >= 0) {
+        snprintf (year_max_text, sizeof year_max_text, "%ld", year_max);
+        vent_argv[n++] = "--year-max";
+        vent_argv[n++] = year_max_text;
+    }
+    if (skip_pos)
+        vent_argv[n++] = "--skip-pos";
+    if (quiet)
+        vent_argv[n++] = "--quiet";
+    vent_argv[n++] = "--";
+    for (int i = first; i < argc; i++)
+        vent_argv[n++] = argv[i];
+    pid_t ventilator = s_spawn (bindir, "tally-ventilator", "ventilator", vent_argv);
+    free (vent_argv);
+
+    int status = 1;
+    while (true) {
+        if (s_signal) {
+            fprintf (stderr, "\ntally: interrupted; stopping\n");
+            status = 128 + s_signal;
+            break;
+        }
+        int wstatus;
+        pid_t pid = waitpid (-1, &wstatus, 0);
+        if (pid == -1) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        s_child_t *child = s_child_of (pid);
+        if (!child)
+            continue;
+        child->pid = 0;
+        int code = WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : 128 + WTERMSIG (wstatus);
+        if (pid == ventilator) {
+            status = code;
+            break;
+        }
+        if (!s_signal) {
+            fprintf (stderr, "tally: the %s process stopped unexpectedly (status %d)\n", child->role,
+                     code);
+            if (strcmp (child->role, "sink") == 0) {
+                status = 1;
+                break;
+            }
+        }
+    }
+    s_stop_children (5.0);
+    char path[128];
+    snprintf (path, sizeof path, "%s/in", dir);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/feed", dir);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/chunks", dir);
+    unlink (path);
+    rmdir (dir);
+    if (status == 0 && !quiet && top > 0)
+        s_print_top (output, top);
+    return status;
+}
+
+//  Writes NAME (public) and NAME_secret (secret) CURVE certificates.
+static int s_keygen (int argc, char **argv)
+{
+    tl_cli_t cli = {.program = "tally keygen",
+                    .usage = "NAME",
+                    .summary = "Writes a CURVE key pair: NAME (public, give it to the other side) "
+                               "and NAME_secret (keep it).",
+                    .min_args = 1,
+                    .max_args = 1};
+    int first = tl_cli_parse (&cli, argc, argv);
+    zcert_t *cert = zcert_new ();
+    if (!cert) {
+        fprintf (stderr, "tally keygen: cannot make a key pair\n");
+        return 1;
+    }
+    zcert_set_meta (cert, "created-by", "tally keygen");
+    int rc = zcert_save (cert, argv[first]);
+    zcert_destroy (&cert);
+    if (rc != 0) {
+        fprintf (stderr, "tally keygen: cannot write %s: %s\n", argv[first], strerror (errno));
+        return 1;
+    }
+    printf ("wrote %s (public) and %s_secret (secret)\n", argv[first], argv[first]);
+    return 0;
+}
+
+static void s_usage (FILE *out)
+{
+    fprintf (out, "Usage: tally COMMAND [OPTIONS] ...\n"
+                  "Counts keys (Google Books n-grams, words) across inputs larger than memory.\n\n"
+                  "Commands:\n"
+                  "  run FILE|FOLDER...   count on this machine (sink, workers, ventilator)\n"
+                  "  keygen NAME          make a CURVE key pair for encrypted multi-machine runs\n\n"
+                  "'tally COMMAND --help' tells more. The services run on their own as\n"
+                  "tally-sink, tally-worker, tally-ventilator; tally-watch prints the feed.\n");
+}
+
+int main (int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage (stderr);
+        return 2;
+    }
+    if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
+        s_usage (stdout);
+        return 0;
+    }
+    if (strcmp (argv[1], "--version") == 0 || strcmp (argv[1], "-V") == 0) {
+        printf ("tally %s\n", TALLY_VERSION);
+        return 0;
+    }
+    if (strcmp (argv[1], "run") == 0)
+        return s_run (argc - 1, argv + 1);
+    if (strcmp (argv[1], "keygen") == 0)
+        return s_keygen (argc - 1, argv + 1);
+    fprintf (stderr, "tally: unknown command '%s'\nTry 'tally --help'.\n", argv[1]);
+    return 2;
 }

@@ -1,0 +1,43 @@
+/*  tl_bar: a progress bar on stderr for long work (bytes, chunks, rate, ETA)
+    when stderr is a terminal; off a terminal, a log line every few seconds.          */
+
+#ifndef TL_BAR_H_INCLUDED
+#define TL_BAR_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    TL_BAR_AUTO = 0,  //  Bar on a terminal, log lines otherwise
+    TL_BAR_BAR,       //  Always the bar
+    TL_BAR_LOG,       //  Always log lines
+    TL_BAR_NONE       //  Nothing
+} tl_bar_mode_t;
+
+typedef struct _tl_bar_t tl_bar_t;
+
+//  total: bytes the job will read (0 when unknown: no percentage, no ETA).
+tl_bar_t *tl_bar_new (const char *label, uint64_t total, tl_bar_mode_t mode);
+
+void tl_bar_destroy (tl_bar_t **self_p);
+
+//  Reports position: done bytes of total read, payload bytes merged (for the rate),
+//  chunks merged of chunks known (final once the count is known). Draws at most
+//  ten times a second (log lines every five seconds).
+void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t chunks,
+                         uint64_t chunks_known, bool chunks_final);
+
+//  Draws a last time and ends the bar's line.
+void tl_bar_finish (tl_bar_t *self);
+
+//  Parses "auto", "bar", "log", "none". Returns 0 or -1.
+int tl_bar_mode_parse (const char *text, tl_bar_mode_t *mode);
+
+//  Formats a byte count as "1.23 GB" (decimal units) into buf. Returns buf.
+char *tl_human_bytes (double bytes, char *buf, size_t size);
+
+//  Monotonic seconds.
+double tl_now (void);
+
+#endif

@@ -1,0 +1,197 @@
+/*  tl_opts: command line and environment options, described once as a table.  */
+
+#include "tl_opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int tl_parse_size (const char *text, size_t *value)
+{
+    if (!text || !*text)
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long number = strtoull (text, &end, 10);
+    if (errno || end == text || *text == '-')
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (shift && (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0))
+        end += strlen (end);
+    if (*end)
+        return -1;
+    if (number > (SIZE_MAX >> shift))
+        return -1;
+    *value = (size_t) number << shift;
+    return 0;
+}
+
+static int s_parse_bool (const char *text, bool *value)
+{
+    static const char *yes[] = {"1", "true", "yes", "on"};
+    static const char *no[] = {"0", "false", "no", "off", ""};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (strcasecmp (text, yes[i]) == 0) {
+            *value = true;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (strcasecmp (text, no[i]) == 0) {
+            *value = false;
+            return 0;
+        }
+    return -1;
+}
+
+//  Stores text into the option's value; returns 0 or -1 for a value of the wrong shape.
+static int s_set (const tl_opt_t *opt, const char *text)
+{
+    switch (opt->type) {
+    case TL_OPT_STR:
+        *(const char **) opt->value = text;
+        return 0;
+    case TL_OPT_FLAG:
+        return text ? s_parse_bool (text, (bool *) opt->value) : (*(bool *) opt->value = true, 0);
+    case TL_OPT_SIZE:
+        return tl_parse_size (text, (size_t *) opt->value);
+    case TL_OPT_REAL: {
+        char *end;
+        errno = 0;
+        double number = strtod (text, &end);
+        if (errno || end == text || *end)
+            return -1;
+        *(double *) opt->value = number;
+        return 0;
+    }
+    case TL_OPT_INT: {
+        char *end;
+        errno = 0;
+        long number = strtol (text, &end, 10);
+        if (errno || end == text || *end)
+            return -1;
+        if ((opt->min || opt->max) && (number < opt->min || number > opt->max))
+            return -1;
+        *(long *) opt->value = number;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static void s_print_help (const tl_cli_t *cli)
+{
+    printf ("Usage: %s %s\n%s\n\nOptions:\n", cli->program, cli->usage, cli->summary);
+    for (size_t i = 0; i < cli->nopts; i++) {
+        const tl_opt_t *opt = &cli->opts[i];
+        char left[64];
+        if (opt->letter)
+            snprintf (left, sizeof left, "-%c, --%s%s%s", opt->letter, opt->name,
+                      opt->type == TL_OPT_FLAG ? "" : " ", opt->type == TL_OPT_FLAG ? "" : opt->arg);
+        else
+            snprintf (left, sizeof left, "    --%s%s%s", opt->name, opt->type == TL_OPT_FLAG ? "" : " ",
+                      opt->type == TL_OPT_FLAG ? "" : opt->arg);
+        printf ("  %-28s %s", left, opt->help);
+        if (opt->env)
+            printf (" [env %s]", opt->env);
+        printf ("\n");
+    }
+    printf ("  %-28s %s\n  %-28s %s\n", "-h, --help", "Show this help and exit", "-V, --version",
+            "Show the version and exit");
+    if (cli->epilog)
+        printf ("\n%s\n", cli->epilog);
+}
+
+void tl_cli_usage_error (const tl_cli_t *cli, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    fprintf (stderr, "%s: ", cli->program);
+    vfprintf (stderr, fmt, args);
+    va_end (args);
+    fprintf (stderr, "\nTry '%s --help'.\n", cli->program);
+    exit (2);
+}
+
+int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
+{
+    for (size_t i = 0; i < cli->nopts; i++) {
+        const tl_opt_t *opt = &cli->opts[i];
+        const char *text = opt->env ? getenv (opt->env) : NULL;
+        if (text && *text && s_set (opt, text) != 0)
+            tl_cli_usage_error (cli, "bad value '%s' in environment variable %s", text, opt->env);
+    }
+    struct option *longs = calloc (cli->nopts + 3, sizeof *longs);
+    char shorts[3 * 64 + 8] = "+:hV";
+    size_t nshort = strlen (shorts);
+    if (!longs) {
+        fprintf (stderr, "%s: out of memory\n", cli->program);
+        exit (1);
+    }
+    for (size_t i = 0; i < cli->nopts; i++) {
+        const tl_opt_t *opt = &cli->opts[i];
+        longs[i] = (struct option){opt->name, opt->type == TL_OPT_FLAG ? no_argument : required_argument,
+                                   NULL, 256 + (int) i};
+        if (opt->letter && nshort + 3 < sizeof shorts) {
+            shorts[nshort++] = opt->letter;
+            if (opt->type != TL_OPT_FLAG)
+                shorts[nshort++] = ':';
+        }
+    }
+    longs[cli->nopts] = (struct option){"help", no_argument, NULL, 'h'};
+    longs[cli->nopts + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    shorts[nshort] = 0;
+
+    opterr = 0;
+    optind = 1;
+    int code;
+    while ((code = getopt_long (argc, argv, shorts, longs, NULL)) != -1) {
+        if (code == 'h') {
+            s_print_help (cli);
+            exit (0);
+        }
+        if (code == 'V') {
+            printf ("%s %s\n", cli->program, TALLY_VERSION);
+            exit (0);
+        }
+        if (code == '?' || code == ':') {
+            const char *what = argv[optind - 1];
+            free (longs);
+            if (code == ':')
+                tl_cli_usage_error (cli, "option '%s' needs a value", what);
+            tl_cli_usage_error (cli, "unknown option '%s'", what);
+        }
+        const tl_opt_t *opt = NULL;
+        if (code >= 256)
+            opt = &cli->opts[code - 256];
+        else
+            for (size_t i = 0; i < cli->nopts && !opt; i++)
+                if (cli->opts[i].letter == code)
+                    opt = &cli->opts[i];
+        if (!opt)
+            continue;
+        if (s_set (opt, opt->type == TL_OPT_FLAG ? NULL : optarg) != 0) {
+            free (longs);
+            if (opt->type == TL_OPT_INT && (opt->min || opt->max))
+                tl_cli_usage_error (cli, "--%s wants a whole number from %ld to %ld, not '%s'",
+                                    opt->name, opt->min, opt->max, optarg);
+            tl_cli_usage_error (cli, "bad value '%s' for --%s", optarg, opt->name);
+        }
+    }
+    free (longs);
+    int nargs = argc - optind;
+    if (nargs < cli->min_args)
+        tl_cli_usage_error (cli, "missing %s", cli->min_args == 1 ? "argument" : "arguments");
+    if (cli->max_args >= 0 && nargs > cli->max_args)
+        tl_cli_usage_error (cli, "unexpected argument '%s'", argv[optind + cli->max_args]);
+    return optind;
+}

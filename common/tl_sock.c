@@ -1,0 +1,199 @@
+/*  tl_sock: socket setup and whole-message send/receive for Tally's services.  */
+
+#include "tl_sock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static zcert_t *s_cert;         //  This process's CURVE certificate, NULL: CURVE off
+static char *s_server_key;      //  Server public key (Z85) for client sockets
+static zactor_t *s_auth;        //  zauth actor checking clients against the allow-list
+
+tl_sock_cfg_t tl_sock_cfg_default (void)
+{
+    return (tl_sock_cfg_t){.sndhwm = 0,
+                           .rcvhwm = 0,
+                           .linger_ms = 2000,
+                           .maxmsgsize = 0,
+                           .immediate = false,
+                           .heartbeat_ivl_ms = 1000,
+                           .heartbeat_timeout = 5000};
+}
+
+static void s_curve_free (void)
+{
+    zactor_destroy (&s_auth);
+    zcert_destroy (&s_cert);
+    zstr_free (&s_server_key);
+}
+
+int tl_curve_setup (const tl_curve_t *curve, const char *program)
+{
+    if (!curve || !curve->secret_file || !*curve->secret_file)
+        return 0;
+    s_cert = zcert_load (curve->secret_file);
+    if (!s_cert) {
+        fprintf (stderr, "%s: cannot load CURVE certificate '%s'\n", program, curve->secret_file);
+        return -1;
+    }
+    if (curve->server_key && *curve->server_key) {
+        if (strlen (curve->server_key) == 40)
+            s_server_key = strdup (curve->server_key);
+        else {
+            zcert_t *server = zcert_load (curve->server_key);
+            if (!server) {
+                fprintf (stderr, "%s: cannot load server key '%s' (a 40-character Z85 key or "
+                                 "a certificate file)\n", program, curve->server_key);
+                return -1;
+            }
+            s_server_key = strdup (zcert_public_txt (server));
+            zcert_destroy (&server);
+        }
+    }
+    if (curve->allow_dir && *curve->allow_dir) {
+        if (!zsys_file_exists (curve->allow_dir)) {
+            fprintf (stderr, "%s: allow-list folder '%s' not found\n", program, curve->allow_dir);
+            return -1;
+        }
+        s_auth = zactor_new (zauth, NULL);
+        zstr_sendx (s_auth, "CURVE", curve->allow_dir, NULL);
+        zsock_wait (s_auth);
+    }
+    atexit (s_curve_free);
+    return 0;
+}
+
+zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_server,
+                      const tl_sock_cfg_t *cfg, const char **error)
+{
+    assert (endpoint && cfg);
+    zsock_t *sock = zsock_new (type);
+    if (!sock) {
+        *error = "cannot create a socket";
+        return NULL;
+    }
+    if (cfg->sndhwm)
+        zsock_set_sndhwm (sock, cfg->sndhwm);
+    if (cfg->rcvhwm)
+        zsock_set_rcvhwm (sock, cfg->rcvhwm);
+    zsock_set_linger (sock, cfg->linger_ms);
+    if (cfg->maxmsgsize)
+        zsock_set_maxmsgsize (sock, (int) (cfg->maxmsgsize > INT32_MAX ? INT32_MAX : cfg->maxmsgsize));
+    if (cfg->immediate)
+        zsock_set_immediate (sock, 1);
+    if (cfg->heartbeat_ivl_ms) {
+        zsock_set_heartbeat_ivl (sock, cfg->heartbeat_ivl_ms);
+        zsock_set_heartbeat_timeout (sock, cfg->heartbeat_timeout);
+        zsock_set_heartbeat_ttl (sock, cfg->heartbeat_timeout);
+    }
+    if (s_cert) {
+        zcert_apply (s_cert, sock);
+        if (curve_server) {
+            zsock_set_curve_server (sock, 1);
+            zsock_set_zap_domain (sock, "tally");
+        }
+        else if (s_server_key)
+            zsock_set_curve_serverkey (sock, s_server_key);
+    }
+    int rc = bind ? zsock_bind (sock, "%s", endpoint) : zsock_connect (sock, "%s", endpoint);
+    if (rc == -1) {
+        static char message[512];
+        snprintf (message, sizeof message, "cannot %s %s: %s", bind ? "bind" : "connect to",
+                  endpoint, zmq_strerror (zmq_errno ()));
+        *error = message;
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+int tl_frames_recv (void *socket, tl_frames_t *in, int flags)
+{
+    in->nframes = 0;
+    in->extra = 0;
+    zmq_msg_t scratch;
+    bool more = true;
+    while (more) {
+        zmq_msg_t *frame = in->nframes < TL_FRAMES_MAX ? &in->frame[in->nframes] : &scratch;
+        zmq_msg_init (frame);
+        if (zmq_msg_recv (frame, socket, in->nframes || in->extra ? 0 : flags) == -1) {
+            int saved = errno;
+            zmq_msg_close (frame);
+            tl_frames_close (in);
+            errno = saved;
+            return -1;
+        }
+        more = zmq_msg_more (frame);
+        if (frame == &scratch) {
+            zmq_msg_close (frame);
+            in->extra++;
+        }
+        else
+            in->nframes++;
+    }
+    return in->nframes;
+}
+
+void tl_frames_close (tl_frames_t *in)
+{
+    for (int i = 0; i < in->nframes; i++)
+        zmq_msg_close (&in->frame[i]);
+    in->nframes = 0;
+}
+
+const void *tl_frames_data (tl_frames_t *in, int i, size_t *size)
+{
+    if (i < 0 || i >= in->nframes) {
+        *size = 0;
+        return NULL;
+    }
+    *size = zmq_msg_size (&in->frame[i]);
+    return zmq_msg_data (&in->frame[i]);
+}
+
+tl_cmd_t tl_frames_decode (tl_frames_t *in, int first, tl_msg_t *msg)
+{
+    size_t size;
+    const void *data = tl_frames_data (in, first, &size);
+    tl_cmd_t cmd = data ? tl_cmd_parse (data, size) : TL_CMD_INVALID;
+    if (cmd == TL_CMD_INVALID)
+        return TL_CMD_INVALID;
+    data = tl_frames_data (in, first + 1, &size);
+    if (!data || tl_msg_decode (cmd, data, size, msg) != 0)
+        return TL_CMD_INVALID;
+    return cmd;
+}
+
+int tl_send (void *socket, const void *identity, size_t identity_size, const tl_msg_t *msg,
+             zmq_msg_t *payload, int flags)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    const char *name = tl_cmd_name (msg->cmd);
+    int rc = tl_msg_encode (msg, &body);
+    if (rc == 0 && identity)
+        rc = zmq_send (socket, identity, identity_size, flags | ZMQ_SNDMORE) == -1 ? -1 : 0;
+    //  Once the first frame is out, the rest go without DONTWAIT: a multipart message is
+    //  queued whole or not at all.
+    if (rc == 0)
+        rc = zmq_send (socket, name, strlen (name), (identity ? 0 : flags) | ZMQ_SNDMORE) == -1
+                 ? -1 : 0;
+    if (rc == 0)
+        rc = zmq_send (socket, body.data, body.size, payload ? ZMQ_SNDMORE : 0) == -1 ? -1 : 0;
+    if (rc == 0 && payload)
+        rc = zmq_msg_send (payload, socket, 0) == -1 ? -1 : 0;
+    if (payload && rc != 0)
+        zmq_msg_close (payload);
+    int saved = errno;
+    msgpack_sbuffer_destroy (&body);
+    errno = saved;
+    return rc;
+}
+
+int tl_publish (void *socket, const char *topic, const msgpack_sbuffer *body)
+{
+    if (zmq_send (socket, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+        return -1;
+    return zmq_send (socket, body->data, body->size, 0) == -1 ? -1 : 0;
+}

@@ -1,0 +1,81 @@
+/*  tl_sock: socket setup and whole-message send/receive for Tally's services.
+
+    Every socket is made here, so every one gets the same care: high-water marks,
+    ZMTP heartbeats (a vanished host is noticed in seconds, not TCP's minutes), a
+    maximum message size on receiving sockets, a linger that lets final messages out
+    (CZMQ's default is 0), and optional CURVE keys. Messages are read whole, as at most
+    TL_FRAMES_MAX frames; anything longer is drained and reported as junk.            */
+
+#ifndef TL_SOCK_H_INCLUDED
+#define TL_SOCK_H_INCLUDED
+
+#include "tl_proto.h"
+#include <czmq.h>
+
+//  Frames a message may have (identity + command + body + payload).
+#define TL_FRAMES_MAX 4
+
+typedef struct {
+    int sndhwm;             //  Send high-water mark (0: libzmq default)
+    int rcvhwm;             //  Receive high-water mark (0: libzmq default)
+    int linger_ms;          //  Linger on close (-1: forever)
+    int64_t maxmsgsize;     //  Largest inbound frame (0: no limit)
+    bool immediate;         //  Queue only to completed connections
+    int heartbeat_ivl_ms;   //  ZMTP heartbeat interval (0: off)
+    int heartbeat_timeout;  //  Heartbeat timeout in ms
+} tl_sock_cfg_t;
+
+//  Defaults: heartbeats every second, 5 s timeout, linger 2 s, libzmq HWMs.
+tl_sock_cfg_t tl_sock_cfg_default (void);
+
+//  Keys for CURVE. A server has its secret key and an optional allow-list folder;
+//  a client has its own certificate and the server's public key.
+typedef struct {
+    const char *secret_file;  //  This side's certificate (zcert secret file), NULL: off
+    const char *server_key;   //  Server's public key (Z85, or a zcert file) for clients
+    const char *allow_dir;    //  Folder of allowed clients' public certificates (servers)
+} tl_curve_t;
+
+//  Sets up CURVE from environment and options once per process; returns 0 or -1 with
+//  a message on stderr. A NULL or empty secret_file leaves CURVE off.
+int tl_curve_setup (const tl_curve_t *curve, const char *program);
+
+//  Creates a socket of the given type, applies cfg (and CURVE if set up), then binds
+//  (bind true) or connects to endpoint. Returns NULL with a message in *error
+//  (static storage) on failure.
+zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_server,
+                      const tl_sock_cfg_t *cfg, const char **error);
+
+//  One whole message as received.
+typedef struct {
+    zmq_msg_t frame[TL_FRAMES_MAX];  //  Frames, initialised up to nframes
+    int nframes;                     //  How many frames are held
+    size_t extra;                    //  Frames beyond TL_FRAMES_MAX, drained
+} tl_frames_t;
+
+//  Receives one whole message (flags: 0 or ZMQ_DONTWAIT). Returns the number of
+//  frames, or -1 (errno from libzmq: EAGAIN, EINTR, ETERM). Close with tl_frames_close.
+int tl_frames_recv (void *socket, tl_frames_t *in, int flags);
+
+void tl_frames_close (tl_frames_t *in);
+
+//  Pointer and size of frame i (NULL, 0 past the end).
+const void *tl_frames_data (tl_frames_t *in, int i, size_t *size);
+
+//  Decodes frames first (command) and first+1 (body) into msg. Returns the command,
+//  or TL_CMD_INVALID when either is not well-formed.
+tl_cmd_t tl_frames_decode (tl_frames_t *in, int first, tl_msg_t *msg);
+
+//  Sends [identity?] command body [payload?]. identity may be NULL (DEALER/PUSH);
+//  payload, when not NULL, is sent as the last frame and taken over (closed) whatever
+//  happens. flags: 0 or ZMQ_DONTWAIT. Returns 0 or -1 (errno from libzmq).
+int tl_send (void *socket, const void *identity, size_t identity_size, const tl_msg_t *msg,
+             zmq_msg_t *payload, int flags);
+
+//  Publishes [topic, body] on a PUB socket. Returns 0 or -1.
+int tl_publish (void *socket, const char *topic, const msgpack_sbuffer *body);
+
+//  Message size limit (bytes) a worker and sink accept by default.
+#define TL_MAXMSG_DEFAULT ((int64_t) 256 << 20)
+
+#endif

@@ -1,0 +1,540 @@
+/*  tl_table: byte-string keys to uint64 counts, the hot path of worker and sink.
+
+    Why it is shaped this way:
+
+    - Open addressing with linear probing over a power-of-two array of slots, doubled when
+      more than 70% full. A probe walks adjacent slots, so a lookup touches one or two cache
+      lines, and the start slot is hash & mask (XXH3's low bits are well mixed).
+
+    - A slot is 24 bytes: the full 64-bit XXH3 hash, the count, and one packed 64-bit
+      reference to the key: length + 1 (21 bits), arena block index (23 bits) and offset
+      in that block (20 bits). The full hash lets a probe reject a non-matching slot without
+      reading key bytes, and lets growth rehash from the stored hash without reading keys
+      (merge reuses it too). The length sits in the slot, so a probe also rejects on length
+      without touching the arena; only a real match (or a 2^-64 hash collision) pays for the
+      memcmp. A pointer plus a length would make the slot 32 bytes, a third more memory for
+      the sink's tens of millions of slots. The length is stored plus one so that a zero
+      reference means "empty slot": a count of 0 and the empty key are both valid entries.
+
+    - Keys are copied, packed, into an arena of blocks that start at 4 KiB and double up to
+      1 MiB (a 20-bit offset reaches any byte of a block; 23 bits of block index give 8 TiB).
+      A key longer than 128 KiB gets a block of its own, so a long key wastes at most an
+      eighth of a block's tail. Keys never move, so tl_entry_t pointers survive growth.
+
+    - tl_table_clear runs once per ~1 MiB chunk in the worker, so it must not cost
+      O(capacity) when a table that once grew large now holds a few keys. The table notes
+      the first capacity/8 slots it fills since the last clear in `touched`; clear resets
+      just those slots, or memsets the slot array when more were filled (past that point a
+      sequential memset costs about what the scattered writes would). Arena blocks are kept
+      and refilled from the first; only the blocks of long keys are freed.             */
+
+#include "tl_table.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+//  Packing of slot_t.ref (see the header comment)
+#define REF_OFFSET_BITS 20
+#define REF_BLOCK_BITS  23
+#define REF_LEN_SHIFT   (REF_OFFSET_BITS + REF_BLOCK_BITS)
+#define REF_OFFSET_MASK ((UINT64_C(1) << REF_OFFSET_BITS) - 1)
+#define REF_BLOCK_MASK  ((UINT64_C(1) << REF_BLOCK_BITS) - 1)
+
+#define BLOCK_MIN        4096u                   //  First arena block
+#define BLOCK_MAX        (1u << REF_OFFSET_BITS)  //  Largest block an offset can address
+#define OWN_BLOCK_MIN    (BLOCK_MAX / 8)         //  Longer keys get their own block
+#define NO_BLOCK         SIZE_MAX                //  No block being filled
+#define CAPACITY_MIN     16                      //  Smallest slot array
+#define CAPACITY_DEFAULT 64                      //  Slot array for a hint of 0
+#define TOUCHED_DIVISOR  8                       //  Track up to capacity / 8 filled slots
+
+typedef struct {
+    uint64_t hash;   //  XXH3_64bits of the key; emptiness is marked by ref, not here
+    uint64_t count;  //  Total for the key
+    uint64_t ref;    //  Packed (length + 1, block, offset) of the key; 0 when empty
+} slot_t;
+
+typedef struct {
+    char *data;   //  The block's bytes
+    size_t size;  //  Bytes allocated, at most BLOCK_MAX
+    size_t used;  //  Bytes handed out since the last clear
+    bool own;     //  Holds one long key: freed on clear, never filled further
+} block_t;
+
+struct _tl_table_t {
+    slot_t *slots;        //  Array of capacity slots
+    size_t capacity;      //  Number of slots, a power of two
+    size_t mask;          //  capacity - 1: turns a hash into a slot index
+    size_t size;          //  Keys held
+    size_t size_max;      //  Grow before size would pass this (70% of capacity)
+    uint64_t sum;         //  Sum of all totals, saturating
+    uint32_t *touched;    //  Indexes of slots filled since the last clear, while few
+    size_t touched_max;   //  Room in touched; 0 when not tracking
+    size_t touched_size;  //  Indexes held in touched
+    bool touched_lost;    //  More slots filled than touched holds: clear must memset
+    block_t *blocks;      //  Arena blocks; a key's ref names its block by index
+    size_t nblocks;       //  Blocks in the arena
+    size_t blocks_max;    //  Room in blocks
+    size_t current;       //  Block being filled, NO_BLOCK when none since the last clear
+    size_t arena_bytes;   //  Sum of block sizes
+};
+
+static uint64_t s_ref_pack (size_t len, size_t block, size_t offset)
+{
+    return ((uint64_t) (len + 1) << REF_LEN_SHIFT) | ((uint64_t) block << REF_OFFSET_BITS) |
+           (uint64_t) offset;
+}
+
+static inline size_t s_ref_len (uint64_t ref)
+{
+    return (size_t) (ref >> REF_LEN_SHIFT) - 1;
+}
+
+//  Returns the key bytes a reference names. The empty key has no arena bytes.
+static inline const char *s_ref_key (tl_table_t *self, uint64_t ref)
+{
+    if (s_ref_len (ref) == 0)
+        return "";
+    block_t *block = &self->blocks[(ref >> REF_OFFSET_BITS) & REF_BLOCK_MASK];
+    return block->data + (ref & REF_OFFSET_MASK);
+}
+
+static inline uint64_t s_hash (const void *key, size_t len)
+{
+    return XXH3_64bits (key, len);
+}
+
+//  Finds the key's slot. Returns true with *index at the key, or false with *index at the
+//  empty slot where the key would go. There is always an empty slot (size < capacity).
+static inline bool s_find (tl_table_t *self, uint64_t hash, const void *key, size_t len,
+                           size_t *index)
+{
+    size_t i = (size_t) hash & self->mask;
+    for (;;) {
+        slot_t *slot = &self->slots[i];
+        if (slot->ref == 0) {
+            *index = i;
+            return false;
+        }
+        if (slot->hash == hash && s_ref_len (slot->ref) == len &&
+            memcmp (s_ref_key (self, slot->ref), key, len) == 0) {
+            *index = i;
+            return true;
+        }
+        i = (i + 1) & self->mask;
+    }
+}
+
+//  Smallest slot count that holds hint keys under the load limit, or 0 when too large.
+static size_t s_capacity_for (size_t hint)
+{
+    if (hint > SIZE_MAX / 128)
+        return 0;
+    size_t capacity = CAPACITY_MIN;
+    while (capacity / 10 * 7 < hint)
+        capacity *= 2;
+    return capacity;
+}
+
+//  Moves every slot into a new array of capacity slots, using the stored hashes.
+//  Returns 0, or -1 when memory is exhausted (the table is then unchanged).
+static int s_resize (tl_table_t *self, size_t capacity)
+{
+    if (capacity == 0 || capacity > SIZE_MAX / 2 / sizeof (slot_t))
+        return -1;
+    slot_t *slots = calloc (capacity, sizeof (slot_t));
+    if (!slots)
+        return -1;
+    //  Tracking is an optimisation: without room for it, clear just memsets.
+    size_t touched_max = capacity / TOUCHED_DIVISOR;
+    uint32_t *touched = NULL;
+    if (capacity <= (size_t) UINT32_MAX + 1 && touched_max > 0)
+        touched = malloc (touched_max * sizeof (uint32_t));
+    if (!touched)
+        touched_max = 0;
+
+    size_t mask = capacity - 1;
+    size_t touched_size = 0;
+    bool touched_lost = touched == NULL;
+    for (size_t old = 0; old < self->capacity; old++) {
+        if (self->slots[old].ref == 0)
+            continue;
+        size_t i = (size_t) self->slots[old].hash & mask;
+        while (slots[i].ref != 0)
+            i = (i + 1) & mask;
+        slots[i] = self->slots[old];
+        if (touched_size < touched_max)
+            touched[touched_size++] = (uint32_t) i;
+        else
+            touched_lost = true;
+    }
+    free (self->slots);
+    free (self->touched);
+    self->slots = slots;
+    self->capacity = capacity;
+    self->mask = mask;
+    self->size_max = capacity / 10 * 7;
+    self->touched = touched;
+    self->touched_max = touched_max;
+    self->touched_size = touched_size;
+    self->touched_lost = touched_lost;
+    return 0;
+}
+
+//  Appends a block of size bytes to the arena and sets *index to it. Returns 0, or -1
+//  when memory is exhausted or the block index would not fit a reference.
+static int s_block_append (tl_table_t *self, size_t size, bool own, size_t *index)
+{
+    if (self->nblocks > REF_BLOCK_MASK)
+        return -1;
+    if (self->nblocks == self->blocks_max) {
+        size_t blocks_max = self->blocks_max ? self->blocks_max * 2 : 8;
+        block_t *blocks = realloc (self->blocks, blocks_max * sizeof (block_t));
+        if (!blocks)
+            return -1;
+        self->blocks = blocks;
+        self->blocks_max = blocks_max;
+    }
+    char *data = malloc (size);
+    if (!data)
+        return -1;
+    self->blocks[self->nblocks] = (block_t){data, size, 0, own};
+    self->arena_bytes += size;
+    *index = self->nblocks++;
+    return 0;
+}
+
+//  Makes current a block with room for len more bytes: a block kept by clear when one is
+//  large enough, else a new one twice the size of the last. Returns 0 or -1 (no memory).
+static int s_block_next (tl_table_t *self, size_t len)
+{
+    size_t start = self->current == NO_BLOCK ? 0 : self->current + 1;
+    for (size_t i = start; i < self->nblocks; i++) {
+        block_t *block = &self->blocks[i];
+        if (!block->own && block->used == 0 && block->size >= len) {
+            self->current = i;
+            return 0;
+        }
+    }
+    size_t size = BLOCK_MIN;
+    if (self->current != NO_BLOCK && self->blocks[self->current].size < BLOCK_MAX)
+        size = self->blocks[self->current].size * 2;
+    else if (self->current != NO_BLOCK)
+        size = BLOCK_MAX;
+    while (size < len)
+        size *= 2;
+    return s_block_append (self, size, false, &self->current);
+}
+
+//  Copies a key into the arena and sets *ref to it. Returns 0, or -1 when memory is
+//  exhausted (the arena then holds no new key).
+static int s_arena_store (tl_table_t *self, const void *key, size_t len, uint64_t *ref)
+{
+    if (len == 0) {
+        *ref = s_ref_pack (0, 0, 0);
+        return 0;
+    }
+    size_t index;
+    if (len > OWN_BLOCK_MIN) {
+        if (s_block_append (self, len, true, &index))
+            return -1;
+    }
+    else {
+        if (self->current == NO_BLOCK ||
+            self->blocks[self->current].size - self->blocks[self->current].used < len)
+            if (s_block_next (self, len))
+                return -1;
+        index = self->current;
+    }
+    block_t *block = &self->blocks[index];
+    memcpy (block->data + block->used, key, len);
+    *ref = s_ref_pack (len, index, block->used);
+    block->used += len;
+    return 0;
+}
+
+static inline void s_sum_add (tl_table_t *self, uint64_t count)
+{
+    if (__builtin_add_overflow (self->sum, count, &self->sum))
+        self->sum = UINT64_MAX;
+}
+
+//  tl_table_add with the key's hash already known (merge takes it from the other table).
+static int s_add_hashed (tl_table_t *self, uint64_t hash, const void *key, size_t len,
+                         uint64_t count)
+{
+    size_t index;
+    if (s_find (self, hash, key, len, &index)) {
+        slot_t *slot = &self->slots[index];
+        s_sum_add (self, count);
+        if (__builtin_add_overflow (slot->count, count, &slot->count)) {
+            slot->count = UINT64_MAX;
+            return 1;
+        }
+        return 0;
+    }
+    if (self->size >= self->size_max) {
+        if (s_resize (self, self->capacity * 2))
+            return -1;
+        s_find (self, hash, key, len, &index);
+    }
+    uint64_t ref;
+    if (s_arena_store (self, key, len, &ref))
+        return -1;
+    self->slots[index] = (slot_t){hash, count, ref};
+    self->size++;
+    s_sum_add (self, count);
+    if (self->touched_size < self->touched_max)
+        self->touched[self->touched_size++] = (uint32_t) index;
+    else
+        self->touched_lost = true;
+    return 0;
+}
+
+static inline void s_entry (tl_table_t *self, const slot_t *slot, tl_entry_t *entry)
+{
+    entry->key = s_ref_key (self, slot->ref);
+    entry->len = (uint32_t) s_ref_len (slot->ref);
+    entry->count = slot->count;
+}
+
+tl_table_t *tl_table_new (size_t capacity_hint)
+{
+    size_t capacity = capacity_hint ? s_capacity_for (capacity_hint) : CAPACITY_DEFAULT;
+    if (capacity == 0)
+        return NULL;
+    tl_table_t *self = calloc (1, sizeof (tl_table_t));
+    if (!self)
+        return NULL;
+    self->current = NO_BLOCK;
+    if (s_resize (self, capacity)) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void tl_table_destroy (tl_table_t **self_p)
+{
+    assert (self_p);
+    tl_table_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->nblocks; i++)
+        free (self->blocks[i].data);
+    free (self->blocks);
+    free (self->touched);
+    free (self->slots);
+    free (self);
+    *self_p = NULL;
+}
+
+int tl_table_add (tl_table_t *self, const void *key, size_t len, uint64_t count)
+{
+    assert (self);
+    assert (key || len == 0);
+    if (len == 0)
+        key = "";  //  The empty key may come as NULL; memcmp must not see it
+    if (len > TL_KEY_MAX)
+        return -1;
+    return s_add_hashed (self, s_hash (key, len), key, len, count);
+}
+
+bool tl_table_get (tl_table_t *self, const void *key, size_t len, uint64_t *count)
+{
+    assert (self);
+    assert (key || len == 0);
+    size_t index;
+    if (len == 0)
+        key = "";  //  The empty key may come as NULL; memcmp must not see it
+    if (len > TL_KEY_MAX || !s_find (self, s_hash (key, len), key, len, &index))
+        return false;
+    if (count)
+        *count = self->slots[index].count;
+    return true;
+}
+
+size_t tl_table_size (tl_table_t *self)
+{
+    assert (self);
+    return self->size;
+}
+
+uint64_t tl_table_sum (tl_table_t *self)
+{
+    assert (self);
+    return self->sum;
+}
+
+//  Counts the slot array, the clear bookkeeping and every arena block.
+size_t tl_table_memory (tl_table_t *self)
+{
+    assert (self);
+    return self->capacity * sizeof (slot_t) + self->touched_max * sizeof (uint32_t) +
+           self->blocks_max * sizeof (block_t) + self->arena_bytes;
+}
+
+void tl_table_clear (tl_table_t *self)
+{
+    assert (self);
+    if (self->size > 0) {
+        if (self->touched_lost)
+            memset (self->slots, 0, self->capacity * sizeof (slot_t));
+        else
+            for (size_t i = 0; i < self->touched_size; i++)
+                self->slots[self->touched[i]].ref = 0;
+    }
+    self->touched_size = 0;
+    self->touched_lost = self->touched == NULL;
+    self->size = 0;
+    self->sum = 0;
+
+    //  Keep the shared blocks, in order, for the next keys; long keys' blocks go.
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nblocks; i++) {
+        block_t block = self->blocks[i];
+        if (block.own) {
+            free (block.data);
+            self->arena_bytes -= block.size;
+        }
+        else {
+            block.used = 0;
+            self->blocks[kept++] = block;
+        }
+    }
+    self->nblocks = kept;
+    self->current = NO_BLOCK;
+}
+
+bool tl_table_next (tl_table_t *self, size_t *cursor, tl_entry_t *entry)
+{
+    assert (self);
+    assert (cursor);
+    assert (entry);
+    if (self->size == 0)
+        return false;
+    for (size_t i = *cursor; i < self->capacity; i++) {
+        if (self->slots[i].ref != 0) {
+            s_entry (self, &self->slots[i], entry);
+            *cursor = i + 1;
+            return true;
+        }
+    }
+    *cursor = self->capacity;
+    return false;
+}
+
+//  On -1 (memory exhausted) self holds the entries of other merged before the failure.
+int tl_table_merge (tl_table_t *self, tl_table_t *other)
+{
+    assert (self);
+    assert (other);
+    int rc = 0;
+    for (size_t i = 0; i < other->capacity && other->size > 0; i++) {
+        const slot_t *slot = &other->slots[i];
+        if (slot->ref == 0)
+            continue;
+        int added = s_add_hashed (self, slot->hash, s_ref_key (other, slot->ref),
+                                  s_ref_len (slot->ref), slot->count);
+        if (added < 0)
+            return -1;
+        if (added > 0)
+            rc = 1;
+    }
+    return rc;
+}
+
+//  The caller owns the returned array; its keys point into the table's arena.
+tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
+{
+    assert (self);
+    assert (size);
+    *size = 0;
+    if (self->size == 0)
+        return NULL;
+    tl_entry_t *entries = malloc (self->size * sizeof (tl_entry_t));
+    if (!entries)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < self->capacity; i++)
+        if (self->slots[i].ref != 0)
+            s_entry (self, &self->slots[i], &entries[n++]);
+    qsort (entries, n, sizeof (tl_entry_t), tl_entry_compare);
+    *size = n;
+    return entries;
+}
+
+//  Restores the heap below index: every parent sorts after its children, so heap[0] is
+//  the entry that sorts last among the k kept (the first to drop out).
+static void s_heap_down (tl_entry_t *heap, size_t n, size_t index)
+{
+    for (;;) {
+        size_t worst = index;
+        size_t left = 2 * index + 1;
+        size_t right = left + 1;
+        if (left < n && tl_entry_compare (&heap[left], &heap[worst]) > 0)
+            worst = left;
+        if (right < n && tl_entry_compare (&heap[right], &heap[worst]) > 0)
+            worst = right;
+        if (worst == index)
+            return;
+        tl_entry_t swap = heap[index];
+        heap[index] = heap[worst];
+        heap[worst] = swap;
+        index = worst;
+    }
+}
+
+static void s_heap_up (tl_entry_t *heap, size_t index)
+{
+    while (index > 0) {
+        size_t parent = (index - 1) / 2;
+        if (tl_entry_compare (&heap[index], &heap[parent]) <= 0)
+            return;
+        tl_entry_t swap = heap[index];
+        heap[index] = heap[parent];
+        heap[parent] = swap;
+        index = parent;
+    }
+}
+
+//  Keeps the k best entries in out as a heap with the worst at the root, then sorts them.
+size_t tl_table_top (tl_table_t *self, size_t k, tl_entry_t *out)
+{
+    assert (self);
+    assert (out || k == 0);
+    if (k == 0 || self->size == 0)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < self->capacity; i++) {
+        if (self->slots[i].ref == 0)
+            continue;
+        tl_entry_t entry;
+        s_entry (self, &self->slots[i], &entry);
+        if (n < k) {
+            out[n] = entry;
+            s_heap_up (out, n++);
+        }
+        else if (tl_entry_compare (&entry, &out[0]) < 0) {
+            out[0] = entry;
+            s_heap_down (out, n, 0);
+        }
+    }
+    qsort (out, n, sizeof (tl_entry_t), tl_entry_compare);
+    return n;
+}
+
+int tl_entry_compare (const void *a, const void *b)
+{
+    const tl_entry_t *x = a;
+    const tl_entry_t *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    uint32_t common = x->len < y->len ? x->len : y->len;
+    int rc = common ? memcmp (x->key, y->key, common) : 0;
+    if (rc != 0)
+        return rc < 0 ? -1 : 1;
+    return (x->len > y->len) - (x->len < y->len);
+}
