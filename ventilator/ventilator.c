@@ -25,6 +25,7 @@ typedef struct {
     tl_chunk_t chunk;   //  Lines (one buffer reference held here)
     double sent_at;     //  Last send, 0 when never sent
     uint32_t sends;     //  Times sent
+    bool suspect;       //  A worker left since it was sent: it may be lost
 } s_slot_t;
 
 typedef struct {
@@ -52,6 +53,7 @@ typedef struct {
     tl_filter_t filter;        //  Filters for the workers
     zsock_t *push;             //  Chunks out
     zsock_t *sink;             //  DEALER to the sink
+    zactor_t *monitor;         //  Tells when a worker disconnects
     tl_source_t *source;       //  Reads and cuts the files
     tl_bar_t *progress;   //  Bar or log lines
     uint64_t job;              //  Job id
@@ -131,6 +133,7 @@ static int s_send_chunk (s_vent_t *self, s_slot_t *slot)
     if (slot->sends++)
         self->resent++;
     slot->sent_at = tl_now ();
+    slot->suspect = false;
     return 0;
 }
 
@@ -184,10 +187,14 @@ static double s_resend_after (s_vent_t *self)
 static s_slot_t *s_due_resend (s_vent_t *self, double now)
 {
     double after = s_resend_after (self);
+    //  A chunk out since before a worker left goes again as soon as a live worker
+    //  would have answered it: a lost worker costs a moment, not a timeout.
+    double suspect_after = fmax (0.25, 3 * self->latency);
     s_slot_t *oldest = NULL;
     for (long i = 0; i < self->window; i++) {
         s_slot_t *slot = &self->slots[i];
-        if (slot->used && slot->sent_at > 0 && now - slot->sent_at >= after &&
+        if (slot->used && slot->sent_at > 0 &&
+            now - slot->sent_at >= (slot->suspect ? suspect_after : after) &&
             (!oldest || slot->sent_at < oldest->sent_at))
             oldest = slot;
     }
@@ -239,6 +246,23 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
             self->inflight--;
             break;
         }
+}
+
+//  A worker's connection closed (it died, stopped, or its host vanished and the
+//  heartbeat noticed): whatever was queued to it or being mapped there is lost.
+static void s_on_monitor (s_vent_t *self)
+{
+    zmsg_t *event = zmsg_recv (self->monitor);
+    char *name = event ? zmsg_popstr (event) : NULL;
+    if (name && strcmp (name, "DISCONNECTED") == 0) {
+        for (long i = 0; i < self->window; i++)
+            if (self->slots[i].used && self->slots[i].sent_at > 0)
+                self->slots[i].suspect = true;
+        if (self->verbose)
+            zsys_info ("a worker disconnected; chunks it may hold will be sent again");
+    }
+    zstr_free (&name);
+    zmsg_destroy (&event);
 }
 
 static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
@@ -366,10 +390,13 @@ static int s_run (s_vent_t *self)
         bool want_out = self->accepted &&
                         (self->unsent || (!self->source_done && self->inflight < (size_t) self->window));
         zmq_pollitem_t items[] = {{zsock_resolve (self->sink), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0}};
+                                  {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0},
+                                  {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
         //  A short timeout: resends, pings and the progress bar need the clock.
-        if (zmq_poll (items, 2, 100) == -1 && errno != EINTR)
+        if (zmq_poll (items, 3, 100) == -1 && errno != EINTR)
             return 1;
+        if (items[2].revents & ZMQ_POLLIN)
+            s_on_monitor (self);
         while (status < 0 && (zsock_events (self->sink) & ZMQ_POLLIN))
             if (s_on_sink (self, &status))
                 break;
@@ -494,6 +521,10 @@ int main (int argc, char **argv)
         fprintf (stderr, "tally-ventilator: %s\n", why);
         return 1;
     }
+    self.monitor = zactor_new (zmonitor, self.push);
+    zstr_sendx (self.monitor, "LISTEN", "DISCONNECTED", NULL);
+    zstr_send (self.monitor, "START");
+    zsock_wait (self.monitor);
     cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = 1 << 20;
     self.sink = tl_sock_new (ZMQ_DEALER, self.sink_ep, false, false, &cfg, &why);
@@ -525,6 +556,7 @@ int main (int argc, char **argv)
     free (self.slots);
     free (self.file_format);
     tl_bar_destroy (&self.progress);
+    zactor_destroy (&self.monitor);
     zsock_destroy (&self.push);
     zsock_destroy (&self.sink);
     tl_source_destroy (&self.source);

@@ -1,0 +1,1013 @@
+/*  test_source: tl_source turns files into chunks of whole lines, the same way with
+    both backends (io_uring and read(2)) and both inflaters (zlib and isa-l).
+
+    Every case runs against every backend. What the chunks should hold comes from a
+    small python3 script (its own gzip decoder and line splitter), never from tl_source:
+    the chunks of a file, concatenated, must equal the file (decompressed, minus lines
+    longer than max_line, a line counted with its LF), and each chunk's bytes must sit at
+    chunk.offset in the decompressed file. io_uring runs fail, not skip, when io_uring
+    is unavailable.                                                                    */
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include "tl_source.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_MAX_FILES 400
+
+//  --------------------------------------------------------------------------
+//  Scratch files
+
+static char s_dir[64];  //  This test's scratch directory
+
+//  Decodes a file the way tl_source should (gzip by magic bytes, members concatenated),
+//  writes the decoded bytes and the lines kept (<= max_line bytes with LF) to two
+//  files and prints how many lines were dropped.
+static const char *s_expect_py =
+    "import sys, gzip\n"
+    "src, max_line, dec_path, keep_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], "
+    "sys.argv[4]\n"
+    "d = open(src, 'rb').read()\n"
+    "if d[:2] == b'\\x1f\\x8b':\n"
+    "    d = gzip.decompress(d)\n"
+    "parts = d.split(b'\\n')\n"
+    "lines = [p + b'\\n' for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])\n"
+    "keep = [l for l in lines if len(l) <= max_line]\n"
+    "open(dec_path, 'wb').write(d)\n"
+    "open(keep_path, 'wb').write(b''.join(keep))\n"
+    "print(len(lines) - len(keep))\n";
+
+static void s_write_file (const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen (path, "wb");
+    cr_assert_not_null (f, "%s: %s", path, strerror (errno));
+    cr_assert_eq (fwrite (data, 1, size, f), size);
+    cr_assert_eq (fclose (f), 0);
+}
+
+static char *s_read_file (const char *path, size_t *size)
+{
+    FILE *f = fopen (path, "rb");
+    cr_assert_not_null (f, "%s: %s", path, strerror (errno));
+    size_t cap = 1 << 16, len = 0;
+    char *data = malloc (cap);
+    size_t n;
+    while ((n = fread (data + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap)
+            data = realloc (data, cap *= 2);
+    }
+    fclose (f);
+    *size = len;
+    return data;
+}
+
+static void s_setup (void)
+{
+    snprintf (s_dir, sizeof s_dir, "/tmp/test_source_XXXXXX");
+    cr_assert_not_null (mkdtemp (s_dir));
+    char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/expect.py", s_dir);
+    s_write_file (path, s_expect_py, strlen (s_expect_py));
+}
+
+static void s_teardown (void)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    if (s_dir[0] && system (cmd) != 0)
+        fprintf (stderr, "could not remove %s\n", s_dir);
+}
+
+typedef struct {
+    char *names[S_MAX_FILES];  //  Full paths
+    size_t n;                  //  Entries in names
+} s_files_t;
+
+static void s_files_free (s_files_t *files)
+{
+    for (size_t i = 0; i < files->n; i++)
+        free (files->names[i]);
+    files->n = 0;
+}
+
+static char *s_scratch (const char *name)
+{
+    char *path = malloc (PATH_MAX);
+    snprintf (path, PATH_MAX, "%s/%s", s_dir, name);
+    return path;
+}
+
+static void s_add (s_files_t *files, char *path)
+{
+    cr_assert_lt (files->n, S_MAX_FILES);
+    files->names[files->n++] = path;
+}
+
+//  Writes a scratch file and adds it to the list.
+static void s_add_data (s_files_t *files, const char *name, const void *data, size_t size)
+{
+    char *path = s_scratch (name);
+    s_write_file (path, data, size);
+    s_add (files, path);
+}
+
+static void s_add_text (s_files_t *files, const char *name, const char *text)
+{
+    s_add_data (files, name, text, strlen (text));
+}
+
+static void s_run (const char *cmd)
+{
+    int rc = system (cmd);
+    cr_assert_eq (rc, 0, "command failed (%d): %s", rc, cmd);
+}
+
+//  Gzips scratch file src into scratch file dst with gzip(1); returns dst's path.
+static char *s_gzip (const char *src, const char *dst)
+{
+    char cmd[3 * PATH_MAX];
+    char *path = s_scratch (dst);
+    snprintf (cmd, sizeof cmd, "gzip -c -n '%s/%s' > '%s'", s_dir, src, path);
+    s_run (cmd);
+    return path;
+}
+
+static const char *s_sample (char letter)
+{
+    static char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv",
+              getenv ("TALLY_SOURCE_DIR") ? getenv ("TALLY_SOURCE_DIR") : TALLY_SOURCE_DIR,
+              letter);
+    return path;
+}
+
+//  Copies a sample file into the scratch dir as name (for gzip and cat).
+static void s_copy_sample (char letter, const char *name)
+{
+    char cmd[3 * PATH_MAX];
+    snprintf (cmd, sizeof cmd, "cp '%s' '%s/%s'", s_sample (letter), s_dir, name);
+    s_run (cmd);
+}
+
+//  Scratch file of lines with the given lengths (LF included; a last negative length
+//  means a last line of that many bytes without LF).
+static void s_make_lines (const char *name, const long *lengths, size_t count)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += (size_t) labs (lengths[i]);
+    char *data = malloc (total + 1), *at = data;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = (size_t) labs (lengths[i]);
+        for (size_t j = 0; j < len; j++)
+            at[j] = (char) ('a' + (i + j) % 26);
+        if (lengths[i] > 0)
+            at[len - 1] = '\n';
+        at += len;
+    }
+    char *path = s_scratch (name);
+    s_write_file (path, data, total);
+    free (path);
+    free (data);
+}
+
+//  --------------------------------------------------------------------------
+//  Draining a source
+
+typedef struct {
+    uint32_t file;     //  chunk.file
+    uint64_t offset;   //  chunk.offset
+    bool first;        //  chunk.first
+    size_t size;       //  chunk.size
+    char *copy;        //  Copy of the bytes taken when the chunk came
+    const char *data;  //  chunk.data while held
+    tl_buf_t *buf;     //  Held reference, or NULL once released
+} s_rec_t;
+
+typedef struct {
+    s_rec_t *recs;              //  Chunks in order
+    size_t n;                   //  Entries in recs
+    int rc;                     //  What tl_source_next returned last
+    char error[1024];           //  tl_source_error at the end
+    uint64_t bytes_read;        //  tl_source_bytes_read at the end
+    uint64_t skipped;           //  tl_source_skipped_lines at the end
+    char backend[16];           //  tl_source_backend
+} s_drain_t;
+
+//  Criterion hands parameters to a new process, so they hold no pointers.
+typedef enum { S_INFLATE_DEFAULT, S_ZLIB, S_ISAL } s_inflate_t;
+
+typedef struct {
+    tl_io_t io;           //  Backend
+    s_inflate_t inflate;  //  TALLY_INFLATE value
+} s_mode_t;
+
+static const char *s_inflate_name (s_inflate_t inflate)
+{
+    return inflate == S_ZLIB ? "zlib" : inflate == S_ISAL ? "isal" : NULL;
+}
+
+static const char *s_io_name (tl_io_t io)
+{
+    return io == TL_IO_URING ? "io_uring" : io == TL_IO_SYNC ? "sync" : "auto";
+}
+
+static tl_source_t *s_open (const s_files_t *files, tl_source_opts_t opts, s_mode_t mode)
+{
+    if (mode.inflate != S_INFLATE_DEFAULT)
+        setenv ("TALLY_INFLATE", s_inflate_name (mode.inflate), 1);
+    else
+        unsetenv ("TALLY_INFLATE");
+    opts.io = mode.io;
+    const char *error = NULL;
+    tl_source_t *source = tl_source_new ((const char *const *) files->names, files->n, &opts, &error);
+    cr_assert_not_null (source, "tl_source_new (%s) failed: %s", s_io_name (mode.io),
+                        error ? error : "(no reason)");
+    if (mode.io != TL_IO_AUTO)
+        cr_assert_str_eq (tl_source_backend (source), s_io_name (mode.io));
+    return source;
+}
+
+//  Drains a source. With hold, keeps every chunk's reference until the end and then
+//  checks its bytes were not overwritten meanwhile (buffers must not be reused early).
+static s_drain_t s_drain (const s_files_t *files, tl_source_opts_t opts, s_mode_t mode, bool hold)
+{
+    s_drain_t d = {0};
+    tl_source_t *source = s_open (files, opts, mode);
+    snprintf (d.backend, sizeof d.backend, "%s", tl_source_backend (source));
+    size_t cap = 0;
+    tl_chunk_t chunk;
+    while ((d.rc = tl_source_next (source, &chunk)) == 1) {
+        cr_assert_lt (d.n, 10000000, "runaway source");
+        if (d.n == cap)
+            d.recs = realloc (d.recs, (cap = cap ? 2 * cap : 64) * sizeof *d.recs);
+        s_rec_t *rec = &d.recs[d.n++];
+        *rec = (s_rec_t){.file = chunk.file,
+                         .offset = chunk.offset,
+                         .first = chunk.first,
+                         .size = chunk.size,
+                         .copy = malloc (chunk.size ? chunk.size : 1),
+                         .data = chunk.data};
+        cr_assert_not_null (chunk.buf);
+        memcpy (rec->copy, chunk.data, chunk.size);
+        if (hold)
+            rec->buf = chunk.buf;
+        else
+            tl_buf_release (chunk.buf);
+    }
+    snprintf (d.error, sizeof d.error, "%s", tl_source_error (source));
+    d.bytes_read = tl_source_bytes_read (source);
+    d.skipped = tl_source_skipped_lines (source);
+    if (d.rc == -1) {
+        //  The source is finished after an error
+        cr_assert_eq (tl_source_next (source, &chunk), -1);
+    }
+    tl_source_destroy (&source);
+    cr_assert_null (source);
+    for (size_t i = 0; i < d.n; i++)
+        if (d.recs[i].buf) {
+            cr_assert_eq (memcmp (d.recs[i].data, d.recs[i].copy, d.recs[i].size), 0,
+                          "held chunk %zu was overwritten", i);
+            tl_buf_release (d.recs[i].buf);
+            d.recs[i].buf = NULL;
+        }
+    return d;
+}
+
+static void s_drain_free (s_drain_t *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free (d->recs[i].copy);
+    free (d->recs);
+    d->recs = NULL;
+    d->n = 0;
+}
+
+//  What python says file should give.
+typedef struct {
+    char *decoded;       //  The whole (decompressed) file
+    size_t decoded_len;  //  Bytes in decoded
+    char *kept;          //  Its lines no longer than max_line, concatenated
+    size_t kept_len;     //  Bytes in kept
+    uint64_t skipped;    //  Lines dropped
+} s_expect_t;
+
+static s_expect_t s_expect (const char *path, size_t max_line)
+{
+    char cmd[4 * PATH_MAX];
+    snprintf (cmd, sizeof cmd, "python3 '%s/expect.py' '%s' %zu '%s/dec' '%s/keep'", s_dir, path,
+              max_line, s_dir, s_dir);
+    FILE *p = popen (cmd, "r");
+    cr_assert_not_null (p);
+    unsigned long long skipped = 0;
+    int got = fscanf (p, "%llu", &skipped);
+    cr_assert_eq (pclose (p), 0, "python failed on %s", path);
+    cr_assert_eq (got, 1);
+    s_expect_t e = {.skipped = skipped};
+    snprintf (cmd, sizeof cmd, "%s/dec", s_dir);
+    e.decoded = s_read_file (cmd, &e.decoded_len);
+    snprintf (cmd, sizeof cmd, "%s/keep", s_dir);
+    e.kept = s_read_file (cmd, &e.kept_len);
+    return e;
+}
+
+static uint64_t s_disk_size (const char *path)
+{
+    struct stat st;
+    cr_assert_eq (stat (path, &st), 0);
+    return (uint64_t) st.st_size;
+}
+
+static size_t s_count_lf (const char *data, size_t size)
+{
+    size_t n = 0;
+    for (const char *at = data; (at = memchr (at, '\n', size - (size_t) (at - data))); at++)
+        n++;
+    return n;
+}
+
+//  Longest line in data (LF included).
+static size_t s_longest_line (const char *data, size_t size)
+{
+    size_t longest = 0, start = 0;
+    for (size_t i = 0; i < size; i++)
+        if (data[i] == '\n') {
+            if (i + 1 - start > longest)
+                longest = i + 1 - start;
+            start = i + 1;
+        }
+    return size - start > longest ? size - start : longest;
+}
+
+//  Checks a successful drain against python's view of every file.
+static void s_check_drain (const s_files_t *files, const tl_source_opts_t *opts,
+                           const s_drain_t *d)
+{
+    size_t chunk_size = opts->chunk_size ? opts->chunk_size : 1 << 20;
+    size_t max_line = opts->max_line ? opts->max_line : 16 << 20;
+    cr_assert_eq (d->rc, 0, "drain ended with %d: %s", d->rc, d->error);
+    cr_assert_str_empty (d->error);
+    uint64_t disk = 0, skipped = 0;
+    size_t r = 0;
+    for (size_t f = 0; f < files->n; f++) {
+        const char *name = files->names[f];
+        s_expect_t e = s_expect (name, max_line);
+        disk += s_disk_size (name);
+        skipped += e.skipped;
+        size_t joined = 0;  //  Bytes of kept matched so far
+        uint64_t end = 0;   //  Where the previous chunk of this file ended
+        for (size_t k = 0; r < d->n && d->recs[r].file == f; r++, k++) {
+            const s_rec_t *c = &d->recs[r];
+            cr_assert_gt (c->size, 0);
+            cr_assert_eq (c->first, k == 0, "%s chunk %zu: first=%d", name, k, c->first);
+            if (e.skipped == 0)
+                cr_assert_eq (c->offset, end, "%s chunk %zu: offset %llu, expected %llu", name, k,
+                              (unsigned long long) c->offset, (unsigned long long) end);
+            else
+                cr_assert_geq (c->offset, end, "%s chunk %zu: offset goes back", name, k);
+            cr_assert_leq (c->offset + c->size, e.decoded_len, "%s chunk %zu past the end", name,
+                           k);
+            cr_assert_eq (memcmp (e.decoded + c->offset, c->copy, c->size), 0,
+                          "%s chunk %zu: bytes differ from the file at its offset", name, k);
+            cr_assert_leq (joined + c->size, e.kept_len, "%s: more bytes than the file", name);
+            cr_assert_eq (memcmp (e.kept + joined, c->copy, c->size), 0,
+                          "%s chunk %zu: concatenation differs from the file", name, k);
+            joined += c->size;
+            end = c->offset + c->size;
+            bool last_of_file = r + 1 == d->n || d->recs[r + 1].file != f;
+            if (c->copy[c->size - 1] != '\n')
+                cr_assert (last_of_file && end == e.decoded_len,
+                           "%s chunk %zu does not end with LF but is not the file's end", name, k);
+            cr_assert_leq (s_longest_line (c->copy, c->size), max_line,
+                           "%s chunk %zu holds a line longer than max_line", name, k);
+            //  "About chunk_size": a chunk well over it is one line of its own
+            if (c->size > chunk_size + chunk_size / 8)
+                cr_assert_leq (s_count_lf (c->copy, c->size), 1,
+                               "%s chunk %zu: %zu bytes of several lines", name, k, c->size);
+        }
+        cr_assert_eq (joined, e.kept_len, "%s: chunks hold %zu bytes, file has %zu", name, joined,
+                      e.kept_len);
+        free (e.decoded);
+        free (e.kept);
+    }
+    cr_assert_eq (r, d->n, "chunk %zu has file %u out of order or range", r,
+                  r < d->n ? d->recs[r].file : 0);
+    cr_assert_eq (d->skipped, skipped, "skipped %llu lines, python says %llu",
+                  (unsigned long long) d->skipped, (unsigned long long) skipped);
+    cr_assert_eq (d->bytes_read, disk, "bytes_read %llu, files hold %llu",
+                  (unsigned long long) d->bytes_read, (unsigned long long) disk);
+}
+
+//  --------------------------------------------------------------------------
+//  The cases
+
+static void s_make_samples (s_files_t *files)
+{
+    for (char c = 'a'; c <= 'z'; c++) {
+        char *path = strdup (s_sample (c));
+        cr_assert_eq (access (path, R_OK), 0, "%s missing", path);
+        s_add (files, path);
+    }
+}
+
+static void s_make_two_samples (s_files_t *files)
+{
+    s_add (files, strdup (s_sample ('a')));
+    s_add (files, strdup (s_sample ('q')));
+}
+
+static void s_make_no_final_lf (s_files_t *files)
+{
+    s_add_text (files, "short", "alpha\t1\nbeta\t2\ngamma\t3");
+    //  A big one whose unterminated last line crosses reads
+    size_t size;
+    char *data = s_read_file (s_sample ('b'), &size);
+    s_add_data (files, "big", data, size - 1);
+    free (data);
+}
+
+static void s_make_empty (s_files_t *files)
+{
+    s_add_text (files, "empty", "");
+}
+
+static void s_make_only_lf (s_files_t *files)
+{
+    s_add_text (files, "lf", "\n");
+    s_add_text (files, "lfs", "\n\n\n");
+}
+
+static const long s_long_lines[] = {10, 200, 10, 5000, 70000, 10, 300000, 10, 65, 64, 63, -100000};
+
+static void s_make_long_lines (s_files_t *files)
+{
+    s_make_lines ("long", s_long_lines, sizeof s_long_lines / sizeof *s_long_lines);
+    s_add (files, s_scratch ("long"));
+}
+
+//  With max_line 1000: lines at, just over and far over it, first, last, in a row.
+static void s_make_overlong (s_files_t *files)
+{
+    static const long starts_long[] = {5000, 10, 999, 1000, 1001, 20, 100000, 30};
+    static const long in_a_row[] = {10, 1001, 1001, 2000, 10, 1000, 200000, 300000, 10};
+    static const long ends_long[] = {10, 20, 1000, -1001};
+    static const long ends_short[] = {10, 20, 100000, -1000};
+    s_make_lines ("starts_long", starts_long, sizeof starts_long / sizeof *starts_long);
+    s_make_lines ("in_a_row", in_a_row, sizeof in_a_row / sizeof *in_a_row);
+    s_make_lines ("ends_long", ends_long, sizeof ends_long / sizeof *ends_long);
+    s_make_lines ("ends_short", ends_short, sizeof ends_short / sizeof *ends_short);
+    s_add (files, s_scratch ("starts_long"));
+    s_add (files, s_scratch ("in_a_row"));
+    s_add (files, s_scratch ("ends_long"));
+    s_add (files, s_scratch ("ends_short"));
+}
+
+static void s_make_several (s_files_t *files)
+{
+    s_add (files, strdup (s_sample ('c')));
+    s_add_text (files, "empty", "");
+    s_add_text (files, "nolf", "x\t1\ny\t2");
+    s_add_text (files, "lf", "\n");
+    s_add (files, strdup (s_sample ('d')));
+    s_add_text (files, "one", "one line\n");
+}
+
+static void s_make_gz_single (s_files_t *files)
+{
+    s_copy_sample ('a', "a");
+    s_add (files, s_gzip ("a", "a.gz"));
+}
+
+//  cat of members: a sample, an empty file, a line cut between members, another sample.
+static void s_make_gz_multi (s_files_t *files)
+{
+    s_copy_sample ('e', "e");
+    s_copy_sample ('f', "f");
+    char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/empty", s_dir);
+    s_write_file (path, "", 0);
+    snprintf (path, sizeof path, "%s/cut1", s_dir);
+    s_write_file (path, "split li", 8);
+    snprintf (path, sizeof path, "%s/cut2", s_dir);
+    s_write_file (path, "ne\tjoined\n", 10);
+    free (s_gzip ("e", "e.gz"));
+    free (s_gzip ("empty", "empty.gz"));
+    free (s_gzip ("cut1", "cut1.gz"));
+    free (s_gzip ("cut2", "cut2.gz"));
+    free (s_gzip ("f", "f.gz"));
+    char cmd[4 * PATH_MAX];
+    snprintf (cmd, sizeof cmd, "cd '%s' && cat e.gz empty.gz cut1.gz cut2.gz f.gz > multi.gz",
+              s_dir);
+    s_run (cmd);
+    s_add (files, s_scratch ("multi.gz"));
+}
+
+static void s_make_gz_empty (s_files_t *files)
+{
+    char *path = s_scratch ("empty");
+    s_write_file (path, "", 0);
+    free (path);
+    s_add (files, s_gzip ("empty", "empty.gz"));
+}
+
+static void s_make_fake_gz (s_files_t *files)
+{
+    s_add_text (files, "plain.gz", "not\tgzip\nat all\n");
+}
+
+static void s_make_mix (s_files_t *files)
+{
+    s_copy_sample ('g', "g");
+    s_copy_sample ('h', "h");
+    s_add (files, s_gzip ("g", "g.gz"));
+    s_add (files, strdup (s_sample ('i')));
+    s_add_text (files, "fake.gz", "plain\t1\n");
+    s_make_gz_empty (files);
+    s_add (files, s_gzip ("h", "h.gz"));
+    s_add_text (files, "tail", "last\t2\n");
+}
+
+static void s_make_gz_overlong (s_files_t *files)
+{
+    s_files_t plain = {0};
+    s_make_overlong (&plain);
+    s_files_free (&plain);
+    s_add (files, s_gzip ("in_a_row", "in_a_row.gz"));
+    s_add (files, s_gzip ("ends_long", "ends_long.gz"));
+}
+
+//  5 MB of samples in one gzip -1 file: many full inflated blocks.
+static void s_make_gz_big (s_files_t *files)
+{
+    char cmd[4 * PATH_MAX];
+    snprintf (cmd, sizeof cmd, "cat '%s'/data/sample/*.tsv | gzip -1 -c > '%s/all.gz'",
+              getenv ("TALLY_SOURCE_DIR") ? getenv ("TALLY_SOURCE_DIR") : TALLY_SOURCE_DIR,
+              s_dir);
+    s_run (cmd);
+    s_add (files, s_scratch ("all.gz"));
+}
+
+typedef struct {
+    const char *name;               //  What it covers
+    void (*make) (s_files_t *);     //  Creates the files
+    size_t chunk_size;              //  opts.chunk_size
+    size_t max_line;                //  opts.max_line
+    bool gz;                        //  Has gzip files: run with both inflaters
+} s_case_t;
+
+static const s_case_t s_cases[] = {
+    {"samples", s_make_samples, 0, 0, false},
+    {"samples chunk 64", s_make_two_samples, 64, 0, false},
+    {"samples chunk 5000", s_make_two_samples, 5000, 0, false},
+    {"samples chunk 1 GiB", s_make_samples, 1 << 30, 0, false},
+    {"no final LF", s_make_no_final_lf, 0, 0, false},
+    {"no final LF chunk 64", s_make_no_final_lf, 64, 0, false},
+    {"empty file", s_make_empty, 0, 0, false},
+    {"only LF", s_make_only_lf, 0, 0, false},
+    {"long lines chunk 64", s_make_long_lines, 64, 0, false},
+    {"long lines chunk 4096", s_make_long_lines, 4096, 0, false},
+    {"long lines chunk 256K", s_make_long_lines, 256 << 10, 0, false},
+    {"overlong chunk 64", s_make_overlong, 64, 1000, false},
+    {"overlong chunk 4096", s_make_overlong, 4096, 1000, false},
+    {"overlong chunk 1M", s_make_overlong, 1 << 20, 1000, false},
+    {"long lines max_line 70000", s_make_long_lines, 4096, 70000, false},
+    {"several files", s_make_several, 0, 0, false},
+    {"several files chunk 64", s_make_several, 64, 0, false},
+    {"plain file named .gz", s_make_fake_gz, 0, 0, false},
+    {"gz single member", s_make_gz_single, 0, 0, true},
+    {"gz multi-member", s_make_gz_multi, 0, 0, true},
+    {"gz multi-member chunk 64", s_make_gz_multi, 64, 0, true},
+    {"gz of empty file", s_make_gz_empty, 0, 0, true},
+    {"gz and plain mixed", s_make_mix, 0, 0, true},
+    {"gz and plain mixed chunk 100", s_make_mix, 100, 0, true},
+    {"gz overlong", s_make_gz_overlong, 64, 1000, true},
+    {"gz big", s_make_gz_big, 0, 0, true},
+};
+#define S_NCASES (sizeof s_cases / sizeof *s_cases)
+
+static const s_mode_t s_plain_modes[] = {{TL_IO_SYNC, S_INFLATE_DEFAULT},
+                                          {TL_IO_URING, S_INFLATE_DEFAULT}};
+static const s_mode_t s_gz_modes[] = {
+    {TL_IO_SYNC, S_ZLIB},
+    {TL_IO_URING, S_ZLIB},
+#ifdef TALLY_HAVE_ISAL
+    {TL_IO_SYNC, S_ISAL},
+    {TL_IO_URING, S_ISAL},
+#endif
+};
+
+typedef struct {
+    size_t c;       //  Index in s_cases
+    s_mode_t mode;  //  Backend and inflater
+} s_param_t;
+
+ParameterizedTestParameters (source, chunks)
+{
+    static s_param_t params[S_NCASES * 4];
+    size_t n = 0;
+    for (size_t i = 0; i < S_NCASES; i++) {
+        const s_mode_t *modes = s_cases[i].gz ? s_gz_modes : s_plain_modes;
+        size_t nmodes = s_cases[i].gz ? sizeof s_gz_modes / sizeof *s_gz_modes : 2;
+        for (size_t m = 0; m < nmodes; m++)
+            params[n++] = (s_param_t){i, modes[m]};
+    }
+    return cr_make_param_array (s_param_t, params, n);
+}
+
+//  Chunks reproduce each file, at the right offsets, whole lines only.
+ParameterizedTest (s_param_t *p, source, chunks, .init = s_setup, .fini = s_teardown)
+{
+    const s_case_t *c = &s_cases[p->c];
+    cr_log_info ("case \"%s\", %s, inflate %s", c->name, s_io_name (p->mode.io),
+                 p->mode.inflate ? s_inflate_name (p->mode.inflate) : "-");
+    s_files_t files = {0};
+    c->make (&files);
+    tl_source_opts_t opts = {.chunk_size = c->chunk_size, .max_line = c->max_line};
+    s_drain_t d = s_drain (&files, opts, p->mode, true);
+    s_check_drain (&files, &opts, &d);
+    s_drain_free (&d);
+    s_files_free (&files);
+}
+
+ParameterizedTestParameters (source, identical)
+{
+    static size_t params[S_NCASES];
+    for (size_t i = 0; i < S_NCASES; i++)
+        params[i] = i;
+    return cr_make_param_array (size_t, params, S_NCASES);
+}
+
+//  Every backend (and inflater) gives the very same chunk sequence.
+ParameterizedTest (size_t *index, source, identical, .init = s_setup, .fini = s_teardown)
+{
+    const s_case_t *c = &s_cases[*index];
+    cr_log_info ("case \"%s\"", c->name);
+    s_files_t files = {0};
+    c->make (&files);
+    tl_source_opts_t opts = {.chunk_size = c->chunk_size, .max_line = c->max_line};
+    const s_mode_t *modes = c->gz ? s_gz_modes : s_plain_modes;
+    size_t nmodes = c->gz ? sizeof s_gz_modes / sizeof *s_gz_modes : 2;
+    s_drain_t ref = s_drain (&files, opts, modes[0], false);
+    cr_assert_eq (ref.rc, 0, "%s", ref.error);
+    for (size_t m = 1; m < nmodes; m++) {
+        s_drain_t d = s_drain (&files, opts, modes[m], false);
+        const char *what = modes[m].inflate ? s_inflate_name (modes[m].inflate) : "";
+        cr_assert_eq (d.rc, 0, "%s", d.error);
+        cr_assert_eq (d.n, ref.n, "%s %s: %zu chunks, sync gave %zu", s_io_name (modes[m].io),
+                      what, d.n, ref.n);
+        for (size_t i = 0; i < d.n; i++) {
+            const s_rec_t *a = &ref.recs[i], *b = &d.recs[i];
+            cr_assert (a->file == b->file && a->offset == b->offset && a->first == b->first &&
+                           a->size == b->size && memcmp (a->copy, b->copy, a->size) == 0,
+                       "%s %s: chunk %zu differs", s_io_name (modes[m].io), what, i);
+        }
+        cr_assert_eq (d.skipped, ref.skipped);
+        cr_assert_eq (d.bytes_read, ref.bytes_read);
+        s_drain_free (&d);
+    }
+    s_drain_free (&ref);
+    s_files_free (&files);
+}
+
+//  --------------------------------------------------------------------------
+//  Errors
+
+ParameterizedTestParameters (source, errors)
+{
+    static s_mode_t modes[sizeof s_gz_modes / sizeof *s_gz_modes];
+    memcpy (modes, s_gz_modes, sizeof modes);
+    return cr_make_param_array (s_mode_t, modes, sizeof modes / sizeof *modes);
+}
+
+//  Drains files expecting -1 with an error naming bad_file and saying why.
+static void s_expect_error (const s_files_t *files, tl_source_opts_t opts, s_mode_t mode,
+                            const char *bad_file, const char *why, const char *what)
+{
+    s_drain_t d = s_drain (files, opts, mode, false);
+    cr_assert_eq (d.rc, -1, "%s: tl_source_next gave %d, not -1 (%zu chunks)", what, d.rc, d.n);
+    cr_assert_not_null (strstr (d.error, bad_file), "%s: error \"%s\" does not name %s", what,
+                        d.error, bad_file);
+    if (why)
+        cr_assert_not_null (strstr (d.error, why), "%s: error \"%s\" lacks \"%s\"", what, d.error,
+                            why);
+    s_drain_free (&d);
+}
+
+ParameterizedTest (s_mode_t *mode, source, errors, .init = s_setup, .fini = s_teardown)
+{
+    cr_log_info ("%s, inflate %s", s_io_name (mode->io), s_inflate_name (mode->inflate));
+    tl_source_opts_t opts = {.chunk_size = 4096};
+
+    //  A missing file in the middle: what comes before is delivered, then the error
+    s_files_t files = {0};
+    s_add (&files, strdup (s_sample ('j')));
+    s_add (&files, s_scratch ("missing"));
+    s_add (&files, strdup (s_sample ('k')));
+    s_drain_t d = s_drain (&files, opts, *mode, false);
+    cr_assert_eq (d.rc, -1);
+    char want[PATH_MAX + 64];
+    snprintf (want, sizeof want, "%s: %s", files.names[1], strerror (ENOENT));
+    cr_assert_str_eq (d.error, want);
+    size_t first_len;
+    char *first = s_read_file (s_sample ('j'), &first_len);
+    size_t got = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        cr_assert_eq (d.recs[i].file, 0, "chunk from a file after the missing one");
+        cr_assert_eq (memcmp (first + got, d.recs[i].copy, d.recs[i].size), 0);
+        got += d.recs[i].size;
+    }
+    cr_assert_eq (got, first_len, "the file before the missing one came incomplete");
+    free (first);
+    s_drain_free (&d);
+    s_files_free (&files);
+
+    //  A directory
+    s_add (&files, s_scratch ("dir"));
+    cr_assert_eq (mkdir (files.names[0], 0700), 0);
+    s_expect_error (&files, opts, *mode, files.names[0], strerror (EISDIR), "directory");
+    s_files_free (&files);
+}
+
+//  Writes the first cut bytes of data (or data with extra appended) as a file.
+static void s_variant (s_files_t *files, const char *name, const char *data, size_t cut,
+                       const void *extra, size_t extra_len)
+{
+    char *buf = malloc (cut + extra_len + 1);
+    memcpy (buf, data, cut);
+    memcpy (buf + cut, extra, extra_len);
+    s_add_data (files, name, buf, cut + extra_len);
+    free (buf);
+}
+
+ParameterizedTestParameters (source, gz_truncated)
+{
+    static s_mode_t modes[sizeof s_gz_modes / sizeof *s_gz_modes];
+    memcpy (modes, s_gz_modes, sizeof modes);
+    return cr_make_param_array (s_mode_t, modes, sizeof modes / sizeof *modes);
+}
+
+//  A gzip file cut anywhere (header, deflate data, trailer, second member) fails.
+ParameterizedTest (s_mode_t *mode, source, gz_truncated, .init = s_setup, .fini = s_teardown)
+{
+    cr_log_info ("%s, inflate %s", s_io_name (mode->io), s_inflate_name (mode->inflate));
+    s_files_t files = {0};
+    s_make_gz_multi (&files);  //  multi.gz: e.gz empty.gz cut1.gz cut2.gz f.gz
+    size_t size, first_member;
+    char *data = s_read_file (files.names[0], &size);
+    char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/e.gz", s_dir);
+    free (s_read_file (path, &first_member));
+    s_files_free (&files);
+    size_t cuts[] = {2,
+                     3,
+                     9,
+                     10,
+                     11,
+                     first_member / 3,
+                     first_member / 2,
+                     first_member - 8,
+                     first_member - 4,
+                     first_member - 1,
+                     first_member + 1,
+                     first_member + 2,
+                     first_member + 10,
+                     first_member + 15,
+                     size / 2,
+                     size - 9,
+                     size - 8,
+                     size - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        for (size_t chunk = 64; chunk <= 1 << 20; chunk <<= 14) {
+            char name[64], what[128];
+            snprintf (name, sizeof name, "cut%zu_%zu.gz", cuts[i], chunk);
+            snprintf (what, sizeof what, "cut at %zu of %zu, chunk %zu", cuts[i], size, chunk);
+            s_variant (&files, name, data, cuts[i], NULL, 0);
+            tl_source_opts_t opts = {.chunk_size = chunk};
+            s_expect_error (&files, opts, *mode, files.names[0], "truncated", what);
+            s_files_free (&files);
+        }
+    }
+    free (data);
+}
+
+ParameterizedTestParameters (source, gz_corrupt)
+{
+    static s_mode_t modes[sizeof s_gz_modes / sizeof *s_gz_modes];
+    memcpy (modes, s_gz_modes, sizeof modes);
+    return cr_make_param_array (s_mode_t, modes, sizeof modes / sizeof *modes);
+}
+
+//  Flipped bytes in deflate data or trailer, and bytes after the last member, fail.
+ParameterizedTest (s_mode_t *mode, source, gz_corrupt, .init = s_setup, .fini = s_teardown)
+{
+    cr_log_info ("%s, inflate %s", s_io_name (mode->io), s_inflate_name (mode->inflate));
+    s_files_t files = {0};
+    s_make_gz_single (&files);
+    size_t size;
+    char *data = s_read_file (files.names[0], &size);
+    s_files_free (&files);
+    tl_source_opts_t opts = {.chunk_size = 4096};
+
+    //  Deflate data lies between the 10-byte header and the 8-byte trailer; the
+    //  trailer holds CRC32 (size-8..size-5) and length (size-4..size-1)
+    size_t spots[] = {10, 11, 12, 20, 100, size / 3, size / 2, size - 20, size - 9,
+                      size - 8, size - 6, size - 4, size - 1};
+    for (size_t i = 0; i < sizeof spots / sizeof *spots; i++) {
+        char name[64], what[64];
+        snprintf (name, sizeof name, "flip%zu.gz", spots[i]);
+        snprintf (what, sizeof what, "byte %zu of %zu flipped", spots[i], size);
+        data[spots[i]] ^= 0x55;
+        s_variant (&files, name, data, size, NULL, 0);
+        data[spots[i]] ^= 0x55;
+        s_expect_error (&files, opts, *mode, files.names[0], "gzip", what);
+        s_files_free (&files);
+    }
+
+    static const struct {
+        const char *bytes;  //  Appended after the member
+        size_t len;         //  Bytes in bytes
+        const char *why;    //  Expected in the error
+    } tails[] = {
+        {"hello\n", 6, "trailing garbage"},
+        {"\0\0\0\0", 4, "trailing garbage"},
+        {"\x1f", 1, "truncated"},
+        {"\x1f\x8b", 2, "truncated"},
+        {"\x1f\x8bxxxxxxxxxxxxxxxxxxx", 21, "gzip"},
+        {"\x1f\x9e", 2, "trailing garbage"},
+    };
+    for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+        for (size_t chunk = 64; chunk <= 1 << 20; chunk <<= 14) {
+            char name[64], what[64];
+            snprintf (name, sizeof name, "tail%zu_%zu.gz", i, chunk);
+            snprintf (what, sizeof what, "tail %zu, chunk %zu", i, chunk);
+            s_variant (&files, name, data, size, tails[i].bytes, tails[i].len);
+            opts.chunk_size = chunk;
+            s_expect_error (&files, opts, *mode, files.names[0], tails[i].why, what);
+            s_files_free (&files);
+        }
+    }
+    free (data);
+}
+
+//  --------------------------------------------------------------------------
+//  Resources
+
+//  Input files (in the scratch dir) this process has open now.
+static int s_open_inputs (void)
+{
+    DIR *dir = opendir ("/proc/self/fd");
+    cr_assert_not_null (dir);
+    int n = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        char link[PATH_MAX + 32], target[PATH_MAX] = "";
+        snprintf (link, sizeof link, "/proc/self/fd/%s", entry->d_name);
+        ssize_t len = readlink (link, target, sizeof target - 1);
+        if (len > 0 && strncmp (target, s_dir, strlen (s_dir)) == 0)
+            n++;
+    }
+    closedir (dir);
+    return n;
+}
+
+ParameterizedTestParameters (source, lazy_open)
+{
+    static s_mode_t modes[] = {{TL_IO_SYNC, S_INFLATE_DEFAULT}, {TL_IO_URING, S_INFLATE_DEFAULT}};
+    return cr_make_param_array (s_mode_t, modes, 2);
+}
+
+//  Hundreds of files: only those being read are open, never all.
+ParameterizedTest (s_mode_t *mode, source, lazy_open, .init = s_setup, .fini = s_teardown)
+{
+    s_files_t files = {0};
+    for (int i = 0; i < 300; i++) {
+        char name[32], text[64];
+        snprintf (name, sizeof name, "f%03d", i);
+        snprintf (text, sizeof text, "file\t%d\nline\t%d\n", i, i);
+        s_add_text (&files, name, text);
+    }
+    tl_source_opts_t opts = {.depth = 4, .io = mode->io};
+    tl_source_t *source = s_open (&files, opts, *mode);
+    cr_assert_eq (s_open_inputs (), 0, "files opened before reading");
+    int most = 0;
+    size_t chunks = 0;
+    tl_chunk_t chunk;
+    while (tl_source_next (source, &chunk) == 1) {
+        int now = s_open_inputs ();
+        most = now > most ? now : most;
+        tl_buf_release (chunk.buf);
+        chunks++;
+    }
+    cr_assert_eq (chunks, 300);
+    //  io_uring reads ahead over at most depth files (plus the cursor's)
+    int limit = mode->io == TL_IO_URING ? 4 + 1 : 1;
+    cr_assert_leq (most, limit, "%d input files open at once", most);
+    cr_assert_eq (s_open_inputs (), 0, "files left open at the end");
+    tl_source_destroy (&source);
+    s_files_free (&files);
+}
+
+Test (source, backend_choice)
+{
+    const char *files[] = {s_sample ('a')};
+    const char *error = NULL;
+    tl_source_t *source = tl_source_new (files, 1, NULL, &error);
+    cr_assert_not_null (source, "%s", error);
+    //  This machine has io_uring, so AUTO must pick it
+    cr_assert_str_eq (tl_source_backend (source), "io_uring");
+    tl_source_destroy (&source);
+    tl_source_opts_t opts = {.io = TL_IO_SYNC};
+    source = tl_source_new (files, 1, &opts, &error);
+    cr_assert_str_eq (tl_source_backend (source), "sync");
+    tl_source_destroy (&source);
+    tl_source_destroy (&source);  //  Harmless twice
+}
+
+Test (source, no_files)
+{
+    tl_source_t *source = tl_source_new (NULL, 0, NULL, NULL);
+    cr_assert_not_null (source);
+    tl_chunk_t chunk;
+    cr_assert_eq (tl_source_next (source, &chunk), 0);
+    cr_assert_eq (tl_source_next (source, &chunk), 0);
+    cr_assert_str_empty (tl_source_error (source));
+    cr_assert_eq (tl_source_bytes_read (source), 0);
+    tl_source_destroy (&source);
+}
+
+//  --------------------------------------------------------------------------
+//  tl_buf reference counts (run under ASan: a double free or a leak fails)
+
+static tl_source_t *s_first_chunk (tl_chunk_t *chunk)
+{
+    const char *files[] = {s_sample ('a')};
+    tl_source_opts_t opts = {.chunk_size = 4096};
+    tl_source_t *source = tl_source_new (files, 1, &opts, NULL);
+    cr_assert_not_null (source);
+    cr_assert_eq (tl_source_next (source, chunk), 1);
+    return source;
+}
+
+Test (source, buf_refcount)
+{
+    //  Ref twice, release three times: freed once, after the source is gone
+    tl_chunk_t chunk;
+    tl_source_t *source = s_first_chunk (&chunk);
+    char copy[64];
+    memcpy (copy, chunk.data, sizeof copy);
+    tl_buf_ref (chunk.buf);
+    tl_buf_ref (chunk.buf);
+    tl_source_destroy (&source);
+    tl_buf_release (chunk.buf);
+    tl_buf_release (chunk.buf);
+    cr_assert_eq (memcmp (chunk.data, copy, sizeof copy), 0, "freed too early");
+    tl_buf_release (chunk.buf);
+
+    //  The same while the source lives: the buffer goes back to its pool
+    source = s_first_chunk (&chunk);
+    tl_buf_ref (chunk.buf);
+    tl_buf_ref (chunk.buf);
+    for (int i = 0; i < 3; i++)
+        tl_buf_release (chunk.buf);
+    tl_chunk_t next;
+    cr_assert_eq (tl_source_next (source, &next), 1);
+    tl_buf_release (next.buf);
+    tl_source_destroy (&source);
+}
+
+static void *s_release_thread (void *arg)
+{
+    tl_buf_release (arg);
+    return NULL;
+}
+
+//  Releases from other threads (as ZeroMQ's I/O thread does) race with the source.
+Test (source, buf_release_threads)
+{
+    for (int round = 0; round < 50; round++) {
+        tl_chunk_t chunk;
+        tl_source_t *source = s_first_chunk (&chunk);
+        pthread_t threads[8];
+        for (int i = 0; i < 8; i++)
+            tl_buf_ref (chunk.buf);
+        for (int i = 0; i < 8; i++)
+            cr_assert_eq (pthread_create (&threads[i], NULL, s_release_thread, chunk.buf), 0);
+        tl_buf_release (chunk.buf);
+        if (round % 2)
+            tl_source_destroy (&source);
+        for (int i = 0; i < 8; i++)
+            pthread_join (threads[i], NULL);
+        tl_source_destroy (&source);
+    }
+}
