@@ -12,15 +12,15 @@
 
 #include "tl_table.h"
 
-#define KEYS       1000000    //  Distinct keys in the pool
-#define SINK_ADDS  10000000   //  Adds in (a)
-#define ROUNDS     1000       //  Rounds in (b) and (c)
-#define ROUND_KEYS 5000       //  Distinct keys per round
-#define BURST_KEYS 500000     //  Keys the table held once in (c)
+#define KEYS       1000000   //  Distinct keys in the pool
+#define SINK_ADDS  10000000  //  Adds in (a)
+#define ROUNDS     1000      //  Rounds in (b) and (c)
+#define ROUND_KEYS 5000      //  Distinct keys per round
+#define BURST_KEYS 500000    //  Keys the table held once in (c)
 
 typedef struct {
-    char *bytes;       //  All keys, packed
-    size_t *offsets;   //  Start of each key in bytes, KEYS + 1 entries
+    char *bytes;      //  All keys, packed
+    size_t *offsets;  //  Start of each key in bytes, KEYS + 1 entries
 } pool_t;
 
 static uint64_t s_state = 42;  //  xorshift64 state: fixed, so runs are comparable
@@ -37,23 +37,22 @@ static double s_now (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 //  Random lowercase keys of 8 to 12 bytes; a collision between two of them is unlikely
 //  enough (26^8 choices) that the pool counts as distinct.
 static int s_pool_new (pool_t *pool)
 {
-    pool->bytes = malloc ((size_t) KEYS * 12);
+    pool->bytes = malloc ((size_t)KEYS * 12);
     pool->offsets = malloc ((KEYS + 1) * sizeof (size_t));
-    if (!pool->bytes || !pool->offsets)
-        return -1;
+    if (!pool->bytes || !pool->offsets) return -1;
     size_t at = 0;
     for (size_t i = 0; i < KEYS; i++) {
         pool->offsets[i] = at;
         size_t len = 8 + s_rand () % 5;
         for (size_t j = 0; j < len; j++)
-            pool->bytes[at++] = (char) ('a' + s_rand () % 26);
+            pool->bytes[at++] = (char)('a' + s_rand () % 26);
     }
     pool->offsets[KEYS] = at;
     return 0;
@@ -74,7 +73,7 @@ static void s_bench_sink (const pool_t *pool)
         exit (1);
     }
     for (size_t i = 0; i < SINK_ADDS; i++)
-        picks[i] = (uint32_t) (s_rand () % KEYS);
+        picks[i] = (uint32_t)(s_rand () % KEYS);
     double start = s_now ();
     for (size_t i = 0; i < SINK_ADDS; i++)
         s_add (table, pool, picks[i]);
@@ -116,7 +115,7 @@ static void s_bench_worker (const pool_t *pool, size_t burst, const char *label)
     }
     double seconds = s_now () - start;
     printf ("%s %d x (%d adds, clear): %.3f s, %.1f M adds/s, %.1f MiB\n", label, ROUNDS,
-            ROUND_KEYS, seconds, (double) ROUNDS * ROUND_KEYS / seconds / 1e6,
+            ROUND_KEYS, seconds, (double)ROUNDS * ROUND_KEYS / seconds / 1e6,
             tl_table_memory (table) / 1048576.0);
     tl_table_destroy (&table);
 }

@@ -39,16 +39,16 @@
 #define REF_OFFSET_BITS 20
 #define REF_BLOCK_BITS  23
 #define REF_LEN_SHIFT   (REF_OFFSET_BITS + REF_BLOCK_BITS)
-#define REF_OFFSET_MASK ((UINT64_C(1) << REF_OFFSET_BITS) - 1)
-#define REF_BLOCK_MASK  ((UINT64_C(1) << REF_BLOCK_BITS) - 1)
+#define REF_OFFSET_MASK ((UINT64_C (1) << REF_OFFSET_BITS) - 1)
+#define REF_BLOCK_MASK  ((UINT64_C (1) << REF_BLOCK_BITS) - 1)
 
-#define BLOCK_MIN        4096u                   //  First arena block
+#define BLOCK_MIN        4096u                    //  First arena block
 #define BLOCK_MAX        (1u << REF_OFFSET_BITS)  //  Largest block an offset can address
-#define OWN_BLOCK_MIN    (BLOCK_MAX / 8)         //  Longer keys get their own block
-#define NO_BLOCK         SIZE_MAX                //  No block being filled
-#define CAPACITY_MIN     16                      //  Smallest slot array
-#define CAPACITY_DEFAULT 64                      //  Slot array for a hint of 0
-#define TOUCHED_DIVISOR  8                       //  Track up to capacity / 8 filled slots
+#define OWN_BLOCK_MIN    (BLOCK_MAX / 8)          //  Longer keys get their own block
+#define NO_BLOCK         SIZE_MAX                 //  No block being filled
+#define CAPACITY_MIN     16                       //  Smallest slot array
+#define CAPACITY_DEFAULT 64                       //  Slot array for a hint of 0
+#define TOUCHED_DIVISOR  8                        //  Track up to capacity / 8 filled slots
 
 typedef struct {
     uint64_t hash;   //  XXH3_64bits of the key; emptiness is marked by ref, not here
@@ -83,20 +83,19 @@ struct _tl_table_t {
 
 static uint64_t s_ref_pack (size_t len, size_t block, size_t offset)
 {
-    return ((uint64_t) (len + 1) << REF_LEN_SHIFT) | ((uint64_t) block << REF_OFFSET_BITS) |
-           (uint64_t) offset;
+    return ((uint64_t)(len + 1) << REF_LEN_SHIFT) | ((uint64_t)block << REF_OFFSET_BITS) |
+           (uint64_t)offset;
 }
 
 static inline size_t s_ref_len (uint64_t ref)
 {
-    return (size_t) (ref >> REF_LEN_SHIFT) - 1;
+    return (size_t)(ref >> REF_LEN_SHIFT) - 1;
 }
 
 //  Returns the key bytes a reference names. The empty key has no arena bytes.
 static inline const char *s_ref_key (tl_table_t *self, uint64_t ref)
 {
-    if (s_ref_len (ref) == 0)
-        return "";
+    if (s_ref_len (ref) == 0) return "";
     block_t *block = &self->blocks[(ref >> REF_OFFSET_BITS) & REF_BLOCK_MASK];
     return block->data + (ref & REF_OFFSET_MASK);
 }
@@ -111,7 +110,7 @@ static inline uint64_t s_hash (const void *key, size_t len)
 static inline bool s_find (tl_table_t *self, uint64_t hash, const void *key, size_t len,
                            size_t *index)
 {
-    size_t i = (size_t) hash & self->mask;
+    size_t i = (size_t)hash & self->mask;
     for (;;) {
         slot_t *slot = &self->slots[i];
         if (slot->ref == 0) {
@@ -130,8 +129,7 @@ static inline bool s_find (tl_table_t *self, uint64_t hash, const void *key, siz
 //  Smallest slot count that holds hint keys under the load limit, or 0 when too large.
 static size_t s_capacity_for (size_t hint)
 {
-    if (hint > SIZE_MAX / 128)
-        return 0;
+    if (hint > SIZE_MAX / 128) return 0;
     size_t capacity = CAPACITY_MIN;
     while (capacity / 10 * 7 < hint)
         capacity *= 2;
@@ -142,31 +140,27 @@ static size_t s_capacity_for (size_t hint)
 //  Returns 0, or -1 when memory is exhausted (the table is then unchanged).
 static int s_resize (tl_table_t *self, size_t capacity)
 {
-    if (capacity == 0 || capacity > SIZE_MAX / 2 / sizeof (slot_t))
-        return -1;
+    if (capacity == 0 || capacity > SIZE_MAX / 2 / sizeof (slot_t)) return -1;
     slot_t *slots = calloc (capacity, sizeof (slot_t));
-    if (!slots)
-        return -1;
+    if (!slots) return -1;
     //  Tracking is an optimisation: without room for it, clear just memsets.
     size_t touched_max = capacity / TOUCHED_DIVISOR;
     uint32_t *touched = NULL;
-    if (capacity <= (size_t) UINT32_MAX + 1 && touched_max > 0)
+    if (capacity <= (size_t)UINT32_MAX + 1 && touched_max > 0)
         touched = malloc (touched_max * sizeof (uint32_t));
-    if (!touched)
-        touched_max = 0;
+    if (!touched) touched_max = 0;
 
     size_t mask = capacity - 1;
     size_t touched_size = 0;
     bool touched_lost = touched == NULL;
     for (size_t old = 0; old < self->capacity; old++) {
-        if (self->slots[old].ref == 0)
-            continue;
-        size_t i = (size_t) self->slots[old].hash & mask;
+        if (self->slots[old].ref == 0) continue;
+        size_t i = (size_t)self->slots[old].hash & mask;
         while (slots[i].ref != 0)
             i = (i + 1) & mask;
         slots[i] = self->slots[old];
         if (touched_size < touched_max)
-            touched[touched_size++] = (uint32_t) i;
+            touched[touched_size++] = (uint32_t)i;
         else
             touched_lost = true;
     }
@@ -187,19 +181,16 @@ static int s_resize (tl_table_t *self, size_t capacity)
 //  when memory is exhausted or the block index would not fit a reference.
 static int s_block_append (tl_table_t *self, size_t size, bool own, size_t *index)
 {
-    if (self->nblocks > REF_BLOCK_MASK)
-        return -1;
+    if (self->nblocks > REF_BLOCK_MASK) return -1;
     if (self->nblocks == self->blocks_max) {
         size_t blocks_max = self->blocks_max ? self->blocks_max * 2 : 8;
         block_t *blocks = realloc (self->blocks, blocks_max * sizeof (block_t));
-        if (!blocks)
-            return -1;
+        if (!blocks) return -1;
         self->blocks = blocks;
         self->blocks_max = blocks_max;
     }
     char *data = malloc (size);
-    if (!data)
-        return -1;
+    if (!data) return -1;
     self->blocks[self->nblocks] = (block_t){data, size, 0, own};
     self->arena_bytes += size;
     *index = self->nblocks++;
@@ -238,14 +229,11 @@ static int s_arena_store (tl_table_t *self, const void *key, size_t len, uint64_
     }
     size_t index;
     if (len > OWN_BLOCK_MIN) {
-        if (s_block_append (self, len, true, &index))
-            return -1;
-    }
-    else {
+        if (s_block_append (self, len, true, &index)) return -1;
+    } else {
         if (self->current == NO_BLOCK ||
             self->blocks[self->current].size - self->blocks[self->current].used < len)
-            if (s_block_next (self, len))
-                return -1;
+            if (s_block_next (self, len)) return -1;
         index = self->current;
     }
     block_t *block = &self->blocks[index];
@@ -257,8 +245,7 @@ static int s_arena_store (tl_table_t *self, const void *key, size_t len, uint64_
 
 static inline void s_sum_add (tl_table_t *self, uint64_t count)
 {
-    if (__builtin_add_overflow (self->sum, count, &self->sum))
-        self->sum = UINT64_MAX;
+    if (__builtin_add_overflow (self->sum, count, &self->sum)) self->sum = UINT64_MAX;
 }
 
 //  tl_table_add with the key's hash already known (merge takes it from the other table).
@@ -276,18 +263,16 @@ static int s_add_hashed (tl_table_t *self, uint64_t hash, const void *key, size_
         return 0;
     }
     if (self->size >= self->size_max) {
-        if (s_resize (self, self->capacity * 2))
-            return -1;
+        if (s_resize (self, self->capacity * 2)) return -1;
         s_find (self, hash, key, len, &index);
     }
     uint64_t ref;
-    if (s_arena_store (self, key, len, &ref))
-        return -1;
+    if (s_arena_store (self, key, len, &ref)) return -1;
     self->slots[index] = (slot_t){hash, count, ref};
     self->size++;
     s_sum_add (self, count);
     if (self->touched_size < self->touched_max)
-        self->touched[self->touched_size++] = (uint32_t) index;
+        self->touched[self->touched_size++] = (uint32_t)index;
     else
         self->touched_lost = true;
     return 0;
@@ -296,18 +281,16 @@ static int s_add_hashed (tl_table_t *self, uint64_t hash, const void *key, size_
 static inline void s_entry (tl_table_t *self, const slot_t *slot, tl_entry_t *entry)
 {
     entry->key = s_ref_key (self, slot->ref);
-    entry->len = (uint32_t) s_ref_len (slot->ref);
+    entry->len = (uint32_t)s_ref_len (slot->ref);
     entry->count = slot->count;
 }
 
 tl_table_t *tl_table_new (size_t capacity_hint)
 {
     size_t capacity = capacity_hint ? s_capacity_for (capacity_hint) : CAPACITY_DEFAULT;
-    if (capacity == 0)
-        return NULL;
+    if (capacity == 0) return NULL;
     tl_table_t *self = calloc (1, sizeof (tl_table_t));
-    if (!self)
-        return NULL;
+    if (!self) return NULL;
     self->current = NO_BLOCK;
     if (s_resize (self, capacity)) {
         free (self);
@@ -320,8 +303,7 @@ void tl_table_destroy (tl_table_t **self_p)
 {
     assert (self_p);
     tl_table_t *self = *self_p;
-    if (!self)
-        return;
+    if (!self) return;
     for (size_t i = 0; i < self->nblocks; i++)
         free (self->blocks[i].data);
     free (self->blocks);
@@ -335,10 +317,8 @@ int tl_table_add (tl_table_t *self, const void *key, size_t len, uint64_t count)
 {
     assert (self);
     assert (key || len == 0);
-    if (len == 0)
-        key = "";  //  The empty key may come as NULL; memcmp must not see it
-    if (len > TL_KEY_MAX)
-        return -1;
+    if (len == 0) key = "";  //  The empty key may come as NULL; memcmp must not see it
+    if (len > TL_KEY_MAX) return -1;
     return s_add_hashed (self, s_hash (key, len), key, len, count);
 }
 
@@ -347,12 +327,9 @@ bool tl_table_get (tl_table_t *self, const void *key, size_t len, uint64_t *coun
     assert (self);
     assert (key || len == 0);
     size_t index;
-    if (len == 0)
-        key = "";  //  The empty key may come as NULL; memcmp must not see it
-    if (len > TL_KEY_MAX || !s_find (self, s_hash (key, len), key, len, &index))
-        return false;
-    if (count)
-        *count = self->slots[index].count;
+    if (len == 0) key = "";  //  The empty key may come as NULL; memcmp must not see it
+    if (len > TL_KEY_MAX || !s_find (self, s_hash (key, len), key, len, &index)) return false;
+    if (count) *count = self->slots[index].count;
     return true;
 }
 
@@ -398,8 +375,7 @@ void tl_table_clear (tl_table_t *self)
         if (block.own) {
             free (block.data);
             self->arena_bytes -= block.size;
-        }
-        else {
+        } else {
             block.used = 0;
             self->blocks[kept++] = block;
         }
@@ -413,8 +389,7 @@ bool tl_table_next (tl_table_t *self, size_t *cursor, tl_entry_t *entry)
     assert (self);
     assert (cursor);
     assert (entry);
-    if (self->size == 0)
-        return false;
+    if (self->size == 0) return false;
     for (size_t i = *cursor; i < self->capacity; i++) {
         if (self->slots[i].ref != 0) {
             s_entry (self, &self->slots[i], entry);
@@ -434,14 +409,11 @@ int tl_table_merge (tl_table_t *self, tl_table_t *other)
     int rc = 0;
     for (size_t i = 0; i < other->capacity && other->size > 0; i++) {
         const slot_t *slot = &other->slots[i];
-        if (slot->ref == 0)
-            continue;
+        if (slot->ref == 0) continue;
         int added = s_add_hashed (self, slot->hash, s_ref_key (other, slot->ref),
                                   s_ref_len (slot->ref), slot->count);
-        if (added < 0)
-            return -1;
-        if (added > 0)
-            rc = 1;
+        if (added < 0) return -1;
+        if (added > 0) rc = 1;
     }
     return rc;
 }
@@ -452,15 +424,12 @@ tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
     assert (self);
     assert (size);
     *size = 0;
-    if (self->size == 0)
-        return NULL;
+    if (self->size == 0) return NULL;
     tl_entry_t *entries = malloc (self->size * sizeof (tl_entry_t));
-    if (!entries)
-        return NULL;
+    if (!entries) return NULL;
     size_t n = 0;
     for (size_t i = 0; i < self->capacity; i++)
-        if (self->slots[i].ref != 0)
-            s_entry (self, &self->slots[i], &entries[n++]);
+        if (self->slots[i].ref != 0) s_entry (self, &self->slots[i], &entries[n++]);
     qsort (entries, n, sizeof (tl_entry_t), tl_entry_compare);
     *size = n;
     return entries;
@@ -474,12 +443,9 @@ static void s_heap_down (tl_entry_t *heap, size_t n, size_t index)
         size_t worst = index;
         size_t left = 2 * index + 1;
         size_t right = left + 1;
-        if (left < n && tl_entry_compare (&heap[left], &heap[worst]) > 0)
-            worst = left;
-        if (right < n && tl_entry_compare (&heap[right], &heap[worst]) > 0)
-            worst = right;
-        if (worst == index)
-            return;
+        if (left < n && tl_entry_compare (&heap[left], &heap[worst]) > 0) worst = left;
+        if (right < n && tl_entry_compare (&heap[right], &heap[worst]) > 0) worst = right;
+        if (worst == index) return;
         tl_entry_t swap = heap[index];
         heap[index] = heap[worst];
         heap[worst] = swap;
@@ -491,8 +457,7 @@ static void s_heap_up (tl_entry_t *heap, size_t index)
 {
     while (index > 0) {
         size_t parent = (index - 1) / 2;
-        if (tl_entry_compare (&heap[index], &heap[parent]) <= 0)
-            return;
+        if (tl_entry_compare (&heap[index], &heap[parent]) <= 0) return;
         tl_entry_t swap = heap[index];
         heap[index] = heap[parent];
         heap[parent] = swap;
@@ -505,19 +470,16 @@ size_t tl_table_top (tl_table_t *self, size_t k, tl_entry_t *out)
 {
     assert (self);
     assert (out || k == 0);
-    if (k == 0 || self->size == 0)
-        return 0;
+    if (k == 0 || self->size == 0) return 0;
     size_t n = 0;
     for (size_t i = 0; i < self->capacity; i++) {
-        if (self->slots[i].ref == 0)
-            continue;
+        if (self->slots[i].ref == 0) continue;
         tl_entry_t entry;
         s_entry (self, &self->slots[i], &entry);
         if (n < k) {
             out[n] = entry;
             s_heap_up (out, n++);
-        }
-        else if (tl_entry_compare (&entry, &out[0]) < 0) {
+        } else if (tl_entry_compare (&entry, &out[0]) < 0) {
             out[0] = entry;
             s_heap_down (out, n, 0);
         }
@@ -530,11 +492,9 @@ int tl_entry_compare (const void *a, const void *b)
 {
     const tl_entry_t *x = a;
     const tl_entry_t *y = b;
-    if (x->count != y->count)
-        return x->count > y->count ? -1 : 1;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
     uint32_t common = x->len < y->len ? x->len : y->len;
     int rc = common ? memcmp (x->key, y->key, common) : 0;
-    if (rc != 0)
-        return rc < 0 ? -1 : 1;
+    if (rc != 0) return rc < 0 ? -1 : 1;
     return (x->len > y->len) - (x->len < y->len);
 }

@@ -382,7 +382,8 @@ static int s_write_totals (s_sink_t *self, const tl_entry_t *entries, size_t n)
 static void s_publish_totals (s_sink_t *self, s_job_t *job, const tl_entry_t *entries, size_t n)
 {
     size_t batch = (size_t) self->batch;
-    uint64_t batches = (n + batch - 1) / batch;
+    //  A job without keys still publishes one (empty) batch: "totals" always precede "done".
+    uint64_t batches = n ? (n + batch - 1) / batch : 1;
     for (uint64_t b = 0; b < batches; b++) {
         size_t from = b * batch;
         size_t count = n - from < batch ? n - from : batch;
@@ -481,9 +482,14 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
             s_fail_job (self, job, "END counts fewer chunks than were merged");
             return;
         }
+        if (job->ended && msg->u.end.chunks != job->chunks_total) {
+            s_fail_job (self, job, "two ENDs disagree on the chunk count");
+            return;
+        }
+        if (!job->ended)  //  The ventilator repeats END until DONE: count it once
+            job->bad_lines += msg->u.end.bad_lines;
         job->ended = true;
         job->chunks_total = msg->u.end.chunks;
-        job->bad_lines += msg->u.end.bad_lines;
         s_check_complete (self, job);
     }
     else if (msg->cmd == TL_CMD_CANCEL) {

@@ -89,3 +89,86 @@ finish() {
 no_leftovers() {
   ! pgrep -f "^$TALLY_BIN/tally-(sink|worker|ventilator)" > /dev/null
 }
+
+# ---------------------------------------------------------------------------------------
+# Helpers for the larger integration tests (it_pipeline, it_edge, it_large, it_interrupt,
+# it_cli).
+
+# Debian's python3, which has python3-zmq and python3-msgpack (not whatever is first on PATH).
+PY=/usr/bin/python3
+
+# scaled N: N for the plain build, a quarter of it (at least 1) for the sanitized build,
+# whose programs run several times slower.
+scaled() {
+  if [ "${TALLY_VARIANT:-plain}" = sanitize ]; then
+    echo $(( ($1 + 3) / 4 ))
+  else
+    echo "$1"
+  fi
+}
+
+# gen_ngram2012 DIR NFILES MB [SEED]: writes NFILES n-gram 2012 files (DIR/part-NN.tsv,
+# MB megabytes in all) shaped like the real corpus: each key's years on consecutive lines
+# (runs of 3 to 90 lines, about 1 KB), keys of one to three words (some with UTF-8 bytes)
+# drawn from one pool of 60,000, so the same keys appear in every file. Deterministic for
+# a seed; whole runs are built by one C-level replace, so 300 MB take a few seconds.
+gen_ngram2012() {
+  "$PY" - "$@" <<'PYEOF'
+import os, random, sys
+out_dir, nfiles, total_mb = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+rng = random.Random(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "shi", "ve", "zo", "qua", "an", "el", "or",
+             "ix", "um", "\u00e9", "\u00fc"]
+def word():
+    return "".join(rng.choice(syllables) for _ in range(rng.randint(1, 4)))
+keys = set()
+while len(keys) < 60000:
+    keys.add(" ".join(word() for _ in range(rng.choice((1, 1, 1, 2, 3)))))
+keys = sorted(keys)
+templates = []  # a run of years with "\0" where the key goes
+for _ in range(1024):
+    years = rng.randint(3, 90)
+    start = rng.randint(1500, 2009 - years)
+    templates.append("".join("\0\t%d\t%d\t%d\n" % (y, rng.randint(1, 9999), rng.randint(1, 99))
+                             for y in range(start, start + years)))
+per_file = int(total_mb * 1e6 / nfiles)
+os.makedirs(out_dir, exist_ok=True)
+for f in range(nfiles):
+    parts, size = [], 0
+    while size < per_file:
+        run = templates[rng.randrange(len(templates))].replace("\0", keys[rng.randrange(len(keys))])
+        parts.append(run)
+        size += len(run)
+    with open(os.path.join(out_dir, "part-%02d.tsv" % f), "w", encoding="utf-8") as out:
+        out.write("".join(parts))
+PYEOF
+}
+
+# summary_numbers FILE: "LINES BAD FILTERED KEYS SUM" from the summary line that tally run
+# prints ("... N lines (B bad, F filtered out): K keys, sum S, ..."); empty when absent.
+summary_numbers() {
+  sed -n -E 's/.* ([0-9]+) lines \(([0-9]+) bad, ([0-9]+) filtered out\): ([0-9]+) keys, sum ([0-9]+),.*/\1 \2 \3 \4 \5/p' \
+    "$1" | head -1
+}
+
+# sum_totals FILE: the exact sum of the TOTAL column of a totals file.
+sum_totals() {
+  "$PY" -c 'import sys; print(sum(int(l.rsplit(b"\t", 1)[1]) for l in open(sys.argv[1], "rb")))' "$1"
+}
+
+# wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds (returns 0)
+# or SECONDS pass (returns 1).
+wait_until() {
+  local limit=$1 i; shift
+  for ((i = 0; i < limit * 10; i++)); do
+    if "$@"; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# now: seconds since the epoch, with microseconds.
+now() { echo "$EPOCHREALTIME"; }
+
+# elapsed START: seconds since START (from now), with two decimals.
+elapsed() { gawk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b - a}'; }

@@ -20,106 +20,100 @@
 
 //  A string literal's bytes and their count (without the terminating NUL), for tables
 //  of frames.
-#define BYTES(literal) literal, sizeof(literal) - 1
+#define BYTES(literal) literal, sizeof (literal) - 1
 
 //  A frame copied to a heap block of exactly its size. Free with free().
-static void *s_exact(const void *data, size_t size)
+static void *s_exact (const void *data, size_t size)
 {
-    void *copy = malloc(size);
-    cr_assert(copy || size == 0);
-    if (size)
-        memcpy(copy, data, size);
+    void *copy = malloc (size);
+    cr_assert (copy || size == 0);
+    if (size) memcpy (copy, data, size);
     return copy;
 }
 
 //  Decodes an exact-size copy of data and frees it: for checking verdicts only, as a
 //  decoded message's strings point into the frame.
-static int s_decode_exact(tl_cmd_t cmd, const void *data, size_t size, tl_msg_t *msg)
+static int s_decode_exact (tl_cmd_t cmd, const void *data, size_t size, tl_msg_t *msg)
 {
-    void *copy = s_exact(data, size);
-    int rc = tl_msg_decode(cmd, copy, size, msg);
-    free(copy);
+    void *copy = s_exact (data, size);
+    int rc = tl_msg_decode (cmd, copy, size, msg);
+    free (copy);
     return rc;
 }
 
 //  Decodes an exact-size copy of data, which it returns: free it once done with msg.
-static void *s_decode_kept(tl_cmd_t cmd, const void *data, size_t size, tl_msg_t *msg, int *rc)
+static void *s_decode_kept (tl_cmd_t cmd, const void *data, size_t size, tl_msg_t *msg, int *rc)
 {
-    void *copy = s_exact(data, size);
-    *rc = tl_msg_decode(cmd, copy, size, msg);
+    void *copy = s_exact (data, size);
+    *rc = tl_msg_decode (cmd, copy, size, msg);
     return copy;
 }
 
-static tl_str_t s_str(const char *text)
+static tl_str_t s_str (const char *text)
 {
-    return (tl_str_t){text, strlen(text)};
+    return (tl_str_t){text, strlen (text)};
 }
 
-static bool s_str_equal(tl_str_t a, tl_str_t b)
+static bool s_str_equal (tl_str_t a, tl_str_t b)
 {
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+    return a.len == b.len && (a.len == 0 || memcmp (a.ptr, b.ptr, a.len) == 0);
 }
 
-static bool s_filter_equal(const tl_filter_t *a, const tl_filter_t *b)
+static bool s_filter_equal (const tl_filter_t *a, const tl_filter_t *b)
 {
     return a->year_min == b->year_min && a->year_max == b->year_max && a->skip_pos == b->skip_pos;
 }
 
 //  Field-by-field equality of two messages of the same command.
-static bool s_msg_equal(const tl_msg_t *a, const tl_msg_t *b)
+static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
 {
-    if (a->cmd != b->cmd || a->job != b->job)
-        return false;
+    if (a->cmd != b->cmd || a->job != b->job) return false;
     switch (a->cmd) {
     case TL_CMD_JOB: {
         const tl_job_body_t *x = &a->u.job, *y = &b->u.job;
-        if (x->version != y->version || x->format != y->format
-            || !s_filter_equal(&x->filter, &y->filter) || x->input_bytes != y->input_bytes
-            || x->nfiles != y->nfiles)
+        if (x->version != y->version || x->format != y->format ||
+            !s_filter_equal (&x->filter, &y->filter) || x->input_bytes != y->input_bytes ||
+            x->nfiles != y->nfiles)
             return false;
         for (uint32_t i = 0; i < x->nfiles; i++)
-            if (!s_str_equal(x->files[i], y->files[i]))
-                return false;
+            if (!s_str_equal (x->files[i], y->files[i])) return false;
         return true;
     }
     case TL_CMD_CHUNK: {
         const tl_chunk_body_t *x = &a->u.chunk, *y = &b->u.chunk;
-        return x->chunk == y->chunk && x->file == y->file && s_str_equal(x->path, y->path)
-               && x->offset == y->offset && x->format == y->format
-               && s_filter_equal(&x->filter, &y->filter);
+        return x->chunk == y->chunk && x->file == y->file && s_str_equal (x->path, y->path) &&
+               x->offset == y->offset && x->format == y->format &&
+               s_filter_equal (&x->filter, &y->filter);
     }
     case TL_CMD_PARTIAL: {
         const tl_partial_body_t *x = &a->u.partial, *y = &b->u.partial;
-        if (x->chunk != y->chunk || x->file != y->file || x->bytes != y->bytes
-            || x->lines != y->lines || x->bad_lines != y->bad_lines || x->filtered != y->filtered
-            || x->bad_samples != y->bad_samples)
+        if (x->chunk != y->chunk || x->file != y->file || x->bytes != y->bytes ||
+            x->lines != y->lines || x->bad_lines != y->bad_lines || x->filtered != y->filtered ||
+            x->bad_samples != y->bad_samples)
             return false;
         for (uint32_t i = 0; i < x->bad_samples; i++)
-            if (x->bad_offset[i] != y->bad_offset[i])
-                return false;
+            if (x->bad_offset[i] != y->bad_offset[i]) return false;
         return true;
     }
     case TL_CMD_END:
-        return a->u.end.chunks == b->u.end.chunks && a->u.end.bytes == b->u.end.bytes
-               && a->u.end.bad_lines == b->u.end.bad_lines;
+        return a->u.end.chunks == b->u.end.chunks && a->u.end.bytes == b->u.end.bytes &&
+               a->u.end.bad_lines == b->u.end.bad_lines;
     case TL_CMD_ACK:
-        if (a->u.ack.count != b->u.ack.count)
-            return false;
+        if (a->u.ack.count != b->u.ack.count) return false;
         for (uint32_t i = 0; i < a->u.ack.count; i++)
-            if (a->u.ack.chunk[i] != b->u.ack.chunk[i])
-                return false;
+            if (a->u.ack.chunk[i] != b->u.ack.chunk[i]) return false;
         return true;
     case TL_CMD_DONE: {
         const tl_done_body_t *x = &a->u.done, *y = &b->u.done;
         //  memcmp, not ==, so that a NaN that came through a mutation compares equal
-        return x->keys == y->keys && x->sum == y->sum && x->lines == y->lines
-               && x->bad_lines == y->bad_lines && x->filtered == y->filtered
-               && memcmp(&x->seconds, &y->seconds, sizeof x->seconds) == 0
-               && s_str_equal(x->output, y->output);
+        return x->keys == y->keys && x->sum == y->sum && x->lines == y->lines &&
+               x->bad_lines == y->bad_lines && x->filtered == y->filtered &&
+               memcmp (&x->seconds, &y->seconds, sizeof x->seconds) == 0 &&
+               s_str_equal (x->output, y->output);
     }
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
-        return s_str_equal(a->u.reason, b->u.reason);
+        return s_str_equal (a->u.reason, b->u.reason);
     case TL_CMD_PONG:
         return a->u.merged == b->u.merged;
     default:
@@ -127,10 +121,10 @@ static bool s_msg_equal(const tl_msg_t *a, const tl_msg_t *b)
     }
 }
 
-static bool s_msg_is_zero(const tl_msg_t *msg)
+static bool s_msg_is_zero (const tl_msg_t *msg)
 {
     static const tl_msg_t zero;
-    return memcmp(msg, &zero, sizeof zero) == 0;
+    return memcmp (msg, &zero, sizeof zero) == 0;
 }
 
 //  ---------------------------------------------------------------------------------
@@ -142,42 +136,42 @@ static tl_str_t s_files[] = {
 };
 #define S_SAMPLES_MAX 32
 
-static size_t s_samples(tl_msg_t *m)
+static size_t s_samples (tl_msg_t *m)
 {
-    memset(s_long_text, 'p', TL_TEXT_MAX);
+    memset (s_long_text, 'p', TL_TEXT_MAX);
     s_long_text[TL_TEXT_MAX] = 0;
     s_files[3] = (tl_str_t){s_long_text, TL_TEXT_MAX};
-    memset(m, 0, S_SAMPLES_MAX * sizeof *m);
+    memset (m, 0, S_SAMPLES_MAX * sizeof *m);
     size_t n = 0;
 
     m[n].cmd = TL_CMD_JOB;
     m[n].job = UINT64_MAX;
-    m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, TL_FORMAT_NGRAM2012, {1800, 2000, true},
-                                 UINT64_MAX,       4,                   s_files};
+    m[n].u.job = (tl_job_body_t){
+        TL_PROTO_VERSION, TL_FORMAT_NGRAM2012, {1800, 2000, true}, UINT64_MAX, 4, s_files};
     n++;
     m[n].cmd = TL_CMD_JOB;
     m[n].u.job = (tl_job_body_t){0, TL_FORMAT_AUTO, TL_FILTER_NONE, 0, 0, NULL};
     n++;
     m[n].cmd = TL_CMD_JOB;
     m[n].job = 3;
-    m[n].u.job = (tl_job_body_t){UINT32_MAX, TL_FORMAT_TEXT, {UINT32_MAX, 0, false}, 1, 1,
-                                 s_files};
+    m[n].u.job = (tl_job_body_t){UINT32_MAX, TL_FORMAT_TEXT, {UINT32_MAX, 0, false}, 1, 1, s_files};
     n++;
     m[n].cmd = TL_CMD_ACCEPT;
     m[n].job = 7;
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].job = (uint64_t)1 << 40;
-    m[n].u.chunk = (tl_chunk_body_t){UINT64_MAX,          UINT32_MAX,          {s_long_text, TL_TEXT_MAX},
-                                     12345678901ull, TL_FORMAT_NGRAM2020, {1, 2, true}};
+    m[n].u.chunk =
+        (tl_chunk_body_t){UINT64_MAX,     UINT32_MAX,          {s_long_text, TL_TEXT_MAX},
+                          12345678901ull, TL_FORMAT_NGRAM2020, {1, 2, true}};
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].u.chunk = (tl_chunk_body_t){0, 0, {"", 0}, 0, TL_FORMAT_NGRAM2009, TL_FILTER_NONE};
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].job = 9;
-    m[n].u.chunk = (tl_chunk_body_t){65536, 65536, s_str("x/\xc3\xa9.txt"), 1ull << 33,
-                                     TL_FORMAT_TEXT, TL_FILTER_NONE};
+    m[n].u.chunk = (tl_chunk_body_t){65536,      65536,          s_str ("x/\xc3\xa9.txt"),
+                                     1ull << 33, TL_FORMAT_TEXT, TL_FILTER_NONE};
     n++;
     m[n].cmd = TL_CMD_PARTIAL;
     m[n].job = 42;
@@ -204,19 +198,19 @@ static size_t s_samples(tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_DONE;
     m[n].job = 8;
-    m[n].u.done = (tl_done_body_t){UINT64_MAX, UINT64_MAX, 3, 2, 1, 1.5,
-                                   {s_long_text, TL_TEXT_MAX}};
+    m[n].u.done =
+        (tl_done_body_t){UINT64_MAX, UINT64_MAX, 3, 2, 1, 1.5, {s_long_text, TL_TEXT_MAX}};
     n++;
     m[n].cmd = TL_CMD_DONE;
     m[n].u.done = (tl_done_body_t){0, 0, 0, 0, 0, 0.0, {"", 0}};
     n++;
     m[n].cmd = TL_CMD_DONE;
     m[n].job = 1;
-    m[n].u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1e-9, s_str("/tmp/out.tsv")};
+    m[n].u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1e-9, s_str ("/tmp/out.tsv")};
     n++;
     m[n].cmd = TL_CMD_FAIL;
     m[n].job = 10;
-    m[n].u.reason = s_str("unknown job");
+    m[n].u.reason = s_str ("unknown job");
     n++;
     m[n].cmd = TL_CMD_FAIL;
     m[n].u.reason = (tl_str_t){s_long_text, TL_TEXT_MAX};
@@ -227,7 +221,7 @@ static size_t s_samples(tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_CANCEL;
     m[n].job = 12;
-    m[n].u.reason = s_str("interrupted");
+    m[n].u.reason = s_str ("interrupted");
     n++;
     m[n].cmd = TL_CMD_PING;
     m[n].job = 127;
@@ -243,154 +237,155 @@ static size_t s_samples(tl_msg_t *m)
     m[n].job = UINT32_MAX;
     m[n].u.merged = (uint64_t)UINT32_MAX + 1;
     n++;
-    cr_assert(n <= S_SAMPLES_MAX);
+    cr_assert (n <= S_SAMPLES_MAX);
     return n;
 }
 
 //  ---------------------------------------------------------------------------------
 //  Commands
 
-Test(proto, cmd_names_parse_back)
+Test (proto, cmd_names_parse_back)
 {
     static const char *names[] = {"JOB",  "ACCEPT", "CHUNK", "PARTIAL", "END",   "ACK",
                                   "DONE", "FAIL",   "PING",  "PONG",    "CANCEL"};
-    cr_assert_eq(sizeof names / sizeof names[0], TL_CMD_COUNT_ - 1);
+    cr_assert_eq (sizeof names / sizeof names[0], TL_CMD_COUNT_ - 1);
     for (int cmd = TL_CMD_INVALID + 1; cmd < TL_CMD_COUNT_; cmd++) {
-        const char *name = tl_cmd_name((tl_cmd_t)cmd);
-        cr_assert_str_eq(name, names[cmd - 1]);
-        cr_assert_eq(tl_cmd_parse(name, strlen(name)), cmd, "%s", name);
+        const char *name = tl_cmd_name ((tl_cmd_t)cmd);
+        cr_assert_str_eq (name, names[cmd - 1]);
+        cr_assert_eq (tl_cmd_parse (name, strlen (name)), (tl_cmd_t)cmd, "%s", name);
     }
 }
 
-Test(proto, cmd_parse_refuses_junk)
+Test (proto, cmd_parse_refuses_junk)
 {
     static const struct {
         const char *data;
         size_t size;
     } junk[] = {
-        {BYTES("")},         {BYTES("job")},       {BYTES("Job")},  {BYTES("JO")},       {BYTES("JOBS")},
-        {BYTES("JOB\0")},    {BYTES(" JOB")},      {BYTES("JOB ")}, {BYTES("PARTIAL\n")}, {BYTES("INVALID")},
-        {BYTES("\xff\xfe")}, {BYTES("CANCELLED")}, {BYTES("PON")},  {BYTES("ACKACK")},
+        {BYTES ("")},          {BYTES ("job")},     {BYTES ("Job")},      {BYTES ("JO")},
+        {BYTES ("JOBS")},      {BYTES ("JOB\0")},   {BYTES (" JOB")},     {BYTES ("JOB ")},
+        {BYTES ("PARTIAL\n")}, {BYTES ("INVALID")}, {BYTES ("\xff\xfe")}, {BYTES ("CANCELLED")},
+        {BYTES ("PON")},       {BYTES ("ACKACK")},
     };
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
-        void *copy = s_exact(junk[i].data, junk[i].size);
-        cr_assert_eq(tl_cmd_parse(copy, junk[i].size), TL_CMD_INVALID, "junk %zu", i);
-        free(copy);
+        void *copy = s_exact (junk[i].data, junk[i].size);
+        cr_assert_eq (tl_cmd_parse (copy, junk[i].size), TL_CMD_INVALID, "junk %zu", i);
+        free (copy);
     }
-    cr_assert_eq(tl_cmd_parse(NULL, 0), TL_CMD_INVALID);
-    cr_assert_str_eq(tl_cmd_name(TL_CMD_INVALID), "INVALID");
-    cr_assert_str_eq(tl_cmd_name(TL_CMD_COUNT_), "INVALID");
+    cr_assert_eq (tl_cmd_parse (NULL, 0), TL_CMD_INVALID);
+    cr_assert_str_eq (tl_cmd_name (TL_CMD_INVALID), "INVALID");
+    cr_assert_str_eq (tl_cmd_name (TL_CMD_COUNT_), "INVALID");
 }
 
 //  ---------------------------------------------------------------------------------
 //  Round trips
 
-Test(proto, every_command_round_trips)
+Test (proto, every_command_round_trips)
 {
     tl_msg_t samples[S_SAMPLES_MAX];
-    size_t n = s_samples(samples);
+    size_t n = s_samples (samples);
     bool seen[TL_CMD_COUNT_] = {false};
     for (size_t i = 0; i < n; i++) {
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        cr_assert_eq(tl_msg_encode(&samples[i], &buf), 0, "sample %zu", i);
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_msg_encode (&samples[i], &buf), 0, "sample %zu", i);
         tl_msg_t msg;
         int rc;
-        void *frame = s_decode_kept(samples[i].cmd, buf.data, buf.size, &msg, &rc);
-        cr_assert_eq(rc, 0, "sample %zu", i);
-        cr_assert(s_msg_equal(&samples[i], &msg), "sample %zu (%s) differs", i,
-                  tl_cmd_name(samples[i].cmd));
+        void *frame = s_decode_kept (samples[i].cmd, buf.data, buf.size, &msg, &rc);
+        cr_assert_eq (rc, 0, "sample %zu", i);
+        cr_assert (s_msg_equal (&samples[i], &msg), "sample %zu (%s) differs", i,
+                   tl_cmd_name (samples[i].cmd));
 
         //  Re-encoding the decoded message gives the same bytes: one canonical form.
         msgpack_sbuffer again;
-        msgpack_sbuffer_init(&again);
-        cr_assert_eq(tl_msg_encode(&msg, &again), 0);
-        cr_assert_eq(again.size, buf.size);
-        cr_assert_eq(memcmp(again.data, buf.data, buf.size), 0, "sample %zu", i);
+        msgpack_sbuffer_init (&again);
+        cr_assert_eq (tl_msg_encode (&msg, &again), 0);
+        cr_assert_eq (again.size, buf.size);
+        cr_assert_eq (memcmp (again.data, buf.data, buf.size), 0, "sample %zu", i);
 
         //  A frame of one command is never a valid frame of a command of another layout.
         for (int other = TL_CMD_INVALID; other < TL_CMD_COUNT_; other++) {
             tl_msg_t wrong;
-            bool same_layout = other == (int)samples[i].cmd
-                               || (samples[i].cmd == TL_CMD_FAIL && other == TL_CMD_CANCEL)
-                               || (samples[i].cmd == TL_CMD_CANCEL && other == TL_CMD_FAIL)
-                               || (samples[i].cmd == TL_CMD_PING && other == TL_CMD_ACCEPT)
-                               || (samples[i].cmd == TL_CMD_ACCEPT && other == TL_CMD_PING);
+            bool same_layout = other == (int)samples[i].cmd ||
+                               (samples[i].cmd == TL_CMD_FAIL && other == TL_CMD_CANCEL) ||
+                               (samples[i].cmd == TL_CMD_CANCEL && other == TL_CMD_FAIL) ||
+                               (samples[i].cmd == TL_CMD_PING && other == TL_CMD_ACCEPT) ||
+                               (samples[i].cmd == TL_CMD_ACCEPT && other == TL_CMD_PING);
             if (!same_layout)
-                cr_assert_eq(tl_msg_decode((tl_cmd_t)other, buf.data, buf.size, &wrong), -1,
-                             "sample %zu decoded as %s", i, tl_cmd_name((tl_cmd_t)other));
+                cr_assert_eq (tl_msg_decode ((tl_cmd_t)other, buf.data, buf.size, &wrong), -1,
+                              "sample %zu decoded as %s", i, tl_cmd_name ((tl_cmd_t)other));
         }
         seen[samples[i].cmd] = true;
-        tl_msg_reset(&msg);
-        cr_assert(s_msg_is_zero(&msg));
-        free(frame);
-        msgpack_sbuffer_destroy(&again);
-        msgpack_sbuffer_destroy(&buf);
+        tl_msg_reset (&msg);
+        cr_assert (s_msg_is_zero (&msg));
+        free (frame);
+        msgpack_sbuffer_destroy (&again);
+        msgpack_sbuffer_destroy (&buf);
     }
     for (int cmd = TL_CMD_INVALID + 1; cmd < TL_CMD_COUNT_; cmd++)
-        cr_assert(seen[cmd], "no sample of %s", tl_cmd_name((tl_cmd_t)cmd));
+        cr_assert (seen[cmd], "no sample of %s", tl_cmd_name ((tl_cmd_t)cmd));
 }
 
-Test(proto, encode_appends_to_the_buffer)
+Test (proto, encode_appends_to_the_buffer)
 {
     tl_msg_t samples[S_SAMPLES_MAX];
-    size_t n = s_samples(samples);
+    size_t n = s_samples (samples);
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
+    msgpack_sbuffer_init (&buf);
     size_t offsets[S_SAMPLES_MAX + 1] = {0};
     for (size_t i = 0; i < n; i++) {
-        cr_assert_eq(tl_msg_encode(&samples[i], &buf), 0);
+        cr_assert_eq (tl_msg_encode (&samples[i], &buf), 0);
         offsets[i + 1] = buf.size;
     }
     for (size_t i = 0; i < n; i++) {
         tl_msg_t msg;
         int rc;
-        void *frame = s_decode_kept(samples[i].cmd, buf.data + offsets[i],
-                                    offsets[i + 1] - offsets[i], &msg, &rc);
-        cr_assert_eq(rc, 0);
-        cr_assert(s_msg_equal(&samples[i], &msg), "sample %zu", i);
-        tl_msg_reset(&msg);
-        free(frame);
+        void *frame = s_decode_kept (samples[i].cmd, buf.data + offsets[i],
+                                     offsets[i + 1] - offsets[i], &msg, &rc);
+        cr_assert_eq (rc, 0);
+        cr_assert (s_msg_equal (&samples[i], &msg), "sample %zu", i);
+        tl_msg_reset (&msg);
+        free (frame);
     }
-    msgpack_sbuffer_destroy(&buf);
+    msgpack_sbuffer_destroy (&buf);
 }
 
-Test(proto, job_with_the_most_files_round_trips)
+Test (proto, job_with_the_most_files_round_trips)
 {
-    tl_str_t *files = malloc(TL_FILES_MAX * sizeof *files);
-    cr_assert_not_null(files);
+    tl_str_t *files = malloc (TL_FILES_MAX * sizeof *files);
+    cr_assert_not_null (files);
     for (size_t i = 0; i < TL_FILES_MAX; i++)
         files[i] = (tl_str_t){"f", 1};
     tl_msg_t job = {.cmd = TL_CMD_JOB, .job = 1};
     job.u.job = (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, 9, TL_FILES_MAX, files};
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    cr_assert_eq(tl_msg_encode(&job, &buf), 0);
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_msg_encode (&job, &buf), 0);
     tl_msg_t msg;
     int rc;
-    void *frame = s_decode_kept(TL_CMD_JOB, buf.data, buf.size, &msg, &rc);
-    cr_assert_eq(rc, 0);
-    cr_assert(s_msg_equal(&job, &msg));
-    tl_msg_reset(&msg);
-    free(frame);
-    msgpack_sbuffer_destroy(&buf);
-    free(files);
+    void *frame = s_decode_kept (TL_CMD_JOB, buf.data, buf.size, &msg, &rc);
+    cr_assert_eq (rc, 0);
+    cr_assert (s_msg_equal (&job, &msg));
+    tl_msg_reset (&msg);
+    free (frame);
+    msgpack_sbuffer_destroy (&buf);
+    free (files);
 }
 
 //  An encoder refuses a body its peer's decoder would refuse, and leaves the buffer as
 //  it was.
-Test(proto, encode_refuses_what_decode_refuses)
+Test (proto, encode_refuses_what_decode_refuses)
 {
-    char *long_text = malloc(TL_TEXT_MAX + 1);
-    cr_assert_not_null(long_text);
-    memset(long_text, 'q', TL_TEXT_MAX + 1);
+    char *long_text = malloc (TL_TEXT_MAX + 1);
+    cr_assert_not_null (long_text);
+    memset (long_text, 'q', TL_TEXT_MAX + 1);
     tl_str_t too_long = {long_text, TL_TEXT_MAX + 1};
-    tl_str_t *many = calloc(TL_FILES_MAX + 1, sizeof *many);
-    cr_assert_not_null(many);
+    tl_str_t *many = calloc (TL_FILES_MAX + 1, sizeof *many);
+    cr_assert_not_null (many);
     tl_str_t one_long[1] = {too_long};
 
     tl_msg_t bad[7];
-    memset(bad, 0, sizeof bad);
+    memset (bad, 0, sizeof bad);
     bad[0].cmd = TL_CMD_JOB;
     bad[0].u.job = (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, 0, TL_FILES_MAX + 1, many};
     bad[1].cmd = TL_CMD_JOB;
@@ -407,15 +402,15 @@ Test(proto, encode_refuses_what_decode_refuses)
     bad[6].u.reason = too_long;
 
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    msgpack_sbuffer_write(&buf, "xyz", 3);
+    msgpack_sbuffer_init (&buf);
+    msgpack_sbuffer_write (&buf, "xyz", 3);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(tl_msg_encode(&bad[i], &buf), -1, "bad %zu", i);
-        cr_assert_eq(buf.size, 3, "bad %zu left bytes", i);
+        cr_assert_eq (tl_msg_encode (&bad[i], &buf), -1, "bad %zu", i);
+        cr_assert_eq (buf.size, 3, "bad %zu left bytes", i);
     }
-    msgpack_sbuffer_destroy(&buf);
-    free(many);
-    free(long_text);
+    msgpack_sbuffer_destroy (&buf);
+    free (many);
+    free (long_text);
 }
 
 //  ---------------------------------------------------------------------------------
@@ -423,24 +418,24 @@ Test(proto, encode_refuses_what_decode_refuses)
 //  and values that are wrong for each kind of field.
 
 typedef enum {
-    F_U64,     //  uint64
-    F_U32,     //  uint32
-    F_BOOL,    //  bool
-    F_FORMAT,  //  format name, "auto" allowed
-    F_CFORMAT, //  concrete format name
-    F_TEXT,    //  str of at most TL_TEXT_MAX bytes
-    F_F64,     //  seconds
-    F_FILES,   //  array of at most TL_FILES_MAX texts
-    F_OFFSETS, //  array of at most TL_BAD_SAMPLES uint64
-    F_IDS,     //  array of at most TL_ACK_MAX uint64
+    F_U64,      //  uint64
+    F_U32,      //  uint32
+    F_BOOL,     //  bool
+    F_FORMAT,   //  format name, "auto" allowed
+    F_CFORMAT,  //  concrete format name
+    F_TEXT,     //  str of at most TL_TEXT_MAX bytes
+    F_F64,      //  seconds
+    F_FILES,    //  array of at most TL_FILES_MAX texts
+    F_OFFSETS,  //  array of at most TL_BAD_SAMPLES uint64
+    F_IDS,      //  array of at most TL_ACK_MAX uint64
     F_KINDS_
 } s_field_t;
 
 #define ALL_KINDS ((1u << F_KINDS_) - 1)
 #define K(f)      (1u << (f))
-#define K_INTS    (K(F_U64) | K(F_U32))
-#define K_STRS    (K(F_FORMAT) | K(F_CFORMAT) | K(F_TEXT))
-#define K_ARRAYS  (K(F_FILES) | K(F_OFFSETS) | K(F_IDS))
+#define K_INTS    (K (F_U64) | K (F_U32))
+#define K_STRS    (K (F_FORMAT) | K (F_CFORMAT) | K (F_TEXT))
+#define K_ARRAYS  (K (F_FILES) | K (F_OFFSETS) | K (F_IDS))
 
 static const struct {
     tl_cmd_t cmd;
@@ -461,283 +456,292 @@ static const struct {
 };
 #define S_LAYOUTS (sizeof s_layouts / sizeof s_layouts[0])
 
-static void s_raw(msgpack_packer *pk, const char *bytes, size_t size)
+static void s_raw (msgpack_packer *pk, const char *bytes, size_t size)
 {
-    msgpack_sbuffer_write(pk->data, bytes, size);
+    msgpack_sbuffer_write (pk->data, bytes, size);
 }
 
-static void s_pack_text(msgpack_packer *pk, const char *text, size_t len)
+static void s_pack_text (msgpack_packer *pk, const char *text, size_t len)
 {
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, text, len);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
 }
 
-static void s_pack_repeat(msgpack_packer *pk, size_t len)
+static void s_pack_repeat (msgpack_packer *pk, size_t len)
 {
-    char *text = malloc(len);
-    cr_assert_not_null(text);
-    memset(text, 'r', len);
-    s_pack_text(pk, text, len);
-    free(text);
+    char *text = malloc (len);
+    cr_assert_not_null (text);
+    memset (text, 'r', len);
+    s_pack_text (pk, text, len);
+    free (text);
 }
 
 //  A value each kind accepts.
-static void s_pack_good(msgpack_packer *pk, s_field_t kind)
+static void s_pack_good (msgpack_packer *pk, s_field_t kind)
 {
     switch (kind) {
     case F_U64:
     case F_U32:
-        msgpack_pack_uint64(pk, 5);
+        msgpack_pack_uint64 (pk, 5);
         break;
     case F_BOOL:
-        msgpack_pack_true(pk);
+        msgpack_pack_true (pk);
         break;
     case F_FORMAT:
     case F_CFORMAT:
-        s_pack_text(pk, "ngram2012", 9);
+        s_pack_text (pk, "ngram2012", 9);
         break;
     case F_TEXT:
-        s_pack_text(pk, "x", 1);
+        s_pack_text (pk, "x", 1);
         break;
     case F_F64:
-        msgpack_pack_double(pk, 2.5);
+        msgpack_pack_double (pk, 2.5);
         break;
     case F_FILES:
-        msgpack_pack_array(pk, 2);
-        s_pack_text(pk, "a", 1);
-        s_pack_text(pk, "b", 1);
+        msgpack_pack_array (pk, 2);
+        s_pack_text (pk, "a", 1);
+        s_pack_text (pk, "b", 1);
         break;
     case F_OFFSETS:
     case F_IDS:
-        msgpack_pack_array(pk, 1);
-        msgpack_pack_uint64(pk, 3);
+        msgpack_pack_array (pk, 1);
+        msgpack_pack_uint64 (pk, 3);
         break;
     default:
-        cr_assert_fail("kind %d", kind);
+        cr_assert_fail ("kind %d", kind);
     }
 }
 
-static void v_nil(msgpack_packer *pk)
+static void v_nil (msgpack_packer *pk)
 {
-    msgpack_pack_nil(pk);
+    msgpack_pack_nil (pk);
 }
-static void v_negfix(msgpack_packer *pk)
+static void v_negfix (msgpack_packer *pk)
 {
-    s_raw(pk, "\xff", 1);
+    s_raw (pk, "\xff", 1);
 }
-static void v_int8_neg(msgpack_packer *pk)
+static void v_int8_neg (msgpack_packer *pk)
 {
-    s_raw(pk, "\xd0\xff", 2);
+    s_raw (pk, "\xd0\xff", 2);
 }
-static void v_int64_neg(msgpack_packer *pk)
+static void v_int64_neg (msgpack_packer *pk)
 {
-    msgpack_pack_fix_int64(pk, -((int64_t)1 << 40));
+    msgpack_pack_fix_int64 (pk, -((int64_t)1 << 40));
 }
-static void v_int64_min(msgpack_packer *pk)
+static void v_int64_min (msgpack_packer *pk)
 {
-    msgpack_pack_fix_int64(pk, INT64_MIN);
+    msgpack_pack_fix_int64 (pk, INT64_MIN);
 }
-static void v_int8_pos(msgpack_packer *pk)
+static void v_int8_pos (msgpack_packer *pk)
 {
-    msgpack_pack_fix_int8(pk, 100);
+    msgpack_pack_fix_int8 (pk, 100);
 }
-static void v_int64_pos(msgpack_packer *pk)
+static void v_int64_pos (msgpack_packer *pk)
 {
-    msgpack_pack_fix_int64(pk, INT64_MAX);
+    msgpack_pack_fix_int64 (pk, INT64_MAX);
 }
-static void v_uint8(msgpack_packer *pk)
+static void v_uint8 (msgpack_packer *pk)
 {
-    msgpack_pack_fix_uint8(pk, 1);
+    msgpack_pack_fix_uint8 (pk, 1);
 }
-static void v_uint64_small(msgpack_packer *pk)
+static void v_uint64_small (msgpack_packer *pk)
 {
-    msgpack_pack_fix_uint64(pk, 1);
+    msgpack_pack_fix_uint64 (pk, 1);
 }
-static void v_u32_max(msgpack_packer *pk)
+static void v_u32_max (msgpack_packer *pk)
 {
-    msgpack_pack_fix_uint64(pk, UINT32_MAX);
+    msgpack_pack_fix_uint64 (pk, UINT32_MAX);
 }
-static void v_u32_over(msgpack_packer *pk)
+static void v_u32_over (msgpack_packer *pk)
 {
-    msgpack_pack_uint64(pk, (uint64_t)UINT32_MAX + 1);
+    msgpack_pack_uint64 (pk, (uint64_t)UINT32_MAX + 1);
 }
-static void v_u64_max(msgpack_packer *pk)
+static void v_u64_max (msgpack_packer *pk)
 {
-    msgpack_pack_uint64(pk, UINT64_MAX);
+    msgpack_pack_uint64 (pk, UINT64_MAX);
 }
-static void v_zero(msgpack_packer *pk)
+static void v_zero (msgpack_packer *pk)
 {
-    msgpack_pack_uint64(pk, 0);
+    msgpack_pack_uint64 (pk, 0);
 }
-static void v_float64(msgpack_packer *pk)
+static void v_float64 (msgpack_packer *pk)
 {
-    msgpack_pack_double(pk, 1.0);
+    msgpack_pack_double (pk, 1.0);
 }
-static void v_float32(msgpack_packer *pk)
+static void v_float32 (msgpack_packer *pk)
 {
-    msgpack_pack_float(pk, 0.5f);
+    msgpack_pack_float (pk, 0.5f);
 }
-static void v_true(msgpack_packer *pk)
+static void v_true (msgpack_packer *pk)
 {
-    msgpack_pack_true(pk);
+    msgpack_pack_true (pk);
 }
-static void v_false(msgpack_packer *pk)
+static void v_false (msgpack_packer *pk)
 {
-    msgpack_pack_false(pk);
+    msgpack_pack_false (pk);
 }
-static void v_str_x(msgpack_packer *pk)
+static void v_str_x (msgpack_packer *pk)
 {
-    s_pack_text(pk, "x", 1);
+    s_pack_text (pk, "x", 1);
 }
-static void v_str_empty(msgpack_packer *pk)
+static void v_str_empty (msgpack_packer *pk)
 {
-    s_pack_text(pk, "", 0);
+    s_pack_text (pk, "", 0);
 }
-static void v_str_auto(msgpack_packer *pk)
+static void v_str_auto (msgpack_packer *pk)
 {
-    s_pack_text(pk, "auto", 4);
+    s_pack_text (pk, "auto", 4);
 }
-static void v_bin_format(msgpack_packer *pk)
+static void v_bin_format (msgpack_packer *pk)
 {
-    msgpack_pack_bin(pk, 4);
-    msgpack_pack_bin_body(pk, "text", 4);
+    msgpack_pack_bin (pk, 4);
+    msgpack_pack_bin_body (pk, "text", 4);
 }
-static void v_str_format_nul(msgpack_packer *pk)
+static void v_str_format_nul (msgpack_packer *pk)
 {
-    s_pack_text(pk, "text\0", 5);
+    s_pack_text (pk, "text\0", 5);
 }
-static void v_str_format_space(msgpack_packer *pk)
+static void v_str_format_space (msgpack_packer *pk)
 {
-    s_pack_text(pk, "ngram2012 ", 10);
+    s_pack_text (pk, "ngram2012 ", 10);
 }
-static void v_str_format_case(msgpack_packer *pk)
+static void v_str_format_case (msgpack_packer *pk)
 {
-    s_pack_text(pk, "NGRAM2012", 9);
+    s_pack_text (pk, "NGRAM2012", 9);
 }
-static void v_str_text_max(msgpack_packer *pk)
+static void v_str_text_max (msgpack_packer *pk)
 {
-    s_pack_repeat(pk, TL_TEXT_MAX);
+    s_pack_repeat (pk, TL_TEXT_MAX);
 }
-static void v_str_text_over(msgpack_packer *pk)
+static void v_str_text_over (msgpack_packer *pk)
 {
-    s_pack_repeat(pk, TL_TEXT_MAX + 1);
+    s_pack_repeat (pk, TL_TEXT_MAX + 1);
 }
-static void v_str8_claims_more(msgpack_packer *pk)
+static void v_str8_claims_more (msgpack_packer *pk)
 {
-    s_raw(pk, "\xd9\xff" "abc", 5);
+    s_raw (pk,
+           "\xd9\xff"
+           "abc",
+           5);
 }
-static void v_str32_claims_huge(msgpack_packer *pk)
+static void v_str32_claims_huge (msgpack_packer *pk)
 {
-    s_raw(pk, "\xdb\xff\xff\xff\xff" "abc", 8);
+    s_raw (pk,
+           "\xdb\xff\xff\xff\xff"
+           "abc",
+           8);
 }
-static void v_bin32_claims_huge(msgpack_packer *pk)
+static void v_bin32_claims_huge (msgpack_packer *pk)
 {
-    s_raw(pk, "\xc6\xff\xff\xff\xff" "abc", 8);
+    s_raw (pk,
+           "\xc6\xff\xff\xff\xff"
+           "abc",
+           8);
 }
-static void v_empty_map(msgpack_packer *pk)
+static void v_empty_map (msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 0);
+    msgpack_pack_map (pk, 0);
 }
-static void v_fixext1(msgpack_packer *pk)
+static void v_fixext1 (msgpack_packer *pk)
 {
-    s_raw(pk, "\xd4\x01\x00", 3);
+    s_raw (pk, "\xd4\x01\x00", 3);
 }
-static void v_ext8(msgpack_packer *pk)
+static void v_ext8 (msgpack_packer *pk)
 {
-    s_raw(pk, "\xc7\x01\x05\x00", 4);
+    s_raw (pk, "\xc7\x01\x05\x00", 4);
 }
-static void v_timestamp(msgpack_packer *pk)
+static void v_timestamp (msgpack_packer *pk)
 {
-    s_raw(pk, "\xd6\xff\x00\x00\x00\x01", 6);
+    s_raw (pk, "\xd6\xff\x00\x00\x00\x01", 6);
 }
-static void v_never_used(msgpack_packer *pk)
+static void v_never_used (msgpack_packer *pk)
 {
-    s_raw(pk, "\xc1", 1);
+    s_raw (pk, "\xc1", 1);
 }
-static void v_array_empty(msgpack_packer *pk)
+static void v_array_empty (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 0);
+    msgpack_pack_array (pk, 0);
 }
-static void v_array_one_uint(msgpack_packer *pk)
+static void v_array_one_uint (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_uint64(pk, 1);
+    msgpack_pack_array (pk, 1);
+    msgpack_pack_uint64 (pk, 1);
 }
-static void v_array_one_str(msgpack_packer *pk)
+static void v_array_one_str (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 1);
-    s_pack_text(pk, "a", 1);
+    msgpack_pack_array (pk, 1);
+    s_pack_text (pk, "a", 1);
 }
-static void v_array_one_bin(msgpack_packer *pk)
+static void v_array_one_bin (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_bin(pk, 1);
-    msgpack_pack_bin_body(pk, "\xff", 1);
+    msgpack_pack_array (pk, 1);
+    msgpack_pack_bin (pk, 1);
+    msgpack_pack_bin_body (pk, "\xff", 1);
 }
-static void v_array_neg(msgpack_packer *pk)
+static void v_array_neg (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_int64(pk, -1);
+    msgpack_pack_array (pk, 1);
+    msgpack_pack_int64 (pk, -1);
 }
-static void v_array_nested(msgpack_packer *pk)
+static void v_array_nested (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_array(pk, 0);
+    msgpack_pack_array (pk, 1);
+    msgpack_pack_array (pk, 0);
 }
-static void v_array_uints(msgpack_packer *pk, size_t n)
+static void v_array_uints (msgpack_packer *pk, size_t n)
 {
-    msgpack_pack_array(pk, n);
+    msgpack_pack_array (pk, n);
     for (size_t i = 0; i < n; i++)
-        msgpack_pack_uint64(pk, i);
+        msgpack_pack_uint64 (pk, i);
 }
-static void v_array_4(msgpack_packer *pk)
+static void v_array_4 (msgpack_packer *pk)
 {
-    v_array_uints(pk, TL_BAD_SAMPLES);
+    v_array_uints (pk, TL_BAD_SAMPLES);
 }
-static void v_array_5(msgpack_packer *pk)
+static void v_array_5 (msgpack_packer *pk)
 {
-    v_array_uints(pk, TL_BAD_SAMPLES + 1);
+    v_array_uints (pk, TL_BAD_SAMPLES + 1);
 }
-static void v_array_64(msgpack_packer *pk)
+static void v_array_64 (msgpack_packer *pk)
 {
-    v_array_uints(pk, TL_ACK_MAX);
+    v_array_uints (pk, TL_ACK_MAX);
 }
-static void v_array_65(msgpack_packer *pk)
+static void v_array_65 (msgpack_packer *pk)
 {
-    v_array_uints(pk, TL_ACK_MAX + 1);
+    v_array_uints (pk, TL_ACK_MAX + 1);
 }
-static void v_files_too_many(msgpack_packer *pk)
+static void v_files_too_many (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, TL_FILES_MAX + 1);
+    msgpack_pack_array (pk, TL_FILES_MAX + 1);
     for (size_t i = 0; i < TL_FILES_MAX + 1; i++)
-        s_pack_text(pk, "a", 1);
+        s_pack_text (pk, "a", 1);
 }
-static void v_files_name_too_long(msgpack_packer *pk)
+static void v_files_name_too_long (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 2);
-    s_pack_text(pk, "a", 1);
-    s_pack_repeat(pk, TL_TEXT_MAX + 1);
+    msgpack_pack_array (pk, 2);
+    s_pack_text (pk, "a", 1);
+    s_pack_repeat (pk, TL_TEXT_MAX + 1);
 }
-static void v_files_second_bad(msgpack_packer *pk)
+static void v_files_second_bad (msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, 3);
-    s_pack_text(pk, "a", 1);
-    s_pack_text(pk, "b", 1);
-    msgpack_pack_uint64(pk, 1);
+    msgpack_pack_array (pk, 3);
+    s_pack_text (pk, "a", 1);
+    s_pack_text (pk, "b", 1);
+    msgpack_pack_uint64 (pk, 1);
 }
-static void v_array16_claims_more(msgpack_packer *pk)
+static void v_array16_claims_more (msgpack_packer *pk)
 {
-    s_raw(pk, "\xdc\x01\x00\x01\x02", 5);
+    s_raw (pk, "\xdc\x01\x00\x01\x02", 5);
 }
-static void v_array32_claims_huge(msgpack_packer *pk)
+static void v_array32_claims_huge (msgpack_packer *pk)
 {
-    s_raw(pk, "\xdd\xff\xff\xff\xff\x01\x02", 7);
+    s_raw (pk, "\xdd\xff\xff\xff\xff\x01\x02", 7);
 }
 
 //  A value and the kinds that must accept it; every other kind must refuse it.
 static const struct {
     const char *what;
-    void (*pack)(msgpack_packer *pk);
+    void (*pack) (msgpack_packer *pk);
     unsigned accepted_by;
 } s_values[] = {
     {"nil", v_nil, 0},
@@ -745,26 +749,26 @@ static const struct {
     {"int8 -1", v_int8_neg, 0},
     {"int64 -2^40", v_int64_neg, 0},
     {"int64 min", v_int64_min, 0},
-    {"int8 100", v_int8_pos, K_INTS | K(F_F64)},
-    {"int64 max", v_int64_pos, K(F_U64) | K(F_F64)},
-    {"uint8 1", v_uint8, K_INTS | K(F_F64)},
-    {"uint64 1", v_uint64_small, K_INTS | K(F_F64)},
-    {"uint32 max as uint64", v_u32_max, K_INTS | K(F_F64)},
-    {"uint32 max + 1", v_u32_over, K(F_U64) | K(F_F64)},
-    {"uint64 max", v_u64_max, K(F_U64) | K(F_F64)},
-    {"zero", v_zero, K_INTS | K(F_F64)},
-    {"float64", v_float64, K(F_F64)},
-    {"float32", v_float32, K(F_F64)},
-    {"true", v_true, K(F_BOOL)},
-    {"false", v_false, K(F_BOOL)},
-    {"str x", v_str_x, K(F_TEXT)},
-    {"empty str", v_str_empty, K(F_TEXT)},
-    {"str auto", v_str_auto, K(F_TEXT) | K(F_FORMAT)},
+    {"int8 100", v_int8_pos, K_INTS | K (F_F64)},
+    {"int64 max", v_int64_pos, K (F_U64) | K (F_F64)},
+    {"uint8 1", v_uint8, K_INTS | K (F_F64)},
+    {"uint64 1", v_uint64_small, K_INTS | K (F_F64)},
+    {"uint32 max as uint64", v_u32_max, K_INTS | K (F_F64)},
+    {"uint32 max + 1", v_u32_over, K (F_U64) | K (F_F64)},
+    {"uint64 max", v_u64_max, K (F_U64) | K (F_F64)},
+    {"zero", v_zero, K_INTS | K (F_F64)},
+    {"float64", v_float64, K (F_F64)},
+    {"float32", v_float32, K (F_F64)},
+    {"true", v_true, K (F_BOOL)},
+    {"false", v_false, K (F_BOOL)},
+    {"str x", v_str_x, K (F_TEXT)},
+    {"empty str", v_str_empty, K (F_TEXT)},
+    {"str auto", v_str_auto, K (F_TEXT) | K (F_FORMAT)},
     {"bin text", v_bin_format, K_STRS},
-    {"format with NUL", v_str_format_nul, K(F_TEXT)},
-    {"format with space", v_str_format_space, K(F_TEXT)},
-    {"format upper case", v_str_format_case, K(F_TEXT)},
-    {"str of TL_TEXT_MAX", v_str_text_max, K(F_TEXT)},
+    {"format with NUL", v_str_format_nul, K (F_TEXT)},
+    {"format with space", v_str_format_space, K (F_TEXT)},
+    {"format upper case", v_str_format_case, K (F_TEXT)},
+    {"str of TL_TEXT_MAX", v_str_text_max, K (F_TEXT)},
     {"str of TL_TEXT_MAX + 1", v_str_text_over, 0},
     {"str8 claims more", v_str8_claims_more, 0},
     {"str32 claims 2^32-1", v_str32_claims_huge, 0},
@@ -775,14 +779,14 @@ static const struct {
     {"timestamp", v_timestamp, 0},
     {"0xc1", v_never_used, 0},
     {"empty array", v_array_empty, K_ARRAYS},
-    {"[1]", v_array_one_uint, K(F_OFFSETS) | K(F_IDS)},
-    {"[\"a\"]", v_array_one_str, K(F_FILES)},
-    {"[bin]", v_array_one_bin, K(F_FILES)},
+    {"[1]", v_array_one_uint, K (F_OFFSETS) | K (F_IDS)},
+    {"[\"a\"]", v_array_one_str, K (F_FILES)},
+    {"[bin]", v_array_one_bin, K (F_FILES)},
     {"[-1]", v_array_neg, 0},
     {"[[]]", v_array_nested, 0},
-    {"4 uints", v_array_4, K(F_OFFSETS) | K(F_IDS)},
-    {"5 uints", v_array_5, K(F_IDS)},
-    {"64 uints", v_array_64, K(F_IDS)},
+    {"4 uints", v_array_4, K (F_OFFSETS) | K (F_IDS)},
+    {"5 uints", v_array_5, K (F_IDS)},
+    {"64 uints", v_array_64, K (F_IDS)},
     {"65 uints", v_array_65, 0},
     {"TL_FILES_MAX + 1 files", v_files_too_many, 0},
     {"file name too long", v_files_name_too_long, 0},
@@ -794,23 +798,23 @@ static const struct {
 
 //  Packs the layout's array with good values, with value v at position `at` (v NULL:
 //  none replaced), and `count` as the array's claimed size and element count.
-static void s_build(msgpack_sbuffer *buf, size_t layout, uint32_t count, uint32_t at,
-                    void (*v)(msgpack_packer *))
+static void s_build (msgpack_sbuffer *buf, size_t layout, uint32_t count, uint32_t at,
+                     void (*v) (msgpack_packer *))
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, count);
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, count);
     for (uint32_t i = 0; i < count; i++) {
         if (v && i == at)
-            v(&pk);
+            v (&pk);
         else if (i < s_layouts[layout].count)
-            s_pack_good(&pk, s_layouts[layout].fields[i]);
+            s_pack_good (&pk, s_layouts[layout].fields[i]);
         else
-            msgpack_pack_uint64(&pk, 0);
+            msgpack_pack_uint64 (&pk, 0);
     }
 }
 
-Test(proto, every_field_refuses_wrong_values)
+Test (proto, every_field_refuses_wrong_values)
 {
     size_t checked = 0;
     for (size_t l = 0; l < S_LAYOUTS; l++) {
@@ -819,25 +823,25 @@ Test(proto, every_field_refuses_wrong_values)
             s_field_t kind = s_layouts[l].fields[at];
             for (size_t v = 0; v < S_VALUES; v++) {
                 msgpack_sbuffer buf;
-                msgpack_sbuffer_init(&buf);
-                s_build(&buf, l, s_layouts[l].count, at, s_values[v].pack);
-                bool accepted = s_values[v].accepted_by & K(kind);
+                msgpack_sbuffer_init (&buf);
+                s_build (&buf, l, s_layouts[l].count, at, s_values[v].pack);
+                bool accepted = s_values[v].accepted_by & K (kind);
                 tl_msg_t msg;
-                int rc = s_decode_exact(cmd, buf.data, buf.size, &msg);
-                cr_assert_eq(rc, accepted ? 0 : -1, "%s field %u: %s", tl_cmd_name(cmd), at,
-                             s_values[v].what);
+                int rc = s_decode_exact (cmd, buf.data, buf.size, &msg);
+                cr_assert_eq (rc, accepted ? 0 : -1, "%s field %u: %s", tl_cmd_name (cmd), at,
+                              s_values[v].what);
                 if (rc == -1)
-                    cr_assert(s_msg_is_zero(&msg), "%s: msg not cleared", tl_cmd_name(cmd));
-                tl_msg_reset(&msg);
-                msgpack_sbuffer_destroy(&buf);
+                    cr_assert (s_msg_is_zero (&msg), "%s: msg not cleared", tl_cmd_name (cmd));
+                tl_msg_reset (&msg);
+                msgpack_sbuffer_destroy (&buf);
                 checked++;
             }
         }
     }
-    cr_assert_gt(checked, 1000);
+    cr_assert_gt (checked, 1000);
 }
 
-Test(proto, wrong_element_counts_and_trailing_bytes)
+Test (proto, wrong_element_counts_and_trailing_bytes)
 {
     for (size_t l = 0; l < S_LAYOUTS; l++) {
         tl_cmd_t cmd = s_layouts[l].cmd;
@@ -846,45 +850,46 @@ Test(proto, wrong_element_counts_and_trailing_bytes)
         tl_msg_t msg;
         for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
             msgpack_sbuffer buf;
-            msgpack_sbuffer_init(&buf);
-            s_build(&buf, l, counts[c], 0, NULL);
-            cr_assert_eq(s_decode_exact(cmd, buf.data, buf.size, &msg), -1, "%s with %u fields",
-                         tl_cmd_name(cmd), counts[c]);
-            cr_assert(s_msg_is_zero(&msg));
-            msgpack_sbuffer_destroy(&buf);
+            msgpack_sbuffer_init (&buf);
+            s_build (&buf, l, counts[c], 0, NULL);
+            cr_assert_eq (s_decode_exact (cmd, buf.data, buf.size, &msg), -1, "%s with %u fields",
+                          tl_cmd_name (cmd), counts[c]);
+            cr_assert (s_msg_is_zero (&msg));
+            msgpack_sbuffer_destroy (&buf);
         }
 
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        s_build(&buf, l, n, 0, NULL);
-        cr_assert_eq(s_decode_exact(cmd, buf.data, buf.size, &msg), 0, "%s", tl_cmd_name(cmd));
-        tl_msg_reset(&msg);
+        msgpack_sbuffer_init (&buf);
+        s_build (&buf, l, n, 0, NULL);
+        cr_assert_eq (s_decode_exact (cmd, buf.data, buf.size, &msg), 0, "%s", tl_cmd_name (cmd));
+        tl_msg_reset (&msg);
         //  The array claims one element more than follows.
         buf.data[0]++;
-        cr_assert_eq(s_decode_exact(cmd, buf.data, buf.size, &msg), -1);
+        cr_assert_eq (s_decode_exact (cmd, buf.data, buf.size, &msg), -1);
         buf.data[0]--;
         //  Trailing bytes after a complete array.
         static const char *trailers[] = {"\x00", "\xc0", "\x91\x01", "\xff"};
         for (size_t t = 0; t < 4; t++) {
             size_t size = buf.size;
-            msgpack_sbuffer_write(&buf, trailers[t], strlen(trailers[t]) ? strlen(trailers[t]) : 1);
-            cr_assert_eq(s_decode_exact(cmd, buf.data, buf.size, &msg), -1, "%s trailer %zu",
-                         tl_cmd_name(cmd), t);
-            cr_assert(s_msg_is_zero(&msg));
+            msgpack_sbuffer_write (&buf, trailers[t],
+                                   strlen (trailers[t]) ? strlen (trailers[t]) : 1);
+            cr_assert_eq (s_decode_exact (cmd, buf.data, buf.size, &msg), -1, "%s trailer %zu",
+                          tl_cmd_name (cmd), t);
+            cr_assert (s_msg_is_zero (&msg));
             buf.size = size;
         }
         //  The right fields in a map, or a lone value, are not a body.
         static const char *not_arrays[] = {"\x80", "\x81\x00\x00", "\xc0", "\x05", "\xa1x"};
         static const size_t not_array_sizes[] = {1, 3, 1, 1, 2};
         for (size_t t = 0; t < 5; t++)
-            cr_assert_eq(s_decode_exact(cmd, not_arrays[t], not_array_sizes[t], &msg), -1);
-        cr_assert_eq(s_decode_exact(cmd, "", 0, &msg), -1, "%s empty frame", tl_cmd_name(cmd));
-        cr_assert_eq(tl_msg_decode(cmd, NULL, 0, &msg), -1);
-        msgpack_sbuffer_destroy(&buf);
+            cr_assert_eq (s_decode_exact (cmd, not_arrays[t], not_array_sizes[t], &msg), -1);
+        cr_assert_eq (s_decode_exact (cmd, "", 0, &msg), -1, "%s empty frame", tl_cmd_name (cmd));
+        cr_assert_eq (tl_msg_decode (cmd, NULL, 0, &msg), -1);
+        msgpack_sbuffer_destroy (&buf);
     }
 }
 
-Test(proto, any_integer_encoding_is_accepted)
+Test (proto, any_integer_encoding_is_accepted)
 {
     //  PONG [job, merged] with merged encoded every way msgpack allows
     static const struct {
@@ -892,50 +897,50 @@ Test(proto, any_integer_encoding_is_accepted)
         size_t size;
         uint64_t value;
     } pongs[] = {
-        {BYTES("\x92\x01\x05"), 5},
-        {BYTES("\x92\x01\x7f"), 127},
-        {BYTES("\x92\x01\xcc\x05"), 5},
-        {BYTES("\x92\x01\xcc\xff"), 255},
-        {BYTES("\x92\x01\xcd\x00\x05"), 5},
-        {BYTES("\x92\x01\xcd\xff\xff"), 65535},
-        {BYTES("\x92\x01\xce\x00\x00\x00\x05"), 5},
-        {BYTES("\x92\x01\xce\xff\xff\xff\xff"), UINT32_MAX},
-        {BYTES("\x92\x01\xcf\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
-        {BYTES("\x92\x01\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), UINT64_MAX},
-        {BYTES("\x92\x01\xd0\x05"), 5},
-        {BYTES("\x92\x01\xd0\x7f"), 127},
-        {BYTES("\x92\x01\xd1\x00\x05"), 5},
-        {BYTES("\x92\x01\xd1\x7f\xff"), 32767},
-        {BYTES("\x92\x01\xd2\x00\x00\x00\x05"), 5},
-        {BYTES("\x92\x01\xd2\x7f\xff\xff\xff"), INT32_MAX},
-        {BYTES("\x92\x01\xd3\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
-        {BYTES("\x92\x01\xd3\x7f\xff\xff\xff\xff\xff\xff\xff"), INT64_MAX},
-        {BYTES("\x92\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x00"), 0},
+        {BYTES ("\x92\x01\x05"), 5},
+        {BYTES ("\x92\x01\x7f"), 127},
+        {BYTES ("\x92\x01\xcc\x05"), 5},
+        {BYTES ("\x92\x01\xcc\xff"), 255},
+        {BYTES ("\x92\x01\xcd\x00\x05"), 5},
+        {BYTES ("\x92\x01\xcd\xff\xff"), 65535},
+        {BYTES ("\x92\x01\xce\x00\x00\x00\x05"), 5},
+        {BYTES ("\x92\x01\xce\xff\xff\xff\xff"), UINT32_MAX},
+        {BYTES ("\x92\x01\xcf\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
+        {BYTES ("\x92\x01\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), UINT64_MAX},
+        {BYTES ("\x92\x01\xd0\x05"), 5},
+        {BYTES ("\x92\x01\xd0\x7f"), 127},
+        {BYTES ("\x92\x01\xd1\x00\x05"), 5},
+        {BYTES ("\x92\x01\xd1\x7f\xff"), 32767},
+        {BYTES ("\x92\x01\xd2\x00\x00\x00\x05"), 5},
+        {BYTES ("\x92\x01\xd2\x7f\xff\xff\xff"), INT32_MAX},
+        {BYTES ("\x92\x01\xd3\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
+        {BYTES ("\x92\x01\xd3\x7f\xff\xff\xff\xff\xff\xff\xff"), INT64_MAX},
+        {BYTES ("\x92\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x00"), 0},
     };
     for (size_t i = 0; i < sizeof pongs / sizeof pongs[0]; i++) {
         tl_msg_t msg;
-        cr_assert_eq(s_decode_exact(TL_CMD_PONG, pongs[i].bytes, pongs[i].size, &msg), 0,
-                     "pong %zu", i);
-        cr_assert_eq(msg.u.merged, pongs[i].value, "pong %zu", i);
+        cr_assert_eq (s_decode_exact (TL_CMD_PONG, pongs[i].bytes, pongs[i].size, &msg), 0,
+                      "pong %zu", i);
+        cr_assert_eq (msg.u.merged, pongs[i].value, "pong %zu", i);
     }
     static const struct {
         const char *bytes;
         size_t size;
     } negatives[] = {
-        {BYTES("\x92\x01\xe0")},
-        {BYTES("\x92\x01\xd0\x80")},
-        {BYTES("\x92\x01\xd1\x80\x00")},
-        {BYTES("\x92\x01\xd1\xff\xff")},
-        {BYTES("\x92\x01\xd2\x80\x00\x00\x00")},
-        {BYTES("\x92\x01\xd3\x80\x00\x00\x00\x00\x00\x00\x00")},
-        {BYTES("\x92\x01\xd3\xff\xff\xff\xff\xff\xff\xff\xff")},
-        {BYTES("\x92\x01\xca\x40\xa0\x00\x00")},
-        {BYTES("\x92\x01\xcb\x40\x14\x00\x00\x00\x00\x00\x00")},
+        {BYTES ("\x92\x01\xe0")},
+        {BYTES ("\x92\x01\xd0\x80")},
+        {BYTES ("\x92\x01\xd1\x80\x00")},
+        {BYTES ("\x92\x01\xd1\xff\xff")},
+        {BYTES ("\x92\x01\xd2\x80\x00\x00\x00")},
+        {BYTES ("\x92\x01\xd3\x80\x00\x00\x00\x00\x00\x00\x00")},
+        {BYTES ("\x92\x01\xd3\xff\xff\xff\xff\xff\xff\xff\xff")},
+        {BYTES ("\x92\x01\xca\x40\xa0\x00\x00")},
+        {BYTES ("\x92\x01\xcb\x40\x14\x00\x00\x00\x00\x00\x00")},
     };
     for (size_t i = 0; i < sizeof negatives / sizeof negatives[0]; i++) {
         tl_msg_t msg;
-        cr_assert_eq(s_decode_exact(TL_CMD_PONG, negatives[i].bytes, negatives[i].size, &msg),
-                     -1, "negative %zu", i);
+        cr_assert_eq (s_decode_exact (TL_CMD_PONG, negatives[i].bytes, negatives[i].size, &msg), -1,
+                      "negative %zu", i);
     }
 
     //  seconds: float32, float64 and integers
@@ -944,126 +949,126 @@ Test(proto, any_integer_encoding_is_accepted)
         size_t size;
         double value;
     } dones[] = {
-        {BYTES("\x98\x01\x00\x00\x00\x00\x00\xca\x3f\xc0\x00\x00\xa0"), 1.5},
-        {BYTES("\x98\x01\x00\x00\x00\x00\x00\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\xa0"), 1.5},
-        {BYTES("\x98\x01\x00\x00\x00\x00\x00\x07\xa0"), 7.0},
-        {BYTES("\x98\x01\x00\x00\x00\x00\x00\xcd\x01\x00\xa0"), 256.0},
-        {BYTES("\x98\x01\x00\x00\x00\x00\x00\xd0\x07\xa0"), 7.0},
+        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xca\x3f\xc0\x00\x00\xa0"), 1.5},
+        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\xa0"), 1.5},
+        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\x07\xa0"), 7.0},
+        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xcd\x01\x00\xa0"), 256.0},
+        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xd0\x07\xa0"), 7.0},
     };
     for (size_t i = 0; i < sizeof dones / sizeof dones[0]; i++) {
         tl_msg_t msg;
-        cr_assert_eq(s_decode_exact(TL_CMD_DONE, dones[i].bytes, dones[i].size, &msg), 0,
-                     "done %zu", i);
-        cr_assert_eq(msg.u.done.seconds, dones[i].value, "done %zu", i);
+        cr_assert_eq (s_decode_exact (TL_CMD_DONE, dones[i].bytes, dones[i].size, &msg), 0,
+                      "done %zu", i);
+        cr_assert_eq (msg.u.done.seconds, dones[i].value, "done %zu", i);
     }
 }
 
-Test(proto, bin_is_accepted_for_every_text)
+Test (proto, bin_is_accepted_for_every_text)
 {
     tl_msg_t msg;
     int rc;
     //  FAIL [3, bin "oops"]
-    void *frame = s_decode_kept(TL_CMD_FAIL, BYTES("\x92\x03\xc4\x04oops"), &msg, &rc);
-    cr_assert_eq(rc, 0);
-    cr_assert(s_str_equal(msg.u.reason, s_str("oops")));
-    free(frame);
+    void *frame = s_decode_kept (TL_CMD_FAIL, BYTES ("\x92\x03\xc4\x04oops"), &msg, &rc);
+    cr_assert_eq (rc, 0);
+    cr_assert (s_str_equal (msg.u.reason, s_str ("oops")));
+    free (frame);
     //  JOB [1, 1, bin "text", 0, 0, false, 0, [bin "\xff", str ""]]
-    frame = s_decode_kept(TL_CMD_JOB,
-                          BYTES("\x98\x01\x01\xc4\x04text\x00\x00\xc2\x00\x92\xc4\x01\xff\xa0"),
-                          &msg, &rc);
-    cr_assert_eq(rc, 0);
-    cr_assert_eq(msg.u.job.format, TL_FORMAT_TEXT);
-    cr_assert_eq(msg.u.job.nfiles, 2);
-    cr_assert(s_str_equal(msg.u.job.files[0], (tl_str_t){"\xff", 1}));
-    cr_assert_eq(msg.u.job.files[1].len, 0);
-    tl_msg_reset(&msg);
-    cr_assert(s_msg_is_zero(&msg));
-    free(frame);
+    frame = s_decode_kept (TL_CMD_JOB,
+                           BYTES ("\x98\x01\x01\xc4\x04text\x00\x00\xc2\x00\x92\xc4\x01\xff\xa0"),
+                           &msg, &rc);
+    cr_assert_eq (rc, 0);
+    cr_assert_eq (msg.u.job.format, TL_FORMAT_TEXT);
+    cr_assert_eq (msg.u.job.nfiles, 2);
+    cr_assert (s_str_equal (msg.u.job.files[0], (tl_str_t){"\xff", 1}));
+    cr_assert_eq (msg.u.job.files[1].len, 0);
+    tl_msg_reset (&msg);
+    cr_assert (s_msg_is_zero (&msg));
+    free (frame);
 }
 
 //  Every proper prefix of every valid frame is refused.
-Test(proto, truncated_at_every_offset)
+Test (proto, truncated_at_every_offset)
 {
     tl_msg_t samples[S_SAMPLES_MAX];
-    size_t n = s_samples(samples);
+    size_t n = s_samples (samples);
     for (size_t i = 0; i < n; i++) {
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        cr_assert_eq(tl_msg_encode(&samples[i], &buf), 0);
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_msg_encode (&samples[i], &buf), 0);
         for (size_t len = 0; len < buf.size; len++) {
             tl_msg_t msg;
-            cr_assert_eq(s_decode_exact(samples[i].cmd, buf.data, len, &msg), -1,
-                         "sample %zu (%s) cut at %zu of %zu", i, tl_cmd_name(samples[i].cmd), len,
-                         buf.size);
-            cr_assert(s_msg_is_zero(&msg));
-            cr_assert_eq(tl_msgpack_check(buf.data, len), -1);
+            cr_assert_eq (s_decode_exact (samples[i].cmd, buf.data, len, &msg), -1,
+                          "sample %zu (%s) cut at %zu of %zu", i, tl_cmd_name (samples[i].cmd), len,
+                          buf.size);
+            cr_assert (s_msg_is_zero (&msg));
+            cr_assert_eq (tl_msgpack_check (buf.data, len), -1);
         }
-        cr_assert_eq(tl_msgpack_check(buf.data, buf.size), 0);
-        msgpack_sbuffer_destroy(&buf);
+        cr_assert_eq (tl_msgpack_check (buf.data, buf.size), 0);
+        msgpack_sbuffer_destroy (&buf);
     }
 }
 
-static double s_now(void)
+static double s_now (void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime (CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 //  Small frames whose headers claim up to 2^32-1 entries or bytes: refused at the
 //  header, without walking or allocating the claim.
-Test(proto, huge_claims_fail_fast)
+Test (proto, huge_claims_fail_fast)
 {
     static const struct {
         const char *bytes;
         size_t size;
     } frames[] = {
-        {BYTES("\xdf\xff\xff\xff\xff\x01\x02\x03\x04\x05")},  //  map32
-        {BYTES("\xdd\xff\xff\xff\xff\x01\x02\x03\x04\x05")},  //  array32
-        {BYTES("\xde\xff\xff\x01\x02\x03\x04\x05\x06\x07")},  //  map16
-        {BYTES("\xdc\xff\xff\x01\x02\x03\x04\x05\x06\x07")},  //  array16
-        {BYTES("\xdb\xff\xff\xff\xff\x41\x41\x41\x41\x41")},  //  str32
-        {BYTES("\xc6\xff\xff\xff\xff\x41\x41\x41\x41\x41")},  //  bin32
-        {BYTES("\xc9\xff\xff\xff\xff\x01\x41\x41\x41\x41")},  //  ext32
-        {BYTES("\x92\x01\xdb\xff\xff\xff\xff\x41\x41\x41")},  //  FAIL, reason str32
-        {BYTES("\x92\x01\xdd\xff\xff\xff\xff\x01\x01\x01")},  //  ACK, ids array32
-        {BYTES("\x81\xc4\x01\x41\xdf\xff\xff\xff\xff\x00")},  //  a map in a map
-        {BYTES("\x91\x91\x91\x91\xdd\xff\xff\xff\xff\x00")},  //  nested arrays
+        {BYTES ("\xdf\xff\xff\xff\xff\x01\x02\x03\x04\x05")},  //  map32
+        {BYTES ("\xdd\xff\xff\xff\xff\x01\x02\x03\x04\x05")},  //  array32
+        {BYTES ("\xde\xff\xff\x01\x02\x03\x04\x05\x06\x07")},  //  map16
+        {BYTES ("\xdc\xff\xff\x01\x02\x03\x04\x05\x06\x07")},  //  array16
+        {BYTES ("\xdb\xff\xff\xff\xff\x41\x41\x41\x41\x41")},  //  str32
+        {BYTES ("\xc6\xff\xff\xff\xff\x41\x41\x41\x41\x41")},  //  bin32
+        {BYTES ("\xc9\xff\xff\xff\xff\x01\x41\x41\x41\x41")},  //  ext32
+        {BYTES ("\x92\x01\xdb\xff\xff\xff\xff\x41\x41\x41")},  //  FAIL, reason str32
+        {BYTES ("\x92\x01\xdd\xff\xff\xff\xff\x01\x01\x01")},  //  ACK, ids array32
+        {BYTES ("\x81\xc4\x01\x41\xdf\xff\xff\xff\xff\x00")},  //  a map in a map
+        {BYTES ("\x91\x91\x91\x91\xdd\xff\xff\xff\xff\x00")},  //  nested arrays
     };
-    tl_table_t *table = tl_table_new(0);
-    cr_assert_not_null(table);
-    double start = s_now();
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_not_null (table);
+    double start = s_now ();
     for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
-        void *copy = s_exact(frames[i].bytes, frames[i].size);
+        void *copy = s_exact (frames[i].bytes, frames[i].size);
         for (int cmd = TL_CMD_INVALID + 1; cmd < TL_CMD_COUNT_; cmd++) {
             tl_msg_t msg;
-            cr_assert_eq(tl_msg_decode((tl_cmd_t)cmd, copy, frames[i].size, &msg), -1);
+            cr_assert_eq (tl_msg_decode ((tl_cmd_t)cmd, copy, frames[i].size, &msg), -1);
         }
         uint64_t entries = 99;
-        cr_assert_eq(tl_map_merge(copy, frames[i].size, table, &entries), -1, "frame %zu", i);
-        cr_assert_eq(entries, 0);
-        cr_assert_eq(tl_msgpack_check(copy, frames[i].size), -1, "frame %zu", i);
-        free(copy);
+        cr_assert_eq (tl_map_merge (copy, frames[i].size, table, &entries), -1, "frame %zu", i);
+        cr_assert_eq (entries, 0);
+        cr_assert_eq (tl_msgpack_check (copy, frames[i].size), -1, "frame %zu", i);
+        free (copy);
     }
 
     //  A JOB whose file array claims TL_FILES_MAX entries with 3 bytes left: refused
     //  before its file array is allocated.
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
+    msgpack_sbuffer_init (&buf);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 8);
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 8);
     for (int i = 0; i < 7; i++)
-        s_pack_good(&pk, s_layouts[0].fields[i]);
-    s_raw(&pk, "\xdc\xff\xff\xa1\x61\xa0", 6);
+        s_pack_good (&pk, s_layouts[0].fields[i]);
+    s_raw (&pk, "\xdc\xff\xff\xa1\x61\xa0", 6);
     tl_msg_t msg;
-    cr_assert_eq(s_decode_exact(TL_CMD_JOB, buf.data, buf.size, &msg), -1);
-    cr_assert_null(msg.u.job.files);
-    msgpack_sbuffer_destroy(&buf);
+    cr_assert_eq (s_decode_exact (TL_CMD_JOB, buf.data, buf.size, &msg), -1);
+    cr_assert_null (msg.u.job.files);
+    msgpack_sbuffer_destroy (&buf);
 
-    cr_assert_lt(s_now() - start, 0.5, "refusing huge claims took %.3f s", s_now() - start);
-    cr_assert_eq(tl_table_size(table), 0);
-    tl_table_destroy(&table);
+    cr_assert_lt (s_now () - start, 0.5, "refusing huge claims took %.3f s", s_now () - start);
+    cr_assert_eq (tl_table_size (table), 0);
+    tl_table_destroy (&table);
 }
 
 //  ---------------------------------------------------------------------------------
@@ -1086,166 +1091,164 @@ static const struct {
 };
 #define S_KEYS (sizeof s_keys / sizeof s_keys[0])
 
-static tl_table_t *s_special_table(void)
+static tl_table_t *s_special_table (void)
 {
-    tl_table_t *table = tl_table_new(0);
-    cr_assert_not_null(table);
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_not_null (table);
     for (size_t i = 0; i < S_KEYS; i++)
-        cr_assert_eq(tl_table_add(table, s_keys[i].key, s_keys[i].len, s_keys[i].count), 0);
+        cr_assert_eq (tl_table_add (table, s_keys[i].key, s_keys[i].len, s_keys[i].count), 0);
     return table;
 }
 
 //  True when two tables hold the same keys with the same totals.
-static bool s_tables_equal(tl_table_t *a, tl_table_t *b)
+static bool s_tables_equal (tl_table_t *a, tl_table_t *b)
 {
-    if (tl_table_size(a) != tl_table_size(b))
-        return false;
+    if (tl_table_size (a) != tl_table_size (b)) return false;
     size_t cursor = 0;
     tl_entry_t entry;
-    while (tl_table_next(a, &cursor, &entry)) {
+    while (tl_table_next (a, &cursor, &entry)) {
         uint64_t count;
-        if (!tl_table_get(b, entry.key, entry.len, &count) || count != entry.count)
-            return false;
+        if (!tl_table_get (b, entry.key, entry.len, &count) || count != entry.count) return false;
     }
     return true;
 }
 
-static int s_merge_exact(const void *data, size_t size, tl_table_t *table, uint64_t *entries)
+static int s_merge_exact (const void *data, size_t size, tl_table_t *table, uint64_t *entries)
 {
-    void *copy = s_exact(data, size);
-    int rc = tl_map_merge(copy, size, table, entries);
-    free(copy);
+    void *copy = s_exact (data, size);
+    int rc = tl_map_merge (copy, size, table, entries);
+    free (copy);
     return rc;
 }
 
-Test(proto, map_round_trips_any_key_bytes)
+Test (proto, map_round_trips_any_key_bytes)
 {
-    tl_table_t *table = s_special_table();
+    tl_table_t *table = s_special_table ();
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    cr_assert_eq(tl_map_encode(table, &buf), 0);
-    tl_table_t *copy = tl_table_new(0);
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_map_encode (table, &buf), 0);
+    tl_table_t *copy = tl_table_new (0);
     uint64_t entries = 0;
-    cr_assert_eq(s_merge_exact(buf.data, buf.size, copy, &entries), 0);
-    cr_assert_eq(entries, S_KEYS);
-    cr_assert_eq(tl_table_size(copy), S_KEYS);
-    cr_assert(s_tables_equal(table, copy));
+    cr_assert_eq (s_merge_exact (buf.data, buf.size, copy, &entries), 0);
+    cr_assert_eq (entries, S_KEYS);
+    cr_assert_eq (tl_table_size (copy), S_KEYS);
+    cr_assert (s_tables_equal (table, copy));
     for (size_t i = 0; i < S_KEYS; i++) {
         uint64_t count;
-        cr_assert(tl_table_get(copy, s_keys[i].key, s_keys[i].len, &count), "key %zu", i);
-        cr_assert_eq(count, s_keys[i].count, "key %zu", i);
+        cr_assert (tl_table_get (copy, s_keys[i].key, s_keys[i].len, &count), "key %zu", i);
+        cr_assert_eq (count, s_keys[i].count, "key %zu", i);
     }
-    cr_assert_eq(tl_msgpack_check(buf.data, buf.size), 0);
-    tl_table_destroy(&copy);
-    tl_table_destroy(&table);
-    msgpack_sbuffer_destroy(&buf);
+    cr_assert_eq (tl_msgpack_check (buf.data, buf.size), 0);
+    tl_table_destroy (&copy);
+    tl_table_destroy (&table);
+    msgpack_sbuffer_destroy (&buf);
 }
 
 //  Keys are bin: a msgpack-c reader sees MSGPACK_OBJECT_BIN keys and uint values.
-Test(proto, map_keys_are_bin_and_values_uint)
+Test (proto, map_keys_are_bin_and_values_uint)
 {
-    tl_table_t *table = s_special_table();
+    tl_table_t *table = s_special_table ();
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    cr_assert_eq(tl_map_encode(table, &buf), 0);
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_map_encode (table, &buf), 0);
     msgpack_unpacked result;
-    msgpack_unpacked_init(&result);
+    msgpack_unpacked_init (&result);
     size_t off = 0;
-    cr_assert_eq(msgpack_unpack_next(&result, buf.data, buf.size, &off), MSGPACK_UNPACK_SUCCESS);
-    cr_assert_eq(off, buf.size);
-    cr_assert_eq(result.data.type, MSGPACK_OBJECT_MAP);
-    cr_assert_eq(result.data.via.map.size, S_KEYS);
+    cr_assert_eq (msgpack_unpack_next (&result, buf.data, buf.size, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (off, buf.size);
+    cr_assert_eq (result.data.type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq (result.data.via.map.size, S_KEYS);
     for (uint32_t i = 0; i < result.data.via.map.size; i++) {
-        cr_assert_eq(result.data.via.map.ptr[i].key.type, MSGPACK_OBJECT_BIN);
-        cr_assert_eq(result.data.via.map.ptr[i].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        cr_assert_eq (result.data.via.map.ptr[i].key.type, MSGPACK_OBJECT_BIN);
+        cr_assert_eq (result.data.via.map.ptr[i].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     }
-    msgpack_unpacked_destroy(&result);
-    msgpack_sbuffer_destroy(&buf);
-    tl_table_destroy(&table);
+    msgpack_unpacked_destroy (&result);
+    msgpack_sbuffer_destroy (&buf);
+    tl_table_destroy (&table);
 }
 
-Test(proto, map_round_trips_sizes_of_every_header)
+Test (proto, map_round_trips_sizes_of_every_header)
 {
     //  fixmap, map16 and map32 headers; fixstr-length, bin8, bin16 and bin32 keys
     size_t sizes[] = {0, 1, 15, 16, 300, 65535, 65536, 70000};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        tl_table_t *table = tl_table_new(sizes[s]);
+        tl_table_t *table = tl_table_new (sizes[s]);
         char key[32];
         for (size_t i = 0; i < sizes[s]; i++) {
-            int len = snprintf(key, sizeof key, "k%zu", i);
-            cr_assert_eq(tl_table_add(table, key, (size_t)len, i * 7919), 0);
+            int len = snprintf (key, sizeof key, "k%zu", i);
+            cr_assert_eq (tl_table_add (table, key, (size_t)len, i * 7919), 0);
         }
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        cr_assert_eq(tl_map_encode(table, &buf), 0);
-        tl_table_t *copy = tl_table_new(0);
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_map_encode (table, &buf), 0);
+        tl_table_t *copy = tl_table_new (0);
         uint64_t entries = 0;
-        cr_assert_eq(tl_map_merge(buf.data, buf.size, copy, &entries), 0);
-        cr_assert_eq(entries, sizes[s]);
-        cr_assert(s_tables_equal(table, copy), "%zu keys", sizes[s]);
-        tl_table_destroy(&copy);
-        tl_table_destroy(&table);
-        msgpack_sbuffer_destroy(&buf);
+        cr_assert_eq (tl_map_merge (buf.data, buf.size, copy, &entries), 0);
+        cr_assert_eq (entries, sizes[s]);
+        cr_assert (s_tables_equal (table, copy), "%zu keys", sizes[s]);
+        tl_table_destroy (&copy);
+        tl_table_destroy (&table);
+        msgpack_sbuffer_destroy (&buf);
     }
     size_t lens[] = {255, 256, 65535, 65536, TL_KEY_MAX};
     for (size_t s = 0; s < sizeof lens / sizeof lens[0]; s++) {
-        char *key = malloc(lens[s]);
-        memset(key, 'k', lens[s]);
+        char *key = malloc (lens[s]);
+        memset (key, 'k', lens[s]);
         key[lens[s] / 2] = 0;
-        tl_table_t *table = tl_table_new(0);
-        cr_assert_eq(tl_table_add(table, key, lens[s], 5), 0);
+        tl_table_t *table = tl_table_new (0);
+        cr_assert_eq (tl_table_add (table, key, lens[s], 5), 0);
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        cr_assert_eq(tl_map_encode(table, &buf), 0);
-        tl_table_t *copy = tl_table_new(0);
-        cr_assert_eq(s_merge_exact(buf.data, buf.size, copy, NULL), 0);
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_map_encode (table, &buf), 0);
+        tl_table_t *copy = tl_table_new (0);
+        cr_assert_eq (s_merge_exact (buf.data, buf.size, copy, NULL), 0);
         uint64_t count = 0;
-        cr_assert(tl_table_get(copy, key, lens[s], &count), "key of %zu bytes", lens[s]);
-        cr_assert_eq(count, 5);
-        tl_table_destroy(&copy);
-        tl_table_destroy(&table);
-        msgpack_sbuffer_destroy(&buf);
-        free(key);
+        cr_assert (tl_table_get (copy, key, lens[s], &count), "key of %zu bytes", lens[s]);
+        cr_assert_eq (count, 5);
+        tl_table_destroy (&copy);
+        tl_table_destroy (&table);
+        msgpack_sbuffer_destroy (&buf);
+        free (key);
     }
 }
 
-Test(proto, map_merge_adds_accepts_str_keys_and_saturates)
+Test (proto, map_merge_adds_accepts_str_keys_and_saturates)
 {
-    tl_table_t *table = tl_table_new(0);
-    cr_assert_eq(tl_table_add(table, "a", 1, 10), 0);
-    cr_assert_eq(tl_table_add(table, "m", 1, UINT64_MAX - 1), 0);
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_eq (tl_table_add (table, "a", 1, 10), 0);
+    cr_assert_eq (tl_table_add (table, "m", 1, UINT64_MAX - 1), 0);
     //  {str "a": 5, bin "b": 6, str "a": 1 (again), str8 "c": int8 2}
     static const char frame[] = "\x84\xa1\x61\x05\xc4\x01\x62\x06\xa1\x61\x01\xd9\x01\x63\xd0\x02";
     uint64_t entries = 0;
-    cr_assert_eq(s_merge_exact(frame, sizeof frame - 1, table, &entries), 0);
-    cr_assert_eq(entries, 4);
+    cr_assert_eq (s_merge_exact (frame, sizeof frame - 1, table, &entries), 0);
+    cr_assert_eq (entries, 4);
     uint64_t count;
-    cr_assert(tl_table_get(table, "a", 1, &count));
-    cr_assert_eq(count, 16);
-    cr_assert(tl_table_get(table, "b", 1, &count));
-    cr_assert_eq(count, 6);
-    cr_assert(tl_table_get(table, "c", 1, &count));
-    cr_assert_eq(count, 2);
-    cr_assert_eq(tl_table_size(table), 4);
+    cr_assert (tl_table_get (table, "a", 1, &count));
+    cr_assert_eq (count, 16);
+    cr_assert (tl_table_get (table, "b", 1, &count));
+    cr_assert_eq (count, 6);
+    cr_assert (tl_table_get (table, "c", 1, &count));
+    cr_assert_eq (count, 2);
+    cr_assert_eq (tl_table_size (table), 4);
 
     //  {"m": 2} takes m past UINT64_MAX: saturates, returns 1, the other entry merges.
     static const char over[] = "\x82\xa1m\x02\xa1z\x01";
-    cr_assert_eq(s_merge_exact(over, sizeof over - 1, table, &entries), 1);
-    cr_assert(tl_table_get(table, "m", 1, &count));
-    cr_assert_eq(count, UINT64_MAX);
-    cr_assert(tl_table_get(table, "z", 1, &count));
-    cr_assert_eq(count, 1);
+    cr_assert_eq (s_merge_exact (over, sizeof over - 1, table, &entries), 1);
+    cr_assert (tl_table_get (table, "m", 1, &count));
+    cr_assert_eq (count, UINT64_MAX);
+    cr_assert (tl_table_get (table, "z", 1, &count));
+    cr_assert_eq (count, 1);
 
     //  The empty map merges nothing and succeeds.
-    cr_assert_eq(s_merge_exact("\x80", 1, table, &entries), 0);
-    cr_assert_eq(entries, 0);
-    cr_assert_eq(tl_table_size(table), 5);
-    tl_table_destroy(&table);
+    cr_assert_eq (s_merge_exact ("\x80", 1, table, &entries), 0);
+    cr_assert_eq (entries, 0);
+    cr_assert_eq (tl_table_size (table), 5);
+    tl_table_destroy (&table);
 }
 
 //  Valid entries first, then something wrong: the whole frame is refused and the
 //  table is exactly as before.
-Test(proto, map_merge_bad_frame_changes_nothing)
+Test (proto, map_merge_bad_frame_changes_nothing)
 {
     //  Each is a map whose first two entries ("a": 5, "b": 6) are valid.
     static const struct {
@@ -1254,236 +1257,246 @@ Test(proto, map_merge_bad_frame_changes_nothing)
         size_t tail_size;
         uint8_t claimed;  //  entries the fixmap header claims
     } bad[] = {
-        {"int key", BYTES("\x07\x01"), 3},
-        {"negative value", BYTES("\xa1\x63\xff"), 3},
-        {"int64 negative value", BYTES("\xa1\x63\xd3\xff\xff\xff\xff\xff\xff\xff\xff"), 3},
-        {"float value", BYTES("\xa1\x63\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"), 3},
-        {"nil value", BYTES("\xa1\x63\xc0"), 3},
-        {"bool value", BYTES("\xa1\x63\xc3"), 3},
-        {"str value", BYTES("\xa1\x63\xa1\x31"), 3},
-        {"map value", BYTES("\xa1\x63\x80"), 3},
-        {"array key", BYTES("\x91\x01\x01"), 3},
-        {"nil key", BYTES("\xc0\x01"), 3},
-        {"ext key", BYTES("\xd4\x01\x00\x01"), 3},
-        {"fixext value", BYTES("\xa1\x63\xd4\x01\x00"), 3},
-        {"0xc1 key", BYTES("\xc1\x01"), 3},
-        {"missing entry", BYTES(""), 3},
-        {"missing value", BYTES("\xa1\x63"), 3},
-        {"key cut short", BYTES("\xa4\x63\x01"), 3},
-        {"bin32 key claims 2^32-1", BYTES("\xc6\xff\xff\xff\xff\x63\x01"), 3},
-        {"trailing byte", BYTES("\x00"), 2},
-        {"trailing entry", BYTES("\xa1\x63\x01"), 2},
+        {"int key", BYTES ("\x07\x01"), 3},
+        {"negative value", BYTES ("\xa1\x63\xff"), 3},
+        {"int64 negative value", BYTES ("\xa1\x63\xd3\xff\xff\xff\xff\xff\xff\xff\xff"), 3},
+        {"float value", BYTES ("\xa1\x63\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"), 3},
+        {"nil value", BYTES ("\xa1\x63\xc0"), 3},
+        {"bool value", BYTES ("\xa1\x63\xc3"), 3},
+        {"str value", BYTES ("\xa1\x63\xa1\x31"), 3},
+        {"map value", BYTES ("\xa1\x63\x80"), 3},
+        {"array key", BYTES ("\x91\x01\x01"), 3},
+        {"nil key", BYTES ("\xc0\x01"), 3},
+        {"ext key", BYTES ("\xd4\x01\x00\x01"), 3},
+        {"fixext value", BYTES ("\xa1\x63\xd4\x01\x00"), 3},
+        {"0xc1 key", BYTES ("\xc1\x01"), 3},
+        {"missing entry", BYTES (""), 3},
+        {"missing value", BYTES ("\xa1\x63"), 3},
+        {"key cut short", BYTES ("\xa4\x63\x01"), 3},
+        {"bin32 key claims 2^32-1", BYTES ("\xc6\xff\xff\xff\xff\x63\x01"), 3},
+        {"trailing byte", BYTES ("\x00"), 2},
+        {"trailing entry", BYTES ("\xa1\x63\x01"), 2},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        tl_table_t *table = tl_table_new(0);
-        cr_assert_eq(tl_table_add(table, "a", 1, 10), 0);
-        cr_assert_eq(tl_table_add(table, "x", 1, 1), 0);
+        tl_table_t *table = tl_table_new (0);
+        cr_assert_eq (tl_table_add (table, "a", 1, 10), 0);
+        cr_assert_eq (tl_table_add (table, "x", 1, 1), 0);
         char frame[64];
         frame[0] = (char)(0x80 | bad[i].claimed);
-        memcpy(frame + 1, "\xa1\x61\x05\xa1\x62\x06", 6);
-        memcpy(frame + 7, bad[i].tail, bad[i].tail_size);
+        memcpy (frame + 1, "\xa1\x61\x05\xa1\x62\x06", 6);
+        memcpy (frame + 7, bad[i].tail, bad[i].tail_size);
         uint64_t entries = 99;
-        cr_assert_eq(s_merge_exact(frame, 7 + bad[i].tail_size, table, &entries), -1, "%s",
-                     bad[i].what);
-        cr_assert_eq(entries, 0);
+        cr_assert_eq (s_merge_exact (frame, 7 + bad[i].tail_size, table, &entries), -1, "%s",
+                      bad[i].what);
+        cr_assert_eq (entries, 0);
         uint64_t count;
-        cr_assert_eq(tl_table_size(table), 2, "%s", bad[i].what);
-        cr_assert(tl_table_get(table, "a", 1, &count));
-        cr_assert_eq(count, 10, "%s", bad[i].what);
-        cr_assert_not(tl_table_get(table, "b", 1, &count), "%s", bad[i].what);
-        cr_assert_eq(tl_table_sum(table), 11);
-        tl_table_destroy(&table);
+        cr_assert_eq (tl_table_size (table), 2, "%s", bad[i].what);
+        cr_assert (tl_table_get (table, "a", 1, &count));
+        cr_assert_eq (count, 10, "%s", bad[i].what);
+        cr_assert_not (tl_table_get (table, "b", 1, &count), "%s", bad[i].what);
+        cr_assert_eq (tl_table_sum (table), 11);
+        tl_table_destroy (&table);
     }
 
     //  A key one byte over TL_KEY_MAX, after a valid entry.
     size_t size = 1 + 3 + 5 + TL_KEY_MAX + 1 + 1;
-    char *frame = malloc(size);
-    memcpy(frame, "\x82\xa1\x61\x05\xc6", 5);
+    char *frame = malloc (size);
+    memcpy (frame, "\x82\xa1\x61\x05\xc6", 5);
     uint32_t len = TL_KEY_MAX + 1;
     for (int i = 0; i < 4; i++)
         frame[5 + i] = (char)(len >> (24 - 8 * i));
-    memset(frame + 9, 'k', len);
+    memset (frame + 9, 'k', len);
     frame[size - 1] = 1;
-    tl_table_t *table = tl_table_new(0);
-    cr_assert_eq(tl_map_merge(frame, size, table, NULL), -1);
-    cr_assert_eq(tl_table_size(table), 0);
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_eq (tl_map_merge (frame, size, table, NULL), -1);
+    cr_assert_eq (tl_table_size (table), 0);
     //  The same with TL_KEY_MAX bytes is fine.
     frame[8] = (char)(len - 1);
     frame[size - 2] = 1;
-    cr_assert_eq(tl_map_merge(frame, size - 1, table, NULL), 0);
-    cr_assert_eq(tl_table_size(table), 2);
-    tl_table_destroy(&table);
-    free(frame);
+    cr_assert_eq (tl_map_merge (frame, size - 1, table, NULL), 0);
+    cr_assert_eq (tl_table_size (table), 2);
+    tl_table_destroy (&table);
+    free (frame);
 }
 
-Test(proto, map_merge_truncated_at_every_offset_changes_nothing)
+Test (proto, map_merge_truncated_at_every_offset_changes_nothing)
 {
-    tl_table_t *source = s_special_table();
+    tl_table_t *source = s_special_table ();
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    cr_assert_eq(tl_map_encode(source, &buf), 0);
-    tl_table_t *table = tl_table_new(0);
-    cr_assert_eq(tl_table_add(table, "the", 3, 1), 0);
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_map_encode (source, &buf), 0);
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_eq (tl_table_add (table, "the", 3, 1), 0);
     for (size_t len = 0; len < buf.size; len++) {
-        cr_assert_eq(s_merge_exact(buf.data, len, table, NULL), -1, "cut at %zu", len);
-        cr_assert_eq(tl_table_size(table), 1);
-        cr_assert_eq(tl_table_sum(table), 1);
+        cr_assert_eq (s_merge_exact (buf.data, len, table, NULL), -1, "cut at %zu", len);
+        cr_assert_eq (tl_table_size (table), 1);
+        cr_assert_eq (tl_table_sum (table), 1);
     }
     //  Not a map at all
     static const char *others[] = {"\x90", "\xc0", "\x01", "\xa1\x61", "\xc1"};
     for (size_t i = 0; i < 5; i++)
-        cr_assert_eq(s_merge_exact(others[i], strlen(others[i]) ? strlen(others[i]) : 1, table,
-                                   NULL),
-                     -1);
-    cr_assert_eq(s_merge_exact("", 0, table, NULL), -1);
-    cr_assert_eq(tl_table_size(table), 1);
-    tl_table_destroy(&table);
-    tl_table_destroy(&source);
-    msgpack_sbuffer_destroy(&buf);
+        cr_assert_eq (
+            s_merge_exact (others[i], strlen (others[i]) ? strlen (others[i]) : 1, table, NULL),
+            -1);
+    cr_assert_eq (s_merge_exact ("", 0, table, NULL), -1);
+    cr_assert_eq (tl_table_size (table), 1);
+    tl_table_destroy (&table);
+    tl_table_destroy (&source);
+    msgpack_sbuffer_destroy (&buf);
 }
 
 //  ---------------------------------------------------------------------------------
 //  tl_msgpack_check
 
-static void s_nest(msgpack_sbuffer *buf, int depth, bool maps)
+static void s_nest (msgpack_sbuffer *buf, int depth, bool maps)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     for (int i = 0; i < depth; i++) {
         if (maps) {
-            msgpack_pack_map(&pk, 1);
-            msgpack_pack_uint64(&pk, i);
-        }
-        else
-            msgpack_pack_array(&pk, 1);
+            msgpack_pack_map (&pk, 1);
+            msgpack_pack_uint64 (&pk, i);
+        } else
+            msgpack_pack_array (&pk, 1);
     }
-    msgpack_pack_nil(&pk);
+    msgpack_pack_nil (&pk);
 }
 
 //  Checks data both ways: tl_msgpack_check's verdict, and for what it accepts, that
 //  msgpack-c unpacks exactly one object of exactly the frame's size.
-static void s_check(const void *data, size_t size, int expected, const char *what)
+static void s_check (const void *data, size_t size, int expected, const char *what)
 {
-    void *copy = s_exact(data, size);
-    cr_assert_eq(tl_msgpack_check(copy, size), expected, "%s", what);
+    void *copy = s_exact (data, size);
+    cr_assert_eq (tl_msgpack_check (copy, size), expected, "%s", what);
     if (expected == 0) {
         msgpack_unpacked result;
-        msgpack_unpacked_init(&result);
+        msgpack_unpacked_init (&result);
         size_t off = 0;
-        cr_assert_eq(msgpack_unpack_next(&result, copy, size, &off), MSGPACK_UNPACK_SUCCESS,
-                     "%s", what);
-        cr_assert_eq(off, size, "%s", what);
-        msgpack_unpacked_destroy(&result);
+        cr_assert_eq (msgpack_unpack_next (&result, copy, size, &off), MSGPACK_UNPACK_SUCCESS, "%s",
+                      what);
+        cr_assert_eq (off, size, "%s", what);
+        msgpack_unpacked_destroy (&result);
     }
-    free(copy);
+    free (copy);
 }
 
-Test(proto, msgpack_check_accepts_every_type)
+Test (proto, msgpack_check_accepts_every_type)
 {
     static const struct {
         const char *what;
         const char *bytes;
         size_t size;
     } good[] = {
-        {"nil", BYTES("\xc0")},
-        {"false", BYTES("\xc2")},
-        {"true", BYTES("\xc3")},
-        {"fixint", BYTES("\x7f")},
-        {"negative fixint", BYTES("\xe0")},
-        {"uint8", BYTES("\xcc\xff")},
-        {"uint16", BYTES("\xcd\xff\xff")},
-        {"uint32", BYTES("\xce\xff\xff\xff\xff")},
-        {"uint64", BYTES("\xcf\xff\xff\xff\xff\xff\xff\xff\xff")},
-        {"int8", BYTES("\xd0\x80")},
-        {"int16", BYTES("\xd1\x80\x00")},
-        {"int32", BYTES("\xd2\x80\x00\x00\x00")},
-        {"int64", BYTES("\xd3\x80\x00\x00\x00\x00\x00\x00\x00")},
-        {"float32", BYTES("\xca\x3f\x80\x00\x00")},
-        {"float64", BYTES("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00")},
-        {"fixstr", BYTES("\xa3" "abc")},
-        {"empty fixstr", BYTES("\xa0")},
-        {"str8", BYTES("\xd9\x02" "ab")},
-        {"str16", BYTES("\xda\x00\x02" "ab")},
-        {"str32", BYTES("\xdb\x00\x00\x00\x02" "ab")},
-        {"bin8", BYTES("\xc4\x01\x00")},
-        {"bin16", BYTES("\xc5\x00\x01\x00")},
-        {"bin32", BYTES("\xc6\x00\x00\x00\x01\x00")},
-        {"fixext1", BYTES("\xd4\x01\x00")},
-        {"fixext2", BYTES("\xd5\x01\x00\x00")},
-        {"fixext4", BYTES("\xd6\xff\x00\x00\x00\x01")},
-        {"fixext8", BYTES("\xd7\x01\x00\x00\x00\x00\x00\x00\x00\x00")},
-        {"fixext16", BYTES("\xd8\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")},
-        {"ext8", BYTES("\xc7\x02\x01\x00\x00")},
-        {"ext16", BYTES("\xc8\x00\x01\x01\x00")},
-        {"ext32", BYTES("\xc9\x00\x00\x00\x00\x01")},
-        {"fixarray", BYTES("\x92\x01\xa1x")},
-        {"array16", BYTES("\xdc\x00\x02\x01\x02")},
-        {"array32", BYTES("\xdd\x00\x00\x00\x01\xc0")},
-        {"fixmap", BYTES("\x81\xa1k\x01")},
-        {"map16", BYTES("\xde\x00\x01\x01\x02")},
-        {"map32", BYTES("\xdf\x00\x00\x00\x01\x01\x02")},
-        {"empty containers", BYTES("\x93\x90\x80\xdc\x00\x00")},
+        {"nil", BYTES ("\xc0")},
+        {"false", BYTES ("\xc2")},
+        {"true", BYTES ("\xc3")},
+        {"fixint", BYTES ("\x7f")},
+        {"negative fixint", BYTES ("\xe0")},
+        {"uint8", BYTES ("\xcc\xff")},
+        {"uint16", BYTES ("\xcd\xff\xff")},
+        {"uint32", BYTES ("\xce\xff\xff\xff\xff")},
+        {"uint64", BYTES ("\xcf\xff\xff\xff\xff\xff\xff\xff\xff")},
+        {"int8", BYTES ("\xd0\x80")},
+        {"int16", BYTES ("\xd1\x80\x00")},
+        {"int32", BYTES ("\xd2\x80\x00\x00\x00")},
+        {"int64", BYTES ("\xd3\x80\x00\x00\x00\x00\x00\x00\x00")},
+        {"float32", BYTES ("\xca\x3f\x80\x00\x00")},
+        {"float64", BYTES ("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00")},
+        {"fixstr", BYTES ("\xa3"
+                          "abc")},
+        {"empty fixstr", BYTES ("\xa0")},
+        {"str8", BYTES ("\xd9\x02"
+                        "ab")},
+        {"str16", BYTES ("\xda\x00\x02"
+                         "ab")},
+        {"str32", BYTES ("\xdb\x00\x00\x00\x02"
+                         "ab")},
+        {"bin8", BYTES ("\xc4\x01\x00")},
+        {"bin16", BYTES ("\xc5\x00\x01\x00")},
+        {"bin32", BYTES ("\xc6\x00\x00\x00\x01\x00")},
+        {"fixext1", BYTES ("\xd4\x01\x00")},
+        {"fixext2", BYTES ("\xd5\x01\x00\x00")},
+        {"fixext4", BYTES ("\xd6\xff\x00\x00\x00\x01")},
+        {"fixext8", BYTES ("\xd7\x01\x00\x00\x00\x00\x00\x00\x00\x00")},
+        {"fixext16",
+         BYTES ("\xd8\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")},
+        {"ext8", BYTES ("\xc7\x02\x01\x00\x00")},
+        {"ext16", BYTES ("\xc8\x00\x01\x01\x00")},
+        {"ext32", BYTES ("\xc9\x00\x00\x00\x00\x01")},
+        {"fixarray", BYTES ("\x92\x01\xa1x")},
+        {"array16", BYTES ("\xdc\x00\x02\x01\x02")},
+        {"array32", BYTES ("\xdd\x00\x00\x00\x01\xc0")},
+        {"fixmap", BYTES ("\x81\xa1k\x01")},
+        {"map16", BYTES ("\xde\x00\x01\x01\x02")},
+        {"map32", BYTES ("\xdf\x00\x00\x00\x01\x01\x02")},
+        {"empty containers", BYTES ("\x93\x90\x80\xdc\x00\x00")},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        s_check(good[i].bytes, good[i].size, 0, good[i].what);
+        s_check (good[i].bytes, good[i].size, 0, good[i].what);
 }
 
-Test(proto, msgpack_check_refuses_hostile_frames)
+Test (proto, msgpack_check_refuses_hostile_frames)
 {
     static const struct {
         const char *what;
         const char *bytes;
         size_t size;
     } bad[] = {
-        {"empty frame", BYTES("")},
-        {"0xc1", BYTES("\xc1")},
-        {"two objects", BYTES("\x01\x02")},
-        {"trailing nil", BYTES("\x90\xc0")},
-        {"uint64 cut", BYTES("\xcf\xff\xff")},
-        {"float64 cut", BYTES("\xcb\x3f")},
-        {"fixstr cut", BYTES("\xa3" "ab")},
-        {"str8 claims more", BYTES("\xd9\x05" "ab")},
-        {"str16 claims more", BYTES("\xda\xff\xff" "ab")},
-        {"str32 claims 2^32-1", BYTES("\xdb\xff\xff\xff\xff" "ab")},
-        {"bin32 claims 2^32-1", BYTES("\xc6\xff\xff\xff\xff" "ab")},
-        {"ext type missing", BYTES("\xc7\x00")},
-        {"ext32 claims 2^32-1", BYTES("\xc9\xff\xff\xff\xff\x01\x00")},
-        {"fixext16 cut", BYTES("\xd8\x01\x00\x00")},
-        {"fixarray claims more", BYTES("\x93\x01\x02")},
-        {"array32 claims 2^32-1", BYTES("\xdd\xff\xff\xff\xff\x01\x02\x03\x04\x05")},
-        {"map32 claims 2^32-1", BYTES("\xdf\xff\xff\xff\xff\x01\x02\x03\x04\x05")},
-        {"fixmap value missing", BYTES("\x81\x01")},
-        {"0xc1 inside", BYTES("\x92\x01\xc1")},
-        {"header cut", BYTES("\xdc\x00")},
+        {"empty frame", BYTES ("")},
+        {"0xc1", BYTES ("\xc1")},
+        {"two objects", BYTES ("\x01\x02")},
+        {"trailing nil", BYTES ("\x90\xc0")},
+        {"uint64 cut", BYTES ("\xcf\xff\xff")},
+        {"float64 cut", BYTES ("\xcb\x3f")},
+        {"fixstr cut", BYTES ("\xa3"
+                              "ab")},
+        {"str8 claims more", BYTES ("\xd9\x05"
+                                    "ab")},
+        {"str16 claims more", BYTES ("\xda\xff\xff"
+                                     "ab")},
+        {"str32 claims 2^32-1", BYTES ("\xdb\xff\xff\xff\xff"
+                                       "ab")},
+        {"bin32 claims 2^32-1", BYTES ("\xc6\xff\xff\xff\xff"
+                                       "ab")},
+        {"ext type missing", BYTES ("\xc7\x00")},
+        {"ext32 claims 2^32-1", BYTES ("\xc9\xff\xff\xff\xff\x01\x00")},
+        {"fixext16 cut", BYTES ("\xd8\x01\x00\x00")},
+        {"fixarray claims more", BYTES ("\x93\x01\x02")},
+        {"array32 claims 2^32-1", BYTES ("\xdd\xff\xff\xff\xff\x01\x02\x03\x04\x05")},
+        {"map32 claims 2^32-1", BYTES ("\xdf\xff\xff\xff\xff\x01\x02\x03\x04\x05")},
+        {"fixmap value missing", BYTES ("\x81\x01")},
+        {"0xc1 inside", BYTES ("\x92\x01\xc1")},
+        {"header cut", BYTES ("\xdc\x00")},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        s_check(bad[i].bytes, bad[i].size, -1, bad[i].what);
+        s_check (bad[i].bytes, bad[i].size, -1, bad[i].what);
 }
 
-Test(proto, msgpack_check_limits_nesting_to_32)
+Test (proto, msgpack_check_limits_nesting_to_32)
 {
     static const struct {
         int depth;
         bool maps;
         int expected;
     } cases[] = {
-        {1, false, 0},  {31, false, 0}, {32, false, 0}, {33, false, -1},
+        {1, false, 0},   {31, false, 0}, {32, false, 0}, {33, false, -1},
         {40, false, -1}, {32, true, 0},  {33, true, -1}, {40, true, -1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        s_nest(&buf, cases[i].depth, cases[i].maps);
+        msgpack_sbuffer_init (&buf);
+        s_nest (&buf, cases[i].depth, cases[i].maps);
         char what[64];
-        snprintf(what, sizeof what, "%d-deep %s", cases[i].depth, cases[i].maps ? "maps" : "arrays");
-        s_check(buf.data, buf.size, cases[i].expected, what);
-        msgpack_sbuffer_destroy(&buf);
+        snprintf (what, sizeof what, "%d-deep %s", cases[i].depth,
+                  cases[i].maps ? "maps" : "arrays");
+        s_check (buf.data, buf.size, cases[i].expected, what);
+        msgpack_sbuffer_destroy (&buf);
     }
     //  40-deep but the innermost array is cut short
     char deep[41];
-    memset(deep, 0x91, 40);
+    memset (deep, 0x91, 40);
     deep[40] = (char)0x91;
-    s_check(deep, 41, -1, "40-deep, unfinished");
+    s_check (deep, 41, -1, "40-deep, unfinished");
 }
 
 //  ---------------------------------------------------------------------------------
@@ -1493,7 +1506,7 @@ Test(proto, msgpack_check_limits_nesting_to_32)
 
 static uint64_t s_rng = 0x9e3779b97f4a7c15ull;
 
-static uint64_t s_random(void)
+static uint64_t s_random (void)
 {
     //  splitmix64: fixed seed, so a failure reproduces
     uint64_t z = (s_rng += 0x9e3779b97f4a7c15ull);
@@ -1504,41 +1517,37 @@ static uint64_t s_random(void)
 
 //  Mutates frame[0..*size) in place (capacity cap); bytes that parsers treat specially
 //  are favoured so that headers turn into other headers.
-static void s_mutate(uint8_t *frame, size_t *size, size_t cap)
+static void s_mutate (uint8_t *frame, size_t *size, size_t cap)
 {
-    static const uint8_t special[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
-                                      0xc0, 0xc1, 0xc4, 0xc6, 0xc7, 0xc9, 0xca, 0xcb,
-                                      0xcc, 0xcf, 0xd0, 0xd3, 0xd4, 0xd8, 0xd9, 0xdb,
-                                      0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff};
-    int ops = 1 + (int)(s_random() % 3);
+    static const uint8_t special[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1,
+                                      0xc4, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcc, 0xcf, 0xd0, 0xd3,
+                                      0xd4, 0xd8, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff};
+    int ops = 1 + (int)(s_random () % 3);
     for (int op = 0; op < ops; op++) {
-        size_t at = *size ? s_random() % *size : 0;
-        switch (s_random() % 6) {
+        size_t at = *size ? s_random () % *size : 0;
+        switch (s_random () % 6) {
         case 0:
-            if (*size)
-                frame[at] = (uint8_t)s_random();
+            if (*size) frame[at] = (uint8_t)s_random ();
             break;
         case 1:
-            if (*size)
-                frame[at] ^= (uint8_t)(1u << (s_random() % 8));
+            if (*size) frame[at] ^= (uint8_t)(1u << (s_random () % 8));
             break;
         case 2:
-            if (*size)
-                frame[at] = special[s_random() % sizeof special];
+            if (*size) frame[at] = special[s_random () % sizeof special];
             break;
         case 3:
-            *size = *size ? s_random() % *size : 0;
+            *size = *size ? s_random () % *size : 0;
             break;
         case 4:
             if (*size < cap) {
-                memmove(frame + at + 1, frame + at, *size - at);
-                frame[at] = special[s_random() % sizeof special];
+                memmove (frame + at + 1, frame + at, *size - at);
+                frame[at] = special[s_random () % sizeof special];
                 (*size)++;
             }
             break;
         default:
             if (*size) {
-                memmove(frame + at, frame + at + 1, *size - at - 1);
+                memmove (frame + at, frame + at + 1, *size - at - 1);
                 (*size)--;
             }
             break;
@@ -1546,124 +1555,121 @@ static void s_mutate(uint8_t *frame, size_t *size, size_t cap)
     }
 }
 
-static void s_decode_mutant(const uint8_t *frame, size_t size, size_t *accepted)
+static void s_decode_mutant (const uint8_t *frame, size_t size, size_t *accepted)
 {
     for (int cmd = TL_CMD_INVALID + 1; cmd < TL_CMD_COUNT_; cmd++) {
         tl_msg_t msg;
-        if (tl_msg_decode((tl_cmd_t)cmd, frame, size, &msg) == -1) {
-            cr_assert(s_msg_is_zero(&msg));
+        if (tl_msg_decode ((tl_cmd_t)cmd, frame, size, &msg) == -1) {
+            cr_assert (s_msg_is_zero (&msg));
             continue;
         }
         (*accepted)++;
-        cr_assert_eq(tl_msgpack_check(frame, size), 0);
+        cr_assert_eq (tl_msgpack_check (frame, size), 0);
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        cr_assert_eq(tl_msg_encode(&msg, &buf), 0, "decoded %s does not re-encode",
-                     tl_cmd_name((tl_cmd_t)cmd));
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_msg_encode (&msg, &buf), 0, "decoded %s does not re-encode",
+                      tl_cmd_name ((tl_cmd_t)cmd));
         tl_msg_t again;
-        cr_assert_eq(tl_msg_decode((tl_cmd_t)cmd, buf.data, buf.size, &again), 0);
-        cr_assert(s_msg_equal(&msg, &again), "%s changed in a re-encoding",
-                  tl_cmd_name((tl_cmd_t)cmd));
-        tl_msg_reset(&again);
-        tl_msg_reset(&msg);
-        msgpack_sbuffer_destroy(&buf);
+        cr_assert_eq (tl_msg_decode ((tl_cmd_t)cmd, buf.data, buf.size, &again), 0);
+        cr_assert (s_msg_equal (&msg, &again), "%s changed in a re-encoding",
+                   tl_cmd_name ((tl_cmd_t)cmd));
+        tl_msg_reset (&again);
+        tl_msg_reset (&msg);
+        msgpack_sbuffer_destroy (&buf);
     }
 }
 
-static void s_merge_mutant(const uint8_t *frame, size_t size, tl_table_t *table, size_t *accepted)
+static void s_merge_mutant (const uint8_t *frame, size_t size, tl_table_t *table, size_t *accepted)
 {
-    size_t keys = tl_table_size(table);
-    uint64_t sum = tl_table_sum(table);
+    size_t keys = tl_table_size (table);
+    uint64_t sum = tl_table_sum (table);
     uint64_t entries = 0;
-    int rc = tl_map_merge(frame, size, table, &entries);
+    int rc = tl_map_merge (frame, size, table, &entries);
     if (rc == -1) {
-        cr_assert_eq(tl_table_size(table), keys);
-        cr_assert_eq(tl_table_sum(table), sum);
-    }
-    else {
+        cr_assert_eq (tl_table_size (table), keys);
+        cr_assert_eq (tl_table_sum (table), sum);
+    } else {
         (*accepted)++;
-        cr_assert_leq(tl_table_size(table), keys + entries);
-        cr_assert_eq(tl_msgpack_check(frame, size), 0);
+        cr_assert_leq (tl_table_size (table), keys + entries);
+        cr_assert_eq (tl_msgpack_check (frame, size), 0);
     }
-    if (tl_table_size(table) > 10000)
-        tl_table_clear(table);
+    if (tl_table_size (table) > 10000) tl_table_clear (table);
 }
 
-static void s_check_mutant(const uint8_t *frame, size_t size, size_t *accepted)
+static void s_check_mutant (const uint8_t *frame, size_t size, size_t *accepted)
 {
-    if (tl_msgpack_check(frame, size) == -1)
-        return;
+    if (tl_msgpack_check (frame, size) == -1) return;
     (*accepted)++;
     msgpack_unpacked result;
-    msgpack_unpacked_init(&result);
+    msgpack_unpacked_init (&result);
     size_t off = 0;
-    cr_assert_eq(msgpack_unpack_next(&result, (const char *)frame, size, &off),
-                 MSGPACK_UNPACK_SUCCESS);
-    cr_assert_eq(off, size);
-    msgpack_unpacked_destroy(&result);
+    cr_assert_eq (msgpack_unpack_next (&result, (const char *)frame, size, &off),
+                  MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (off, size);
+    msgpack_unpacked_destroy (&result);
 }
 
-Test(proto, random_mutations_never_crash, .timeout = 120)
+Test (proto, random_mutations_never_crash, .timeout = 120)
 {
     //  The corpus: every sample's frame 1, map frames, and feed bodies.
     msgpack_sbuffer corpus[S_SAMPLES_MAX + 8];
     size_t ncorpus = 0;
     tl_msg_t samples[S_SAMPLES_MAX];
-    size_t nsamples = s_samples(samples);
+    size_t nsamples = s_samples (samples);
     for (size_t i = 0; i < nsamples; i++) {
-        msgpack_sbuffer_init(&corpus[ncorpus]);
-        cr_assert_eq(tl_msg_encode(&samples[i], &corpus[ncorpus++]), 0);
+        msgpack_sbuffer_init (&corpus[ncorpus]);
+        cr_assert_eq (tl_msg_encode (&samples[i], &corpus[ncorpus++]), 0);
     }
-    tl_table_t *special = s_special_table();
-    msgpack_sbuffer_init(&corpus[ncorpus]);
-    cr_assert_eq(tl_map_encode(special, &corpus[ncorpus++]), 0);
-    tl_table_t *small = tl_table_new(0);
-    tl_table_add(small, "ab", 2, 300);
-    tl_table_add(small, "c", 1, 70000);
-    msgpack_sbuffer_init(&corpus[ncorpus]);
-    cr_assert_eq(tl_map_encode(small, &corpus[ncorpus++]), 0);
+    tl_table_t *special = s_special_table ();
+    msgpack_sbuffer_init (&corpus[ncorpus]);
+    cr_assert_eq (tl_map_encode (special, &corpus[ncorpus++]), 0);
+    tl_table_t *small = tl_table_new (0);
+    tl_table_add (small, "ab", 2, 300);
+    tl_table_add (small, "c", 1, 70000);
+    msgpack_sbuffer_init (&corpus[ncorpus]);
+    cr_assert_eq (tl_map_encode (small, &corpus[ncorpus++]), 0);
     tl_entry_t entries[S_KEYS];
-    size_t nentries = tl_table_top(special, S_KEYS, entries);
-    msgpack_sbuffer_init(&corpus[ncorpus]);
-    cr_assert_eq(tl_feed_totals(3, 0, 1, entries, nentries, &corpus[ncorpus++]), 0);
-    msgpack_sbuffer_init(&corpus[ncorpus]);
-    cr_assert_eq(tl_feed_top(3, entries, nentries, &corpus[ncorpus++]), 0);
-    msgpack_sbuffer_init(&corpus[ncorpus]);
+    size_t nentries = tl_table_top (special, S_KEYS, entries);
+    msgpack_sbuffer_init (&corpus[ncorpus]);
+    cr_assert_eq (tl_feed_totals (3, 0, 1, entries, nentries, &corpus[ncorpus++]), 0);
+    msgpack_sbuffer_init (&corpus[ncorpus]);
+    cr_assert_eq (tl_feed_top (3, entries, nentries, &corpus[ncorpus++]), 0);
+    msgpack_sbuffer_init (&corpus[ncorpus]);
     tl_progress_t progress = {1, 2, 3, true, 4, 5, 6, 7, 8, 9.5, 10.5};
-    cr_assert_eq(tl_feed_progress(&progress, &corpus[ncorpus++]), 0);
+    cr_assert_eq (tl_feed_progress (&progress, &corpus[ncorpus++]), 0);
 
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     size_t decoded = 0, merged = 0, checked = 0;
     size_t cap = 0;
     for (size_t i = 0; i < ncorpus; i++)
         cap = corpus[i].size > cap ? corpus[i].size : cap;
     cap += 16;
-    uint8_t *work = malloc(cap);
+    uint8_t *work = malloc (cap);
     for (int round = 0; round < 100000; round++) {
-        const msgpack_sbuffer *seed = &corpus[s_random() % ncorpus];
+        const msgpack_sbuffer *seed = &corpus[s_random () % ncorpus];
         size_t size = seed->size;
-        memcpy(work, seed->data, size);
-        s_mutate(work, &size, cap);
-        uint8_t *frame = s_exact(work, size);
-        s_decode_mutant(frame, size, &decoded);
-        s_merge_mutant(frame, size, table, &merged);
-        s_check_mutant(frame, size, &checked);
-        free(frame);
+        memcpy (work, seed->data, size);
+        s_mutate (work, &size, cap);
+        uint8_t *frame = s_exact (work, size);
+        s_decode_mutant (frame, size, &decoded);
+        s_merge_mutant (frame, size, table, &merged);
+        s_check_mutant (frame, size, &checked);
+        free (frame);
     }
     //  Some mutants stay valid (a changed digit, a cut payload byte in a string...):
     //  the re-encoding checks above really ran.
-    cr_assert_gt(decoded, 1000, "only %zu mutants decoded", decoded);
-    cr_assert_gt(merged, 100, "only %zu mutants merged", merged);
-    cr_assert_gt(checked, 1000, "only %zu mutants passed the check", checked);
-    cr_log_info("100000 mutants: %zu decoded, %zu merged, %zu passed tl_msgpack_check", decoded,
-                merged, checked);
+    cr_assert_gt (decoded, 1000, "only %zu mutants decoded", decoded);
+    cr_assert_gt (merged, 100, "only %zu mutants merged", merged);
+    cr_assert_gt (checked, 1000, "only %zu mutants passed the check", checked);
+    cr_log_info ("100000 mutants: %zu decoded, %zu merged, %zu passed tl_msgpack_check", decoded,
+                 merged, checked);
 
-    free(work);
+    free (work);
     for (size_t i = 0; i < ncorpus; i++)
-        msgpack_sbuffer_destroy(&corpus[i]);
-    tl_table_destroy(&table);
-    tl_table_destroy(&small);
-    tl_table_destroy(&special);
+        msgpack_sbuffer_destroy (&corpus[i]);
+    tl_table_destroy (&table);
+    tl_table_destroy (&small);
+    tl_table_destroy (&special);
 }
 
 //  ---------------------------------------------------------------------------------
@@ -1674,51 +1680,51 @@ typedef struct {
     msgpack_object *map;      //  The body
 } s_feed_t;
 
-static void s_feed_open(s_feed_t *feed, const msgpack_sbuffer *buf, uint32_t keys)
+static void s_feed_open (s_feed_t *feed, const msgpack_sbuffer *buf, uint32_t keys)
 {
-    cr_assert_eq(tl_msgpack_check(buf->data, buf->size), 0);
-    msgpack_unpacked_init(&feed->result);
+    cr_assert_eq (tl_msgpack_check (buf->data, buf->size), 0);
+    msgpack_unpacked_init (&feed->result);
     size_t off = 0;
-    cr_assert_eq(msgpack_unpack_next(&feed->result, buf->data, buf->size, &off),
-                 MSGPACK_UNPACK_SUCCESS);
-    cr_assert_eq(off, buf->size);
+    cr_assert_eq (msgpack_unpack_next (&feed->result, buf->data, buf->size, &off),
+                  MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (off, buf->size);
     feed->map = &feed->result.data;
-    cr_assert_eq(feed->map->type, MSGPACK_OBJECT_MAP);
-    cr_assert_eq(feed->map->via.map.size, keys);
+    cr_assert_eq (feed->map->type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq (feed->map->via.map.size, keys);
     for (uint32_t i = 0; i < keys; i++)
-        cr_assert_eq(feed->map->via.map.ptr[i].key.type, MSGPACK_OBJECT_STR);
+        cr_assert_eq (feed->map->via.map.ptr[i].key.type, MSGPACK_OBJECT_STR);
 }
 
-static msgpack_object *s_feed_get(s_feed_t *feed, const char *key, msgpack_object_type type)
+static msgpack_object *s_feed_get (s_feed_t *feed, const char *key, msgpack_object_type type)
 {
     for (uint32_t i = 0; i < feed->map->via.map.size; i++) {
         msgpack_object_kv *kv = &feed->map->via.map.ptr[i];
-        if (kv->key.via.str.size == strlen(key)
-            && memcmp(kv->key.via.str.ptr, key, kv->key.via.str.size) == 0) {
-            cr_assert_eq(kv->val.type, type, "%s has type %d", key, kv->val.type);
+        if (kv->key.via.str.size == strlen (key) &&
+            memcmp (kv->key.via.str.ptr, key, kv->key.via.str.size) == 0) {
+            cr_assert_eq (kv->val.type, type, "%s has type %d", key, kv->val.type);
             return &kv->val;
         }
     }
-    cr_assert_fail("no %s in the body", key);
+    cr_assert_fail ("no %s in the body", key);
     return NULL;
 }
 
-static uint64_t s_feed_u64(s_feed_t *feed, const char *key)
+static uint64_t s_feed_u64 (s_feed_t *feed, const char *key)
 {
-    return s_feed_get(feed, key, MSGPACK_OBJECT_POSITIVE_INTEGER)->via.u64;
+    return s_feed_get (feed, key, MSGPACK_OBJECT_POSITIVE_INTEGER)->via.u64;
 }
 
-static double s_feed_f64(s_feed_t *feed, const char *key)
+static double s_feed_f64 (s_feed_t *feed, const char *key)
 {
-    return s_feed_get(feed, key, MSGPACK_OBJECT_FLOAT64)->via.f64;
+    return s_feed_get (feed, key, MSGPACK_OBJECT_FLOAT64)->via.f64;
 }
 
-static void s_feed_close(s_feed_t *feed)
+static void s_feed_close (s_feed_t *feed)
 {
-    msgpack_unpacked_destroy(&feed->result);
+    msgpack_unpacked_destroy (&feed->result);
 }
 
-Test(proto, feed_progress)
+Test (proto, feed_progress)
 {
     tl_progress_t progress = {.job = 17,
                               .chunks_done = 5,
@@ -1732,125 +1738,372 @@ Test(proto, feed_progress)
                               .rate = 1.25e8,
                               .seconds = 3.5};
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    cr_assert_eq(tl_feed_progress(&progress, &buf), 0);
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
     s_feed_t feed;
-    s_feed_open(&feed, &buf, 11);
-    cr_assert_eq(s_feed_u64(&feed, "job"), 17);
-    cr_assert_eq(s_feed_u64(&feed, "chunks_done"), 5);
-    cr_assert_eq(s_feed_u64(&feed, "chunks_known"), 9);
-    cr_assert_eq(s_feed_get(&feed, "chunks_final", MSGPACK_OBJECT_BOOLEAN)->via.boolean, true);
-    cr_assert_eq(s_feed_u64(&feed, "bytes"), 1ull << 40);
-    cr_assert_eq(s_feed_u64(&feed, "input_bytes"), UINT64_MAX);
-    cr_assert_eq(s_feed_u64(&feed, "lines"), 123456);
-    cr_assert_eq(s_feed_u64(&feed, "bad_lines"), 2);
-    cr_assert_eq(s_feed_u64(&feed, "keys"), 999);
-    cr_assert_eq(s_feed_f64(&feed, "rate"), 1.25e8);
-    cr_assert_eq(s_feed_f64(&feed, "seconds"), 3.5);
-    s_feed_close(&feed);
+    s_feed_open (&feed, &buf, 11);
+    cr_assert_eq (s_feed_u64 (&feed, "job"), 17);
+    cr_assert_eq (s_feed_u64 (&feed, "chunks_done"), 5);
+    cr_assert_eq (s_feed_u64 (&feed, "chunks_known"), 9);
+    cr_assert_eq (s_feed_get (&feed, "chunks_final", MSGPACK_OBJECT_BOOLEAN)->via.boolean, true);
+    cr_assert_eq (s_feed_u64 (&feed, "bytes"), 1ull << 40);
+    cr_assert_eq (s_feed_u64 (&feed, "input_bytes"), UINT64_MAX);
+    cr_assert_eq (s_feed_u64 (&feed, "lines"), 123456);
+    cr_assert_eq (s_feed_u64 (&feed, "bad_lines"), 2);
+    cr_assert_eq (s_feed_u64 (&feed, "keys"), 999);
+    cr_assert_eq (s_feed_f64 (&feed, "rate"), 1.25e8);
+    cr_assert_eq (s_feed_f64 (&feed, "seconds"), 3.5);
+    s_feed_close (&feed);
 
     progress.chunks_final = false;
-    msgpack_sbuffer_clear(&buf);
-    cr_assert_eq(tl_feed_progress(&progress, &buf), 0);
-    s_feed_open(&feed, &buf, 11);
-    cr_assert_eq(s_feed_get(&feed, "chunks_final", MSGPACK_OBJECT_BOOLEAN)->via.boolean, false);
-    s_feed_close(&feed);
-    msgpack_sbuffer_destroy(&buf);
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
+    s_feed_open (&feed, &buf, 11);
+    cr_assert_eq (s_feed_get (&feed, "chunks_final", MSGPACK_OBJECT_BOOLEAN)->via.boolean, false);
+    s_feed_close (&feed);
+    msgpack_sbuffer_destroy (&buf);
 }
 
-Test(proto, feed_top_and_totals)
+Test (proto, feed_top_and_totals)
 {
-    tl_table_t *table = s_special_table();
+    tl_table_t *table = s_special_table ();
     tl_entry_t entries[S_KEYS];
-    size_t n = tl_table_top(table, S_KEYS, entries);
-    cr_assert_eq(n, S_KEYS);
+    size_t n = tl_table_top (table, S_KEYS, entries);
+    cr_assert_eq (n, S_KEYS);
 
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    cr_assert_eq(tl_feed_top(4, entries, n, &buf), 0);
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_feed_top (4, entries, n, &buf), 0);
     s_feed_t feed;
-    s_feed_open(&feed, &buf, 2);
-    cr_assert_eq(s_feed_u64(&feed, "job"), 4);
-    msgpack_object *top = s_feed_get(&feed, "top", MSGPACK_OBJECT_ARRAY);
-    cr_assert_eq(top->via.array.size, n);
+    s_feed_open (&feed, &buf, 2);
+    cr_assert_eq (s_feed_u64 (&feed, "job"), 4);
+    msgpack_object *top = s_feed_get (&feed, "top", MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq (top->via.array.size, n);
     for (size_t i = 0; i < n; i++) {
         msgpack_object *pair = &top->via.array.ptr[i];
-        cr_assert_eq(pair->type, MSGPACK_OBJECT_ARRAY);
-        cr_assert_eq(pair->via.array.size, 2);
-        cr_assert_eq(pair->via.array.ptr[0].type, MSGPACK_OBJECT_BIN);
-        cr_assert_eq(pair->via.array.ptr[0].via.bin.size, entries[i].len);
-        cr_assert_eq(memcmp(pair->via.array.ptr[0].via.bin.ptr, entries[i].key, entries[i].len),
-                     0);
-        cr_assert_eq(pair->via.array.ptr[1].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-        cr_assert_eq(pair->via.array.ptr[1].via.u64, entries[i].count);
+        cr_assert_eq (pair->type, MSGPACK_OBJECT_ARRAY);
+        cr_assert_eq (pair->via.array.size, 2);
+        cr_assert_eq (pair->via.array.ptr[0].type, MSGPACK_OBJECT_BIN);
+        cr_assert_eq (pair->via.array.ptr[0].via.bin.size, entries[i].len);
+        cr_assert_eq (memcmp (pair->via.array.ptr[0].via.bin.ptr, entries[i].key, entries[i].len),
+                      0);
+        cr_assert_eq (pair->via.array.ptr[1].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        cr_assert_eq (pair->via.array.ptr[1].via.u64, entries[i].count);
     }
-    s_feed_close(&feed);
+    s_feed_close (&feed);
 
     //  Totals in two batches; every entry comes back once.
-    tl_table_t *back = tl_table_new(0);
+    tl_table_t *back = tl_table_new (0);
     size_t half = n / 2;
     for (uint64_t batch = 0; batch < 2; batch++) {
-        msgpack_sbuffer_clear(&buf);
+        msgpack_sbuffer_clear (&buf);
         const tl_entry_t *part = batch ? entries + half : entries;
         size_t count = batch ? n - half : half;
-        cr_assert_eq(tl_feed_totals(4, batch, 2, part, count, &buf), 0);
-        s_feed_open(&feed, &buf, 4);
-        cr_assert_eq(s_feed_u64(&feed, "job"), 4);
-        cr_assert_eq(s_feed_u64(&feed, "batch"), batch);
-        cr_assert_eq(s_feed_u64(&feed, "batches"), 2);
-        msgpack_object *map = s_feed_get(&feed, "entries", MSGPACK_OBJECT_MAP);
-        cr_assert_eq(map->via.map.size, count);
+        cr_assert_eq (tl_feed_totals (4, batch, 2, part, count, &buf), 0);
+        s_feed_open (&feed, &buf, 4);
+        cr_assert_eq (s_feed_u64 (&feed, "job"), 4);
+        cr_assert_eq (s_feed_u64 (&feed, "batch"), batch);
+        cr_assert_eq (s_feed_u64 (&feed, "batches"), 2);
+        msgpack_object *map = s_feed_get (&feed, "entries", MSGPACK_OBJECT_MAP);
+        cr_assert_eq (map->via.map.size, count);
         for (uint32_t i = 0; i < map->via.map.size; i++) {
             msgpack_object_kv *kv = &map->via.map.ptr[i];
-            cr_assert_eq(kv->key.type, MSGPACK_OBJECT_BIN);
-            cr_assert_eq(kv->val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-            cr_assert_eq(tl_table_add(back, kv->key.via.bin.ptr, kv->key.via.bin.size,
-                                      kv->val.via.u64),
-                         0);
+            cr_assert_eq (kv->key.type, MSGPACK_OBJECT_BIN);
+            cr_assert_eq (kv->val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+            cr_assert_eq (
+                tl_table_add (back, kv->key.via.bin.ptr, kv->key.via.bin.size, kv->val.via.u64), 0);
         }
-        s_feed_close(&feed);
+        s_feed_close (&feed);
     }
-    cr_assert(s_tables_equal(table, back));
+    cr_assert (s_tables_equal (table, back));
 
     //  An empty batch is a valid body.
-    msgpack_sbuffer_clear(&buf);
-    cr_assert_eq(tl_feed_totals(4, 0, 1, NULL, 0, &buf), 0);
-    s_feed_open(&feed, &buf, 4);
-    cr_assert_eq(s_feed_get(&feed, "entries", MSGPACK_OBJECT_MAP)->via.map.size, 0);
-    s_feed_close(&feed);
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_totals (4, 0, 1, NULL, 0, &buf), 0);
+    s_feed_open (&feed, &buf, 4);
+    cr_assert_eq (s_feed_get (&feed, "entries", MSGPACK_OBJECT_MAP)->via.map.size, 0);
+    s_feed_close (&feed);
 
-    tl_table_destroy(&back);
-    tl_table_destroy(&table);
-    msgpack_sbuffer_destroy(&buf);
+    tl_table_destroy (&back);
+    tl_table_destroy (&table);
+    msgpack_sbuffer_destroy (&buf);
 }
 
-Test(proto, feed_done_and_failed)
+Test (proto, feed_done_and_failed)
 {
-    tl_done_body_t done = {10, 20, 30, 4, 5, 6.75, s_str("/data/out/totals.tsv")};
+    tl_done_body_t done = {10, 20, 30, 4, 5, 6.75, s_str ("/data/out/totals.tsv")};
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    cr_assert_eq(tl_feed_done(99, &done, &buf), 0);
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_feed_done (99, &done, &buf), 0);
     s_feed_t feed;
-    s_feed_open(&feed, &buf, 8);
-    cr_assert_eq(s_feed_u64(&feed, "job"), 99);
-    cr_assert_eq(s_feed_u64(&feed, "keys"), 10);
-    cr_assert_eq(s_feed_u64(&feed, "sum"), 20);
-    cr_assert_eq(s_feed_u64(&feed, "lines"), 30);
-    cr_assert_eq(s_feed_u64(&feed, "bad_lines"), 4);
-    cr_assert_eq(s_feed_u64(&feed, "filtered"), 5);
-    cr_assert_eq(s_feed_f64(&feed, "seconds"), 6.75);
-    msgpack_object *output = s_feed_get(&feed, "output", MSGPACK_OBJECT_STR);
-    cr_assert_eq(output->via.str.size, done.output.len);
-    cr_assert_eq(memcmp(output->via.str.ptr, done.output.ptr, done.output.len), 0);
-    s_feed_close(&feed);
+    s_feed_open (&feed, &buf, 8);
+    cr_assert_eq (s_feed_u64 (&feed, "job"), 99);
+    cr_assert_eq (s_feed_u64 (&feed, "keys"), 10);
+    cr_assert_eq (s_feed_u64 (&feed, "sum"), 20);
+    cr_assert_eq (s_feed_u64 (&feed, "lines"), 30);
+    cr_assert_eq (s_feed_u64 (&feed, "bad_lines"), 4);
+    cr_assert_eq (s_feed_u64 (&feed, "filtered"), 5);
+    cr_assert_eq (s_feed_f64 (&feed, "seconds"), 6.75);
+    msgpack_object *output = s_feed_get (&feed, "output", MSGPACK_OBJECT_STR);
+    cr_assert_eq (output->via.str.size, done.output.len);
+    cr_assert_eq (memcmp (output->via.str.ptr, done.output.ptr, done.output.len), 0);
+    s_feed_close (&feed);
 
-    msgpack_sbuffer_clear(&buf);
-    cr_assert_eq(tl_feed_failed(98, "worker lost", &buf), 0);
-    s_feed_open(&feed, &buf, 2);
-    cr_assert_eq(s_feed_u64(&feed, "job"), 98);
-    msgpack_object *reason = s_feed_get(&feed, "reason", MSGPACK_OBJECT_STR);
-    cr_assert_eq(reason->via.str.size, 11);
-    cr_assert_eq(memcmp(reason->via.str.ptr, "worker lost", 11), 0);
-    s_feed_close(&feed);
-    msgpack_sbuffer_destroy(&buf);
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_failed (98, "worker lost", &buf), 0);
+    s_feed_open (&feed, &buf, 2);
+    cr_assert_eq (s_feed_u64 (&feed, "job"), 98);
+    msgpack_object *reason = s_feed_get (&feed, "reason", MSGPACK_OBJECT_STR);
+    cr_assert_eq (reason->via.str.size, 11);
+    cr_assert_eq (memcmp (reason->via.str.ptr, "worker lost", 11), 0);
+    s_feed_close (&feed);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Interoperability with another msgpack implementation: Python's msgpack reads what
+//  tl_proto writes, with the layouts of docs/PROTOCOL.md, and tl_proto reads what Python
+//  writes from those layouts. Skipped where no python3 has the msgpack module.
+
+static const char *s_interop_script =
+    "import msgpack, os, sys\n"
+    "d = sys.argv[1]\n"
+    "def load(name, raw=True):\n"
+    "    with open(os.path.join(d, name), 'rb') as f:\n"
+    "        return msgpack.unpackb(f.read(), raw=raw)\n"
+    "def save(name, obj):\n"
+    "    with open(os.path.join(d, name), 'wb') as f:\n"
+    "        f.write(msgpack.packb(obj))\n"
+    "def same(a, b):\n"
+    "    if type(a) is not type(b):\n"
+    "        return False\n"
+    "    if isinstance(a, dict):\n"
+    "        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)\n"
+    "    if isinstance(a, list):\n"
+    "        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))\n"
+    "    return a == b\n"
+    "def expect(name, got, want):\n"
+    "    if not same(got, want):\n"
+    "        print(f'{name}: got {got!r}, want {want!r}')\n"
+    "        sys.exit(1)\n"
+    "M = 2**64 - 1\n"
+    "expect('JOB', load('job'), [7, 1, b'ngram2012', 1800, 2000, True, 12345,\n"
+    "                            [b'a.tsv', b'\\xff\\x00.gz']])\n"
+    "expect('ACCEPT', load('accept'), [7])\n"
+    "expect('CHUNK', load('chunk'), [7, 3, 1, b'a.tsv', 1048576, b'ngram2020', 0, 2**32 - 1,\n"
+    "                                False])\n"
+    "expect('PARTIAL', load('partial'), [7, 3, 1, 100, 10, 1, 2, [5, M]])\n"
+    "expect('END', load('end'), [7, 4, 400, 1])\n"
+    "expect('ACK', load('ack'), [7, [3, 4, M]])\n"
+    "expect('DONE', load('done'), [7, 1, 2, 3, 4, 5, 1.25, b'/tmp/out.tsv'])\n"
+    "expect('FAIL', load('fail'), [7, b'unknown job'])\n"
+    "expect('PING', load('ping'), [7])\n"
+    "expect('PONG', load('pong'), [7, 9])\n"
+    "expect('CANCEL', load('cancel'), [7, b'interrupted'])\n"
+    "expect('map', load('map'), {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0})\n"
+    "expect('progress', load('progress', raw=False),\n"
+    "       {'job': 7, 'chunks_done': 1, 'chunks_known': 2, 'chunks_final': False,\n"
+    "        'bytes': 3, 'input_bytes': 4, 'lines': 5, 'bad_lines': 6, 'keys': 8,\n"
+    "        'rate': 2.5, 'seconds': 3.5})\n"
+    "expect('top', load('top', raw=False), {'job': 7, 'top': [[b'b', 5], [b'\\xff', 3]]})\n"
+    "expect('totals', load('totals', raw=False),\n"
+    "       {'job': 7, 'batch': 0, 'batches': 1, 'entries': {b'b': 5, b'\\xff': 3}})\n"
+    "expect('done', load('feed_done', raw=False),\n"
+    "       {'job': 7, 'keys': 1, 'sum': 2, 'lines': 3, 'bad_lines': 4, 'filtered': 5,\n"
+    "        'seconds': 1.25, 'output': '/tmp/out.tsv'})\n"
+    "expect('failed', load('failed', raw=False), {'job': 7, 'reason': 'worker lost'})\n"
+    "save('py_job', [7, 1, 'auto', 0, 2**32 - 1, False, 99, ['x', 'y\\u00e9']])\n"
+    "save('py_chunk', [7, 3, 1, 'a.tsv', 0, 'text', 5, 6, True])\n"
+    "save('py_partial', [M, 3, 1, 100, 10, 1, 2, [5]])\n"
+    "save('py_map', {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0, 'str': 1})\n"
+    "save('py_done', [7, 1, 2, 3, 4, 5, 1.25, '/tmp/out.tsv'])\n"
+    "save('py_ack', [7, [1, 2, 3]])\n"
+    "print('ok')\n";
+
+static void s_write_file (const char *dir, const char *name, const void *data, size_t size)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    FILE *file = fopen (path, "wb");
+    cr_assert_not_null (file, "%s", path);
+    cr_assert_eq (fwrite (data, 1, size, file), size);
+    fclose (file);
+}
+
+//  Reads a whole file into a malloc'd block; sets *size.
+static char *s_read_file (const char *dir, const char *name, size_t *size)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    FILE *file = fopen (path, "rb");
+    cr_assert_not_null (file, "%s", path);
+    char *data = malloc (1 << 16);
+    *size = fread (data, 1, 1 << 16, file);
+    fclose (file);
+    return data;
+}
+
+static void s_write_msg (const char *dir, const char *name, const tl_msg_t *msg)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_msg_encode (msg, &buf), 0, "%s", name);
+    s_write_file (dir, name, buf.data, buf.size);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  The C side's frames, as the script expects them.
+static void s_write_c_frames (const char *dir)
+{
+    static tl_str_t files[] = {{"a.tsv", 5}, {"\xff\0.gz", 5}};
+    tl_msg_t m = {.cmd = TL_CMD_JOB, .job = 7};
+    m.u.job = (tl_job_body_t){1, TL_FORMAT_NGRAM2012, {1800, 2000, true}, 12345, 2, files};
+    s_write_msg (dir, "job", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_ACCEPT, .job = 7};
+    s_write_msg (dir, "accept", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_CHUNK, .job = 7};
+    m.u.chunk = (tl_chunk_body_t){3, 1, {"a.tsv", 5}, 1048576, TL_FORMAT_NGRAM2020, TL_FILTER_NONE};
+    s_write_msg (dir, "chunk", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = 7};
+    m.u.partial = (tl_partial_body_t){3, 1, 100, 10, 1, 2, 2, {5, UINT64_MAX}};
+    s_write_msg (dir, "partial", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {4, 400, 1}};
+    s_write_msg (dir, "end", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_ACK, .job = 7, .u.ack = {3, {3, 4, UINT64_MAX}}};
+    s_write_msg (dir, "ack", &m);
+    tl_done_body_t done = {1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}};
+    m = (tl_msg_t){.cmd = TL_CMD_DONE, .job = 7, .u.done = done};
+    s_write_msg (dir, "done", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_FAIL, .job = 7, .u.reason = {"unknown job", 11}};
+    s_write_msg (dir, "fail", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_PING, .job = 7};
+    s_write_msg (dir, "ping", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_PONG, .job = 7, .u.merged = 9};
+    s_write_msg (dir, "pong", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_CANCEL, .job = 7, .u.reason = {"interrupted", 11}};
+    s_write_msg (dir, "cancel", &m);
+
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    tl_table_t *table = tl_table_new (0);
+    tl_table_add (table, "caf\xc3\xa9", 5, 2);
+    tl_table_add (table, "\xff\0", 2, UINT64_MAX);
+    tl_table_add (table, "", 0, 0);
+    cr_assert_eq (tl_map_encode (table, &buf), 0);
+    s_write_file (dir, "map", buf.data, buf.size);
+    tl_table_destroy (&table);
+
+    msgpack_sbuffer_clear (&buf);
+    tl_progress_t progress = {7, 1, 2, false, 3, 4, 5, 6, 8, 2.5, 3.5};
+    cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
+    s_write_file (dir, "progress", buf.data, buf.size);
+    tl_entry_t top[] = {{"b", 1, 5}, {"\xff", 1, 3}};
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_top (7, top, 2, &buf), 0);
+    s_write_file (dir, "top", buf.data, buf.size);
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_totals (7, 0, 1, top, 2, &buf), 0);
+    s_write_file (dir, "totals", buf.data, buf.size);
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_done (7, &done, &buf), 0);
+    s_write_file (dir, "feed_done", buf.data, buf.size);
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_failed (7, "worker lost", &buf), 0);
+    s_write_file (dir, "failed", buf.data, buf.size);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  Decodes the frame the script wrote to file name as cmd; returns the frame, to free
+//  once done with msg.
+static char *s_read_msg (const char *dir, const char *name, tl_cmd_t cmd, tl_msg_t *msg)
+{
+    size_t size;
+    char *data = s_read_file (dir, name, &size);
+    cr_assert_eq (tl_msg_decode (cmd, data, size, msg), 0, "%s", name);
+    return data;
+}
+
+static void s_check_python_frames (const char *dir)
+{
+    tl_msg_t m;
+    char *data = s_read_msg (dir, "py_job", TL_CMD_JOB, &m);
+    cr_assert_eq (m.job, 7);
+    cr_assert_eq (m.u.job.version, 1);
+    cr_assert_eq (m.u.job.format, TL_FORMAT_AUTO);
+    cr_assert (s_filter_equal (&m.u.job.filter, &TL_FILTER_NONE));
+    cr_assert_eq (m.u.job.input_bytes, 99);
+    cr_assert_eq (m.u.job.nfiles, 2);
+    cr_assert (s_str_equal (m.u.job.files[0], s_str ("x")));
+    cr_assert (s_str_equal (m.u.job.files[1], s_str ("y\xc3\xa9")));
+    tl_msg_reset (&m);
+    free (data);
+
+    data = s_read_msg (dir, "py_chunk", TL_CMD_CHUNK, &m);
+    tl_chunk_body_t chunk = {3, 1, {"a.tsv", 5}, 0, TL_FORMAT_TEXT, {5, 6, true}};
+    tl_msg_t want = {.cmd = TL_CMD_CHUNK, .job = 7, .u.chunk = chunk};
+    cr_assert (s_msg_equal (&m, &want));
+    free (data);
+
+    data = s_read_msg (dir, "py_partial", TL_CMD_PARTIAL, &m);
+    want = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = UINT64_MAX};
+    want.u.partial = (tl_partial_body_t){3, 1, 100, 10, 1, 2, 1, {5}};
+    cr_assert (s_msg_equal (&m, &want));
+    free (data);
+
+    data = s_read_msg (dir, "py_done", TL_CMD_DONE, &m);
+    want = (tl_msg_t){.cmd = TL_CMD_DONE, .job = 7};
+    want.u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}};
+    cr_assert (s_msg_equal (&m, &want));
+    free (data);
+
+    data = s_read_msg (dir, "py_ack", TL_CMD_ACK, &m);
+    want = (tl_msg_t){.cmd = TL_CMD_ACK, .job = 7, .u.ack = {3, {1, 2, 3}}};
+    cr_assert (s_msg_equal (&m, &want));
+    free (data);
+
+    size_t size;
+    data = s_read_file (dir, "py_map", &size);
+    tl_table_t *table = tl_table_new (0);
+    uint64_t entries = 0;
+    cr_assert_eq (tl_map_merge (data, size, table, &entries), 0);
+    cr_assert_eq (entries, 4);
+    uint64_t count;
+    cr_assert (tl_table_get (table, "caf\xc3\xa9", 5, &count) && count == 2);
+    cr_assert (tl_table_get (table, "\xff\0", 2, &count) && count == UINT64_MAX);
+    cr_assert (tl_table_get (table, "", 0, &count) && count == 0);
+    cr_assert (tl_table_get (table, "str", 3, &count) && count == 1);
+    tl_table_destroy (&table);
+    free (data);
+}
+
+Test (proto, python_msgpack_reads_and_writes_the_documented_layouts)
+{
+    FILE *probe = popen ("for p in python3 /usr/bin/python3; do "
+                         "$p -c 'import msgpack' 2>/dev/null && { echo $p; break; }; done",
+                         "r");
+    cr_assert_not_null (probe);
+    char python[256] = "";
+    if (!fgets (python, sizeof python, probe)) python[0] = 0;
+    pclose (probe);
+    python[strcspn (python, "\n")] = 0;
+    if (!python[0]) cr_skip_test ("no python3 with the msgpack module");
+
+    char dir[] = "/tmp/test_proto.XXXXXX";
+    cr_assert_not_null (mkdtemp (dir));
+    s_write_c_frames (dir);
+    s_write_file (dir, "check.py", s_interop_script, strlen (s_interop_script));
+    char command[1024];
+    snprintf (command, sizeof command, "%s %s/check.py %s 2>&1", python, dir, dir);
+    FILE *script = popen (command, "r");
+    cr_assert_not_null (script);
+    char output[4096] = "";
+    size_t got = fread (output, 1, sizeof output - 1, script);
+    output[got] = 0;
+    int status = pclose (script);
+    cr_assert_eq (status, 0, "python says: %s", output);
+    cr_assert_str_eq (output, "ok\n");
+    s_check_python_frames (dir);
+
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    cr_assert_eq (system (command), 0);
 }

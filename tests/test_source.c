@@ -23,29 +23,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define S_MAX_FILES 400
+
+//  Under AddressSanitizer, fails when memory leaked so far (a lost tl_buf reference).
+static void s_assert_no_leaks (void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_assert_eq (__lsan_do_recoverable_leak_check (), 0, "memory leaked (see the report)");
+#endif
+}
 
 //  --------------------------------------------------------------------------
 //  Scratch files
 
 static char s_dir[64];  //  This test's scratch directory
 
-//  Decodes a file the way tl_source should (gzip by magic bytes, members concatenated),
-//  writes the decoded bytes and the lines kept (<= max_line bytes with LF) to two
-//  files and prints how many lines were dropped.
+//  Decodes each file the way tl_source should (gzip by magic bytes, members
+//  concatenated), writes file i's decoded bytes to DIR/dec.i and its lines no longer
+//  than max_line (LF included) to DIR/keep.i, and prints how many lines it dropped.
+//  Usage: expect.py MAX_LINE DIR FILE...
 static const char *s_expect_py =
     "import sys, gzip\n"
-    "src, max_line, dec_path, keep_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], "
-    "sys.argv[4]\n"
-    "d = open(src, 'rb').read()\n"
-    "if d[:2] == b'\\x1f\\x8b':\n"
-    "    d = gzip.decompress(d)\n"
-    "parts = d.split(b'\\n')\n"
-    "lines = [p + b'\\n' for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])\n"
-    "keep = [l for l in lines if len(l) <= max_line]\n"
-    "open(dec_path, 'wb').write(d)\n"
-    "open(keep_path, 'wb').write(b''.join(keep))\n"
-    "print(len(lines) - len(keep))\n";
+    "max_line, out = int(sys.argv[1]), sys.argv[2]\n"
+    "for i, src in enumerate(sys.argv[3:]):\n"
+    "    d = open(src, 'rb').read()\n"
+    "    if d[:2] == b'\\x1f\\x8b':\n"
+    "        d = gzip.decompress(d)\n"
+    "    parts = d.split(b'\\n')\n"
+    "    lines = [p + b'\\n' for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])\n"
+    "    keep = [l for l in lines if len(l) <= max_line]\n"
+    "    open('%s/dec.%d' % (out, i), 'wb').write(d)\n"
+    "    open('%s/keep.%d' % (out, i), 'wb').write(b''.join(keep))\n"
+    "    print(len(lines) - len(keep))\n";
 
 static void s_write_file (const char *path, const void *data, size_t size)
 {
@@ -303,22 +316,35 @@ typedef struct {
     uint64_t skipped;    //  Lines dropped
 } s_expect_t;
 
-static s_expect_t s_expect (const char *path, size_t max_line)
+//  Runs expect.py over all files (python starts slowly, so once).
+static s_expect_t *s_expect (const s_files_t *files, size_t max_line)
 {
-    char cmd[4 * PATH_MAX];
-    snprintf (cmd, sizeof cmd, "python3 '%s/expect.py' '%s' %zu '%s/dec' '%s/keep'", s_dir, path,
-              max_line, s_dir, s_dir);
+    size_t len = 0, cap = 256;
+    char *cmd = malloc (cap);
+    len += (size_t) snprintf (cmd, cap, "python3 '%s/expect.py' %zu '%s'", s_dir, max_line, s_dir);
+    for (size_t i = 0; i < files->n; i++) {
+        size_t need = len + strlen (files->names[i]) + 4;
+        if (need > cap)
+            cmd = realloc (cmd, cap = 2 * need);
+        len += (size_t) snprintf (cmd + len, cap - len, " '%s'", files->names[i]);
+    }
     FILE *p = popen (cmd, "r");
     cr_assert_not_null (p);
-    unsigned long long skipped = 0;
-    int got = fscanf (p, "%llu", &skipped);
-    cr_assert_eq (pclose (p), 0, "python failed on %s", path);
-    cr_assert_eq (got, 1);
-    s_expect_t e = {.skipped = skipped};
-    snprintf (cmd, sizeof cmd, "%s/dec", s_dir);
-    e.decoded = s_read_file (cmd, &e.decoded_len);
-    snprintf (cmd, sizeof cmd, "%s/keep", s_dir);
-    e.kept = s_read_file (cmd, &e.kept_len);
+    s_expect_t *e = calloc (files->n + 1, sizeof *e);
+    for (size_t i = 0; i < files->n; i++) {
+        unsigned long long skipped = 0;
+        cr_assert_eq (fscanf (p, "%llu", &skipped), 1, "python failed on %s", files->names[i]);
+        e[i].skipped = skipped;
+    }
+    cr_assert_eq (pclose (p), 0, "python failed: %s", cmd);
+    free (cmd);
+    for (size_t i = 0; i < files->n; i++) {
+        char path[PATH_MAX];
+        snprintf (path, sizeof path, "%s/dec.%zu", s_dir, i);
+        e[i].decoded = s_read_file (path, &e[i].decoded_len);
+        snprintf (path, sizeof path, "%s/keep.%zu", s_dir, i);
+        e[i].kept = s_read_file (path, &e[i].kept_len);
+    }
     return e;
 }
 
@@ -360,9 +386,10 @@ static void s_check_drain (const s_files_t *files, const tl_source_opts_t *opts,
     cr_assert_str_empty (d->error);
     uint64_t disk = 0, skipped = 0;
     size_t r = 0;
+    s_expect_t *expect = s_expect (files, max_line);
     for (size_t f = 0; f < files->n; f++) {
         const char *name = files->names[f];
-        s_expect_t e = s_expect (name, max_line);
+        s_expect_t e = expect[f];
         disk += s_disk_size (name);
         skipped += e.skipped;
         size_t joined = 0;  //  Bytes of kept matched so far
@@ -401,6 +428,7 @@ static void s_check_drain (const s_files_t *files, const tl_source_opts_t *opts,
         free (e.decoded);
         free (e.kept);
     }
+    free (expect);
     cr_assert_eq (r, d->n, "chunk %zu has file %u out of order or range", r,
                   r < d->n ? d->recs[r].file : 0);
     cr_assert_eq (d->skipped, skipped, "skipped %llu lines, python says %llu",
@@ -638,6 +666,7 @@ ParameterizedTest (s_param_t *p, source, chunks, .init = s_setup, .fini = s_tear
     s_check_drain (&files, &opts, &d);
     s_drain_free (&d);
     s_files_free (&files);
+    s_assert_no_leaks ();
 }
 
 ParameterizedTestParameters (source, identical)
@@ -678,6 +707,7 @@ ParameterizedTest (size_t *index, source, identical, .init = s_setup, .fini = s_
     }
     s_drain_free (&ref);
     s_files_free (&files);
+    s_assert_no_leaks ();
 }
 
 //  --------------------------------------------------------------------------
@@ -737,6 +767,7 @@ ParameterizedTest (s_mode_t *mode, source, errors, .init = s_setup, .fini = s_te
     cr_assert_eq (mkdir (files.names[0], 0700), 0);
     s_expect_error (&files, opts, *mode, files.names[0], strerror (EISDIR), "directory");
     s_files_free (&files);
+    s_assert_no_leaks ();
 }
 
 //  Writes the first cut bytes of data (or data with extra appended) as a file.
@@ -745,7 +776,8 @@ static void s_variant (s_files_t *files, const char *name, const char *data, siz
 {
     char *buf = malloc (cut + extra_len + 1);
     memcpy (buf, data, cut);
-    memcpy (buf + cut, extra, extra_len);
+    if (extra_len)
+        memcpy (buf + cut, extra, extra_len);
     s_add_data (files, name, buf, cut + extra_len);
     free (buf);
 }
@@ -799,6 +831,7 @@ ParameterizedTest (s_mode_t *mode, source, gz_truncated, .init = s_setup, .fini 
         }
     }
     free (data);
+    s_assert_no_leaks ();
 }
 
 ParameterizedTestParameters (source, gz_corrupt)
@@ -858,6 +891,7 @@ ParameterizedTest (s_mode_t *mode, source, gz_corrupt, .init = s_setup, .fini = 
         }
     }
     free (data);
+    s_assert_no_leaks ();
 }
 
 //  --------------------------------------------------------------------------
@@ -984,6 +1018,7 @@ Test (source, buf_refcount)
     cr_assert_eq (tl_source_next (source, &next), 1);
     tl_buf_release (next.buf);
     tl_source_destroy (&source);
+    s_assert_no_leaks ();
 }
 
 static void *s_release_thread (void *arg)
@@ -1010,4 +1045,5 @@ Test (source, buf_release_threads)
             pthread_join (threads[i], NULL);
         tl_source_destroy (&source);
     }
+    s_assert_no_leaks ();
 }

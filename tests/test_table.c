@@ -26,9 +26,9 @@ static uint64_t s_rand_state;
 
 static uint64_t s_rand (void)
 {
-    uint64_t z = (s_rand_state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    uint64_t z = (s_rand_state += UINT64_C (0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C (0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C (0x94D049BB133111EB);
     return z ^ (z >> 31);
 }
 
@@ -55,25 +55,25 @@ static bool s_entry_is (const tl_entry_t *entry, const void *key, size_t len, ui
 //  Fills buf with "k<index>" and returns its length.
 static size_t s_key (char *buf, size_t size, size_t index)
 {
-    return (size_t) snprintf (buf, size, "k%zu", index);
+    return (size_t)snprintf (buf, size, "k%zu", index);
 }
 
 //  Fills buf with a 9-byte key for index, and returns its length.
 static size_t s_key_fixed (char *buf, size_t size, size_t index)
 {
-    return (size_t) snprintf (buf, size, "f%08zu", index);
+    return (size_t)snprintf (buf, size, "f%08zu", index);
 }
 
 Test (table, add_get_basics)
 {
     static const struct {
-        const char *key;         //  Key to add
-        uint64_t count;          //  Amount to add
-        uint64_t expect_total;   //  Key's total after the add
-        size_t expect_size;      //  Distinct keys after the add
+        const char *key;        //  Key to add
+        uint64_t count;         //  Amount to add
+        uint64_t expect_total;  //  Key's total after the add
+        size_t expect_size;     //  Distinct keys after the add
     } steps[] = {
-        {"the", 1, 1, 1}, {"the", 2, 3, 1},      {"of", 10, 10, 2}, {"The", 1, 1, 3},
-        {"the", 0, 3, 3}, {"zero", 0, 0, 4},     {"of", 5, 15, 4},  {"th", 7, 7, 5},
+        {"the", 1, 1, 1},  {"the", 2, 3, 1},       {"of", 10, 10, 2}, {"The", 1, 1, 3},
+        {"the", 0, 3, 3},  {"zero", 0, 0, 4},      {"of", 5, 15, 4},  {"th", 7, 7, 5},
         {"thee", 1, 1, 6}, {"the", 1000, 1003, 6},
     };
     tl_table_t *table = s_new (0);
@@ -131,10 +131,20 @@ Test (table, binary_keys)
         const char *key;  //  Key bytes
         size_t len;       //  Key length (keys hold NULs)
     } keys[] = {
-        {"a", 1},          {"a\0", 2},           {"a\0b", 3},       {"a\0c", 3},
-        {"\0", 1},         {"\0\0", 2},          {"\xff", 1},       {"\xff\xfe", 2},
-        {"\xc3\x28", 2},   {"\xe2\x82", 2},      {"\x80\x80\x80", 3}, {"caf\xc3\xa9", 5},
-        {"\xf0\x9f\x98\x80", 4}, {"\xed\xa0\x80", 3},
+        {"a", 1},
+        {"a\0", 2},
+        {"a\0b", 3},
+        {"a\0c", 3},
+        {"\0", 1},
+        {"\0\0", 2},
+        {"\xff", 1},
+        {"\xff\xfe", 2},
+        {"\xc3\x28", 2},
+        {"\xe2\x82", 2},
+        {"\x80\x80\x80", 3},
+        {"caf\xc3\xa9", 5},
+        {"\xf0\x9f\x98\x80", 4},
+        {"\xed\xa0\x80", 3},
     };
     size_t n = sizeof keys / sizeof keys[0];
     tl_table_t *table = s_new (0);
@@ -174,8 +184,8 @@ Test (table, growth_through_many_resizes)
         uint64_t expect = i % 7 + 1 + (i % 3 == 0 ? 100 : 0);
         uint64_t count = 0;
         if (!tl_table_get (table, key, len, &count) || count != expect)
-            cr_assert_fail ("key %s: got %llu, expected %llu", key, (unsigned long long) count,
-                            (unsigned long long) expect);
+            cr_assert_fail ("key %s: got %llu, expected %llu", key, (unsigned long long)count,
+                            (unsigned long long)expect);
     }
     cr_assert_not (tl_table_get (table, "k1000000", 8, NULL));
     //  24-byte slots at <= 70% load, plus about 7 bytes of key each.
@@ -190,16 +200,20 @@ Test (table, saturation)
 {
     const uint64_t max = UINT64_MAX;
     static const struct {
-        uint64_t first;       //  Initial total
-        uint64_t add;         //  Then added
-        int expect_rc;        //  tl_table_add's result for the second add
-        uint64_t expect;      //  Total after it
+        uint64_t first;   //  Initial total
+        uint64_t add;     //  Then added
+        int expect_rc;    //  tl_table_add's result for the second add
+        uint64_t expect;  //  Total after it
     } cases[] = {
-        {UINT64_MAX - 1, 1, 0, UINT64_MAX}, {UINT64_MAX - 1, 2, 1, UINT64_MAX},
-        {UINT64_MAX, 0, 0, UINT64_MAX},     {UINT64_MAX, 1, 1, UINT64_MAX},
-        {UINT64_MAX, UINT64_MAX, 1, UINT64_MAX}, {1, UINT64_MAX, 1, UINT64_MAX},
+        {UINT64_MAX - 1, 1, 0, UINT64_MAX},
+        {UINT64_MAX - 1, 2, 1, UINT64_MAX},
+        {UINT64_MAX, 0, 0, UINT64_MAX},
+        {UINT64_MAX, 1, 1, UINT64_MAX},
+        {UINT64_MAX, UINT64_MAX, 1, UINT64_MAX},
+        {1, UINT64_MAX, 1, UINT64_MAX},
         {UINT64_MAX / 2, UINT64_MAX / 2 + 1, 0, UINT64_MAX},
-        {UINT64_MAX / 2 + 1, UINT64_MAX / 2 + 1, 1, UINT64_MAX}, {0, 0, 0, 0},
+        {UINT64_MAX / 2 + 1, UINT64_MAX / 2 + 1, 1, UINT64_MAX},
+        {0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tl_table_t *table = s_new (0);
@@ -251,8 +265,7 @@ Test (table, key_length_limit)
     size_t cursor = 0, longest = 0;
     tl_entry_t entry;
     while (tl_table_next (table, &cursor, &entry))
-        if (entry.len > longest)
-            longest = entry.len;
+        if (entry.len > longest) longest = entry.len;
     cr_assert_eq (longest, TL_KEY_MAX);
     tl_table_destroy (&table);
     free (big);
@@ -271,15 +284,15 @@ Test (table, arena_key_lengths)
     tl_table_t *table = s_new (0);
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < n; i++) {
-            memset (buf, 'a' + (int) (i % 26), lengths[i]);
-            buf[0] = (char) i;
+            memset (buf, 'a' + (int)(i % 26), lengths[i]);
+            buf[0] = (char)i;
             cr_assert_eq (tl_table_add (table, buf, lengths[i], i + 1), 0, "len %zu", lengths[i]);
             cr_assert_eq (tl_table_add (table, "s", 1, 1), 0);
         }
         cr_assert_eq (tl_table_size (table), n + 1);
         for (size_t i = 0; i < n; i++) {
-            memset (buf, 'a' + (int) (i % 26), lengths[i]);
-            buf[0] = (char) i;
+            memset (buf, 'a' + (int)(i % 26), lengths[i]);
+            buf[0] = (char)i;
             cr_assert_eq (s_get (table, buf, lengths[i]), i + 1, "round %d len %zu", round,
                           lengths[i]);
         }
@@ -295,7 +308,7 @@ Test (table, arena_key_lengths)
     //  wasted: ten 600 KB keys take about 6 MB, not 10 MiB.
     table = s_new (0);
     for (size_t i = 0; i < 10; i++) {
-        memset (buf, 'a' + (int) i, 600000);
+        memset (buf, 'a' + (int)i, 600000);
         cr_assert_eq (tl_table_add (table, buf, 600000, 1), 0);
     }
     cr_assert_lt (tl_table_memory (table), 6500000, "memory %zu", tl_table_memory (table));
@@ -326,8 +339,7 @@ Test (table, clear_then_reuse)
             cr_assert_eq (tl_table_sum (table), cases[c].keys * (round + 1));
             for (size_t i = 0; i < cases[c].keys; i++) {
                 size_t len = s_key_fixed (key, sizeof key, base + i);
-                cr_assert_eq (s_get (table, key, len), round + 1, "case %zu round %zu", c,
-                              round);
+                cr_assert_eq (s_get (table, key, len), round + 1, "case %zu round %zu", c, round);
             }
             if (round > 0)
                 for (size_t i = 0; i < cases[c].keys; i++) {
@@ -342,11 +354,10 @@ Test (table, clear_then_reuse)
                 visits++;
             }
             cr_assert_eq (visits, cases[c].keys, "case %zu round %zu", c, round);
-            if (round == 1)
-                memory = tl_table_memory (table);
+            if (round == 1) memory = tl_table_memory (table);
             if (round > 1)
-                cr_assert_eq (tl_table_memory (table), memory,
-                              "case %zu: reuse must not allocate", c);
+                cr_assert_eq (tl_table_memory (table), memory, "case %zu: reuse must not allocate",
+                              c);
             tl_table_clear (table);
             cr_assert_eq (tl_table_size (table), 0);
             cr_assert_eq (tl_table_sum (table), 0);
@@ -458,12 +469,12 @@ Test (table, entry_compare)
         tl_entry_t b;  //  Right operand
         int sign;      //  Expected sign of tl_entry_compare (a, b)
     } cases[] = {
-        {{"a", 1, 5}, {"a", 1, 4}, -1},       {{"z", 1, 9}, {"a", 1, 1}, -1},
-        {{"a", 1, 5}, {"b", 1, 5}, -1},       {{"ab", 2, 3}, {"abc", 3, 3}, -1},
-        {{"abc", 3, 3}, {"ab", 2, 3}, 1},     {{"", 0, 3}, {"a", 1, 3}, -1},
-        {{"a\0", 2, 1}, {"a", 1, 1}, 1},      {{"a\0", 2, 1}, {"a\x01", 2, 1}, -1},
-        {{"\xff", 1, 1}, {"\x7f", 1, 1}, 1},  {{"B", 1, 1}, {"a", 1, 1}, -1},
-        {{"same", 4, 2}, {"same", 4, 2}, 0},  {{"", 0, 0}, {"", 0, 0}, 0},
+        {{"a", 1, 5}, {"a", 1, 4}, -1},          {{"z", 1, 9}, {"a", 1, 1}, -1},
+        {{"a", 1, 5}, {"b", 1, 5}, -1},          {{"ab", 2, 3}, {"abc", 3, 3}, -1},
+        {{"abc", 3, 3}, {"ab", 2, 3}, 1},        {{"", 0, 3}, {"a", 1, 3}, -1},
+        {{"a\0", 2, 1}, {"a", 1, 1}, 1},         {{"a\0", 2, 1}, {"a\x01", 2, 1}, -1},
+        {{"\xff", 1, 1}, {"\x7f", 1, 1}, 1},     {{"B", 1, 1}, {"a", 1, 1}, -1},
+        {{"same", 4, 2}, {"same", 4, 2}, 0},     {{"", 0, 0}, {"", 0, 0}, 0},
         {{"x", 1, UINT64_MAX}, {"x", 1, 0}, -1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -482,8 +493,8 @@ static const struct {
     size_t len;       //  Key length
     uint64_t count;   //  Total
 } s_sorted_expect[] = {
-    {"zz", 2, 7},  {"a", 1, 5},       {"b", 1, 5},   {"", 0, 3},      {"B", 1, 3},
-    {"ab", 2, 3},  {"ab\0", 3, 3},    {"abc", 3, 3}, {"\xff", 1, 3},  {"a\0", 2, 1},
+    {"zz", 2, 7},    {"a", 1, 5},      {"b", 1, 5},    {"", 0, 3},     {"B", 1, 3},
+    {"ab", 2, 3},    {"ab\0", 3, 3},   {"abc", 3, 3},  {"\xff", 1, 3}, {"a\0", 2, 1},
     {"a\x01", 2, 1}, {"a\x01x", 3, 1}, {"zero", 4, 0},
 };
 #define SORTED_EXPECT_SIZE (sizeof s_sorted_expect / sizeof s_sorted_expect[0])
@@ -509,8 +520,8 @@ Test (table, sorted_order)
     for (size_t i = 0; i < size; i++)
         cr_assert (s_entry_is (&entries[i], s_sorted_expect[i].key, s_sorted_expect[i].len,
                                s_sorted_expect[i].count),
-                   "position %zu: got %.*s (%llu)", i, (int) entries[i].len, entries[i].key,
-                   (unsigned long long) entries[i].count);
+                   "position %zu: got %.*s (%llu)", i, (int)entries[i].len, entries[i].key,
+                   (unsigned long long)entries[i].count);
     free (entries);
     tl_table_destroy (&table);
 }
@@ -547,7 +558,7 @@ Test (table, top_k_equals_sorted_prefix)
     table = s_new (0);
     char key[32];
     for (size_t i = 0; i < 3000; i++) {
-        size_t len = (size_t) snprintf (key, sizeof key, "%zu", i);
+        size_t len = (size_t)snprintf (key, sizeof key, "%zu", i);
         cr_assert_eq (tl_table_add (table, key, len, s_rand () % 5), 0);
     }
     s_check_top (table);
@@ -598,13 +609,11 @@ static int s_reference_compare (const void *a, const void *b)
 {
     const tl_entry_t *x = a;
     const tl_entry_t *y = b;
-    if (x->count != y->count)
-        return x->count < y->count ? 1 : -1;
+    if (x->count != y->count) return x->count < y->count ? 1 : -1;
     for (uint32_t i = 0; i < x->len && i < y->len; i++) {
-        unsigned char cx = (unsigned char) x->key[i];
-        unsigned char cy = (unsigned char) y->key[i];
-        if (cx != cy)
-            return cx < cy ? -1 : 1;
+        unsigned char cx = (unsigned char)x->key[i];
+        unsigned char cy = (unsigned char)y->key[i];
+        if (cx != cy) return cx < cy ? -1 : 1;
     }
     return x->len == y->len ? 0 : x->len < y->len ? -1 : 1;
 }
@@ -648,12 +657,11 @@ static void s_reference_check (tl_table_t *table, reference_t *ref)
         uint64_t count = 0;
         bool found = tl_table_get (table, key, len, &count);
         cr_assert_eq (found, ref->present[i], "key %zu presence", i);
-        if (!found)
-            continue;
+        if (!found) continue;
         cr_assert_eq (count, ref->total[i], "key %zu total", i);
         sum = sum > UINT64_MAX - count ? UINT64_MAX : sum + count;
         memcpy (keys[size], key, len);
-        expect[size] = (tl_entry_t){keys[size], (uint32_t) len, count};
+        expect[size] = (tl_entry_t){keys[size], (uint32_t)len, count};
         size++;
     }
     cr_assert_eq (tl_table_size (table), size);
@@ -693,8 +701,7 @@ Test (table, randomized_against_reference)
         for (size_t op = 0; op < ops; op++) {
             size_t index = s_rand () % REF_KEYS;
             //  Short keys repeat more: skew a third of the picks to the first 85 keys.
-            if (s_rand () % 3 == 0)
-                index %= 85;
+            if (s_rand () % 3 == 0) index %= 85;
             size_t len = s_reference_key (index, key);
             uint64_t roll = s_rand () % 1000;
             uint64_t count = roll < 5 ? UINT64_MAX / 3 : roll < 10 ? 0 : s_rand () % 1000;
@@ -717,8 +724,8 @@ Test (table, randomized_against_reference)
             size_t len = s_reference_key (index, key);
             uint64_t count = s_rand () % 50;
             cr_assert_eq (tl_table_add (other, key, len, count), 0);
-            ref->total[index] = ref->total[index] > UINT64_MAX - count ? UINT64_MAX
-                                                                        : ref->total[index] + count;
+            ref->total[index] =
+                ref->total[index] > UINT64_MAX - count ? UINT64_MAX : ref->total[index] + count;
             ref->present[index] = true;
         }
         cr_assert_geq (tl_table_merge (table, other), 0);
@@ -743,7 +750,7 @@ static size_t s_vm_bytes (void)
     unsigned long pages = 0;
     cr_assert_eq (fscanf (file, "%lu", &pages), 1);
     fclose (file);
-    return pages * (size_t) sysconf (_SC_PAGESIZE);
+    return pages * (size_t)sysconf (_SC_PAGESIZE);
 }
 
 //  Under an address-space limit, adds fail with -1 and leave the table as it was: short
@@ -768,20 +775,19 @@ Test (table, out_of_memory_leaves_table_unchanged)
             memset (buf, 'x', len);
             snprintf (buf, len, "%011zu", added);
             rc = tl_table_add (table, buf, len, added + 1);
-            if (rc != 0)
-                break;
+            if (rc != 0) break;
             added++;
         }
         size_t memory = tl_table_memory (table);
         cr_assert_eq (rc, -1, "case %zu: the limit must be reached", c);
         cr_assert_gt (added, 10);
         cr_assert_eq (tl_table_size (table), added);
-        cr_assert_eq (tl_table_sum (table), (uint64_t) added * (added + 1) / 2);
+        cr_assert_eq (tl_table_sum (table), (uint64_t)added * (added + 1) / 2);
         cr_assert_not (tl_table_get (table, buf, len, NULL), "the failed key is absent");
         //  An existing key needs no memory, so it can still be counted.
         cr_assert_eq (tl_table_add (table, buf, len, 0), -1);
         memset (buf, 'x', len);
-        snprintf (buf, len, "%011zu", (size_t) 0);
+        snprintf (buf, len, "%011zu", (size_t)0);
         cr_assert_eq (tl_table_add (table, buf, len, 5), 0);
         cr_assert_eq (tl_table_memory (table), memory);
 
@@ -789,8 +795,8 @@ Test (table, out_of_memory_leaves_table_unchanged)
         for (size_t i = 0; i < added; i++) {
             memset (buf, 'x', len);
             snprintf (buf, len, "%011zu", i);
-            cr_assert_eq (s_get (table, buf, len), i + 1 + (i == 0 ? 5 : 0), "case %zu key %zu",
-                          c, i);
+            cr_assert_eq (s_get (table, buf, len), i + 1 + (i == 0 ? 5 : 0), "case %zu key %zu", c,
+                          i);
         }
         memset (buf, 'x', len);
         snprintf (buf, len, "%011zu", added);

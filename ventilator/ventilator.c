@@ -364,6 +364,7 @@ static int s_run (s_vent_t *self)
                 s_msg_init (self, &ping, TL_CMD_PING);
                 s_send_to_sink (self, &ping);
                 self->pinged_at = now;
+                self->end_sent = false;  //  END again until DONE: it is idempotent
             }
             else
                 s_send_job (self);

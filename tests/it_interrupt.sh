@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Stopping tally run mid-job: SIGINT and SIGTERM make it exit non-zero within 10 s, with
+# no sink, worker or ventilator left running and no totals file (nor a temporary one)
+# written. SIGKILL to tally itself: the kernel's PR_SET_PDEATHSIG stops its children
+# within a few seconds. The job is made long with small chunks (4K) over 200 MB (50 MB
+# sanitized), several seconds of work, so the signal lands mid-job.
+source "$(dirname "$0")/lib.sh"
+mb=$(scaled 200)
+gen_ngram2012 "$WORK/data" 4 "$mb" 11
+
+# Children of the tally process $1 that are Tally services (pids, one a line).
+children_of() {
+  pgrep -P "$1" -f "^$TALLY_BIN/tally-(sink|worker|ventilator)" || true
+}
+
+# Starts tally run on the data; sets $tally. Output goes to $WORK/$1.totals.tsv.
+start_run() {
+  local name=$1
+  cd "$WORK"
+  start "$TALLY_BIN/tally" run --workers 2 --chunk-size 4K --output "$WORK/$name.totals.tsv" \
+    "$WORK"/data/*.tsv > "$WORK/$name.stdout" 2> "$WORK/$name.stderr"
+  tally=$LAST_PID
+  cd - > /dev/null
+}
+
+no_totals() {
+  local name=$1
+  ! ls "$WORK/$name".totals.tsv* > /dev/null 2>&1
+}
+
+for signal in INT TERM; do
+  name=sig$signal
+  start_run "$name"
+  sleep 1
+  check "SIG$signal: all services started (sink, 2 workers, ventilator)" \
+    test "$(children_of "$tally" | wc -l)" -eq 4
+  check "SIG$signal: the job is still running after 1 s" kill -0 "$tally"
+  t0=$(now)
+  kill -"$signal" "$tally"
+  wait_pid "$tally" 10 && status=0 || status=$?
+  echo "SIG$signal: tally exited with status $status in $(elapsed "$t0") s"
+  check "SIG$signal: tally exits within 10 s" test "$status" -ne 124
+  check "SIG$signal: tally exits non-zero" test "$status" -ne 0
+  check "SIG$signal: no sink, worker or ventilator left" no_leftovers
+  check "SIG$signal: no totals file, nor a temporary one" no_totals "$name"
+  check "SIG$signal: no summary printed" bash -c "! grep -q '^totals written to' '$WORK/$name.stdout'"
+done
+
+# SIGKILL cannot be caught: tally's children must go by PR_SET_PDEATHSIG.
+start_run kill
+sleep 1
+kids=$(children_of "$tally" | tr '\n' ' ')
+check "SIGKILL: all services started" test "$(wc -w <<< "$kids")" -eq 4
+kill -KILL "$tally"
+wait_pid "$tally" 5 || true
+t0=$(now)
+all_gone() {
+  local pid
+  for pid in $kids; do kill -0 "$pid" 2> /dev/null && return 1; done
+  return 0
+}
+wait_until 5 all_gone && gone=0 || gone=1
+echo "SIGKILL: children gone after $(elapsed "$t0") s"
+check "SIGKILL: every child of tally exits within 5 s" test "$gone" -eq 0
+check "SIGKILL: no sink, worker or ventilator left" no_leftovers
+check "SIGKILL: no totals file, nor a temporary one" no_totals kill
+# Reap whatever is still there so the next test starts clean.
+for pid in $kids; do kill -KILL "$pid" 2> /dev/null || true; done
+finish
