@@ -42,11 +42,11 @@ typedef struct {
 
 //  A buffered output file.
 typedef struct {
-    int fd;         //  File descriptor
-    char *data;     //  Buffer
-    size_t size;    //  Bytes buffered
-    uint64_t total; //  Bytes written so far, buffered included
-    int failed;     //  A write failed
+    int fd;          //  File descriptor
+    char *data;      //  Buffer
+    size_t size;     //  Bytes buffered
+    uint64_t total;  //  Bytes written so far, buffered included
+    int failed;      //  A write failed
 } s_out_t;
 
 //  --------------------------------------------------------------------------------------
@@ -69,29 +69,29 @@ static uint64_t s_next (uint64_t *state)
 //  Uniform in (0, 1]: never 0, so pow(u, negative) stays finite.
 static double s_unit (uint64_t bits)
 {
-    return ((double) (bits >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    return ((double)(bits >> 11) + 1.0) * (1.0 / 9007199254740992.0);
 }
 
 //  --------------------------------------------------------------------------------------
 //  Keys. A key id names a word and a variant: untagged, its main POS tag, another tag.
 
 static const char *s_common_words[] = {
-    "the",   "of",    "and",   "to",    "in",    "a",     "is",    "that",  "for",   "it",
-    "as",    "was",   "with",  "be",    "by",    "on",    "not",   "he",    "I",     "this",
-    "are",   "or",    "his",   "from",  "at",    "which", "but",   "have",  "an",    "had",
-    "they",  "you",   "were",  "their", "one",   "all",   "we",    "can",   "her",   "has",
-    "there", "been",  "if",    "more",  "when",  "will",  "would", "who",   "so",    "no",
-    "The",   "It",    "In",    "This",  "time",  "man",   "new",   "state", "world", "life",
-    "water", "house", "great", "years", "other", "first", "people", "about", "into", "only"};
+    "the",   "of",    "and",   "to",    "in",    "a",     "is",     "that",  "for",   "it",
+    "as",    "was",   "with",  "be",    "by",    "on",    "not",    "he",    "I",     "this",
+    "are",   "or",    "his",   "from",  "at",    "which", "but",    "have",  "an",    "had",
+    "they",  "you",   "were",  "their", "one",   "all",   "we",     "can",   "her",   "has",
+    "there", "been",  "if",    "more",  "when",  "will",  "would",  "who",   "so",    "no",
+    "The",   "It",    "In",    "This",  "time",  "man",   "new",    "state", "world", "life",
+    "water", "house", "great", "years", "other", "first", "people", "about", "into",  "only"};
 
-static const char *s_onsets[] = {"",  "",  "",  "b", "c", "d", "f",  "g",  "h",  "k",  "l",
-                                 "l", "m", "n", "n", "p", "r", "r",  "s",  "s",  "t",  "t",
-                                 "v", "w", "y", "z", "j", "br", "ch", "cr", "pl", "st", "th",
-                                 "tr", "sh", "gr", "qu"};
-static const char *s_nuclei[] = {"a", "a", "e", "e", "e", "i", "i", "o",
+static const char *s_onsets[] = {"",   "",   "",   "b",  "c",  "d",  "f", "g",  "h",  "k",
+                                 "l",  "l",  "m",  "n",  "n",  "p",  "r", "r",  "s",  "s",
+                                 "t",  "t",  "v",  "w",  "y",  "z",  "j", "br", "ch", "cr",
+                                 "pl", "st", "th", "tr", "sh", "gr", "qu"};
+static const char *s_nuclei[] = {"a", "a", "e", "e",  "e",  "i",  "i",  "o",
                                  "o", "u", "y", "ea", "ou", "io", "ai", "ee"};
-static const char *s_codas[] = {"", "", "", "", "n", "n", "r", "r", "s", "s", "t", "t",
-                                "l", "m", "d", "nd", "st", "ng", "ck", "x"};
+static const char *s_codas[] = {"",  "",  "",  "",  "n", "n",  "r",  "r",  "s",  "s",
+                                "t", "t", "l", "m", "d", "nd", "st", "ng", "ck", "x"};
 //  Latin letters with diacritics (2 bytes each in UTF-8)
 static const char *s_accented[] = {"é", "è", "ê", "ü", "ö", "ä", "ø", "å", "á", "í", "ó", "ñ", "ç"};
 //  Cyrillic and Greek syllables (4 bytes each)
@@ -100,9 +100,9 @@ static const char *s_greek[] = {"λο", "γο", "κα", "μα", "θε", "ος", 
 //  CJK characters (3 bytes each)
 static const char *s_cjk[] = {"中", "国", "人", "大", "学", "日", "本", "文", "字", "山"};
 //  POS tags of the 2012 corpus, the first ones most frequent
-static const char *s_tags[] = {"_NOUN", "_NOUN", "_NOUN", "_NOUN", "_NOUN", "_VERB", "_VERB",
-                               "_ADJ",  "_ADJ",  "_ADV",  "_NUM",  "_X",    "_PRT",  "_DET",
-                               "_ADP",  "_PRON", "_CONJ", "_."};
+static const char *s_tags[] = {"_NOUN", "_NOUN", "_NOUN", "_NOUN", "_NOUN", "_VERB",
+                               "_VERB", "_ADJ",  "_ADJ",  "_ADV",  "_NUM",  "_X",
+                               "_PRT",  "_DET",  "_ADP",  "_PRON", "_CONJ", "_."};
 
 #define S_COUNT(array) (sizeof (array) / sizeof (array)[0])
 
@@ -116,10 +116,9 @@ static char *s_put (char *p, const char *text)
 //  A pronounceable lowercase word of 1 to max_syllables syllables.
 static char *s_put_syllables (char *p, uint64_t *rng, int max_syllables, bool accents)
 {
-    unsigned pick = (unsigned) (s_next (rng) % 100);
+    unsigned pick = (unsigned)(s_next (rng) % 100);
     int syllables = pick < 30 ? 1 : pick < 72 ? 2 : pick < 92 ? 3 : pick < 98 ? 4 : 5;
-    if (syllables > max_syllables)
-        syllables = max_syllables;
+    if (syllables > max_syllables) syllables = max_syllables;
     for (int i = 0; i < syllables; i++) {
         uint64_t bits = s_next (rng);
         p = s_put (p, s_onsets[bits % S_COUNT (s_onsets)]);
@@ -141,70 +140,58 @@ static char *s_put_syllables (char *p, uint64_t *rng, int max_syllables, bool ac
 static char *s_put_word (char *p, uint64_t word, bool common)
 {
     uint64_t rng = s_mix (word ^ (common ? UINT64_C (0xC0FFEE) : 0));
-    if (common && word < S_COUNT (s_common_words))
-        return s_put (p, s_common_words[word]);
-    if (common)
-        return s_put_syllables (p, &rng, 2, false);
+    if (common && word < S_COUNT (s_common_words)) return s_put (p, s_common_words[word]);
+    if (common) return s_put_syllables (p, &rng, 2, false);
     char *start = p;
-    unsigned kind = (unsigned) (s_next (&rng) % 1000);
+    unsigned kind = (unsigned)(s_next (&rng) % 1000);
     if (kind < 15)  //  Latin with diacritics
         p = s_put_syllables (p, &rng, 4, true);
     else if (kind < 20) {  //  Cyrillic or Greek
         bool greek = kind < 17;
-        int n = 1 + (int) (s_next (&rng) % 4);
+        int n = 1 + (int)(s_next (&rng) % 4);
         for (int i = 0; i < n; i++)
             p = s_put (p, greek ? s_greek[s_next (&rng) % S_COUNT (s_greek)]
                                 : s_cyrillic[s_next (&rng) % S_COUNT (s_cyrillic)]);
-    }
-    else if (kind < 22) {  //  CJK
-        int n = 1 + (int) (s_next (&rng) % 3);
+    } else if (kind < 22) {  //  CJK
+        int n = 1 + (int)(s_next (&rng) % 3);
         for (int i = 0; i < n; i++)
             p = s_put (p, s_cjk[s_next (&rng) % S_COUNT (s_cjk)]);
-    }
-    else if (kind < 50) {  //  Numbers: 1847, 3.14, 12,000
+    } else if (kind < 50) {  //  Numbers: 1847, 3.14, 12,000
         uint64_t bits = s_next (&rng);
-        p += sprintf (p, "%u", (unsigned) (bits % 100000));
+        p += sprintf (p, "%u", (unsigned)(bits % 100000));
         if (bits % 7 == 0)
-            p += sprintf (p, ".%u", (unsigned) ((bits >> 20) % 100));
+            p += sprintf (p, ".%u", (unsigned)((bits >> 20) % 100));
         else if (bits % 7 == 1)
-            p += sprintf (p, ",%03u", (unsigned) ((bits >> 20) % 1000));
-    }
-    else if (kind < 80) {  //  Apostrophes: word's, don't, O'Brien
+            p += sprintf (p, ",%03u", (unsigned)((bits >> 20) % 1000));
+    } else if (kind < 80) {  //  Apostrophes: word's, don't, O'Brien
         p = s_put_syllables (p, &rng, 3, false);
         p = s_put (p, kind < 60 ? "'s" : kind < 70 ? "n't" : "'");
-    }
-    else if (kind < 85) {  //  Double quotes inside or around
-        if (kind % 2)
-            p = s_put (p, "\"");
+    } else if (kind < 85) {  //  Double quotes inside or around
+        if (kind % 2) p = s_put (p, "\"");
         p = s_put_syllables (p, &rng, 3, false);
         p = s_put (p, "\"");
-    }
-    else if (kind < 87) {  //  Backslash
+    } else if (kind < 87) {  //  Backslash
         p = s_put_syllables (p, &rng, 2, false);
         p = s_put (p, "\\");
         p = s_put_syllables (p, &rng, 2, false);
-    }
-    else if (kind < 110) {  //  Hyphenated
+    } else if (kind < 110) {  //  Hyphenated
         p = s_put_syllables (p, &rng, 3, false);
         p = s_put (p, "-");
         p = s_put_syllables (p, &rng, 3, false);
-    }
-    else if (kind < 130) {  //  Abbreviations: A.J.B.
-        int n = 1 + (int) (s_next (&rng) % 4);
+    } else if (kind < 130) {  //  Abbreviations: A.J.B.
+        int n = 1 + (int)(s_next (&rng) % 4);
         for (int i = 0; i < n; i++) {
-            *p++ = (char) ('A' + s_next (&rng) % 26);
+            *p++ = (char)('A' + s_next (&rng) % 26);
             *p++ = '.';
         }
-    }
-    else
+    } else
         p = s_put_syllables (p, &rng, 5, false);
     uint64_t bits = s_next (&rng);
     if (bits % 100 < 15 && *start >= 'a' && *start <= 'z')
-        *start = (char) (*start - 'a' + 'A');
+        *start = (char)(*start - 'a' + 'A');
     else if (bits % 100 == 15)
         for (char *c = start; c < p; c++)
-            if (*c >= 'a' && *c <= 'z')
-                *c = (char) (*c - 'a' + 'A');
+            if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
     return p;
 }
 
@@ -214,7 +201,7 @@ static size_t s_key (uint64_t id, char *out)
     bool common = id >= S_COMMON_BASE;
     uint64_t local = common ? id - S_COMMON_BASE : id;
     uint64_t word = local / 3;
-    unsigned variant = (unsigned) (local % 3);
+    unsigned variant = (unsigned)(local % 3);
     char *p = s_put_word (out, word, common);
     if (variant > 0) {
         size_t tag = s_mix (word ^ UINT64_C (0x7A6)) % S_COUNT (s_tags);
@@ -222,7 +209,7 @@ static size_t s_key (uint64_t id, char *out)
             tag = (tag + 5 + s_mix (word) % 7) % S_COUNT (s_tags);
         p = s_put (p, s_tags[tag]);
     }
-    return (size_t) (p - out);
+    return (size_t)(p - out);
 }
 
 //  Mean match count per year of a key: Zipf over the common words' ranks, a Pareto
@@ -232,7 +219,7 @@ static double s_weight (uint64_t id)
     if (id >= S_COMMON_BASE) {
         uint64_t local = id - S_COMMON_BASE;
         static const double variant_share[] = {1.0, 0.6, 0.1};
-        return 3e8 / pow ((double) (local / 3 + 1), 1.05) * variant_share[local % 3];
+        return 3e8 / pow ((double)(local / 3 + 1), 1.05) * variant_share[local % 3];
     }
     double w = pow (s_unit (s_mix (id ^ UINT64_C (0x5EED))), -1.0 / 0.8);
     return w < 1e7 ? w : 1e7;
@@ -246,12 +233,11 @@ static void s_flush (s_out_t *out)
     size_t done = 0;
     while (done < out->size && !out->failed) {
         ssize_t n = write (out->fd, out->data + done, out->size - done);
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
             out->failed = 1;
         else
-            done += (size_t) n;
+            done += (size_t)n;
     }
     out->size = 0;
 }
@@ -261,7 +247,7 @@ static char *s_put_u64 (char *p, uint64_t value)
     char digits[20];
     int n = 0;
     do {
-        digits[n++] = (char) ('0' + value % 10);
+        digits[n++] = (char)('0' + value % 10);
         value /= 10;
     } while (value);
     while (n)
@@ -272,36 +258,31 @@ static char *s_put_u64 (char *p, uint64_t value)
 //  Writes one key's block: its years, ascending, on consecutive lines.
 static uint64_t s_block (s_out_t *out, uint64_t seed, unsigned file, uint64_t block, uint64_t id)
 {
-    uint64_t rng = s_mix (seed ^ s_mix (((uint64_t) file << 40) ^ block));
+    uint64_t rng = s_mix (seed ^ s_mix (((uint64_t)file << 40) ^ block));
     char key[S_KEY_MAX];
     size_t len = s_key (id, key);
     double weight = s_weight (id) * (0.5 + s_unit (s_next (&rng)));
     unsigned years;
     if (id >= S_COMMON_BASE)
-        years = 90 + (unsigned) (s_next (&rng) % 31);
+        years = 90 + (unsigned)(s_next (&rng) % 31);
     else {
         double u = s_unit (s_next (&rng));
-        years = 1 + (unsigned) (119 * u * u * u);
-        if (weight > 10)
-            years += (unsigned) (10 * log10 (weight));
-        if (years > 120)
-            years = 120;
+        years = 1 + (unsigned)(119 * u * u * u);
+        if (weight > 10) years += (unsigned)(10 * log10 (weight));
+        if (years > 120) years = 120;
     }
     //  Years end at 2008 or a little before, with a few gaps, never before 1505.
-    unsigned gaps = (unsigned) (s_next (&rng) % (3 * years + 1));
-    unsigned end = 2008 - (unsigned) (s_next (&rng) % 4 == 0 ? s_next (&rng) % 60 : 0);
-    if (end - 1505 + 1 < years + gaps)
-        gaps = end - 1505 + 1 - years;
+    unsigned gaps = (unsigned)(s_next (&rng) % (3 * years + 1));
+    unsigned end = 2008 - (unsigned)(s_next (&rng) % 4 == 0 ? s_next (&rng) % 60 : 0);
+    if (end - 1505 + 1 < years + gaps) gaps = end - 1505 + 1 - years;
     unsigned year = end - (years - 1) - gaps;
 
     for (unsigned i = 0; i < years; i++) {
-        if (out->size + len + 64 > S_BUFFER)
-            s_flush (out);
+        if (out->size + len + 64 > S_BUFFER) s_flush (out);
         uint64_t bits = s_next (&rng);
-        uint64_t match = 1 + (uint64_t) (weight * (0.25 + 1.5 * s_unit (bits)));
+        uint64_t match = 1 + (uint64_t)(weight * (0.25 + 1.5 * s_unit (bits)));
         uint64_t volume = 1 + match / (1 + (bits & 7));
-        if (volume > match)
-            volume = match;
+        if (volume > match) volume = match;
         char *p = out->data + out->size;
         memcpy (p, key, len);
         p += len;
@@ -312,13 +293,13 @@ static uint64_t s_block (s_out_t *out, uint64_t seed, unsigned file, uint64_t bl
         *p++ = '\t';
         p = s_put_u64 (p, volume);
         *p++ = '\n';
-        size_t line = (size_t) (p - (out->data + out->size));
+        size_t line = (size_t)(p - (out->data + out->size));
         out->size += line;
         out->total += line;
         //  Spend the gaps early or late, never past the end year
         unsigned skip = 0;
         if (gaps && (bits >> 40) % 3 == 0) {
-            skip = 1 + (unsigned) ((bits >> 44) % 3);
+            skip = 1 + (unsigned)((bits >> 44) % 3);
             skip = skip < gaps ? skip : gaps;
             gaps -= skip;
         }
@@ -335,7 +316,7 @@ static uint64_t s_block_key (unsigned file, unsigned files, uint64_t block)
         return S_COMMON_BASE + (block / S_COMMON_EVERY * 7 + file * 131) % S_COMMON_KEYS;
     uint64_t half = block / 2;
     unsigned owner = block % 2 ? (file + 1) % files : file;
-    return (uint64_t) owner * S_FILE_STRIDE + half;
+    return (uint64_t)owner * S_FILE_STRIDE + half;
 }
 
 static void s_name (char *path, size_t size, const char *dir, unsigned file, unsigned files)
@@ -379,7 +360,7 @@ static double s_now (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static void s_usage (void)
@@ -410,22 +391,21 @@ int main (int argc, char *argv[])
         else
             s_usage ();
     }
-    if (optind != argc - 1 || megabytes <= 0 || files < 1 || files > 1000 || jobs < 1)
-        s_usage ();
+    if (optind != argc - 1 || megabytes <= 0 || files < 1 || files > 1000 || jobs < 1) s_usage ();
     const char *dir = argv[optind];
     if (mkdir (dir, 0755) != 0 && errno != EEXIST) {
         fprintf (stderr, "bench_gen: %s: %s\n", dir, strerror (errno));
         return 1;
     }
-    uint64_t target = (uint64_t) (megabytes * 1e6 / (double) files);
+    uint64_t target = (uint64_t)(megabytes * 1e6 / (double)files);
     //  Children report through shared memory
-    s_stats_t *stats = mmap (NULL, (size_t) files * sizeof *stats, PROT_READ | PROT_WRITE,
+    s_stats_t *stats = mmap (NULL, (size_t)files * sizeof *stats, PROT_READ | PROT_WRITE,
                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (stats == MAP_FAILED) {
         perror ("bench_gen: mmap");
         return 1;
     }
-    memset (stats, 0, (size_t) files * sizeof *stats);
+    memset (stats, 0, (size_t)files * sizeof *stats);
 
     double start = s_now ();
     long running = 0;
@@ -436,7 +416,7 @@ int main (int argc, char *argv[])
         }
         pid_t pid = fork ();
         if (pid == 0) {
-            s_write_file (dir, (unsigned) file, (unsigned) files, target, seed, &stats[file]);
+            s_write_file (dir, (unsigned)file, (unsigned)files, target, seed, &stats[file]);
             _exit (stats[file].failed);
         }
         if (pid < 0) {
@@ -447,8 +427,7 @@ int main (int argc, char *argv[])
     }
     int status, failed = 0;
     while (wait (&status) > 0)
-        if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-            failed = 1;
+        if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) failed = 1;
     s_stats_t sum = {0};
     for (long file = 0; file < files; file++) {
         sum.bytes += stats[file].bytes;
@@ -457,8 +436,9 @@ int main (int argc, char *argv[])
         failed |= stats[file].failed;
     }
     double seconds = s_now () - start;
-    printf ("bench_gen: %ld files in %s: %.1f MB, %llu lines, %llu key blocks, %.1f s (%.0f MB/s)\n",
-            files, dir, (double) sum.bytes / 1e6, (unsigned long long) sum.lines,
-            (unsigned long long) sum.blocks, seconds, (double) sum.bytes / 1e6 / seconds);
+    printf (
+        "bench_gen: %ld files in %s: %.1f MB, %llu lines, %llu key blocks, %.1f s (%.0f MB/s)\n",
+        files, dir, (double)sum.bytes / 1e6, (unsigned long long)sum.lines,
+        (unsigned long long)sum.blocks, seconds, (double)sum.bytes / 1e6 / seconds);
     return failed;
 }

@@ -23,7 +23,7 @@ static const char *s_cmd_names[TL_CMD_COUNT_] = {
 
 //  Number of elements in each command's frame-1 array.
 static const uint32_t s_cmd_fields[TL_CMD_COUNT_] = {
-    [TL_CMD_JOB] = 8,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 8,
+    [TL_CMD_JOB] = 9,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 8,
     [TL_CMD_END] = 4,  [TL_CMD_ACK] = 2,    [TL_CMD_DONE] = 8,   [TL_CMD_FAIL] = 2,
     [TL_CMD_PING] = 1, [TL_CMD_PONG] = 2,   [TL_CMD_CANCEL] = 2,
 };
@@ -364,8 +364,8 @@ static int s_decode_job (s_reader_t *r, tl_job_body_t *job)
 {
     uint32_t nfiles;
     if (s_read_u32 (r, &job->version) == -1 || s_read_format (r, true, &job->format) == -1 ||
-        s_read_filter (r, &job->filter) == -1 || s_read_u64 (r, &job->input_bytes) == -1 ||
-        s_read_array (r, TL_FILES_MAX, &nfiles) == -1)
+        s_read_filter (r, &job->filter) == -1 || s_read_bool (r, &job->strict) == -1 ||
+        s_read_u64 (r, &job->input_bytes) == -1 || s_read_array (r, TL_FILES_MAX, &nfiles) == -1)
         return -1;
     if (nfiles > 0) {
         //  s_read_array checked that each file has a byte in the frame, so this is at
@@ -545,6 +545,7 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_uint32 (pk, job->version);
         rc |= s_pack_format (pk, job->format);
         rc |= s_pack_filter (pk, &job->filter);
+        rc |= job->strict ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
         rc |= msgpack_pack_uint64 (pk, job->input_bytes);
         rc |= msgpack_pack_array (pk, job->nfiles);
         for (uint32_t i = 0; i < job->nfiles && rc == 0; i++)

@@ -55,6 +55,7 @@ typedef struct {
     uint32_t version;      //  TL_PROTO_VERSION
     tl_format_t format;    //  As the user asked (may be AUTO)
     tl_filter_t filter;    //  Filters applied by the workers
+    bool strict;           //  Malformed lines fail the job instead of being skipped
     uint64_t input_bytes;  //  Sum of the input files' sizes (on disk)
     uint32_t nfiles;       //  Number of files
     tl_str_t *files;       //  File names; array owned by the message (tl_msg_reset)
@@ -87,8 +88,8 @@ typedef struct {
 } tl_end_body_t;
 
 typedef struct {
-    uint32_t count;               //  Chunk ids in this ACK
-    uint64_t chunk[TL_ACK_MAX];   //  Merged (or duplicate) chunk ids
+    uint32_t count;              //  Chunk ids in this ACK
+    uint64_t chunk[TL_ACK_MAX];  //  Merged (or duplicate) chunk ids
 } tl_ack_body_t;
 
 typedef struct {

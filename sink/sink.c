@@ -11,10 +11,15 @@
 #include "tl_bar.h"
 #include "tl_sock.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_IDENTITY_MAX 256  //  ROUTER identities libzmq makes are 5 bytes
@@ -34,6 +39,7 @@ typedef struct {
     uint64_t chunks_seen;               //  Highest chunk id seen + 1
     uint64_t chunks_total;              //  From END, valid when ended
     bool ended;                         //  END arrived
+    bool strict;                        //  Malformed lines fail the job
     uint64_t bytes, lines, bad_lines, filtered;  //  Counters over merged chunks
     uint64_t duplicates;                //  Copies of merged chunks
     uint64_t overflows;                 //  Totals that saturated
@@ -58,6 +64,7 @@ typedef struct {
     const char *bind;         //  Inbound endpoint
     const char *publish;      //  Feed endpoint
     const char *output;       //  Totals file
+    const char *state_dir;    //  Where open jobs are checkpointed on shutdown
     long top_k;               //  Keys in "top"
     long batch;               //  Keys per "totals" message
     double interval;          //  Seconds between progress messages
@@ -185,6 +192,223 @@ static void s_queue_ack (s_sink_t *self, s_job_t *job, uint64_t chunk)
     job->ack[job->nack++] = chunk;
 }
 
+
+//  --- Checkpoints -------------------------------------------------------------
+//  On SIGTERM or SIGINT (docker stop, a restart) the sink writes each open job to
+//  STATE_DIR/tally-sink-JOB.checkpoint and, started again, takes it back and deletes
+//  the file: the ventilator's next PING finds the job, and chunks it had not seen
+//  acknowledged are merged once as usual, so the totals stay exact. A sink that dies
+//  without its shutdown (SIGKILL, a crash) leaves no checkpoint, and the ventilator's
+//  PING gets "unknown job": the job fails with that message rather than going wrong.
+//
+//  File: "TLYCKP01", then four parts, each a little-endian uint64 length and bytes:
+//  the job as a JOB frame 1; a msgpack array of the counters; the merged chunk ids
+//  and the totals, each as a PARTIAL-style map (ids as 8-byte keys).
+
+#define S_CKP_MAGIC "TLYCKP01"
+
+static int s_ckp_part (FILE *file, const void *data, size_t size)
+{
+    uint64_t len = size;
+    return fwrite (&len, sizeof len, 1, file) == 1 && fwrite (data, 1, size, file) == size ? 0 : -1;
+}
+
+static int s_ckp_save (s_sink_t *self, s_job_t *job)
+{
+    char path[4096], temp[4200];
+    snprintf (path, sizeof path, "%s/tally-sink-%016llx.checkpoint", self->state_dir,
+              (unsigned long long) job->id);
+    snprintf (temp, sizeof temp, "%s.tmp", path);
+    tl_msg_t msg = {.cmd = TL_CMD_JOB, .job = job->id};
+    tl_str_t *names = calloc (job->nfiles ? job->nfiles : 1, sizeof *names);
+    if (!names)
+        return -1;
+    for (uint32_t i = 0; i < job->nfiles; i++)
+        names[i] = (tl_str_t){job->files[i], strlen (job->files[i])};
+    msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
+                                .format = TL_FORMAT_AUTO,
+                                .filter = TL_FILTER_NONE,
+                                .input_bytes = job->input_bytes,
+                                .nfiles = job->nfiles,
+                                .files = names};
+    msgpack_sbuffer parts[4];
+    for (int i = 0; i < 4; i++)
+        msgpack_sbuffer_init (&parts[i]);
+    int rc = tl_msg_encode (&msg, &parts[0]);
+    free (names);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &parts[1], msgpack_sbuffer_write);
+    uint64_t counters[] = {job->chunks_done, job->chunks_seen, job->chunks_total, job->ended,
+                           job->bytes, job->lines, job->bad_lines, job->filtered,
+                           job->duplicates, job->overflows, job->bad_logged, job->strict};
+    msgpack_pack_array (&pk, sizeof counters / sizeof *counters + 1);
+    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
+        msgpack_pack_uint64 (&pk, counters[i]);
+    msgpack_pack_double (&pk, tl_now () - job->started);
+    if (rc == 0)
+        rc = tl_map_encode (job->merged, &parts[2]);
+    if (rc == 0)
+        rc = tl_map_encode (job->totals, &parts[3]);
+    FILE *file = rc == 0 ? fopen (temp, "w") : NULL;
+    if (file) {
+        rc = fwrite (S_CKP_MAGIC, 8, 1, file) == 1 ? 0 : -1;
+        for (int i = 0; i < 4 && rc == 0; i++)
+            rc = s_ckp_part (file, parts[i].data, parts[i].size);
+        rc = rc == 0 && fflush (file) == 0 && fsync (fileno (file)) == 0 ? 0 : -1;
+        rc = fclose (file) == 0 && rc == 0 ? 0 : -1;
+        if (rc == 0)
+            rc = rename (temp, path);
+        if (rc != 0)
+            unlink (temp);
+    }
+    else
+        rc = -1;
+    for (int i = 0; i < 4; i++)
+        msgpack_sbuffer_destroy (&parts[i]);
+    if (rc == 0)
+        zsys_info ("job %016llx checkpointed to %s (%llu chunks merged)",
+                   (unsigned long long) job->id, path, (unsigned long long) job->chunks_done);
+    else
+        zsys_error ("job %016llx: cannot write checkpoint %s: %s", (unsigned long long) job->id,
+                    path, strerror (errno));
+    return rc;
+}
+
+//  Reads part i of a checkpoint; returns its bytes or NULL when the file is cut.
+static const char *s_ckp_next (const char **cursor, const char *end, size_t *size)
+{
+    uint64_t len;
+    if ((size_t) (end - *cursor) < sizeof len)
+        return NULL;
+    memcpy (&len, *cursor, sizeof len);
+    *cursor += sizeof len;
+    if (len > (uint64_t) (end - *cursor))
+        return NULL;
+    const char *part = *cursor;
+    *cursor += len;
+    *size = len;
+    return part;
+}
+
+static s_job_t *s_job_new (uint64_t id, const tl_job_body_t *body);
+
+//  Restores one job from a mapped checkpoint. Returns the job, or NULL if malformed.
+static s_job_t *s_ckp_restore (const char *data, size_t size)
+{
+    if (size < 8 || memcmp (data, S_CKP_MAGIC, 8) != 0)
+        return NULL;
+    const char *cursor = data + 8, *end = data + size;
+    size_t sizes[4];
+    const char *parts[4];
+    for (int i = 0; i < 4; i++)
+        if (!(parts[i] = s_ckp_next (&cursor, end, &sizes[i])))
+            return NULL;
+    tl_msg_t msg;
+    if (tl_msg_decode (TL_CMD_JOB, parts[0], sizes[0], &msg) != 0)
+        return NULL;
+    s_job_t *job = s_job_new (msg.job, &msg.u.job);
+    tl_msg_reset (&msg);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_object counters;
+    bool ok = job && tl_msgpack_check (parts[1], sizes[1]) == 0 &&
+              msgpack_unpack (parts[1], sizes[1], NULL, &zone, &counters) == MSGPACK_UNPACK_SUCCESS &&
+              counters.type == MSGPACK_OBJECT_ARRAY && counters.via.array.size == 13;
+    for (uint32_t i = 0; ok && i < 12; i++)
+        ok = counters.via.array.ptr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    if (ok) {
+        uint64_t c[12];
+        for (int i = 0; i < 12; i++)
+            c[i] = counters.via.array.ptr[i].via.u64;
+        job->chunks_done = c[0], job->chunks_seen = c[1], job->chunks_total = c[2];
+        job->ended = c[3], job->bytes = c[4], job->lines = c[5], job->bad_lines = c[6];
+        job->filtered = c[7], job->duplicates = c[8], job->overflows = c[9];
+        job->bad_logged = c[10], job->strict = c[11];
+        const msgpack_object *elapsed = &counters.via.array.ptr[12];
+        if (elapsed->type == MSGPACK_OBJECT_FLOAT64 || elapsed->type == MSGPACK_OBJECT_FLOAT32)
+            job->started = tl_now () - elapsed->via.f64;
+    }
+    msgpack_zone_destroy (&zone);
+    uint64_t entries;
+    ok = ok && tl_map_merge (parts[2], sizes[2], job->merged, &entries) == 0 &&
+         tl_map_merge (parts[3], sizes[3], job->totals, &entries) >= 0 &&
+         tl_table_size (job->merged) == job->chunks_done;
+    if (!ok)
+        s_job_destroy (&job);
+    return job;
+}
+
+static void s_ckp_load_all (s_sink_t *self)
+{
+    DIR *dir = opendir (self->state_dir);
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        unsigned long long id;
+        int used = 0;
+        if (sscanf (entry->d_name, "tally-sink-%16llx.checkpoint%n", &id, &used) != 1 ||
+            entry->d_name[used] != 0)
+            continue;
+        char path[4200];
+        snprintf (path, sizeof path, "%s/%s", self->state_dir, entry->d_name);
+        int fd = open (path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        s_job_t *job = NULL;
+        if (fd >= 0 && fstat (fd, &st) == 0 && st.st_size > 0) {
+            void *data = mmap (NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (data != MAP_FAILED) {
+                job = s_ckp_restore (data, (size_t) st.st_size);
+                munmap (data, (size_t) st.st_size);
+            }
+        }
+        if (fd >= 0)
+            close (fd);
+        int slot = -1;
+        for (int i = 0; i < S_JOBS_MAX && slot < 0; i++)
+            if (!self->jobs[i])
+                slot = i;
+        if (job && slot >= 0) {
+            self->jobs[slot] = job;
+            zsys_info ("job %016llx restored from %s: %llu chunks merged, %zu keys", id, path,
+                       (unsigned long long) job->chunks_done, tl_table_size (job->totals));
+        }
+        else {
+            zsys_error ("ignored checkpoint %s: %s", path, job ? "too many open jobs" : "malformed");
+            s_job_destroy (&job);
+        }
+        //  Taken (or refused): a later crash must not bring this state back stale.
+        unlink (path);
+    }
+    closedir (dir);
+}
+
+//  Creates an empty job from a JOB body. Returns NULL when memory is exhausted.
+static s_job_t *s_job_new (uint64_t id, const tl_job_body_t *body)
+{
+    s_job_t *job = calloc (1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->totals = tl_table_new (1 << 16);
+    job->merged = tl_table_new (1024);
+    job->files = calloc (body->nfiles ? body->nfiles : 1, sizeof *job->files);
+    if (!job->totals || !job->merged || !job->files) {
+        s_job_destroy (&job);
+        return NULL;
+    }
+    job->id = id;
+    job->input_bytes = body->input_bytes;
+    job->strict = body->strict;
+    job->nfiles = body->nfiles;
+    for (uint32_t i = 0; i < body->nfiles; i++)
+        if (!(job->files[i] = strndup (body->files[i].ptr, body->files[i].len))) {
+            s_job_destroy (&job);
+            return NULL;
+        }
+    job->started = job->rate_at = tl_now ();
+    return job;
+}
+
 static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
 {
     const tl_job_body_t *body = &msg->u.job;
@@ -214,25 +438,13 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         s_reply_fail (self, owner, owner_size, msg->job, "sink busy: too many open jobs");
         return;
     }
-    job = calloc (1, sizeof *job);
-    if (job) {
-        job->totals = tl_table_new (1 << 16);
-        job->merged = tl_table_new (1024);
-        job->files = calloc (body->nfiles ? body->nfiles : 1, sizeof *job->files);
-    }
-    if (!job || !job->totals || !job->merged || !job->files) {
-        s_job_destroy (&job);
+    job = s_job_new (msg->job, body);
+    if (!job) {
         s_reply_fail (self, owner, owner_size, msg->job, "sink out of memory");
         return;
     }
-    job->id = msg->job;
     memcpy (job->owner, owner, owner_size);
     job->owner_size = owner_size;
-    job->input_bytes = body->input_bytes;
-    job->nfiles = body->nfiles;
-    for (uint32_t i = 0; i < body->nfiles; i++)
-        job->files[i] = strndup (body->files[i].ptr, body->files[i].len);
-    job->started = job->rate_at = tl_now ();
     self->jobs[free_slot] = job;
     if (!self->quiet)
         zsys_info ("job %016llx opened: %u files, %llu bytes", (unsigned long long) job->id,
@@ -282,6 +494,14 @@ static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
     }
     if (rc > 0)
         job->overflows++;
+    if (job->strict && partial->bad_lines) {
+        const char *file = partial->file < job->nfiles ? job->files[partial->file] : "?";
+        char reason[4400];
+        snprintf (reason, sizeof reason, "%s: malformed line at byte %llu (--strict)", file,
+                  (unsigned long long) (partial->bad_samples ? partial->bad_offset[0] : 0));
+        s_fail_job (self, job, reason);
+        return;
+    }
     if (tl_table_add (job->merged, &id, sizeof id, 1) < 0) {
         s_fail_job (self, job, "sink out of memory");
         return;
@@ -486,6 +706,10 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
             s_fail_job (self, job, "two ENDs disagree on the chunk count");
             return;
         }
+        if (job->strict && msg->u.end.bad_lines) {
+            s_fail_job (self, job, "lines longer than --max-line (--strict)");
+            return;
+        }
         if (!job->ended)  //  The ventilator repeats END until DONE: count it once
             job->bad_lines += msg->u.end.bad_lines;
         job->ended = true;
@@ -575,6 +799,9 @@ int main (int argc, char **argv)
          "Time between progress messages (default 0.25)", 0, 0},
         {"max-message", 0, "TALLY_MAX_MESSAGE", TL_OPT_SIZE, &self.max_msg, "BYTES",
          "Largest inbound frame accepted (default 256M)", 0, 0},
+        {"state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
+         "Where open jobs are checkpointed on shutdown and restored at start (default: the "
+         "output's folder)", 0, 0},
         {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
         {"curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &self.curve.secret_file, "FILE",
          "The sink's CURVE certificate (turns encryption on)", 0, 0},
@@ -592,6 +819,9 @@ int main (int argc, char **argv)
     tl_cli_parse (&cli, argc, argv);
     if (!*self.output)
         tl_cli_usage_error (&cli, "--output is empty");
+    char *output_copy = strdup (self.output);
+    if (!self.state_dir || !*self.state_dir)
+        self.state_dir = output_copy ? dirname (output_copy) : ".";
     if (self.interval < 0.01 || self.interval > 3600)
         tl_cli_usage_error (&cli, "--interval must be from 0.01 to 3600 seconds");
     if (self.max_msg < 4096 || self.max_msg > INT32_MAX)
@@ -621,6 +851,7 @@ int main (int argc, char **argv)
     if (!self.quiet)
         zsys_info ("listening on %s, publishing on %s, totals to %s", self.bind, self.publish,
                    self.output);
+    s_ckp_load_all (&self);
 
     while (!zsys_interrupted) {
         zmq_pollitem_t item = {zsock_resolve (self.router), 0, ZMQ_POLLIN, 0};
@@ -637,16 +868,17 @@ int main (int argc, char **argv)
         }
         s_tick (&self);
     }
-    int open_jobs = 0;
+    int lost = 0;
     for (int i = 0; i < S_JOBS_MAX; i++)
         if (self.jobs[i]) {
-            open_jobs++;
+            lost += s_ckp_save (&self, self.jobs[i]) != 0;
             s_job_destroy (&self.jobs[i]);
         }
-    if (open_jobs)
-        zsys_warning ("stopped with %d job(s) open; no totals written for them", open_jobs);
+    if (lost)
+        zsys_warning ("stopped with %d job(s) open that could not be saved", lost);
     else if (!self.quiet)
         zsys_info ("stopped");
+    free (output_copy);
     zsock_destroy (&self.router);
     zsock_destroy (&self.pub);
     return 0;

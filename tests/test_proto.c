@@ -72,8 +72,8 @@ static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
     case TL_CMD_JOB: {
         const tl_job_body_t *x = &a->u.job, *y = &b->u.job;
         if (x->version != y->version || x->format != y->format ||
-            !s_filter_equal (&x->filter, &y->filter) || x->input_bytes != y->input_bytes ||
-            x->nfiles != y->nfiles)
+            !s_filter_equal (&x->filter, &y->filter) || x->strict != y->strict ||
+            x->input_bytes != y->input_bytes || x->nfiles != y->nfiles)
             return false;
         for (uint32_t i = 0; i < x->nfiles; i++)
             if (!s_str_equal (x->files[i], y->files[i])) return false;
@@ -147,14 +147,15 @@ static size_t s_samples (tl_msg_t *m)
     m[n].cmd = TL_CMD_JOB;
     m[n].job = UINT64_MAX;
     m[n].u.job = (tl_job_body_t){
-        TL_PROTO_VERSION, TL_FORMAT_NGRAM2012, {1800, 2000, true}, UINT64_MAX, 4, s_files};
+        TL_PROTO_VERSION, TL_FORMAT_NGRAM2012, {1800, 2000, true}, true, UINT64_MAX, 4, s_files};
     n++;
     m[n].cmd = TL_CMD_JOB;
-    m[n].u.job = (tl_job_body_t){0, TL_FORMAT_AUTO, TL_FILTER_NONE, 0, 0, NULL};
+    m[n].u.job = (tl_job_body_t){0, TL_FORMAT_AUTO, TL_FILTER_NONE, false, 0, 0, NULL};
     n++;
     m[n].cmd = TL_CMD_JOB;
     m[n].job = 3;
-    m[n].u.job = (tl_job_body_t){UINT32_MAX, TL_FORMAT_TEXT, {UINT32_MAX, 0, false}, 1, 1, s_files};
+    m[n].u.job =
+        (tl_job_body_t){UINT32_MAX, TL_FORMAT_TEXT, {UINT32_MAX, 0, false}, true, 1, 1, s_files};
     n++;
     m[n].cmd = TL_CMD_ACCEPT;
     m[n].job = 7;
@@ -357,7 +358,7 @@ Test (proto, job_with_the_most_files_round_trips)
     for (size_t i = 0; i < TL_FILES_MAX; i++)
         files[i] = (tl_str_t){"f", 1};
     tl_msg_t job = {.cmd = TL_CMD_JOB, .job = 1};
-    job.u.job = (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, 9, TL_FILES_MAX, files};
+    job.u.job = (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, true, 9, TL_FILES_MAX, files};
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     cr_assert_eq (tl_msg_encode (&job, &buf), 0);
@@ -370,6 +371,74 @@ Test (proto, job_with_the_most_files_round_trips)
     free (frame);
     msgpack_sbuffer_destroy (&buf);
     free (files);
+}
+
+//  strict is JOB's 7th element, right after skip_pos: each of the four combinations
+//  encodes to exactly the bytes expected and decodes back to itself.
+Test (proto, job_strict_follows_skip_pos)
+{
+    for (int combo = 0; combo < 4; combo++) {
+        bool skip_pos = combo & 1, strict = combo & 2;
+        tl_msg_t job = {.cmd = TL_CMD_JOB, .job = 5};
+        job.u.job = (tl_job_body_t){
+            .version = 1, .format = TL_FORMAT_TEXT, .filter = {0, 0, skip_pos}, .strict = strict};
+        //  [5, 1, "text", 0, 0, skip_pos, strict, 0, []]
+        char want[] = "\x99\x05\x01\xa4text\x00\x00\xc2\xc2\x00\x90";
+        want[10] = skip_pos ? '\xc3' : '\xc2';
+        want[11] = strict ? '\xc3' : '\xc2';
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_msg_encode (&job, &buf), 0);
+        cr_assert_eq (buf.size, sizeof want - 1, "combo %d", combo);
+        cr_assert_arr_eq (buf.data, want, sizeof want - 1, "combo %d", combo);
+        tl_msg_t msg;
+        int rc;
+        void *frame = s_decode_kept (TL_CMD_JOB, buf.data, buf.size, &msg, &rc);
+        cr_assert_eq (rc, 0, "combo %d", combo);
+        cr_assert_eq (msg.u.job.filter.skip_pos, skip_pos, "combo %d", combo);
+        cr_assert_eq (msg.u.job.strict, strict, "combo %d", combo);
+        cr_assert (s_msg_equal (&job, &msg), "combo %d", combo);
+        tl_msg_reset (&msg);
+        free (frame);
+        msgpack_sbuffer_destroy (&buf);
+    }
+}
+
+//  A JOB whose strict element is not a msgpack bool is refused, however bool-like.
+Test (proto, job_strict_must_be_a_bool)
+{
+    static const struct {
+        const char *what;
+        const char *value;
+        size_t size;
+    } values[] = {
+        {"0", BYTES ("\x00")},           {"1", BYTES ("\x01")},
+        {"uint8 1", BYTES ("\xcc\x01")}, {"-1", BYTES ("\xff")},
+        {"nil", BYTES ("\xc0")},         {"str true", BYTES ("\xa4true")},
+        {"empty array", BYTES ("\x90")}, {"float32 1.0", BYTES ("\xca\x3f\x80\x00\x00")},
+    };
+    //  [5, 1, "text", 0, 0, false, <strict>, 0, []]
+    static const char head[] = "\x99\x05\x01\xa4text\x00\x00\xc2";
+    const size_t head_size = sizeof head - 1;
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char frame[32];
+        memcpy (frame, head, head_size);
+        memcpy (frame + head_size, values[i].value, values[i].size);
+        memcpy (frame + head_size + values[i].size, "\x00\x90", 2);
+        tl_msg_t msg;
+        cr_assert_eq (s_decode_exact (TL_CMD_JOB, frame, head_size + values[i].size + 2, &msg), -1,
+                      "%s", values[i].what);
+        cr_assert (s_msg_is_zero (&msg), "%s", values[i].what);
+    }
+    //  The same frame with a bool there is accepted, so the value alone was refused.
+    char frame[32];
+    memcpy (frame, head, head_size);
+    memcpy (frame + head_size, "\xc3\x00\x90", 3);
+    tl_msg_t msg;
+    cr_assert_eq (s_decode_exact (TL_CMD_JOB, frame, head_size + 3, &msg), 0);
+    cr_assert (msg.u.job.strict);
+    cr_assert (!msg.u.job.filter.skip_pos);
+    tl_msg_reset (&msg);
 }
 
 //  An encoder refuses a body its peer's decoder would refuse, and leaves the buffer as
@@ -387,9 +456,10 @@ Test (proto, encode_refuses_what_decode_refuses)
     tl_msg_t bad[7];
     memset (bad, 0, sizeof bad);
     bad[0].cmd = TL_CMD_JOB;
-    bad[0].u.job = (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, 0, TL_FILES_MAX + 1, many};
+    bad[0].u.job =
+        (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, false, 0, TL_FILES_MAX + 1, many};
     bad[1].cmd = TL_CMD_JOB;
-    bad[1].u.job = (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, 0, 1, one_long};
+    bad[1].u.job = (tl_job_body_t){1, TL_FORMAT_AUTO, TL_FILTER_NONE, false, 0, 1, one_long};
     bad[2].cmd = TL_CMD_CHUNK;
     bad[2].u.chunk = (tl_chunk_body_t){0, 0, too_long, 0, TL_FORMAT_TEXT, TL_FILTER_NONE};
     bad[3].cmd = TL_CMD_CHUNK;
@@ -442,7 +512,7 @@ static const struct {
     uint32_t count;
     s_field_t fields[9];
 } s_layouts[] = {
-    {TL_CMD_JOB, 8, {F_U64, F_U32, F_FORMAT, F_U32, F_U32, F_BOOL, F_U64, F_FILES}},
+    {TL_CMD_JOB, 9, {F_U64, F_U32, F_FORMAT, F_U32, F_U32, F_BOOL, F_BOOL, F_U64, F_FILES}},
     {TL_CMD_ACCEPT, 1, {F_U64}},
     {TL_CMD_CHUNK, 9, {F_U64, F_U64, F_U32, F_TEXT, F_U64, F_CFORMAT, F_U32, F_U32, F_BOOL}},
     {TL_CMD_PARTIAL, 8, {F_U64, F_U64, F_U32, F_U64, F_U64, F_U64, F_U64, F_OFFSETS}},
@@ -972,12 +1042,14 @@ Test (proto, bin_is_accepted_for_every_text)
     cr_assert_eq (rc, 0);
     cr_assert (s_str_equal (msg.u.reason, s_str ("oops")));
     free (frame);
-    //  JOB [1, 1, bin "text", 0, 0, false, 0, [bin "\xff", str ""]]
-    frame = s_decode_kept (TL_CMD_JOB,
-                           BYTES ("\x98\x01\x01\xc4\x04text\x00\x00\xc2\x00\x92\xc4\x01\xff\xa0"),
-                           &msg, &rc);
+    //  JOB [1, 1, bin "text", 0, 0, false, true, 0, [bin "\xff", str ""]]
+    frame = s_decode_kept (
+        TL_CMD_JOB, BYTES ("\x99\x01\x01\xc4\x04text\x00\x00\xc2\xc3\x00\x92\xc4\x01\xff\xa0"),
+        &msg, &rc);
     cr_assert_eq (rc, 0);
     cr_assert_eq (msg.u.job.format, TL_FORMAT_TEXT);
+    cr_assert (!msg.u.job.filter.skip_pos);
+    cr_assert (msg.u.job.strict);
     cr_assert_eq (msg.u.job.nfiles, 2);
     cr_assert (s_str_equal (msg.u.job.files[0], (tl_str_t){"\xff", 1}));
     cr_assert_eq (msg.u.job.files[1].len, 0);
@@ -1057,8 +1129,8 @@ Test (proto, huge_claims_fail_fast)
     msgpack_sbuffer_init (&buf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
-    msgpack_pack_array (&pk, 8);
-    for (int i = 0; i < 7; i++)
+    msgpack_pack_array (&pk, 9);
+    for (int i = 0; i < 8; i++)
         s_pack_good (&pk, s_layouts[0].fields[i]);
     s_raw (&pk, "\xdc\xff\xff\xa1\x61\xa0", 6);
     tl_msg_t msg;
@@ -1887,7 +1959,7 @@ static const char *s_interop_script =
     "        print(f'{name}: got {got!r}, want {want!r}')\n"
     "        sys.exit(1)\n"
     "M = 2**64 - 1\n"
-    "expect('JOB', load('job'), [7, 1, b'ngram2012', 1800, 2000, True, 12345,\n"
+    "expect('JOB', load('job'), [7, 1, b'ngram2012', 1800, 2000, True, False, 12345,\n"
     "                            [b'a.tsv', b'\\xff\\x00.gz']])\n"
     "expect('ACCEPT', load('accept'), [7])\n"
     "expect('CHUNK', load('chunk'), [7, 3, 1, b'a.tsv', 1048576, b'ngram2020', 0, 2**32 - 1,\n"
@@ -1912,7 +1984,7 @@ static const char *s_interop_script =
     "       {'job': 7, 'keys': 1, 'sum': 2, 'lines': 3, 'bad_lines': 4, 'filtered': 5,\n"
     "        'seconds': 1.25, 'output': '/tmp/out.tsv'})\n"
     "expect('failed', load('failed', raw=False), {'job': 7, 'reason': 'worker lost'})\n"
-    "save('py_job', [7, 1, 'auto', 0, 2**32 - 1, False, 99, ['x', 'y\\u00e9']])\n"
+    "save('py_job', [7, 1, 'auto', 0, 2**32 - 1, False, True, 99, ['x', 'y\\u00e9']])\n"
     "save('py_chunk', [7, 3, 1, 'a.tsv', 0, 'text', 5, 6, True])\n"
     "save('py_partial', [M, 3, 1, 100, 10, 1, 2, [5]])\n"
     "save('py_map', {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0, 'str': 1})\n"
@@ -1957,7 +2029,7 @@ static void s_write_c_frames (const char *dir)
 {
     static tl_str_t files[] = {{"a.tsv", 5}, {"\xff\0.gz", 5}};
     tl_msg_t m = {.cmd = TL_CMD_JOB, .job = 7};
-    m.u.job = (tl_job_body_t){1, TL_FORMAT_NGRAM2012, {1800, 2000, true}, 12345, 2, files};
+    m.u.job = (tl_job_body_t){1, TL_FORMAT_NGRAM2012, {1800, 2000, true}, false, 12345, 2, files};
     s_write_msg (dir, "job", &m);
     m = (tl_msg_t){.cmd = TL_CMD_ACCEPT, .job = 7};
     s_write_msg (dir, "accept", &m);
@@ -2031,6 +2103,7 @@ static void s_check_python_frames (const char *dir)
     cr_assert_eq (m.u.job.version, 1);
     cr_assert_eq (m.u.job.format, TL_FORMAT_AUTO);
     cr_assert (s_filter_equal (&m.u.job.filter, &TL_FILTER_NONE));
+    cr_assert (m.u.job.strict);
     cr_assert_eq (m.u.job.input_bytes, 99);
     cr_assert_eq (m.u.job.nfiles, 2);
     cr_assert (s_str_equal (m.u.job.files[0], s_str ("x")));

@@ -31,7 +31,7 @@
 #define S_DEFAULT_CHUNK    (1 * S_MIB)
 #define S_DEFAULT_MAX_LINE (16 * S_MIB)
 #define S_DEFAULT_DEPTH    8
-#define S_MIN_BLOCK        4096       //  Reads never smaller (tiny chunk sizes cut blocks)
+#define S_MIN_BLOCK        4096          //  Reads never smaller (tiny chunk sizes cut blocks)
 #define S_MAX_BLOCK        (64 * S_MIB)  //  Reads never larger (bounds buffer memory)
 #define S_MAX_HEADROOM     (64 * 1024)   //  Carries up to this length are copied in front
 #define S_PAGE             4096
@@ -59,8 +59,7 @@ static void s_buf_free (tl_buf_t *buf)
 static tl_buf_t *s_buf_new (tl__pool_t *pool, size_t cap)
 {
     tl_buf_t *buf = malloc (sizeof *buf);
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     buf->mem = pool ? aligned_alloc (S_PAGE, (cap + S_PAGE - 1) / S_PAGE * S_PAGE) : malloc (cap);
     if (!buf->mem) {
         free (buf);
@@ -82,8 +81,7 @@ static void s_pool_free (tl__pool_t *pool)
 tl__pool_t *tl__pool_new (size_t cap, unsigned keep)
 {
     tl__pool_t *pool = calloc (1, sizeof *pool);
-    if (!pool)
-        return NULL;
+    if (!pool) return NULL;
     pool->idle = calloc (keep, sizeof *pool->idle);
     if (!pool->idle) {
         free (pool);
@@ -117,29 +115,24 @@ static void s_pool_put (tl__pool_t *pool, tl_buf_t *buf)
     pthread_mutex_lock (&pool->lock);
     pool->out--;
     bool keep = !pool->closed && pool->nidle < pool->keep;
-    if (keep)
-        pool->idle[pool->nidle++] = buf;
+    if (keep) pool->idle[pool->nidle++] = buf;
     bool last = pool->closed && pool->out == 0;
     pthread_mutex_unlock (&pool->lock);
-    if (!keep)
-        s_buf_free (buf);
-    if (last)
-        s_pool_free (pool);
+    if (!keep) s_buf_free (buf);
+    if (last) s_pool_free (pool);
 }
 
 void tl__pool_close (tl__pool_t **pool_p)
 {
     tl__pool_t *pool = *pool_p;
-    if (!pool)
-        return;
+    if (!pool) return;
     pthread_mutex_lock (&pool->lock);
     pool->closed = true;
     while (pool->nidle)
         s_buf_free (pool->idle[--pool->nidle]);
     bool last = pool->out == 0;
     pthread_mutex_unlock (&pool->lock);
-    if (last)
-        s_pool_free (pool);
+    if (last) s_pool_free (pool);
     *pool_p = NULL;
 }
 
@@ -148,7 +141,7 @@ void tl_buf_ref (tl_buf_t *buf)
     assert (buf);
     unsigned was = atomic_fetch_add_explicit (&buf->refs, 1, memory_order_relaxed);
     assert (was > 0);
-    (void) was;
+    (void)was;
 }
 
 void tl_buf_release (tl_buf_t *buf)
@@ -157,8 +150,7 @@ void tl_buf_release (tl_buf_t *buf)
     //  acq_rel: whoever frees sees every other holder's writes
     unsigned was = atomic_fetch_sub_explicit (&buf->refs, 1, memory_order_acq_rel);
     assert (was > 0);
-    if (was != 1)
-        return;
+    if (was != 1) return;
     if (buf->pool)
         s_pool_put (buf->pool, buf);
     else
@@ -173,17 +165,16 @@ int tl__file_open (const tl__reader_cfg_t *cfg, uint32_t index, tl__file_t *file
     const char *path = cfg->files[index];
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat (fd, &st) < 0 || (S_ISDIR (st.st_mode) && (errno = EISDIR))) {
-        snprintf (error, TL__ERROR_MAX, "%s: %s", path, strerror (errno));
-        if (fd >= 0)
-            close (fd);
+    int err = fd < 0 || fstat (fd, &st) < 0 ? errno : S_ISDIR (st.st_mode) ? EISDIR : 0;
+    if (err) {
+        snprintf (error, TL__ERROR_MAX, "%s: %s", path, strerror (err));
+        if (fd >= 0) close (fd);
         return -1;
     }
     file->fd = fd;
     file->sized = S_ISREG (st.st_mode);
-    file->size = file->sized ? (uint64_t) st.st_size : 0;
-    if (file->sized)
-        posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    file->size = file->sized ? (uint64_t)st.st_size : 0;
+    if (file->sized) posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return 0;
 }
 
@@ -251,8 +242,7 @@ static tl__reader_t *s_reader_new (const tl__reader_cfg_t *cfg, tl_io_t io, cons
     if (io != TL_IO_SYNC) {
         int err = 0;
         tl__reader_t *reader = tl__uring_new (cfg, &err);
-        if (reader)
-            return reader;
+        if (reader) return reader;
         bool refused = err == -EPERM || err == -ENOSYS || err == -ENOMEM;
         if (io == TL_IO_URING || !refused) {
             *error = s_uring_error (err);
@@ -260,8 +250,7 @@ static tl__reader_t *s_reader_new (const tl__reader_cfg_t *cfg, tl_io_t io, cons
         }
     }
     tl__reader_t *reader = tl__sync_new (cfg);
-    if (!reader)
-        *error = "out of memory";
+    if (!reader) *error = "out of memory";
     return reader;
 }
 
@@ -281,31 +270,26 @@ tl_source_t *tl_source_new (const char *const *files, size_t nfiles, const tl_so
     assert (files || nfiles == 0);
     assert (nfiles <= UINT32_MAX);
     const char *dummy;
-    if (!error)
-        error = &dummy;
+    if (!error) error = &dummy;
     *error = "out of memory";
     tl_source_opts_t o = opts ? *opts : (tl_source_opts_t){0};
     tl_source_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
+    if (!self) return NULL;
     self->chunk_size = s_or (o.chunk_size, S_DEFAULT_CHUNK);
     self->slack = self->chunk_size / 8;
     self->max_line = s_or (o.max_line, S_DEFAULT_MAX_LINE);
     self->block_size = s_clamp (self->chunk_size, S_MIN_BLOCK, S_MAX_BLOCK);
     self->headroom = s_clamp (self->block_size, 0, S_MAX_HEADROOM);
-    unsigned depth = (unsigned) s_or (o.depth, S_DEFAULT_DEPTH);
+    unsigned depth = (unsigned)s_or (o.depth, S_DEFAULT_DEPTH);
     self->files = calloc (nfiles ? nfiles : 1, sizeof *self->files);
-    if (!self->files)
-        goto fail;
+    if (!self->files) goto fail;
     for (self->nfiles = 0; self->nfiles < nfiles; self->nfiles++) {
         assert (files[self->nfiles]);
-        if (!(self->files[self->nfiles] = strdup (files[self->nfiles])))
-            goto fail;
+        if (!(self->files[self->nfiles] = strdup (files[self->nfiles]))) goto fail;
     }
     //  Idle buffers kept: enough to refill every read slot plus the inflate pair
     self->pool = tl__pool_new (self->headroom + self->block_size, depth + 4);
-    if (!self->pool)
-        goto fail;
+    if (!self->pool) goto fail;
     tl__reader_cfg_t cfg = {.files = self->files,
                             .nfiles = nfiles,
                             .pool = self->pool,
@@ -313,8 +297,7 @@ tl_source_t *tl_source_new (const char *const *files, size_t nfiles, const tl_so
                             .block_size = self->block_size,
                             .depth = depth};
     self->reader = s_reader_new (&cfg, o.io, error);
-    if (!self->reader)
-        goto fail;
+    if (!self->reader) goto fail;
     return self;
 fail:
     tl_source_destroy (&self);
@@ -323,8 +306,7 @@ fail:
 
 static void s_drop (tl_buf_t **buf_p)
 {
-    if (*buf_p)
-        tl_buf_release (*buf_p);
+    if (*buf_p) tl_buf_release (*buf_p);
     *buf_p = NULL;
 }
 
@@ -332,12 +314,10 @@ void tl_source_destroy (tl_source_t **self_p)
 {
     assert (self_p);
     tl_source_t *self = *self_p;
-    if (!self)
-        return;
+    if (!self) return;
     s_drop (&self->wbuf);
     s_drop (&self->gz_in.buf);
-    if (self->reader)
-        self->reader->ops->destroy (self->reader);
+    if (self->reader) self->reader->ops->destroy (self->reader);
     tl__gz_destroy (&self->gz);
     tl__pool_close (&self->pool);
     for (size_t i = 0; i < self->nfiles; i++)
@@ -358,8 +338,8 @@ static int s_fail (tl_source_t *self, uint32_t file, const char *why)
 
 static bool s_is_gzip (const tl__block_t *block)
 {
-    return block->offset == 0 && block->size >= 2 && (uint8_t) block->data[0] == 0x1f &&
-           (uint8_t) block->data[1] == 0x8b;
+    return block->offset == 0 && block->size >= 2 && (uint8_t)block->data[0] == 0x1f &&
+           (uint8_t)block->data[1] == 0x8b;
 }
 
 //  Next compressed block of the gzip file into gz_in. Returns 0 or -1.
@@ -383,19 +363,17 @@ static int s_gz_next (tl_source_t *self, tl__block_t *block)
 {
     uint32_t file = self->gz_in.file;
     tl_buf_t *buf = tl__pool_get (self->pool);
-    if (!buf)
-        return s_fail (self, file, "out of memory");
-    uint8_t *start = (uint8_t *) buf->mem + self->headroom;
+    if (!buf) return s_fail (self, file, "out of memory");
+    uint8_t *start = (uint8_t *)buf->mem + self->headroom;
     uint8_t *out = start;
     size_t room = self->block_size;
     tl__gz_status_t status;
     for (;;) {
-        const uint8_t *in = (const uint8_t *) self->gz_in.data + self->gz_used;
+        const uint8_t *in = (const uint8_t *)self->gz_in.data + self->gz_used;
         size_t in_len = self->gz_in.size - self->gz_used;
         status = tl__gz_inflate (self->gz, &in, &in_len, self->gz_in.eof, &out, &room);
         self->gz_used = self->gz_in.size - in_len;
-        if (status != TL__GZ_NEED_INPUT)
-            break;
+        if (status != TL__GZ_NEED_INPUT) break;
         if (s_gz_refill (self)) {
             tl_buf_release (buf);
             return -1;
@@ -405,12 +383,12 @@ static int s_gz_next (tl_source_t *self, tl__block_t *block)
         tl_buf_release (buf);
         return s_fail (self, file, tl__gz_error (self->gz));
     }
-    size_t size = (size_t) (out - start);
+    size_t size = (size_t)(out - start);
     *block = (tl__block_t){.file = file, .offset = self->gz_out, .size = size};
     self->gz_out += size;
     if (size > 0) {
         block->buf = buf;
-        block->data = (char *) start;
+        block->data = (char *)start;
     } else
         tl_buf_release (buf);
     if (status == TL__GZ_END) {
@@ -424,13 +402,10 @@ static int s_gz_next (tl_source_t *self, tl__block_t *block)
 //  Next block of decompressed file bytes: 1, 0 after the last file, -1 on error.
 static int s_stream_next (tl_source_t *self, tl__block_t *block)
 {
-    if (self->gz_on)
-        return s_gz_next (self, block);
+    if (self->gz_on) return s_gz_next (self, block);
     int rc = self->reader->ops->next (self->reader, block);
-    if (rc < 0)
-        memcpy (self->error, self->reader->error, sizeof self->error);
-    if (rc <= 0 || !s_is_gzip (block))
-        return rc;
+    if (rc < 0) memcpy (self->error, self->reader->error, sizeof self->error);
+    if (rc <= 0 || !s_is_gzip (block)) return rc;
     if (!self->gz && !(self->gz = tl__gz_new ())) {
         tl_buf_release (block->buf);
         return s_fail (self, block->file, "out of memory");
@@ -458,16 +433,14 @@ static tl_buf_t *s_long_line_buf (tl_source_t *self, size_t need)
         if (need > buf->cap) {
             size_t cap = need > 2 * buf->cap ? need : 2 * buf->cap;
             char *mem = realloc (buf->mem, cap);
-            if (!mem)
-                return NULL;
+            if (!mem) return NULL;
             buf->mem = mem;
             buf->cap = cap;
         }
         return buf;
     }
     size_t cap = need > 2 * self->block_size ? need : 2 * self->block_size;
-    if (!(buf = s_buf_new (NULL, cap)))
-        return NULL;
+    if (!(buf = s_buf_new (NULL, cap))) return NULL;
     memcpy (buf->mem, self->carry, self->carry_len);
     s_drop (&self->wbuf);
     self->wbuf = buf;
@@ -482,7 +455,7 @@ static char *s_join (tl_source_t *self, tl__block_t *block, char *data, size_t s
         self->wbuf = block->buf;
         return data;
     }
-    if (self->carry_len <= (size_t) (data - block->buf->mem)) {
+    if (self->carry_len <= (size_t)(data - block->buf->mem)) {
         //  The common case: only the short carry is copied, not the block
         char *start = data - self->carry_len;
         memcpy (start, self->carry, self->carry_len);
@@ -491,8 +464,7 @@ static char *s_join (tl_source_t *self, tl__block_t *block, char *data, size_t s
         return start;
     }
     tl_buf_t *buf = s_long_line_buf (self, self->carry_len + size);
-    if (buf)
-        memcpy (buf->mem + self->carry_len, data, size);
+    if (buf) memcpy (buf->mem + self->carry_len, data, size);
     tl_buf_release (block->buf);
     return buf ? buf->mem : NULL;
 }
@@ -511,7 +483,7 @@ static int s_absorb (tl_source_t *self, tl__block_t *block)
     uint64_t offset = block->offset;
     if (self->skipping && size > 0) {
         char *lf = memchr (data, '\n', size);
-        size_t gone = lf ? (size_t) (lf + 1 - data) : size;
+        size_t gone = lf ? (size_t)(lf + 1 - data) : size;
         data += gone;
         size -= gone;
         offset += gone;
@@ -524,13 +496,12 @@ static int s_absorb (tl_source_t *self, tl__block_t *block)
     }
     size_t old = self->carry_len;
     char *window = s_join (self, block, data, size);
-    if (!window)
-        return s_fail (self, self->file, "out of memory");
+    if (!window) return s_fail (self, self->file, "out of memory");
     self->pos = offset - old;
     size_t len = old + size;
     char *lf = memrchr (window + old, '\n', size);
     self->region = window;
-    self->region_len = lf ? (size_t) (lf + 1 - window) : 0;
+    self->region_len = lf ? (size_t)(lf + 1 - window) : 0;
     self->carry = window + self->region_len;
     self->carry_len = len - self->region_len;
     if (self->carry_len > self->max_line) {
@@ -561,9 +532,8 @@ static size_t s_short_lines (const char *data, size_t size, size_t max_line)
     size_t at = 0;
     while (at < size) {
         const char *lf = memchr (data + at, '\n', size - at);
-        size_t line = (size_t) (lf + 1 - (data + at));
-        if (line > max_line)
-            break;
+        size_t line = (size_t)(lf + 1 - (data + at));
+        if (line > max_line) break;
         at += line;
     }
     return at;
@@ -582,12 +552,11 @@ static bool s_cut (tl_source_t *self, tl_chunk_t *chunk)
         char *lf = memrchr (start, '\n', limit);
         if (!lf)  //  The first line alone is longer than chunk_size
             lf = memchr (start + limit, '\n', len - limit);
-        take = (size_t) (lf + 1 - start);
-        if (take > self->max_line)
-            take = s_short_lines (start, take, self->max_line);
+        take = (size_t)(lf + 1 - start);
+        if (take > self->max_line) take = s_short_lines (start, take, self->max_line);
     }
     if (take == 0) {
-        size_t line = (size_t) ((char *) memchr (start, '\n', len) + 1 - start);
+        size_t line = (size_t)((char *)memchr (start, '\n', len) + 1 - start);
         self->skipped++;
         self->region += line;
         self->region_len -= line;
@@ -616,8 +585,7 @@ int tl_source_next (tl_source_t *self, tl_chunk_t *chunk)
     assert (chunk);
     while (self->state == S_RUNNING) {
         if (self->region_len > 0) {
-            if (s_cut (self, chunk))
-                return 1;
+            if (s_cut (self, chunk)) return 1;
             continue;
         }
         if (self->file_done) {

@@ -36,9 +36,9 @@ struct _tl__gz_t {
 #ifdef TALLY_HAVE_ISAL
     struct inflate_state *isal;  //  isa-l state (big, so on the heap)
 #endif
-    bool between;                //  At a member boundary: next bytes must start one
-    uint64_t members;            //  Members finished in this file
-    char error[TL__ERROR_MAX];   //  What went wrong
+    bool between;               //  At a member boundary: next bytes must start one
+    uint64_t members;           //  Members finished in this file
+    char error[TL__ERROR_MAX];  //  What went wrong
 };
 
 //  isa-l decompresses roughly twice as fast as zlib on our data (bench/bench_source.c).
@@ -51,11 +51,9 @@ struct _tl__gz_t {
 static s_engine_t s_pick_engine (void)
 {
     const char *env = getenv ("TALLY_INFLATE");
-    if (env && strcmp (env, "zlib") == 0)
-        return S_ZLIB;
+    if (env && strcmp (env, "zlib") == 0) return S_ZLIB;
 #ifdef TALLY_HAVE_ISAL
-    if (env && strcmp (env, "isal") == 0)
-        return S_ISAL;
+    if (env && strcmp (env, "isal") == 0) return S_ISAL;
 #endif
     return S_DEFAULT_ENGINE;
 }
@@ -63,8 +61,7 @@ static s_engine_t s_pick_engine (void)
 tl__gz_t *tl__gz_new (void)
 {
     tl__gz_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
+    if (!self) return NULL;
     self->engine = s_pick_engine ();
 #ifdef TALLY_HAVE_ISAL
     if (self->engine == S_ISAL) {
@@ -88,10 +85,8 @@ tl__gz_t *tl__gz_new (void)
 void tl__gz_destroy (tl__gz_t **self_p)
 {
     tl__gz_t *self = *self_p;
-    if (!self)
-        return;
-    if (self->zs_ready)
-        inflateEnd (&self->zs);
+    if (!self) return;
+    if (self->zs_ready) inflateEnd (&self->zs);
 #ifdef TALLY_HAVE_ISAL
     free (self->isal);
 #endif
@@ -134,9 +129,9 @@ static s_run_t s_corrupt (tl__gz_t *self, const char *why)
 static s_run_t s_run_zlib (tl__gz_t *self, const uint8_t **in, size_t *in_len, uint8_t **out,
                            size_t *out_len)
 {
-    unsigned in_now = *in_len > UINT_MAX ? UINT_MAX : (unsigned) *in_len;
-    unsigned out_now = *out_len > UINT_MAX ? UINT_MAX : (unsigned) *out_len;
-    self->zs.next_in = (Bytef *) *in;
+    unsigned in_now = *in_len > UINT_MAX ? UINT_MAX : (unsigned)*in_len;
+    unsigned out_now = *out_len > UINT_MAX ? UINT_MAX : (unsigned)*out_len;
+    self->zs.next_in = (Bytef *)*in;
     self->zs.avail_in = in_now;
     self->zs.next_out = *out;
     self->zs.avail_out = out_now;
@@ -145,12 +140,9 @@ static s_run_t s_run_zlib (tl__gz_t *self, const uint8_t **in, size_t *in_len, u
     *in_len -= in_now - self->zs.avail_in;
     *out += out_now - self->zs.avail_out;
     *out_len -= out_now - self->zs.avail_out;
-    if (rc == Z_STREAM_END)
-        return S_RUN_MEMBER_END;
-    if (rc == Z_OK || rc == Z_BUF_ERROR)
-        return S_RUN_OK;
-    if (rc == Z_MEM_ERROR)
-        return s_corrupt (self, "out of memory");
+    if (rc == Z_STREAM_END) return S_RUN_MEMBER_END;
+    if (rc == Z_OK || rc == Z_BUF_ERROR) return S_RUN_OK;
+    if (rc == Z_MEM_ERROR) return s_corrupt (self, "out of memory");
     return s_corrupt (self, self->zs.msg ? self->zs.msg : "zlib error");
 }
 
@@ -182,9 +174,9 @@ static s_run_t s_run_isal (tl__gz_t *self, const uint8_t **in, size_t *in_len, u
                            size_t *out_len)
 {
     struct inflate_state *st = self->isal;
-    uint32_t in_now = *in_len > UINT32_MAX ? UINT32_MAX : (uint32_t) *in_len;
-    uint32_t out_now = *out_len > UINT32_MAX ? UINT32_MAX : (uint32_t) *out_len;
-    st->next_in = (uint8_t *) *in;
+    uint32_t in_now = *in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)*in_len;
+    uint32_t out_now = *out_len > UINT32_MAX ? UINT32_MAX : (uint32_t)*out_len;
+    st->next_in = (uint8_t *)*in;
     st->avail_in = in_now;
     st->next_out = *out;
     st->avail_out = out_now;
@@ -194,10 +186,8 @@ static s_run_t s_run_isal (tl__gz_t *self, const uint8_t **in, size_t *in_len, u
     *in_len -= in_now - st->avail_in;
     *out += out_now - st->avail_out;
     *out_len -= out_now - st->avail_out;
-    if (rc != ISAL_DECOMP_OK)
-        return s_corrupt (self, s_isal_strerror (rc));
-    if (st->block_state == ISAL_BLOCK_FINISH)
-        return S_RUN_MEMBER_END;
+    if (rc != ISAL_DECOMP_OK) return s_corrupt (self, s_isal_strerror (rc));
+    if (st->block_state == ISAL_BLOCK_FINISH) return S_RUN_MEMBER_END;
     return S_RUN_OK;
 }
 #endif
@@ -206,8 +196,7 @@ static s_run_t s_run (tl__gz_t *self, const uint8_t **in, size_t *in_len, uint8_
                       size_t *out_len)
 {
 #ifdef TALLY_HAVE_ISAL
-    if (self->engine == S_ISAL)
-        return s_run_isal (self, in, in_len, out, out_len);
+    if (self->engine == S_ISAL) return s_run_isal (self, in, in_len, out, out_len);
 #endif
     return s_run_zlib (self, in, in_len, out, out_len);
 }
@@ -223,12 +212,11 @@ static tl__gz_status_t s_fail (tl__gz_t *self, const char *why)
 static tl__gz_status_t s_next_member (tl__gz_t *self, const uint8_t *in, size_t in_len,
                                       bool in_last)
 {
-    if (in_len == 0)
-        return in_last ? TL__GZ_END : TL__GZ_NEED_INPUT;
+    if (in_len == 0) return in_last ? TL__GZ_END : TL__GZ_NEED_INPUT;
     //  A lone 0x1f at the end of a block is checked by the header parser instead
     if (in[0] != 0x1f || (in_len >= 2 && in[1] != 0x8b))
-        return s_fail (self, self->members ? "trailing garbage after gzip member"
-                                           : "not gzip data");
+        return s_fail (self,
+                       self->members ? "trailing garbage after gzip member" : "not gzip data");
     if (in_len == 1 && in_last)
         return s_fail (self, "truncated gzip data (unexpected end of file)");
     s_reset (self);
@@ -242,25 +230,20 @@ tl__gz_status_t tl__gz_inflate (tl__gz_t *self, const uint8_t **in, size_t *in_l
     for (;;) {
         if (self->between) {
             tl__gz_status_t status = s_next_member (self, *in, *in_len, in_last);
-            if (status != TL__GZ_OUTPUT_FULL)
-                return status;
+            if (status != TL__GZ_OUTPUT_FULL) return status;
         }
-        if (*out_len == 0)
-            return TL__GZ_OUTPUT_FULL;
+        if (*out_len == 0) return TL__GZ_OUTPUT_FULL;
         size_t in_before = *in_len, out_before = *out_len;
         s_run_t run = s_run (self, in, in_len, out, out_len);
-        if (run == S_RUN_ERROR)
-            return TL__GZ_ERROR;
+        if (run == S_RUN_ERROR) return TL__GZ_ERROR;
         if (run == S_RUN_MEMBER_END) {
             self->between = true;
             self->members++;
             continue;
         }
-        if (*out_len == 0)
-            return TL__GZ_OUTPUT_FULL;
+        if (*out_len == 0) return TL__GZ_OUTPUT_FULL;
         if (*in_len == 0) {
-            if (in_last)
-                return s_fail (self, "truncated gzip data (unexpected end of file)");
+            if (in_last) return s_fail (self, "truncated gzip data (unexpected end of file)");
             return TL__GZ_NEED_INPUT;
         }
         //  Input and output room left, yet nothing moved: never spin on it

@@ -27,7 +27,6 @@ struct _tl_buf_t {
     size_t cap;        //  Bytes at mem
 };
 
-
 //  Pool of equal buffers of cap bytes; keeps at most keep idle ones for reuse.
 tl__pool_t *tl__pool_new (size_t cap, unsigned keep);
 
@@ -109,8 +108,7 @@ static inline bool tl__read_ends_file (const tl__file_t *file, uint64_t offset, 
 static inline size_t tl__read_want (const tl__file_t *file, const tl__reader_cfg_t *cfg,
                                     uint64_t offset)
 {
-    if (file->sized && file->size - offset < cfg->block_size)
-        return (size_t) (file->size - offset);
+    if (file->sized && file->size - offset < cfg->block_size) return (size_t)(file->size - offset);
     return cfg->block_size;
 }
 

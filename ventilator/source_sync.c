@@ -26,34 +26,29 @@ static ssize_t s_read_full (int fd, char *data, size_t want)
     size_t got = 0;
     while (got < want) {
         ssize_t rc = read (fd, data + got, want - got);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         if (rc < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
-        got += (size_t) rc;
+        got += (size_t)rc;
     }
-    return (ssize_t) got;
+    return (ssize_t)got;
 }
 
 static void s_close (s_sync_t *self)
 {
-    if (self->open)
-        close (self->file.fd);
+    if (self->open) close (self->file.fd);
     self->open = false;
 }
 
 static int s_next (tl__reader_t *base, tl__block_t *block)
 {
-    s_sync_t *self = (s_sync_t *) base;
+    s_sync_t *self = (s_sync_t *)base;
     const tl__reader_cfg_t *cfg = &base->cfg;
     if (!self->open) {
-        if (self->next == cfg->nfiles)
-            return 0;
-        if (tl__file_open (cfg, self->next, &self->file, base->error))
-            return -1;
+        if (self->next == cfg->nfiles) return 0;
+        if (tl__file_open (cfg, self->next, &self->file, base->error)) return -1;
         self->open = true;
         self->offset = 0;
         self->next++;
@@ -76,7 +71,7 @@ static int s_next (tl__reader_t *base, tl__block_t *block)
             block->buf = NULL;
             return -1;
         }
-        block->size = (size_t) got;
+        block->size = (size_t)got;
     }
     block->eof = tl__read_ends_file (&self->file, self->offset, want, block->size);
     if (block->size == 0 && block->buf) {
@@ -86,14 +81,13 @@ static int s_next (tl__reader_t *base, tl__block_t *block)
     }
     self->offset += block->size;
     base->bytes_read += block->size;
-    if (block->eof)
-        s_close (self);
+    if (block->eof) s_close (self);
     return 1;
 }
 
 static void s_destroy (tl__reader_t *base)
 {
-    s_sync_t *self = (s_sync_t *) base;
+    s_sync_t *self = (s_sync_t *)base;
     s_close (self);
     free (self);
 }
@@ -103,8 +97,7 @@ static const tl__reader_ops_t s_ops = {.name = "sync", .next = s_next, .destroy 
 tl__reader_t *tl__sync_new (const tl__reader_cfg_t *cfg)
 {
     s_sync_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
+    if (!self) return NULL;
     self->base.ops = &s_ops;
     self->base.cfg = *cfg;
     return &self->base;

@@ -18,16 +18,16 @@
 #define S_CANCEL_TAG UINT64_MAX  //  user_data of the cancel request sent on destroy
 
 typedef struct {
-    tl_buf_t *buf;      //  Read target; NULL when the slot has no read
-    uint32_t file;      //  Index of the file read
-    tl__file_t info;    //  The file: descriptor, size
-    uint64_t offset;    //  File offset of the block
-    size_t want;        //  Bytes asked for
-    size_t got;         //  Bytes read so far
-    int err;            //  errno of a failed read, or -1 for a failed open
-    bool in_flight;     //  The kernel has a read for this slot
-    bool done;          //  Finished: can be handed out
-    bool owns_fd;       //  The file's last planned block: handing it out closes the file
+    tl_buf_t *buf;    //  Read target; NULL when the slot has no read
+    uint32_t file;    //  Index of the file read
+    tl__file_t info;  //  The file: descriptor, size
+    uint64_t offset;  //  File offset of the block
+    size_t want;      //  Bytes asked for
+    size_t got;       //  Bytes read so far
+    int err;          //  errno of a failed read, or -1 for a failed open
+    bool in_flight;   //  The kernel has a read for this slot
+    bool done;        //  Finished: can be handed out
+    bool owns_fd;     //  The file's last planned block: handing it out closes the file
 } s_slot_t;
 
 typedef struct {
@@ -39,15 +39,15 @@ typedef struct {
     unsigned in_flight;    //  Slots with a read in the kernel
     bool closing;          //  Destroying: don't resubmit short reads
     //  Planning cursor: which read to queue next
-    uint32_t next;         //  Index of the next file to open
-    uint32_t file;         //  Index of the open file being planned
-    tl__file_t info;       //  That file
-    bool open;             //  The cursor owns an open file
-    uint64_t offset;       //  Next read's offset in it
-    bool stalled;          //  Unsized file (pipe): one read at a time, wait for it
-    bool stopped;          //  An open failed: queue nothing more
+    uint32_t next;                   //  Index of the next file to open
+    uint32_t file;                   //  Index of the open file being planned
+    tl__file_t info;                 //  That file
+    bool open;                       //  The cursor owns an open file
+    uint64_t offset;                 //  Next read's offset in it
+    bool stalled;                    //  Unsized file (pipe): one read at a time, wait for it
+    bool stopped;                    //  An open failed: queue nothing more
     char open_error[TL__ERROR_MAX];  //  Message for the failed open's slot
-    int64_t cut_file;      //  File that shrank while read: drop its later blocks (-1: none)
+    int64_t cut_file;  //  File that shrank while read: drop its later blocks (-1: none)
 } s_uring_t;
 
 static void s_prep_read (s_uring_t *self, s_slot_t *slot, unsigned index)
@@ -58,9 +58,9 @@ static void s_prep_read (s_uring_t *self, s_slot_t *slot, unsigned index)
         io_uring_submit (&self->ring);
         sqe = io_uring_get_sqe (&self->ring);
     }
-    uint64_t offset = slot->info.sized ? slot->offset + slot->got : (uint64_t) -1;
+    uint64_t offset = slot->info.sized ? slot->offset + slot->got : (uint64_t)-1;
     io_uring_prep_read (sqe, slot->info.fd, slot->buf->mem + self->base.cfg.headroom + slot->got,
-                        (unsigned) (slot->want - slot->got), offset);
+                        (unsigned)(slot->want - slot->got), offset);
     io_uring_sqe_set_data64 (sqe, index);
     slot->in_flight = true;
     self->in_flight++;
@@ -80,8 +80,7 @@ static s_slot_t *s_push (s_uring_t *self, unsigned *index)
 static bool s_open_next (s_uring_t *self)
 {
     const tl__reader_cfg_t *cfg = &self->base.cfg;
-    if (self->next == cfg->nfiles)
-        return false;
+    if (self->next == cfg->nfiles) return false;
     self->file = self->next++;
     self->offset = 0;
     self->stalled = false;
@@ -103,10 +102,8 @@ static int s_plan (s_uring_t *self)
     const tl__reader_cfg_t *cfg = &self->base.cfg;
     bool queued = false;
     while (self->count < cfg->depth && !self->stopped) {
-        if (!self->open && !s_open_next (self))
-            break;
-        if (self->stalled)
-            break;
+        if (!self->open && !s_open_next (self)) break;
+        if (self->stalled) break;
         unsigned index;
         s_slot_t *slot = s_push (self, &index);
         slot->want = tl__read_want (&self->info, cfg, self->offset);
@@ -133,29 +130,27 @@ static int s_plan (s_uring_t *self)
             }
         }
     }
-    if (queued)
-        io_uring_submit (&self->ring);
+    if (queued) io_uring_submit (&self->ring);
     return 0;
 }
 
 //  Records a completion; reissues the rest of a short read. Returns true if it queued one.
 static bool s_complete (s_uring_t *self, uint64_t tag, int res)
 {
-    if (tag == S_CANCEL_TAG)
-        return false;
+    if (tag == S_CANCEL_TAG) return false;
     s_slot_t *slot = &self->slots[tag];
     slot->in_flight = false;
     self->in_flight--;
     if (res < 0 && (res == -EINTR || res == -EAGAIN) && !self->closing) {
-        s_prep_read (self, slot, (unsigned) tag);
+        s_prep_read (self, slot, (unsigned)tag);
         return true;
     }
     if (res < 0)
         slot->err = -res;
     else {
-        slot->got += (size_t) res;
+        slot->got += (size_t)res;
         if (res > 0 && slot->got < slot->want && !self->closing) {
-            s_prep_read (self, slot, (unsigned) tag);
+            s_prep_read (self, slot, (unsigned)tag);
             return true;
         }
     }
@@ -179,8 +174,7 @@ static int s_reap (s_uring_t *self)
     int rc;
     while ((rc = io_uring_wait_cqe (&self->ring, &cqe)) == -EINTR)
         ;
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     unsigned head, seen = 0;
     bool resubmit = false;
     io_uring_for_each_cqe (&self->ring, head, cqe)
@@ -189,16 +183,14 @@ static int s_reap (s_uring_t *self)
         seen++;
     }
     io_uring_cq_advance (&self->ring, seen);
-    if (resubmit)
-        io_uring_submit (&self->ring);
+    if (resubmit) io_uring_submit (&self->ring);
     return 0;
 }
 
 //  Pops the head slot, closing its file when it was the file's last.
 static void s_pop (s_uring_t *self, s_slot_t *slot)
 {
-    if (slot->owns_fd)
-        close (slot->info.fd);
+    if (slot->owns_fd) close (slot->info.fd);
     self->head = (self->head + 1) % self->base.cfg.depth;
     self->count--;
 }
@@ -211,18 +203,15 @@ static int s_fail (s_uring_t *self, const char *file, const char *why)
 
 static int s_next (tl__reader_t *base, tl__block_t *block)
 {
-    s_uring_t *self = (s_uring_t *) base;
+    s_uring_t *self = (s_uring_t *)base;
     const tl__reader_cfg_t *cfg = &base->cfg;
     for (;;) {
-        if (s_plan (self))
-            return s_fail (self, cfg->files[self->file], "out of memory");
-        if (self->count == 0)
-            return 0;
+        if (s_plan (self)) return s_fail (self, cfg->files[self->file], "out of memory");
+        if (self->count == 0) return 0;
         s_slot_t *slot = &self->slots[self->head];
         while (!slot->done) {
             int rc = s_reap (self);
-            if (rc < 0)
-                return s_fail (self, cfg->files[slot->file], strerror (-rc));
+            if (rc < 0) return s_fail (self, cfg->files[slot->file], strerror (-rc));
         }
         if (slot->err == -1) {
             memcpy (base->error, self->open_error, sizeof base->error);
@@ -231,40 +220,38 @@ static int s_next (tl__reader_t *base, tl__block_t *block)
         }
         if (slot->err > 0) {
             s_fail (self, cfg->files[slot->file], strerror (slot->err));
-            if (slot->buf)
-                tl_buf_release (slot->buf);
+            if (slot->buf) tl_buf_release (slot->buf);
             s_pop (self, slot);
             self->stopped = true;
             return -1;
         }
+        if (self->cut_file == (int64_t)slot->file) {
+            //  A read past the end of a file that shrank while read
+            if (slot->buf) tl_buf_release (slot->buf);
+            s_pop (self, slot);
+            continue;
+        }
         bool eof = tl__read_ends_file (&slot->info, slot->offset, slot->want, slot->got);
         *block = (tl__block_t){.file = slot->file, .offset = slot->offset, .eof = eof};
-        if (self->cut_file == (int64_t) slot->file || slot->got == 0) {
-            if (slot->buf)
-                tl_buf_release (slot->buf);
-            if (self->cut_file == (int64_t) slot->file) {
-                s_pop (self, slot);
-                continue;  //  Read past the end of a file that shrank
-            }
-        } else {
+        if (slot->got > 0) {
             block->buf = slot->buf;
             block->data = slot->buf->mem + cfg->headroom;
             block->size = slot->got;
-        }
+        } else if (slot->buf)
+            tl_buf_release (slot->buf);
         if (eof && !slot->owns_fd)
-            self->cut_file = slot->file;  //  The file shrank: its later reads are void
+            self->cut_file = slot->file;  //  Ended early: the file's later reads are void
         base->bytes_read += block->size;
         s_pop (self, slot);
         //  Keep depth reads going while the caller works on this block
-        if (s_plan (self))
-            return s_fail (self, cfg->files[self->file], "out of memory");
+        if (s_plan (self)) return s_fail (self, cfg->files[self->file], "out of memory");
         return 1;
     }
 }
 
 static void s_destroy (tl__reader_t *base)
 {
-    s_uring_t *self = (s_uring_t *) base;
+    s_uring_t *self = (s_uring_t *)base;
     self->closing = true;
     if (self->in_flight > 0) {
         //  Reads on pipes may never finish on their own
@@ -277,16 +264,13 @@ static void s_destroy (tl__reader_t *base)
     }
     //  The kernel may still write into buffers until their reads complete
     while (self->in_flight > 0)
-        if (s_reap (self) < 0)
-            break;
+        if (s_reap (self) < 0) break;
     while (self->count > 0) {
         s_slot_t *slot = &self->slots[self->head];
-        if (slot->buf)
-            tl_buf_release (slot->buf);
+        if (slot->buf) tl_buf_release (slot->buf);
         s_pop (self, slot);
     }
-    if (self->open)
-        close (self->info.fd);
+    if (self->open) close (self->info.fd);
     io_uring_queue_exit (&self->ring);
     free (self->slots);
     free (self);
@@ -297,8 +281,7 @@ static const tl__reader_ops_t s_ops = {.name = "io_uring", .next = s_next, .dest
 tl__reader_t *tl__uring_new (const tl__reader_cfg_t *cfg, int *err)
 {
     s_uring_t *self = calloc (1, sizeof *self);
-    if (self)
-        self->slots = calloc (cfg->depth, sizeof *self->slots);
+    if (self) self->slots = calloc (cfg->depth, sizeof *self->slots);
     if (!self || !self->slots) {
         free (self);
         *err = -ENOMEM;

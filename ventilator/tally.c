@@ -125,7 +125,7 @@ static int s_run (int argc, char **argv)
     long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10, year_min = -1, year_max = -1;
     const char *output = "totals.tsv", *format = "auto", *io = "auto", *progress = "auto";
     const char *chunk_size = NULL;
-    bool skip_pos = false, quiet = false;
+    bool skip_pos = false, quiet = false, strict = false;
     tl_opt_t opts[] = {
         {"workers", 'w', "TALLY_WORKERS", TL_OPT_INT, &workers, "N",
          "Worker processes (default: the number of CPUs)", 1, 1024},
@@ -142,6 +142,8 @@ static int s_run (int argc, char **argv)
          "Count only years up to YEAR", 0, UINT32_MAX},
         {"skip-pos", 0, "TALLY_SKIP_POS", TL_OPT_FLAG, &skip_pos, NULL,
          "Leave out POS-tagged keys (word_NOUN)", 0, 0},
+        {"strict", 0, "TALLY_STRICT", TL_OPT_FLAG, &strict, NULL,
+         "A malformed line fails the job (default: skipped and counted)", 0, 0},
         {"top", 't', "TALLY_TOP", TL_OPT_INT, &top, "N", "Keys shown at the end (default 10)", 0,
          1000},
         {"progress", 0, "TALLY_PROGRESS", TL_OPT_STR, &progress, "MODE",
@@ -236,6 +238,8 @@ static int s_run (int argc, char **argv)
     }
     if (skip_pos)
         vent_argv[n++] = "--skip-pos";
+    if (strict)
+        vent_argv[n++] = "--strict";
     if (quiet)
         vent_argv[n++] = "--quiet";
     vent_argv[n++] = "--";

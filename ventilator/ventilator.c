@@ -40,6 +40,7 @@ typedef struct {
     long window;              //  --window
     long year_min, year_max;  //  --year-min, --year-max
     bool skip_pos;            //  --skip-pos
+    bool strict;              //  --strict
     double retry;             //  --retry: least seconds before a resend
     double timeout;           //  --timeout: seconds of sink silence that fail the job
     bool quiet;               //  --quiet
@@ -104,6 +105,7 @@ static void s_send_job (s_vent_t *self)
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
                                 .format = self->format,
                                 .filter = self->filter,
+                                .strict = self->strict,
                                 .input_bytes = self->files.bytes,
                                 .nfiles = (uint32_t) self->files.count,
                                 .files = names};
@@ -440,6 +442,8 @@ int main (int argc, char **argv)
          "Count only years up to YEAR", 0, UINT32_MAX},
         {"skip-pos", 0, "TALLY_SKIP_POS", TL_OPT_FLAG, &self.skip_pos, NULL,
          "Leave out POS-tagged keys (word_NOUN): their untagged row holds the total", 0, 0},
+        {"strict", 0, "TALLY_STRICT", TL_OPT_FLAG, &self.strict, NULL,
+         "A malformed line fails the job (default: skipped and counted)", 0, 0},
         {"retry", 0, "TALLY_RETRY", TL_OPT_REAL, &self.retry, "SECONDS",
          "Least time before an unacknowledged chunk is sent again (default 5)", 0, 0},
         {"timeout", 0, "TALLY_TIMEOUT", TL_OPT_REAL, &self.timeout, "SECONDS",

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Entry point of Tally's image: runs the command given (tally-sink, tally-worker, ...).
+#
+# As a non-root user (the image's default, "tally", uid 10001) it just runs the command.
+# Started as root (compose does so for the sink only), it hands the folder of the totals
+# file ($TALLY_OUTPUT) to an unprivileged user and runs the command as that user, so that
+# the totals land on a bind mount owned by the person who started the stack:
+#   - the user is $TALLY_UID:$TALLY_GID when set;
+#   - else the owner of that folder, unless root owns it (Docker makes a missing bind
+#     source as root), in which case uid:gid 1000:1000, the first user on most hosts.
+#   TALLY_UID=0 is honoured (rootless Docker, where root in the container is you).
+# Only that folder changes owner (when its user cannot write it), never its contents.
+set -eu
+if [ "$(id -u)" != 0 ]; then
+    exec "$@"
+fi
+dir=$(dirname "${TALLY_OUTPUT:-/results/totals.tsv}")
+mkdir -p "$dir"
+owner=$(stat -c %u "$dir")
+group=$(stat -c %g "$dir")
+if [ -n "${TALLY_UID:-}" ]; then
+    uid=$TALLY_UID
+    gid=${TALLY_GID:-$TALLY_UID}
+elif [ "$owner" != 0 ]; then
+    uid=$owner
+    gid=${TALLY_GID:-$group}
+else
+    uid=1000
+    gid=${TALLY_GID:-1000}
+fi
+if ! setpriv --reuid="$uid" --regid="$gid" --clear-groups test -w "$dir"; then
+    chown "$uid:$gid" "$dir"
+fi
+exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs --inh-caps=-all \
+    --bounding-set=-all "$@"
