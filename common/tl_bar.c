@@ -11,6 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+//  The rate is measured over the last S_SAMPLES quarter seconds: quick to follow a
+//  change, steady enough to read.
+#define S_SAMPLES 8
+
 struct _tl_bar_t {
     char *label;           //  Shown before the bar
     uint64_t total;        //  Bytes to read, 0 if unknown
@@ -18,9 +22,10 @@ struct _tl_bar_t {
     bool quiet;            //  Draw nothing
     double started;        //  When the work began
     double last_draw;      //  When we last drew
-    double rate;           //  Smoothed payload bytes per second
-    double rate_at;        //  Time of the last rate sample
-    uint64_t rate_payload; //  Payload at the last rate sample
+    double rate;           //  Payload bytes per second over the last seconds
+    double sample_at[S_SAMPLES];       //  Times of recent samples, a ring
+    uint64_t sample_payload[S_SAMPLES];  //  Payload at those times
+    unsigned samples;      //  Samples taken
     uint64_t done;         //  Last reported position
     uint64_t payload;      //  Last reported payload
     uint64_t chunks;       //  Last reported chunks merged
@@ -68,7 +73,7 @@ tl_bar_t *tl_bar_new (const char *label, uint64_t total, tl_bar_mode_t mode)
     self->total = total;
     self->bar = mode == TL_BAR_BAR || (mode == TL_BAR_AUTO && isatty (STDERR_FILENO));
     self->quiet = mode == TL_BAR_NONE;
-    self->started = self->rate_at = tl_now ();
+    self->started = tl_now ();
     //  The first log line comes after one period: a short job logs nothing.
     self->last_draw = self->bar ? 0 : self->started;
     return self;
@@ -136,11 +141,16 @@ void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t ch
     self->chunks = chunks;
     self->known = chunks_known;
     self->final = chunks_final;
-    if (now - self->rate_at >= 0.5) {
-        double sample = (double) (payload - self->rate_payload) / (now - self->rate_at);
-        self->rate = self->rate ? 0.7 * self->rate + 0.3 * sample : sample;
-        self->rate_at = now;
-        self->rate_payload = payload;
+    unsigned last = (self->samples + S_SAMPLES - 1) % S_SAMPLES;
+    if (!self->samples || now - self->sample_at[last] >= 0.25) {
+        unsigned slot = self->samples++ % S_SAMPLES;
+        self->sample_at[slot] = now;
+        self->sample_payload[slot] = payload;
+        //  The oldest sample still in the ring (the first one until the ring is full).
+        unsigned oldest = self->samples < S_SAMPLES ? 0 : self->samples % S_SAMPLES;
+        double span = now - self->sample_at[oldest];
+        if (span > 0)
+            self->rate = (double) (payload - self->sample_payload[oldest]) / span;
     }
     double every = self->bar ? 0.1 : 5.0;
     if (now - self->last_draw >= every)

@@ -10,6 +10,16 @@ source "$(dirname "$0")/lib.sh"
 mb=$(scaled 100)
 chunk=4K
 gen_ngram2012 "$WORK/job1" 4 "$mb" 3
+# Keys the feed must carry as bytes: not UTF-8, quotes, backslashes, control bytes.
+"$PY" - "$WORK/job1/odd.tsv" <<'PYEOF'
+import sys
+keys = [b"\xff\xfe", b"caf\xe9", b"na\xc3\xafve", b'say "hi"', b"back\\slash", b"ctl\x01key",
+        b"the end\x7f", b"of the"]
+with open(sys.argv[1], "wb") as out:
+    for i, key in enumerate(keys):
+        for year in range(1900, 1910 + i):
+            out.write(b"%s\t%d\t%d\t1\n" % (key, year, 1000 + i))
+PYEOF
 expected_ngram "$WORK"/job1/*.tsv > "$WORK/expected1.tsv"
 sample="$TALLY_SOURCE_DIR/data/sample"
 expected_ngram "$sample"/*.tsv > "$WORK/expected2.tsv"

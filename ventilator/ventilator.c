@@ -159,6 +159,13 @@ static s_slot_t *s_cut (s_vent_t *self, bool *failed)
         *failed = rc < 0;
         return NULL;
     }
+    if (slot->chunk.first &&
+        memchr (slot->chunk.data, 0, slot->chunk.size < 65536 ? slot->chunk.size : 65536))
+        zsys_warning ("%s holds NUL bytes: is it a binary file? Its lines are read as %s",
+                      self->files.names[slot->chunk.file],
+                      tl_format_name (self->format == TL_FORMAT_AUTO
+                                          ? tl_format_detect (slot->chunk.data, slot->chunk.size)
+                                          : self->format));
     if (slot->chunk.first && self->format == TL_FORMAT_AUTO) {
         tl_format_t detected = tl_format_detect (slot->chunk.data, slot->chunk.size);
         self->file_format[slot->chunk.file] = detected;
