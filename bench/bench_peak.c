@@ -7,8 +7,11 @@
 
     Usage: bench_peak [-i MS] [-t SECONDS] [-o FILE] -- COMMAND [ARG...]
     Writes one line to FILE (default stderr):
-      wall_s=W peak_tree_kib=K peak_procs=N max_single_kib=M status=S
-    and exits with the command's status (124 when it was stopped at the time limit). */
+      wall_s=W peak_tree_kib=K peak_procs=N max_single_kib=M cpu_s=C other_cpu_s=O status=S
+    cpu_s is the CPU time (user + system) of the command's processes; other_cpu_s the
+    CPU time the rest of the machine used meanwhile (from /proc/stat), which tells a
+    run that shared the cores with other work. Exits with the command's status (124
+    when it was stopped at the time limit).                                           */
 
 #include <dirent.h>
 #include <errno.h>
@@ -110,6 +113,20 @@ static uint64_t s_sample (int root, s_proc_t *procs, int *nprocs_in_tree, long p
     return sum;
 }
 
+//  CPU time all cores spent busy since boot, in seconds (from /proc/stat).
+static double s_busy_seconds (void)
+{
+    FILE *file = fopen ("/proc/stat", "r");
+    if (!file) return 0;
+    unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+                       steal = 0;
+    int fields = fscanf (file, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system,
+                         &idle, &iowait, &irq, &softirq, &steal);
+    fclose (file);
+    if (fields < 4) return 0;
+    return (double)(user + nice + system + irq + softirq + steal) / (double)sysconf (_SC_CLK_TCK);
+}
+
 static void s_usage (void)
 {
     fprintf (stderr, "usage: bench_peak [-i MS] [-t SECONDS] [-o FILE] -- COMMAND [ARG...]\n");
@@ -138,6 +155,7 @@ int main (int argc, char *argv[])
     prctl (PR_SET_CHILD_SUBREAPER, 1);
     s_proc_t *procs = malloc (S_PROCS_MAX * sizeof *procs);
     long page = sysconf (_SC_PAGESIZE);
+    double busy_start = s_busy_seconds ();
     double start = s_now ();
     pid_t pid = fork ();
     if (pid == 0) {
@@ -179,6 +197,7 @@ int main (int argc, char *argv[])
         }
     }
     double wall = s_now () - start;
+    double busy = s_busy_seconds () - busy_start;
     //  Reap orphans that were handed to us, and stop any still running
     kill (-pid, SIGTERM);
     while (waitpid (-1, NULL, WNOHANG) > 0)
@@ -192,8 +211,14 @@ int main (int argc, char *argv[])
         perror (output);
         return 1;
     }
-    fprintf (out, "wall_s=%.4f peak_tree_kib=%llu peak_procs=%d max_single_kib=%ld status=%d\n",
-             wall, (unsigned long long)(peak / 1024), peak_procs, usage.ru_maxrss, code);
+    double cpu = (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec * 1e-6 +
+                 (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec * 1e-6;
+    double other = busy > cpu ? busy - cpu : 0;
+    fprintf (out,
+             "wall_s=%.4f peak_tree_kib=%llu peak_procs=%d max_single_kib=%ld cpu_s=%.2f "
+             "other_cpu_s=%.2f status=%d\n",
+             wall, (unsigned long long)(peak / 1024), peak_procs, usage.ru_maxrss, cpu, other,
+             code);
     if (out != stderr) fclose (out);
     free (procs);
     return code;

@@ -97,13 +97,23 @@ usage_case "tally run with a missing file among good ones" "$missing" \
   "$TALLY_BIN/tally" run --workers 2 "$one" "$missing" "$sample"
 mkdir -p "$WORK/empty-folder"
 usage_case "tally run with an empty folder" "$WORK/empty-folder" "$TALLY_BIN/tally" run "$WORK/empty-folder"
-port=$(free_port)
 usage_case "tally-ventilator with a missing file" "$missing" \
-  "$TALLY_BIN/tally-ventilator" --bind "tcp://127.0.0.1:$port" --sink "tcp://127.0.0.1:$(free_port)" \
-  "$one" "$missing"
+  "$TALLY_BIN/tally-ventilator" --bind "tcp://127.0.0.1:$(free_port)" \
+  --sink "tcp://127.0.0.1:$(free_port)" "$one" "$missing"
 check "tally-ventilator with a missing file: answers within 2 s ($took s)" gawk "BEGIN{exit !($took < 2)}"
-check "tally-ventilator with a missing file: its port was never bound" \
-  "$PY" -c "import socket,sys; s=socket.socket(); s.connect_ex(('127.0.0.1',$port)) and sys.exit(0); sys.exit(1)"
+# Nor does it contact the sink: a listener in the sink's place hears from nobody.
+"$PY" - "$TALLY_BIN/tally-ventilator" "$(free_port)" "$one" "$missing" > "$WORK/contact" <<'PYEOF' || true
+import select, socket, subprocess, sys
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(8)
+sink = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
+run = subprocess.run([sys.argv[1], "--bind", "tcp://127.0.0.1:" + sys.argv[2], "--sink", sink]
+                     + sys.argv[3:], capture_output=True, timeout=30)
+print(run.returncode, "contacted" if select.select([listener], [], [], 1.0)[0] else "silent")
+PYEOF
+check "tally-ventilator with a missing file: never contacts the sink" \
+  test "$(cat "$WORK/contact")" = "2 silent"
 
 # Options from the environment.
 expected_ngram "$one" > "$WORK/expected.tsv"

@@ -246,6 +246,12 @@ for chunk in 4K 1M; do
   check_summary "mixed-$chunk" "$WORK/expall.tsv" "$(records "${all[@]}")" 0
 done
 
+# A job of empty files only: an empty totals file, all zeros in the summary.
+tally_run only-empty --chunk-size 4K "$in/e-empty.tsv" "$in/e-empty.txt"
+check "only empty files: an empty totals file" test -f "$WORK/only-empty.tsv" -a ! -s "$WORK/only-empty.tsv"
+check "only empty files: summary says 0 lines, 0 keys, sum 0" \
+  test "${lines:-}/${bad:-}/${keys:-}/${sum:-}" = "0/0/0/0"
+
 # A forced format wins over what the file looks like: n-gram lines counted as text.
 expected_text "$in/a2012-keys.tsv" > "$WORK/exp-as-text.tsv"
 tally_run forced-text --format text "$in/a2012-keys.tsv"

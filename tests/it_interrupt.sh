@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stopping tally run mid-job: SIGINT and SIGTERM make it exit non-zero within 10 s, with
-# no sink, worker or ventilator left running and no totals file (nor a temporary one)
-# written. SIGKILL to tally itself: the kernel's PR_SET_PDEATHSIG stops its children
+# no sink, worker or ventilator left running and nothing written in the output folder
+# (no totals file, no temporary one, no checkpoint of the abandoned job). SIGKILL to tally itself: the kernel's PR_SET_PDEATHSIG stops its children
 # within a few seconds. The job is made long with small chunks (4K) over 200 MB (50 MB
 # sanitized), several seconds of work, so the signal lands mid-job.
 source "$(dirname "$0")/lib.sh"
@@ -13,19 +13,39 @@ children_of() {
   pgrep -P "$1" -f "^$TALLY_BIN/tally-(sink|worker|ventilator)" || true
 }
 
-# Starts tally run on the data; sets $tally. Output goes to $WORK/$1.totals.tsv.
+# Starts tally run on the data, from and into the empty folder $WORK/$1 (totals to
+# $WORK/$1/totals.tsv); sets $tally.
 start_run() {
   local name=$1
-  cd "$WORK"
-  start "$TALLY_BIN/tally" run --workers 2 --chunk-size 4K --output "$WORK/$name.totals.tsv" \
+  mkdir -p "$WORK/$name"
+  cd "$WORK/$name"
+  start "$TALLY_BIN/tally" run --workers 2 --chunk-size 4K --output "$WORK/$name/totals.tsv" \
     "$WORK"/data/*.tsv > "$WORK/$name.stdout" 2> "$WORK/$name.stderr"
   tally=$LAST_PID
   cd - > /dev/null
 }
 
+# The private folder of tally run's ipc:// endpoints, read from its sink's command line.
+ipc_dir_of() {
+  local pid arg
+  for pid in $(children_of "$1"); do
+    while IFS= read -r -d '' arg; do
+      if [[ $arg =~ ^ipc://(/.*)/in$ ]]; then
+        echo "${BASH_REMATCH[1]}"
+        return 0
+      fi
+    done < "/proc/$pid/cmdline" || true
+  done
+  return 0
+}
+
+# An interrupted run leaves nothing in the output folder: no totals, no temporary totals,
+# no other file (such as a sink checkpoint of the abandoned job).
 no_totals() {
-  local name=$1
-  ! ls "$WORK/$name".totals.tsv* > /dev/null 2>&1
+  local name=$1 left
+  left=$(ls -A "$WORK/$name")
+  [ -z "$left" ] || echo "    left in the output folder: $left"
+  [ -z "$left" ]
 }
 
 for signal in INT TERM; do
@@ -35,6 +55,8 @@ for signal in INT TERM; do
   check "SIG$signal: all services started (sink, 2 workers, ventilator)" \
     test "$(children_of "$tally" | wc -l)" -eq 4
   check "SIG$signal: the job is still running after 1 s" kill -0 "$tally"
+  ipc_dir=$(ipc_dir_of "$tally")
+  check "SIG$signal: the services talk over ipc:// in a private folder" test -d "${ipc_dir:-/nonexistent}"
   t0=$(now)
   kill -"$signal" "$tally"
   wait_pid "$tally" 10 && status=0 || status=$?
@@ -42,7 +64,8 @@ for signal in INT TERM; do
   check "SIG$signal: tally exits within 10 s" test "$status" -ne 124
   check "SIG$signal: tally exits non-zero" test "$status" -ne 0
   check "SIG$signal: no sink, worker or ventilator left" no_leftovers
-  check "SIG$signal: no totals file, nor a temporary one" no_totals "$name"
+  check "SIG$signal: no totals file, temporary file or other file left" no_totals "$name"
+  check "SIG$signal: the ipc:// folder is removed" test ! -e "${ipc_dir:-/nonexistent}"
   check "SIG$signal: no summary printed" bash -c "! grep -q '^totals written to' '$WORK/$name.stdout'"
 done
 
@@ -50,6 +73,7 @@ done
 start_run kill
 sleep 1
 kids=$(children_of "$tally" | tr '\n' ' ')
+ipc_dir=$(ipc_dir_of "$tally")
 check "SIGKILL: all services started" test "$(wc -w <<< "$kids")" -eq 4
 kill -KILL "$tally"
 wait_pid "$tally" 5 || true
@@ -63,7 +87,9 @@ wait_until 5 all_gone && gone=0 || gone=1
 echo "SIGKILL: children gone after $(elapsed "$t0") s"
 check "SIGKILL: every child of tally exits within 5 s" test "$gone" -eq 0
 check "SIGKILL: no sink, worker or ventilator left" no_leftovers
-check "SIGKILL: no totals file, nor a temporary one" no_totals kill
+check "SIGKILL: no totals file, temporary file or other file left" no_totals kill
 # Reap whatever is still there so the next test starts clean.
 for pid in $kids; do kill -KILL "$pid" 2> /dev/null || true; done
+# Nobody is left to remove tally's ipc:// folder after a SIGKILL: this test does.
+case $ipc_dir in /tmp/tally-??????) rm -rf "$ipc_dir" ;; esac
 finish

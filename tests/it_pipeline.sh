@@ -90,9 +90,11 @@ wait_pid "$watch_pid" 30 && status=0 || status=$?
 check "job 1: tally-watch --until-done exits 0" test "$status" -eq 0
 
 # tally-watch's JSON lines: every line parses, and "done" says the totals' sum and count.
-"$PY" - "$WORK/watch1.json" > "$WORK/watch1.check" <<'PYEOF' && status=0 || status=$?
+# Keys come as JSON strings: UTF-8 as is, other bytes >= 0x80 as \u00XX (their Latin-1
+# reading); odd_right counts the keys of odd.tsv whose feed total is right.
+"$PY" - "$WORK/watch1.json" "$WORK/job1/odd.tsv" > "$WORK/watch1.check" <<'PYEOF' && status=0 || status=$?
 import json, sys
-topics, done, bad = {}, None, 0
+topics, done, bad, feed = {}, None, 0, {}
 for line in open(sys.argv[1], encoding="utf-8"):
     try:
         msg = json.loads(line)
@@ -102,16 +104,30 @@ for line in open(sys.argv[1], encoding="utf-8"):
     topics[msg["topic"]] = topics.get(msg["topic"], 0) + 1
     if msg["topic"] == "done":
         done = msg["body"]
-print(bad, done["sum"] if done else "none", done["keys"] if done else "none",
-      " ".join("%s=%d" % kv for kv in sorted(topics.items())))
+    elif msg["topic"] == "totals":
+        feed.update(msg["body"]["entries"])
+odd = {}
+for line in open(sys.argv[2], "rb"):
+    key, year, count, volumes = line.rstrip(b"\n").split(b"\t")
+    odd[key] = odd.get(key, 0) + int(count)
+def as_json(key):
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return key.decode("latin-1")
+odd_right = sum(feed.get(as_json(key)) == total for key, total in odd.items())
+print(bad, done["sum"] if done else "none", done["keys"] if done else "none", len(feed), odd_right,
+      len(odd), " ".join("%s=%d" % kv for kv in sorted(topics.items())))
 PYEOF
-read -r bad_json done_sum done_keys topics < "$WORK/watch1.check" || true
+read -r bad_json done_sum done_keys feed_keys odd_right odd_keys topics < "$WORK/watch1.check" || true
 echo "tally-watch --json: $topics"
 check "job 1: tally-watch's JSON parses line by line" test "$status" -eq 0 -a "${bad_json:-1}" -eq 0
 check "job 1: tally-watch got a done message" test "${done_sum:-none}" != none
 check "job 1: done's sum equals the totals' sum" test "${done_sum:-}" = "$(sum_totals "$WORK/job1-totals.tsv")"
 check "job 1: done's key count equals the totals' lines" test "${done_keys:-}" = "$(wc -l < "$WORK/job1-totals.tsv")"
-check "job 1: tally-watch got the totals batches" grep -q '"topic":"totals"' "$WORK/watch1.json"
+check "job 1: tally-watch's totals batches hold every key" test "${feed_keys:-}" = "${done_keys:-x}"
+check "job 1: keys with quotes, backslashes, control and non-UTF-8 bytes come through JSON" \
+  test "${odd_right:-0}" -eq "${odd_keys:-1}"
 
 # ---------------------------------------------------------------------------------------
 # A second job through the same sink and workers: the real sample.

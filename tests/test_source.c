@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -152,7 +153,7 @@ static char *s_gzip (const char *src, const char *dst)
 {
     char cmd[3 * PATH_MAX];
     char *path = s_scratch (dst);
-    snprintf (cmd, sizeof cmd, "gzip -c -n '%s/%s' > '%s'", s_dir, src, path);
+    snprintf (cmd, sizeof cmd, "gzip -c '%s/%s' > '%s'", s_dir, src, path);
     s_run (cmd);
     return path;
 }
@@ -580,6 +581,71 @@ static void s_make_gz_big (s_files_t *files)
     s_add (files, s_scratch ("all.gz"));
 }
 
+//  One gzip member of data whose header has an extra field (FEXTRA) of extra_len
+//  bytes (0: none, else >= 4), to place the next member anywhere.
+static char *s_gz_member (const char *data, size_t size, size_t extra_len, size_t *len)
+{
+    z_stream zs = {0};
+    cr_assert_eq (deflateInit2 (&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    unsigned char *extra = calloc (1, extra_len + 4);
+    gz_header head = {.os = 3, .extra = extra, .extra_len = (uInt)extra_len};
+    if (extra_len) {
+        cr_assert_geq (extra_len, 4);
+        //  One subfield "TL" with its little-endian length, as RFC 1952 has it
+        size_t sub = extra_len - 4;
+        memcpy (extra, "TL", 2);
+        extra[2] = (unsigned char)(sub & 0xff);
+        extra[3] = (unsigned char)(sub >> 8);
+        memset (extra + 4, 'x', sub);
+        cr_assert_eq (deflateSetHeader (&zs, &head), Z_OK);
+    }
+    size_t cap = deflateBound (&zs, size) + extra_len + 64;
+    char *out = malloc (cap);
+    zs.next_in = (Bytef *)data;
+    zs.avail_in = (uInt)size;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)cap;
+    cr_assert_eq (deflate (&zs, Z_FINISH), Z_STREAM_END);
+    *len = zs.total_out;
+    deflateEnd (&zs);
+    free (extra);
+    return out;
+}
+
+//  Two-member files whose member boundary falls just before, on and after the edge of
+//  a 4096-byte read, so trailers and headers straddle reads; one header spans reads.
+static void s_make_gz_edges (s_files_t *files)
+{
+    size_t a_len, b_len, len;
+    char *a = s_read_file (s_sample ('r'), &a_len);
+    char *b = s_read_file (s_sample ('s'), &b_len);
+    a_len = 6000;
+    b_len = 3000;
+    char *member = s_gz_member (a, a_len, 4, &len);
+    size_t base = len - 4;  //  Member length without its extra field
+    free (member);
+    cr_assert_lt (base + 4 + 30, 4096);
+    size_t second_len;
+    char *second = s_gz_member (b, b_len, 0, &second_len);
+    for (long edge = -30; edge <= 12; edge++) {
+        size_t extra = 4096 + (size_t)edge - base;
+        if (edge == 12) extra += 6000;  //  A header longer than a read
+        char *first = s_gz_member (a, a_len, extra, &len);
+        cr_assert_eq (len, base + extra);
+        char *both = malloc (len + second_len);
+        memcpy (both, first, len);
+        memcpy (both + len, second, second_len);
+        char name[32];
+        snprintf (name, sizeof name, "edge%+ld.gz", edge);
+        s_add_data (files, name, both, len + second_len);
+        free (both);
+        free (first);
+    }
+    free (second);
+    free (a);
+    free (b);
+}
+
 typedef struct {
     const char *name;            //  What it covers
     void (*make) (s_files_t *);  //  Creates the files
@@ -615,6 +681,7 @@ static const s_case_t s_cases[] = {
     {"gz and plain mixed chunk 100", s_make_mix, 100, 0, true},
     {"gz overlong", s_make_gz_overlong, 64, 1000, true},
     {"gz big", s_make_gz_big, 0, 0, true},
+    {"gz member boundaries at read edges", s_make_gz_edges, 64, 0, true},
 };
 #define S_NCASES (sizeof s_cases / sizeof *s_cases)
 
@@ -845,9 +912,11 @@ ParameterizedTest (s_mode_t *mode, source, gz_corrupt, .init = s_setup, .fini = 
     s_files_free (&files);
     tl_source_opts_t opts = {.chunk_size = 4096};
 
-    //  Deflate data lies between the 10-byte header and the 8-byte trailer; the
-    //  trailer holds CRC32 (size-8..size-5) and length (size-4..size-1)
-    size_t spots[] = {10,        11,       12,       20,       100,      size / 3, size / 2,
+    //  Deflate data lies between the header (10 bytes and gzip's file name) and the
+    //  8-byte trailer: CRC32 (size-8..size-5) and length (size-4..size-1)
+    cr_assert (data[3] & 8, "gzip stored no file name");
+    size_t hdr = (size_t)((char *)memchr (data + 10, 0, size - 10) + 1 - data);
+    size_t spots[] = {hdr,       hdr + 1,  hdr + 2,  hdr + 10, 100,      size / 3, size / 2,
                       size - 20, size - 9, size - 8, size - 6, size - 4, size - 1};
     for (size_t i = 0; i < sizeof spots / sizeof *spots; i++) {
         char name[64], what[64];

@@ -11,9 +11,11 @@
       into. Chunks share their buffer by reference count and the buffer goes back to the
       pool when the last chunk on it is released (possibly from ZeroMQ's I/O thread).
 
-    A line is counted with its LF when compared with max_line (the bytes it takes in a
-    chunk). A carry that outgrows the headroom (a line longer than 64 KiB) moves to a
-    one-off buffer that grows until the line ends: rare, so copying is fine there.    */
+    A chunk may run 1/8 over chunk_size before it is cut, so that a block plus the tail
+    carried into it goes out whole rather than leaving a tiny chunk behind. A line is
+    counted with its LF when compared with max_line (the bytes it takes in a chunk). A
+    carry that outgrows the headroom (a line longer than 64 KiB) moves to a one-off
+    buffer that grows until the line ends: rare, so copying is fine there.             */
 
 #include "source_int.h"
 
@@ -199,6 +201,7 @@ struct _tl_source_t {
     tl__reader_t *reader;       //  The backend
     s_state_t state;            //  Running, done, failed
     char error[TL__ERROR_MAX];  //  Last error, naming the file
+    const char *fallback;       //  Why io_uring was not used under TL_IO_AUTO, or NULL
     uint64_t skipped;           //  Lines skipped as longer than max_line
 
     //  Stream layer: the gzip file being inflated
@@ -236,18 +239,20 @@ static const char *s_uring_error (int err)
     }
 }
 
-//  The one place that picks the backend.
-static tl__reader_t *s_reader_new (const tl__reader_cfg_t *cfg, tl_io_t io, const char **error)
+//  The one place that picks the backend. With TL_IO_AUTO any failure of io_uring
+//  falls back to plain reads, and *fallback says why.
+static tl__reader_t *s_reader_new (const tl__reader_cfg_t *cfg, tl_io_t io, const char **error,
+                                   const char **fallback)
 {
     if (io != TL_IO_SYNC) {
         int err = 0;
         tl__reader_t *reader = tl__uring_new (cfg, &err);
         if (reader) return reader;
-        bool refused = err == -EPERM || err == -ENOSYS || err == -ENOMEM;
-        if (io == TL_IO_URING || !refused) {
+        if (io == TL_IO_URING) {
             *error = s_uring_error (err);
             return NULL;
         }
+        *fallback = s_uring_error (err);
     }
     tl__reader_t *reader = tl__sync_new (cfg);
     if (!reader) *error = "out of memory";
@@ -296,7 +301,7 @@ tl_source_t *tl_source_new (const char *const *files, size_t nfiles, const tl_so
                             .headroom = self->headroom,
                             .block_size = self->block_size,
                             .depth = depth};
-    self->reader = s_reader_new (&cfg, o.io, error);
+    self->reader = s_reader_new (&cfg, o.io, error, &self->fallback);
     if (!self->reader) goto fail;
     return self;
 fail:
@@ -354,6 +359,7 @@ static int s_gz_refill (tl_source_t *self)
     }
     //  The previous block was not the file's last, so this one is the same file's
     assert (rc == 1 && self->gz_in.file == file);
+    (void) file;  //  Used by the assert only
     self->gz_used = 0;
     return 0;
 }
@@ -614,6 +620,12 @@ const char *tl_source_error (tl_source_t *self)
 {
     assert (self);
     return self->error;
+}
+
+const char *tl_source_fallback (tl_source_t *self)
+{
+    assert (self);
+    return self->fallback;
 }
 
 const char *tl_source_backend (tl_source_t *self)

@@ -13,7 +13,7 @@
 
 #include <stdatomic.h>
 
-#define TL__ERROR_MAX 512  //  Bytes for an error message, file name included
+#define TL__ERROR_MAX (4096 + 256)  //  Bytes for an error message: a whole path and why
 
 //  --------------------------------------------------------------------------
 //  Buffers (source.c)

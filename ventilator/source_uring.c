@@ -101,6 +101,7 @@ static int s_plan (s_uring_t *self)
 {
     const tl__reader_cfg_t *cfg = &self->base.cfg;
     bool queued = false;
+    int rc = 0;
     while (self->count < cfg->depth && !self->stopped) {
         if (!self->open && !s_open_next (self)) break;
         if (self->stalled) break;
@@ -116,7 +117,8 @@ static int s_plan (s_uring_t *self)
         slot->buf = tl__pool_get (cfg->pool);
         if (!slot->buf) {
             self->count--;
-            return -1;
+            rc = -1;
+            break;
         }
         s_prep_read (self, slot, index);
         queued = true;
@@ -130,8 +132,9 @@ static int s_plan (s_uring_t *self)
             }
         }
     }
+    //  Submit even after a failure: destroy waits for every queued read
     if (queued) io_uring_submit (&self->ring);
-    return 0;
+    return rc;
 }
 
 //  Records a completion; reissues the rest of a short read. Returns true if it queued one.
@@ -257,7 +260,7 @@ static void s_destroy (tl__reader_t *base)
         //  Reads on pipes may never finish on their own
         struct io_uring_sqe *sqe = io_uring_get_sqe (&self->ring);
         if (sqe) {
-            io_uring_prep_cancel64 (sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_prep_cancel64 (sqe, 0, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY);
             io_uring_sqe_set_data64 (sqe, S_CANCEL_TAG);
             io_uring_submit (&self->ring);
         }

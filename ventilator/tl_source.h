@@ -66,6 +66,10 @@ const char *tl_source_error (tl_source_t *self);
 //  "io_uring" or "sync".
 const char *tl_source_backend (tl_source_t *self);
 
+//  Why io_uring is not used although TL_IO_AUTO asked for it ("io_uring unavailable:
+//  not permitted ..."), or NULL.
+const char *tl_source_fallback (tl_source_t *self);
+
 //  Bytes read from disk so far (compressed bytes for .gz): progress against file sizes.
 uint64_t tl_source_bytes_read (tl_source_t *self);
 

@@ -519,9 +519,12 @@ int main (int argc, char **argv)
         fprintf (stderr, "tally-ventilator: %s\n", why ? why : "cannot start reading");
         return 1;
     }
-    if (!self.quiet)
-        zsys_info ("%zu files, %llu bytes, reading with %s", self.files.count,
-                   (unsigned long long) self.files.bytes, tl_source_backend (self.source));
+    if (!self.quiet) {
+        const char *why_sync = tl_source_fallback (self.source);
+        zsys_info ("%zu files, %llu bytes, reading with %s%s%s%s", self.files.count,
+                   (unsigned long long) self.files.bytes, tl_source_backend (self.source),
+                   why_sync ? " (" : "", why_sync ? why_sync : "", why_sync ? ")" : "");
+    }
 
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     //  Small queues toward workers: a slow or late-joining worker is not pre-loaded with

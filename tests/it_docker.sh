@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# The container deployment end to end, where a Docker engine answers: builds the image
+# from docker/Dockerfile and runs compose.yaml as they are (own project name, own host
+# ports, data and results in a temporary folder through TALLY_DATA / TALLY_RESULTS):
+#   1. `up` with three workers over generated n-gram 2012 data: totals equal gawk's;
+#      the sink turns healthy; the services run as non-root users; the totals file is
+#      not owned by root;
+#   2. a second job during which one worker container is frozen while it holds chunks,
+#      then killed (docker kill): the ventilator notices, sends its chunks again, and
+#      the totals are still equal;
+#   3. a third job from a `docker run` of the same image (as a worker host would) under
+#      a seccomp profile without io_uring: the ventilator falls back to plain reads;
+#   4. `down` leaves no container and no network of the project.
+# Without an engine it prints why it skipped and exits 0. Timings are printed; the image
+# build is cached by the engine from one run to the next.
+source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+project=tallyit
+plain_name=tallyit-plainread
+
+skip() {
+  echo "it_docker: skipped: $*"
+  exit 0
+}
+
+if [ "${TALLY_VARIANT:-}" = sanitize ]; then
+  skip "the image is a Release build of its own, the same in both variants; the plain variant runs this test"
+fi
+command -v docker > /dev/null || skip "no docker command on this machine"
+if ! docker info > "$WORK/docker-info" 2>&1; then
+  skip "no Docker engine answers: $(grep -m1 -iE 'cannot|error|denied' "$WORK/docker-info" || echo 'docker info failed')"
+fi
+if docker compose version > /dev/null 2>&1; then
+  compose_cmd=(docker compose)
+elif docker-compose version > /dev/null 2>&1; then
+  compose_cmd=(docker-compose)
+else
+  skip "a Docker engine answers, but neither 'docker compose' nor 'docker-compose' is installed"
+fi
+
+# Only this test's settings reach compose (a TALLY_* variable of the caller would change it).
+for name in $(compgen -e | grep '^TALLY_' || true); do
+  case $name in TALLY_BIN | TALLY_SOURCE_DIR | TALLY_VARIANT) ;; *) unset "$name" ;; esac
+done
+export COMPOSE_PROJECT_NAME=$project
+export TALLY_IMAGE=tally:it
+export TALLY_DATA=$WORK/data
+export TALLY_RESULTS=$WORK/results
+export TALLY_VERBOSE=1
+TALLY_CHUNKS_PORT=$(free_port) TALLY_SINK_PORT=$(free_port) TALLY_FEED_PORT=$(free_port)
+export TALLY_CHUNKS_PORT TALLY_SINK_PORT TALLY_FEED_PORT
+: > "$WORK/empty.env"
+
+compose() {
+  "${compose_cmd[@]}" -f "$TALLY_SOURCE_DIR/compose.yaml" --project-directory "$TALLY_SOURCE_DIR" \
+    --env-file "$WORK/empty.env" "$@"
+}
+# The id of the (newest) container of a compose service, running or not.
+container_of() {
+  docker ps -aq --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$1" | head -1
+}
+project_containers() { docker ps -aq --filter "label=com.docker.compose.project=$project"; }
+project_networks() { docker network ls -q --filter "label=com.docker.compose.project=$project"; }
+docker_cleanup() {
+  docker rm -f "$plain_name" > /dev/null 2>&1 || true
+  compose down -v --remove-orphans > /dev/null 2>&1 || true
+}
+trap 'docker_cleanup; cleanup' EXIT
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b - a}'; }
+timing() { echo "time: $1: $(since "$2") s"; }
+# uid of a container's main process (what /proc/1 of the container says).
+main_uid() { docker exec "$1" awk '/^Uid:/{print $2}' /proc/1/status 2> /dev/null || echo 0; }
+# Waits up to $2 s for a container to stop; prints its exit code (124: still running).
+wait_exit() {
+  local status
+  status=$(timeout "$2" docker wait "$1" 2> /dev/null) || status=124
+  echo "$status"
+}
+
+echo "it_docker: ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2> /dev/null || true)," \
+  "engine $(docker version -f '{{.Server.Version}}' 2> /dev/null)"
+docker_cleanup  # a run that was killed may have left its containers
+
+# Data in the background while the image builds: 8 files, ~45 MB.
+t=$(now)
+mkdir -p "$TALLY_DATA"
+(gawk -v dir="$TALLY_DATA" -v files=8 -v lines=2000000 -v seed=2012 -f "$here/docker/ngrams.awk" &&
+  expected_ngram "$TALLY_DATA"/*.tsv > "$WORK/expected.tsv") &
+data_pid=$!
+
+# The base image: there where a registry is reachable or it was made before; made with
+# mmdebstrap from Debian's archive (as the engine's docker import) where not.
+if ! docker image inspect debian:bookworm-slim > /dev/null 2>&1 &&
+  ! docker pull -q debian:bookworm-slim > /dev/null 2>&1; then
+  tb=$(now)
+  if ! command -v mmdebstrap > /dev/null; then
+    apt-get update -qq > /dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap \
+      > "$WORK/mmdebstrap-install.log" 2>&1 || true
+  fi
+  if ! mmdebstrap --variant=minbase bookworm - 2> "$WORK/mmdebstrap.log" |
+    docker import -c 'CMD ["bash"]' - debian:bookworm-slim > /dev/null; then
+    tail -5 "$WORK/mmdebstrap.log"
+  fi
+  timing "base image debian:bookworm-slim made with mmdebstrap" "$tb"
+fi
+check "base image debian:bookworm-slim present" docker image inspect debian:bookworm-slim > /dev/null
+
+tb=$(now)
+compose build sink > "$WORK/build.log" 2>&1 && status=0 || status=$?
+timing "image build ($(grep -c 'Using cache' "$WORK/build.log" || true) cached steps)" "$tb"
+check "image builds from docker/Dockerfile" test "$status" -eq 0
+if [ "$status" -ne 0 ]; then
+  tail -30 "$WORK/build.log"
+  finish
+  exit 1
+fi
+wait "$data_pid" && status=0 || status=$?
+check "test data and gawk's totals made" test "$status" -eq 0
+timing "data ($(du -sh "$TALLY_DATA" | cut -f1), $(wc -l < "$WORK/expected.tsv") keys) and gawk's totals" "$t"
+
+# ---- 1. up: three workers, one job ------------------------------------------------
+t=$(now)
+compose up -d --no-build --scale worker=3 > "$WORK/up.log" 2>&1 && status=0 || status=$?
+check "compose up starts the stack" test "$status" -eq 0
+[ "$status" -eq 0 ] || cat "$WORK/up.log"
+vent=$(container_of ventilator)
+sink=$(container_of sink)
+status=$(wait_exit "$vent" 300)
+timing "up and job 1 (3 workers)" "$t"
+check "job 1: the ventilator exits 0" test "$status" = 0
+same_file "job 1: totals equal gawk's" "$WORK/expected.tsv" "$TALLY_RESULTS/totals.tsv"
+docker logs "$vent" > "$WORK/vent1.log" 2>&1
+backend=$(grep -o 'reading with [a-z_]*' "$WORK/vent1.log" || echo "no backend logged")
+echo "job 1: ventilator $backend (engine's default seccomp profile)"
+check "job 1: the ventilator logs its I/O backend" grep -qE 'reading with (io_uring|sync)' "$WORK/vent1.log"
+workers=$(docker ps -q --filter "label=com.docker.compose.project=$project" \
+  --filter "label=com.docker.compose.service=worker" | wc -l)
+check "three workers run" test "$workers" -eq 3
+
+t=$(now)
+health=none
+for ((i = 0; i < 60; i++)); do
+  health=$(docker inspect -f '{{.State.Health.Status}}' "$sink" 2> /dev/null || echo none)
+  [ "$health" = healthy ] && break
+  sleep 0.5
+done
+timing "sink healthy" "$t"
+check "the sink's healthcheck passes" test "$health" = healthy
+sink_uid=$(main_uid "$sink")
+worker_uid=$(main_uid "$(container_of worker)")
+echo "tally-sink runs as uid $sink_uid, tally-worker as uid $worker_uid"
+check "tally-sink does not run as root" test "${sink_uid:-0}" -ne 0
+check "tally-worker does not run as root" test "${worker_uid:-0}" -ne 0
+owner=$(stat -c %u "$TALLY_RESULTS/totals.tsv" 2> /dev/null || echo 0)
+check "totals.tsv is not owned by root (uid $owner)" test "$owner" -ne 0
+
+# ---- 2. a worker frozen with chunks, then killed, mid-job ---------------------------
+rm -f "$TALLY_RESULTS/totals.tsv"
+compose up --no-build --no-deps --force-recreate --no-start ventilator > "$WORK/up2.log" 2>&1 ||
+  cat "$WORK/up2.log"
+vent=$(container_of ventilator)
+victim=$(docker ps -q --filter "label=com.docker.compose.project=$project" \
+  --filter "label=com.docker.compose.service=worker" | head -1)
+t=$(now)
+docker start "$vent" > /dev/null
+# Under way: the sink accepted the job (logged with TALLY_VERBOSE); 0.3 s later every
+# worker has had time to connect (they retry every 0.1 s) and chunks are flowing.
+for ((i = 0; i < 600; i++)); do
+  docker logs "$vent" 2>&1 | grep -q "accepted by" && break
+  sleep 0.05
+done
+accepted=$(since "$t")
+sleep 0.3
+docker pause "$victim" > /dev/null
+sleep 0.5
+docker kill "$victim" > /dev/null
+echo "job 2: accepted ${accepted} s after docker start; worker ${victim:0:12} frozen, then killed" \
+  "$(since "$t") s after"
+status=$(wait_exit "$vent" 300)
+timing "job 2 (a worker killed)" "$t"
+check "job 2: the ventilator exits 0" test "$status" = 0
+same_file "job 2: totals equal gawk's with a worker killed" "$WORK/expected.tsv" \
+  "$TALLY_RESULTS/totals.tsv"
+docker logs "$vent" > "$WORK/vent2.log" 2>&1
+check "job 2: the kill came mid-job (the ventilator saw the worker go)" \
+  grep -q "a worker disconnected" "$WORK/vent2.log"
+docker logs "$sink" 2>&1 | grep " done: " | tail -1 | sed 's/^/sink: /' || true
+
+# ---- 3. docker run of the image, io_uring refused by seccomp -------------------------
+network=$(project_networks | head -1)
+expected_ngram "$TALLY_SOURCE_DIR"/data/sample/*.tsv > "$WORK/expected-sample.tsv"
+rm -f "$TALLY_RESULTS/totals.tsv"
+t=$(now)
+docker run --rm --name "$plain_name" --network "$network" --network-alias ventilator \
+  --security-opt "seccomp=$here/docker/seccomp-no-io-uring.json" \
+  -v "$TALLY_SOURCE_DIR/data/sample:/data:ro" -e TALLY_SINK=tcp://sink:5558 \
+  "$TALLY_IMAGE" tally-ventilator /data > "$WORK/vent3.log" 2>&1 && status=0 || status=$?
+timing "job 3 (docker run, plain reads)" "$t"
+check "job 3: the ventilator exits 0" test "$status" -eq 0
+check "job 3: without io_uring it reads with plain reads" grep -q "reading with sync" "$WORK/vent3.log"
+same_file "job 3: totals equal gawk's on data/sample" "$WORK/expected-sample.tsv" \
+  "$TALLY_RESULTS/totals.tsv"
+
+# ---- 4. down ---------------------------------------------------------------------------
+t=$(now)
+compose down -v --remove-orphans > "$WORK/down.log" 2>&1 && status=0 || status=$?
+timing "down" "$t"
+check "compose down succeeds" test "$status" -eq 0
+check "down leaves no container of the project" test -z "$(project_containers)"
+check "down leaves no network of the project" test -z "$(project_networks)"
+finish

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Several hosts without Docker: network namespaces stand for machines on one LAN.
+#
+#   host a (10.77.0.1): tally-sink, tally-ventilator
+#   host b (10.77.0.2): two tally-workers          all three joined by a bridge in a
+#   host c (10.77.0.3): two tally-workers          fourth namespace (the "switch")
+#
+# The programs are the native build's ($TALLY_BIN). Job 1 runs over generated n-gram
+# data; mid-job host c is cut off (its switch port goes down, as if its cable were
+# pulled): its workers hold chunks they can never return, the ventilator notices (ZMTP
+# heartbeats) and sends those chunks again, and the totals still equal gawk's. Host c
+# comes back, and job 2 (the bundled sample) is counted right with all hosts.
+# Addresses 10.77.0.0/24 exist only on veths inside the namespaces made here; no
+# interface is added to the machine's own namespace. Namespaces go on exit.
+# Skips (with the reason) when not root or when network namespaces cannot be made.
+source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+
+skip() {
+  echo "it_netns: skipped: $*"
+  exit 0
+}
+
+[ "$(id -u)" -eq 0 ] || skip "needs root for ip netns (running as uid $(id -u))"
+command -v ip > /dev/null || skip "no ip command (iproute2)"
+prefix="tally$$"
+switch=$prefix-sw
+hosts=(a b c)
+declare -A addr=([a]=10.77.0.1 [b]=10.77.0.2 [c]=10.77.0.3)
+made=()
+
+netns_cleanup() {
+  local ns
+  for ns in "${made[@]}"; do ip netns delete "$ns" 2> /dev/null || true; done
+  made=()
+}
+trap 'cleanup; netns_cleanup' EXIT
+
+if ! ip netns add "$switch" 2> "$WORK/netns.err"; then
+  skip "cannot make a network namespace: $(head -1 "$WORK/netns.err")"
+fi
+made+=("$switch")
+ip -n "$switch" link add br0 type bridge
+ip -n "$switch" link set br0 up
+for h in "${hosts[@]}"; do
+  ns=$prefix-$h
+  ip netns add "$ns"
+  made+=("$ns")
+  # The veth pair is made inside the switch, its far end moved straight into the host.
+  ip -n "$switch" link add "port-$h" type veth peer name eth0 netns "$ns"
+  ip -n "$switch" link set "port-$h" master br0 up
+  ip -n "$ns" addr add "${addr[$h]}/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+done
+# on HOST COMMAND...: runs a command in a host's namespace.
+on() {
+  local h=$1
+  shift
+  ip netns exec "$prefix-$h" "$@"
+}
+check "host b reaches host a" on b ping -c1 -W2 "${addr[a]}" > /dev/null
+check "host c reaches host a" on c ping -c1 -W2 "${addr[a]}" > /dev/null
+
+export TALLY_QUIET=  # the callers' settings stay out of the programs
+sink_ep=tcp://${addr[a]}:5558
+vent_ep=tcp://${addr[a]}:5557
+
+mkdir -p "$WORK/data"
+t=$(date +%s.%N)
+gawk -v dir="$WORK/data" -v files=6 -v lines=1500000 -v seed=77 -f "$here/docker/ngrams.awk"
+expected_ngram "$WORK/data"/*.tsv > "$WORK/expected.tsv"
+echo "data: $(du -sh "$WORK/data" | cut -f1), $(wc -l < "$WORK/expected.tsv") keys, $(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s with gawk's totals"
+
+start on a "$TALLY_BIN/tally-sink" --bind "tcp://*:5558" --publish "tcp://*:5559" \
+  --output "$WORK/totals.tsv" 2> "$WORK/sink.log"
+sink_pid=$LAST_PID
+worker_pids=()
+for h in b c; do
+  for i in 1 2; do
+    start on "$h" "$TALLY_BIN/tally-worker" --ventilator "$vent_ep" --sink "$sink_ep" \
+      2> "$WORK/worker-$h$i.log"
+    worker_pids+=("$h:$LAST_PID")
+  done
+done
+
+# ---- job 1: host c cut off mid-job ------------------------------------------------------
+t=$(date +%s.%N)
+start on a "$TALLY_BIN/tally-ventilator" --verbose --progress none --bind "tcp://*:5557" \
+  --sink "tcp://127.0.0.1:5558" "$WORK/data" > "$WORK/vent1.out" 2> "$WORK/vent1.log"
+vent_pid=$LAST_PID
+for ((i = 0; i < 300; i++)); do
+  grep -q "accepted by" "$WORK/vent1.log" 2> /dev/null && break
+  sleep 0.05
+done
+sleep 0.3  # every worker connected (they retry every 0.1 s); chunks are on their way
+ip -n "$switch" link set port-c down
+cut_at=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}')
+wait_pid "$vent_pid" 120 && status=0 || status=$?
+took=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}')
+echo "job 1: host c cut off ${cut_at} s after the ventilator started; job over after ${took} s"
+check "job 1: the ventilator exits 0 with host c cut off" test "$status" -eq 0
+same_file "job 1: totals equal gawk's" "$WORK/expected.tsv" "$WORK/totals.tsv"
+check "job 1: the ventilator noticed workers gone" grep -q "a worker disconnected" "$WORK/vent1.log"
+grep " done: " "$WORK/sink.log" | tail -1 | sed 's/^/sink: /' || true
+alive=0
+for entry in "${worker_pids[@]}"; do
+  [ "${entry%%:*}" = c ] && kill -0 "${entry#*:}" 2> /dev/null && alive=$((alive + 1))
+done
+check "host c's workers are still running, cut off" test "$alive" -eq 2
+
+# ---- job 2: host c back, the sample over all hosts ---------------------------------------
+ip -n "$switch" link set port-c up
+expected_ngram "$TALLY_SOURCE_DIR"/data/sample/*.tsv > "$WORK/expected-sample.tsv"
+rm -f "$WORK/totals.tsv"
+start on a "$TALLY_BIN/tally-ventilator" --quiet --bind "tcp://*:5557" --sink "$sink_ep" \
+  "$TALLY_SOURCE_DIR/data/sample" > "$WORK/vent2.out" 2> "$WORK/vent2.log"
+wait_pid "$LAST_PID" 120 && status=0 || status=$?
+check "job 2: the ventilator exits 0 with host c back" test "$status" -eq 0
+same_file "job 2: totals equal gawk's on data/sample" "$WORK/expected-sample.tsv" "$WORK/totals.tsv"
+check "the sink served both jobs" test "$(grep -c " done: " "$WORK/sink.log")" -eq 2
+
+# ---- the end: every program stops, every namespace goes ---------------------------------
+for entry in "${worker_pids[@]}"; do kill -TERM "${entry#*:}" 2> /dev/null || true; done
+kill -TERM "$sink_pid" 2> /dev/null || true
+stopped=0
+for entry in "${worker_pids[@]}" "a:$sink_pid"; do
+  wait_pid "${entry#*:}" 10 && stopped=$((stopped + 1)) || true
+done
+check "sink and workers stop on SIGTERM with exit 0" test "$stopped" -eq 5
+netns_cleanup
+left=$(ip netns list | grep -c "^$prefix-" || true)
+check "no namespace of the test is left" test "$left" -eq 0
+check "no tally process left" no_leftovers
+finish
