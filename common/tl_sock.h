@@ -9,6 +9,7 @@
 #ifndef TL_SOCK_H_INCLUDED
 #define TL_SOCK_H_INCLUDED
 
+#include "tl_opts.h"
 #include "tl_proto.h"
 #include <czmq.h>
 
@@ -35,6 +36,17 @@ typedef struct {
     const char *server_key;   //  Server's public key (Z85, or a zcert file) for clients
     const char *allow_dir;    //  Folder of allowed clients' public certificates (servers)
 } tl_curve_t;
+
+//  The CURVE options every program shares, as tl_opts table entries over a tl_curve_t.
+#define TL_OPT_CURVE_SECRET(curve)                                                               \
+    {"curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &(curve).secret_file, "FILE",          \
+     "This side's CURVE certificate, as `tally keygen` writes it (turns encryption on)", 0, 0}
+#define TL_OPT_CURVE_SERVER(curve)                                                               \
+    {"curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &(curve).server_key, "KEY",            \
+     "The servers' public key (Z85 text or its certificate file)", 0, 0}
+#define TL_OPT_CURVE_ALLOW(curve)                                                                \
+    {"curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &(curve).allow_dir, "DIR",               \
+     "Folder of the public certificates of clients allowed to connect", 0, 0}
 
 //  Sets up CURVE from environment and options once per process; returns 0 or -1 with
 //  a message on stderr. A NULL or empty secret_file leaves CURVE off.

@@ -803,10 +803,8 @@ int main (int argc, char **argv)
          "Where open jobs are checkpointed on shutdown and restored at start (default: the "
          "output's folder)", 0, 0},
         {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
-        {"curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &self.curve.secret_file, "FILE",
-         "The sink's CURVE certificate (turns encryption on)", 0, 0},
-        {"curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &self.curve.allow_dir, "DIR",
-         "Folder of client certificates allowed to connect", 0, 0},
+        TL_OPT_CURVE_SECRET (self.curve),
+        TL_OPT_CURVE_ALLOW (self.curve),
     };
     tl_cli_t cli = {.program = "tally-sink",
                     .usage = "[OPTIONS]",

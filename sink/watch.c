@@ -247,10 +247,8 @@ int main (int argc, char **argv)
          "Exit after the first done (0) or failed (1) message", 0, 0},
         {"timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
          "Exit 3 after this long without a message", 0, 86400},
-        {"curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &self.curve.secret_file, "FILE",
-         "This side's CURVE certificate", 0, 0},
-        {"curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &self.curve.server_key, "KEY",
-         "The sink's public key (Z85 or certificate file)", 0, 0},
+        TL_OPT_CURVE_SECRET (self.curve),
+        TL_OPT_CURVE_SERVER (self.curve),
     };
     tl_cli_t cli = {.program = "tally-watch",
                     .usage = "[OPTIONS] ENDPOINT",

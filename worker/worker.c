@@ -114,10 +114,8 @@ int main (int argc, char **argv)
         {"max-message", 0, "TALLY_MAX_MESSAGE", TL_OPT_SIZE, &self.max_msg, "BYTES",
          "Largest chunk accepted (default 256M)", 0, 0},
         {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
-        {"curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &self.curve.secret_file, "FILE",
-         "This worker's CURVE certificate (turns encryption on)", 0, 0},
-        {"curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &self.curve.server_key, "KEY",
-         "The servers' public key (Z85 or certificate file)", 0, 0},
+        TL_OPT_CURVE_SECRET (self.curve),
+        TL_OPT_CURVE_SERVER (self.curve),
     };
     tl_cli_t cli = {.program = "tally-worker",
                     .usage = "[OPTIONS]",
