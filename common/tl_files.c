@@ -82,11 +82,11 @@ static int s_expand_dir (tl_files_t *files, size_t *capacity, const char *path, 
         snprintf (error, size, "out of memory listing '%s'", path);
         return -1;
     }
-    qsort (files->names + first, files->count - first, sizeof *files->names, s_compare);
     if (files->count == first) {
         snprintf (error, size, "folder '%s' holds no files", path);
         return -1;
     }
+    qsort (files->names + first, files->count - first, sizeof *files->names, s_compare);
     for (size_t i = first; i < files->count; i++)
         if (s_check (files, files->names[i], error, size) != 0)
             return -1;

@@ -826,6 +826,7 @@ int main (int argc, char **argv)
         tl_cli_usage_error (&cli, "--max-message must be from 4K to 2G");
 
     zsys_init ();
+    zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
     zsys_set_logident ("tally-sink");
     if (tl_curve_setup (&self.curve, cli.program) != 0)
         return 2;

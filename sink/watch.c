@@ -260,6 +260,7 @@ int main (int argc, char **argv)
                     .max_args = 1};
     int first = tl_cli_parse (&cli, argc, argv);
     zsys_init ();
+    zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
     zsys_set_logident ("tally-watch");
     if (tl_curve_setup (&self.curve, cli.program) != 0)
         return 2;

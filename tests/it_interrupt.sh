@@ -92,4 +92,38 @@ check "SIGKILL: no totals file, temporary file or other file left" no_totals kil
 for pid in $kids; do kill -KILL "$pid" 2> /dev/null || true; done
 # Nobody is left to remove tally's ipc:// folder after a SIGKILL: this test does.
 case $ipc_dir in /tmp/tally-??????) rm -rf "$ipc_dir" ;; esac
+
+# A signal in the first milliseconds, while the ventilator sets up its sockets, stops it
+# like any other: no abort (an assertion in a library, SIGABRT, a core dump).
+# A sink is there so that what the ventilator sends on its way out (CANCEL) is delivered
+# at once rather than lingering.
+one="$TALLY_SOURCE_DIR/data/sample/googlebooks-eng-all-1gram-20120701-a.head10k.tsv"
+bind="tcp://127.0.0.1:$(free_port)"
+sink="tcp://127.0.0.1:$(free_port)"
+mkdir -p "$WORK/early"
+start "$TALLY_BIN/tally-sink" --quiet --bind "$sink" --publish "tcp://127.0.0.1:$(free_port)" \
+  --output "$WORK/early/totals.tsv" > "$WORK/early-sink.log" 2>&1
+sink_pid=$LAST_PID
+aborts=0 codes=""
+ulimit -c 0  # an abort here should not leave a core file behind
+cd "$WORK"
+t0=$(now)
+for try in $(seq 1 20); do
+  start "$TALLY_BIN/tally-ventilator" --bind "$bind" --sink "$sink" --quiet "$one" \
+    > "$WORK/early.out" 2> "$WORK/early.err"
+  sleep "0.00$((try % 10))"
+  kill -TERM "$LAST_PID" 2> /dev/null || true
+  wait_pid "$LAST_PID" 10 && status=0 || status=$?
+  codes="$codes $status"
+  if [ "$status" -eq 134 ] || [ "$status" -eq 139 ] || grep -q -i 'assert' "$WORK/early.err"; then
+    aborts=$((aborts + 1))
+    [ "$aborts" -gt 1 ] || sed 's/^/    /' "$WORK/early.err"
+  fi
+done
+echo "tally-ventilator stopped 0-9 ms after its start, 20 times in $(elapsed "$t0") s: statuses$codes"
+check "tally-ventilator stopped during its start never aborts ($aborts of 20 did)" test "$aborts" -eq 0
+kill -TERM "$sink_pid"
+wait_pid "$sink_pid" 10 || true
+no_leftovers || pgrep -a -f "^$TALLY_BIN/tally-(sink|worker|ventilator)" || true
+check "no sink, worker or ventilator left" no_leftovers
 finish

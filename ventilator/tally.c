@@ -5,11 +5,13 @@
     told by the kernel (PR_SET_PDEATHSIG) should tally itself be killed.
     `tally keygen NAME` makes a CURVE key pair for multi-machine setups.              */
 
+#include "tl_bar.h"
 #include "tl_files.h"
 #include "tl_format.h"
 #include "tl_opts.h"
 
 #include <czmq.h>
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -37,6 +39,21 @@ static void s_on_signal (int sig)
     s_signal = sig;
 }
 
+static void s_scrub_environment (void)
+{
+    extern char **environ;
+    for (size_t i = 0; environ[i];) {
+        if (strncmp (environ[i], "TALLY_", 6) == 0) {
+            char name[256];
+            size_t len = strcspn (environ[i], "=");
+            snprintf (name, sizeof name, "%.*s", (int) (len < 255 ? len : 255), environ[i]);
+            unsetenv (name);  //  Shifts the array: look at slot i again
+        }
+        else
+            i++;
+    }
+}
+
 //  Starts program (a sibling of this executable) with argv; returns its pid or -1.
 static pid_t s_spawn (const char *bindir, const char *program, const char *role, char **argv)
 {
@@ -51,6 +68,9 @@ static pid_t s_spawn (const char *bindir, const char *program, const char *role,
             _exit (1);  //  The parent died before prctl took effect
         signal (SIGINT, SIG_DFL);
         signal (SIGTERM, SIG_DFL);
+        //  Options reach the children as arguments only: a TALLY_* variable meant for
+        //  tally run (TALLY_TOP, TALLY_OUTPUT...) must not change what a child does.
+        s_scrub_environment ();
         execv (path, argv);
         fprintf (stderr, "tally: cannot start %s: %s\n", path, strerror (errno));
         _exit (127);
@@ -98,6 +118,23 @@ static void s_stop_children (double grace)
         if (alive)
             usleep (20000);
     }
+}
+
+//  Removes the private folder: the ipc:// endpoints and any sink checkpoint.
+static void s_remove_folder (const char *dir)
+{
+    DIR *folder = opendir (dir);
+    struct dirent *entry;
+    while (folder && (entry = readdir (folder))) {
+        if (strcmp (entry->d_name, ".") == 0 || strcmp (entry->d_name, "..") == 0)
+            continue;
+        char path[PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
+        unlink (path);
+    }
+    if (folder)
+        closedir (folder);
+    rmdir (dir);
 }
 
 static void s_print_top (const char *output, long top)
@@ -164,6 +201,17 @@ static int s_run (int argc, char **argv)
     tl_format_t parsed;
     if (tl_format_parse (format, &parsed) != 0)
         tl_cli_usage_error (&cli, "unknown format '%s'", format);
+    size_t chunk_bytes;
+    if (chunk_size && (tl_parse_size (chunk_size, &chunk_bytes) != 0 || chunk_bytes < 1 ||
+                       chunk_bytes > (64 << 20)))
+        tl_cli_usage_error (&cli, "--chunk-size must be from 1 byte to 64M, not '%s'", chunk_size);
+    if (strcmp (io, "auto") && strcmp (io, "uring") && strcmp (io, "io_uring") && strcmp (io, "sync"))
+        tl_cli_usage_error (&cli, "unknown I/O backend '%s' (auto, uring or sync)", io);
+    tl_bar_mode_t mode;
+    if (tl_bar_mode_parse (progress, &mode) != 0)
+        tl_cli_usage_error (&cli, "unknown progress mode '%s'", progress);
+    if (year_min >= 0 && year_max >= 0 && year_min > year_max)
+        tl_cli_usage_error (&cli, "--year-min is after --year-max");
     char error[1024];
     tl_files_t files;
     if (tl_files_expand (&files, argv + first, (size_t) (argc - first), error, sizeof error))
@@ -202,8 +250,10 @@ static int s_run (int argc, char **argv)
     sigaction (SIGTERM, &action, NULL);
     sigaction (SIGHUP, &action, NULL);
 
+    //  The sink's checkpoints (written when it is stopped mid-job) stay in the private
+    //  folder and go with it: an interrupted tally run leaves nothing behind.
     char *sink_argv[] = {NULL, "--bind", in_ep, "--publish", feed_ep, "--output", (char *) output,
-                         "--quiet", NULL};
+                         "--state-dir", dir, "--quiet", NULL};
     s_spawn (bindir, "tally-sink", "sink", sink_argv);
     for (long i = 0; i < workers; i++) {
         char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_ep, "--quiet", NULL};
@@ -281,14 +331,7 @@ static int s_run (int argc, char **argv)
         }
     }
     s_stop_children (5.0);
-    char path[128];
-    snprintf (path, sizeof path, "%s/in", dir);
-    unlink (path);
-    snprintf (path, sizeof path, "%s/feed", dir);
-    unlink (path);
-    snprintf (path, sizeof path, "%s/chunks", dir);
-    unlink (path);
-    rmdir (dir);
+    s_remove_folder (dir);
     if (status == 0 && !quiet && top > 0)
         s_print_top (output, top);
     return status;

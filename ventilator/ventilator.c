@@ -54,7 +54,7 @@ typedef struct {
     tl_filter_t filter;        //  Filters for the workers
     zsock_t *push;             //  Chunks out
     zsock_t *sink;             //  DEALER to the sink
-    zactor_t *monitor;         //  Tells when a worker disconnects
+    zsock_t *monitor;          //  PAIR end of the PUSH socket's monitor: worker disconnects
     tl_source_t *source;       //  Reads and cuts the files
     tl_bar_t *progress;   //  Bar or log lines
     uint64_t job;              //  Job id
@@ -261,17 +261,24 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
 //  heartbeat noticed): whatever was queued to it or being mapped there is lost.
 static void s_on_monitor (s_vent_t *self)
 {
-    zmsg_t *event = zmsg_recv (self->monitor);
-    char *name = event ? zmsg_popstr (event) : NULL;
-    if (name && strcmp (name, "DISCONNECTED") == 0) {
+    //  libzmq's monitor events: frame 1 is a 16-bit event and a 32-bit value, frame 2
+    //  the peer's endpoint.
+    tl_frames_t in;
+    if (tl_frames_recv (zsock_resolve (self->monitor), &in, ZMQ_DONTWAIT) < 0)
+        return;
+    size_t size;
+    const uint8_t *event = tl_frames_data (&in, 0, &size);
+    uint16_t id = 0;
+    if (event && size >= 2)
+        memcpy (&id, event, sizeof id);
+    if (id == ZMQ_EVENT_DISCONNECTED) {
         for (long i = 0; i < self->window; i++)
             if (self->slots[i].used && self->slots[i].sent_at > 0)
                 self->slots[i].suspect = true;
         if (self->verbose)
             zsys_info ("a worker disconnected; chunks it may hold will be sent again");
     }
-    zstr_free (&name);
-    zmsg_destroy (&event);
+    tl_frames_close (&in);
 }
 
 static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
@@ -506,6 +513,7 @@ int main (int argc, char **argv)
         tl_cli_usage_error (&cli, "too many files (%zu; at most %d)", self.files.count, TL_FILES_MAX);
 
     zsys_init ();
+    zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
     zsys_set_logident ("tally-ventilator");
     if (tl_curve_setup (&self.curve, cli.program) != 0)
         return 2;
@@ -533,10 +541,15 @@ int main (int argc, char **argv)
         fprintf (stderr, "tally-ventilator: %s\n", why);
         return 1;
     }
-    self.monitor = zactor_new (zmonitor, self.push);
-    zstr_sendx (self.monitor, "LISTEN", "DISCONNECTED", NULL);
-    zstr_send (self.monitor, "START");
-    zsock_wait (self.monitor);
+    //  libzmq's own socket monitor rather than CZMQ's zmonitor actor: no thread of ours
+    //  to stop, and nothing to trip over when a signal comes during start-up.
+    char monitor_ep[64];
+    snprintf (monitor_ep, sizeof monitor_ep, "inproc://tally-monitor-%p", (void *) &self);
+    if (zmq_socket_monitor (zsock_resolve (self.push), monitor_ep, ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(self.monitor = zsock_new_pair (monitor_ep)) ) {
+        fprintf (stderr, "tally-ventilator: cannot monitor the worker socket\n");
+        return 1;
+    }
     cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = 1 << 20;
     self.sink = tl_sock_new (ZMQ_DEALER, self.sink_ep, false, false, &cfg, &why);
@@ -568,7 +581,7 @@ int main (int argc, char **argv)
     free (self.slots);
     free (self.file_format);
     tl_bar_destroy (&self.progress);
-    zactor_destroy (&self.monitor);
+    zsock_destroy (&self.monitor);
     zsock_destroy (&self.push);
     zsock_destroy (&self.sink);
     tl_source_destroy (&self.source);
