@@ -390,6 +390,14 @@ bool tl_table_next (tl_table_t *self, size_t *cursor, tl_entry_t *entry)
     assert (cursor);
     assert (entry);
     if (self->size == 0) return false;
+    //  A table that holds few keys for its size (the worker's, reused chunk after chunk)
+    //  knows which slots it filled: walk those rather than every slot.
+    if (self->touched_max && !self->touched_lost) {
+        if (*cursor >= self->touched_size) return false;
+        s_entry (self, &self->slots[self->touched[*cursor]], entry);
+        (*cursor)++;
+        return true;
+    }
     for (size_t i = *cursor; i < self->capacity; i++) {
         if (self->slots[i].ref != 0) {
             s_entry (self, &self->slots[i], entry);

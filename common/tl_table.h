@@ -52,7 +52,7 @@ size_t tl_table_memory (tl_table_t *self);
 //  Removes every key but keeps the memory for reuse.
 void tl_table_clear (tl_table_t *self);
 
-//  Iteration in slot order. Start with *cursor = 0; returns false when done.
+//  Iteration, in no particular order. Start with *cursor = 0; returns false when done.
 //  The table must not change during an iteration.
 bool tl_table_next (tl_table_t *self, size_t *cursor, tl_entry_t *entry);
 

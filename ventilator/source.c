@@ -292,8 +292,10 @@ tl_source_t *tl_source_new (const char *const *files, size_t nfiles, const tl_so
         assert (files[self->nfiles]);
         if (!(self->files[self->nfiles] = strdup (files[self->nfiles]))) goto fail;
     }
-    //  Idle buffers kept: enough to refill every read slot plus the inflate pair
-    self->pool = tl__pool_new (self->headroom + self->block_size, depth + 4);
+    //  Idle buffers kept: as many as the ventilator's window may hold at once, so a
+    //  steady job recycles its buffers instead of mapping and faulting in fresh ones.
+    //  Keeping them costs nothing beyond the peak that was in use anyway.
+    self->pool = tl__pool_new (self->headroom + self->block_size, depth + 4 + 1024);
     if (!self->pool) goto fail;
     tl__reader_cfg_t cfg = {.files = self->files,
                             .nfiles = nfiles,
