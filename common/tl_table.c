@@ -31,6 +31,7 @@
 #include "tl_table.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -427,6 +428,48 @@ int tl_table_merge (tl_table_t *self, tl_table_t *other)
 }
 
 //  The caller owns the returned array; its keys point into the table's arena.
+//  Sorting the totals is what stands between the last merge and the totals file, and
+//  the sink's other core is idle then: above S_SORT_SPLIT entries, one half is sorted
+//  on a second thread and the halves are merged. Returns 0, or -1 (nothing changed)
+//  when the array is small or a thread or the merge buffer cannot be had.
+#define S_SORT_SPLIT 65536
+
+typedef struct {
+    tl_entry_t *entries;  //  Half to sort
+    size_t n;             //  Its length
+} s_sort_job_t;
+
+static void *s_sort_thread (void *arg)
+{
+    s_sort_job_t *job = arg;
+    qsort (job->entries, job->n, sizeof (tl_entry_t), tl_entry_compare);
+    return NULL;
+}
+
+static int s_sort_parallel (tl_entry_t *entries, size_t n)
+{
+    if (n < S_SORT_SPLIT) return -1;
+    tl_entry_t *merged = malloc (n * sizeof (tl_entry_t));
+    if (!merged) return -1;
+    size_t half = n / 2;
+    s_sort_job_t second = {entries + half, n - half};
+    pthread_t thread;
+    if (pthread_create (&thread, NULL, s_sort_thread, &second) != 0) {
+        free (merged);
+        return -1;
+    }
+    qsort (entries, half, sizeof (tl_entry_t), tl_entry_compare);
+    pthread_join (thread, NULL);
+    size_t a = 0, b = half, out = 0;
+    while (a < half && b < n)
+        merged[out++] = tl_entry_compare (&entries[a], &entries[b]) <= 0 ? entries[a++] : entries[b++];
+    while (a < half) merged[out++] = entries[a++];
+    while (b < n) merged[out++] = entries[b++];
+    memcpy (entries, merged, n * sizeof (tl_entry_t));
+    free (merged);
+    return 0;
+}
+
 tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
 {
     assert (self);
@@ -438,7 +481,8 @@ tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
     size_t n = 0;
     for (size_t i = 0; i < self->capacity; i++)
         if (self->slots[i].ref != 0) s_entry (self, &self->slots[i], &entries[n++]);
-    qsort (entries, n, sizeof (tl_entry_t), tl_entry_compare);
+    if (s_sort_parallel (entries, n) != 0)
+        qsort (entries, n, sizeof (tl_entry_t), tl_entry_compare);
     *size = n;
     return entries;
 }
