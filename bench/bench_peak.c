@@ -189,12 +189,13 @@ int main (int argc, char *argv[])
             usleep ((useconds_t)interval_ms * 1000);
         pid_t done = waitpid (pid, &status, WNOHANG);
         if (done == pid) break;
-        if (limit > 0 && !timed_out && s_now () - start > limit) {
+        double now = s_now ();
+        if (limit > 0 && !timed_out && now - start > limit) {
             kill (-pid, SIGTERM);
             timed_out = true;
-            sleep (2);
-            kill (-pid, SIGKILL);
         }
+        if (timed_out && now - start > limit + 2)
+            kill (-pid, SIGKILL);  //  Two seconds to stop cleanly
     }
     double wall = s_now () - start;
     double busy = s_busy_seconds () - busy_start;
