@@ -16,29 +16,29 @@
 #define S_SAMPLES 8
 
 struct _tl_bar_t {
-    char *label;           //  Shown before the bar
-    uint64_t total;        //  Bytes to read, 0 if unknown
-    bool bar;              //  Draw a bar (else log lines)
-    bool quiet;            //  Draw nothing
-    double started;        //  When the work began
-    double last_draw;      //  When we last drew
-    double rate;           //  Payload bytes per second over the last seconds
-    double sample_at[S_SAMPLES];       //  Times of recent samples, a ring
+    char *label;                         //  Shown before the bar
+    uint64_t total;                      //  Bytes to read, 0 if unknown
+    bool bar;                            //  Draw a bar (else log lines)
+    bool quiet;                          //  Draw nothing
+    double started;                      //  When the work began
+    double last_draw;                    //  When we last drew
+    double rate;                         //  Payload bytes per second over the last seconds
+    double sample_at[S_SAMPLES];         //  Times of recent samples, a ring
     uint64_t sample_payload[S_SAMPLES];  //  Payload at those times
-    unsigned samples;      //  Samples taken
-    uint64_t done;         //  Last reported position
-    uint64_t payload;      //  Last reported payload
-    uint64_t chunks;       //  Last reported chunks merged
-    uint64_t known;        //  Last reported chunks known
-    bool final;            //  known is the total
-    bool drawn;            //  A bar line is on screen
+    unsigned samples;                    //  Samples taken
+    uint64_t done;                       //  Last reported position
+    uint64_t payload;                    //  Last reported payload
+    uint64_t chunks;                     //  Last reported chunks merged
+    uint64_t known;                      //  Last reported chunks known
+    bool final;                          //  known is the total
+    bool drawn;                          //  A bar line is on screen
 };
 
 double tl_now (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 char *tl_human_bytes (double bytes, char *buf, size_t size)
@@ -58,7 +58,7 @@ int tl_bar_mode_parse (const char *text, tl_bar_mode_t *mode)
     static const char *names[] = {"auto", "bar", "log", "none"};
     for (int i = 0; i < 4; i++)
         if (strcasecmp (text, names[i]) == 0) {
-            *mode = (tl_bar_mode_t) i;
+            *mode = (tl_bar_mode_t)i;
             return 0;
         }
     return -1;
@@ -67,8 +67,7 @@ int tl_bar_mode_parse (const char *text, tl_bar_mode_t *mode)
 tl_bar_t *tl_bar_new (const char *label, uint64_t total, tl_bar_mode_t mode)
 {
     tl_bar_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
+    if (!self) return NULL;
     self->label = strdup (label ? label : "");
     self->total = total;
     self->bar = mode == TL_BAR_BAR || (mode == TL_BAR_AUTO && isatty (STDERR_FILENO));
@@ -94,36 +93,34 @@ static void s_format_eta (double seconds, char *buf, size_t size)
     if (seconds < 0 || seconds > 99 * 3600)
         snprintf (buf, size, "--:--");
     else if (seconds >= 3600)
-        snprintf (buf, size, "%d:%02d:%02d", (int) seconds / 3600, (int) seconds / 60 % 60,
-                  (int) seconds % 60);
+        snprintf (buf, size, "%d:%02d:%02d", (int)seconds / 3600, (int)seconds / 60 % 60,
+                  (int)seconds % 60);
     else
-        snprintf (buf, size, "%02d:%02d", (int) seconds / 60, (int) seconds % 60);
+        snprintf (buf, size, "%02d:%02d", (int)seconds / 60, (int)seconds % 60);
 }
 
 static void s_draw (tl_bar_t *self, double now)
 {
     char done[32], total[32], rate[32], eta[32], chunks[48];
-    double fraction = self->total ? (double) self->done / (double) self->total : 0;
-    if (fraction > 1)
-        fraction = 1;
+    double fraction = self->total ? (double)self->done / (double)self->total : 0;
+    if (fraction > 1) fraction = 1;
     double elapsed = now - self->started;
-    tl_human_bytes ((double) self->done, done, sizeof done);
-    tl_human_bytes ((double) self->total, total, sizeof total);
+    tl_human_bytes ((double)self->done, done, sizeof done);
+    tl_human_bytes ((double)self->total, total, sizeof total);
     tl_human_bytes (self->rate, rate, sizeof rate);
     s_format_eta (fraction > 0.001 ? elapsed / fraction - elapsed : -1, eta, sizeof eta);
-    snprintf (chunks, sizeof chunks, "%llu/%llu%s chunks", (unsigned long long) self->chunks,
-              (unsigned long long) self->known, self->final ? "" : "+");
+    snprintf (chunks, sizeof chunks, "%llu/%llu%s chunks", (unsigned long long)self->chunks,
+              (unsigned long long)self->known, self->final ? "" : "+");
     if (self->bar) {
         char bar[31];
-        int filled = (int) (fraction * 30);
+        int filled = (int)(fraction * 30);
         for (int i = 0; i < 30; i++)
             bar[i] = i < filled ? '#' : '-';
         bar[30] = 0;
         fprintf (stderr, "\r%s [%s] %3.0f%% %s/%s  %s  %s/s  ETA %s\033[K", self->label, bar,
                  fraction * 100, done, total, chunks, rate, eta);
         self->drawn = true;
-    }
-    else
+    } else
         fprintf (stderr, "%s: %.0f%% %s of %s, %s, %s/s, %.0f s elapsed, ETA %s\n", self->label,
                  fraction * 100, done, total, chunks, rate, elapsed, eta);
     fflush (stderr);
@@ -131,10 +128,9 @@ static void s_draw (tl_bar_t *self, double now)
 }
 
 void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t chunks,
-                         uint64_t chunks_known, bool chunks_final)
+                    uint64_t chunks_known, bool chunks_final)
 {
-    if (!self || self->quiet)
-        return;
+    if (!self || self->quiet) return;
     double now = tl_now ();
     self->done = done;
     self->payload = payload;
@@ -149,24 +145,18 @@ void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t ch
         //  The oldest sample still in the ring (the first one until the ring is full).
         unsigned oldest = self->samples < S_SAMPLES ? 0 : self->samples % S_SAMPLES;
         double span = now - self->sample_at[oldest];
-        if (span > 0)
-            self->rate = (double) (payload - self->sample_payload[oldest]) / span;
+        if (span > 0) self->rate = (double)(payload - self->sample_payload[oldest]) / span;
     }
     double every = self->bar ? 0.1 : 5.0;
-    if (now - self->last_draw >= every)
-        s_draw (self, now);
+    if (now - self->last_draw >= every) s_draw (self, now);
 }
 
 void tl_bar_finish (tl_bar_t *self)
 {
-    if (!self || self->quiet)
-        return;
+    if (!self || self->quiet) return;
     double now = tl_now ();
     double elapsed = now - self->started;
-    if (elapsed > 0)
-        self->rate = (double) self->payload / elapsed;
-    if (self->bar || now - self->started >= 5.0)
-        s_draw (self, now);
-    if (self->drawn)
-        fputc ('\n', stderr);
+    if (elapsed > 0) self->rate = (double)self->payload / elapsed;
+    if (self->bar || now - self->started >= 5.0) s_draw (self, now);
+    if (self->drawn) fputc ('\n', stderr);
 }

@@ -26,7 +26,7 @@ void tl_bar_destroy (tl_bar_t **self_p);
 //  chunks merged of chunks known (final once the count is known). Draws at most
 //  ten times a second (log lines every five seconds).
 void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t chunks,
-                         uint64_t chunks_known, bool chunks_final);
+                    uint64_t chunks_known, bool chunks_final);
 
 //  Draws a last time and ends the bar's line.
 void tl_bar_finish (tl_bar_t *self);

@@ -16,20 +16,18 @@ static int s_push (tl_files_t *files, size_t *capacity, const char *name)
     if (files->count == *capacity) {
         size_t grown = *capacity ? *capacity * 2 : 16;
         char **names = realloc (files->names, grown * sizeof *names);
-        if (!names)
-            return -1;
+        if (!names) return -1;
         files->names = names;
         *capacity = grown;
     }
-    if (!(files->names[files->count] = strdup (name)))
-        return -1;
+    if (!(files->names[files->count] = strdup (name))) return -1;
     files->count++;
     return 0;
 }
 
 static int s_compare (const void *a, const void *b)
 {
-    return strcmp (*(char *const *) a, *(char *const *) b);
+    return strcmp (*(char *const *)a, *(char *const *)b);
 }
 
 //  Opens the file to prove it is readable, and adds its size.
@@ -39,8 +37,7 @@ static int s_check (tl_files_t *files, const char *name, char *error, size_t siz
     struct stat st;
     if (fd == -1 || fstat (fd, &st) == -1) {
         snprintf (error, size, "cannot read '%s': %s", name, strerror (errno));
-        if (fd != -1)
-            close (fd);
+        if (fd != -1) close (fd);
         return -1;
     }
     close (fd);
@@ -48,8 +45,7 @@ static int s_check (tl_files_t *files, const char *name, char *error, size_t siz
         snprintf (error, size, "cannot read '%s': not a regular file", name);
         return -1;
     }
-    if (S_ISREG (st.st_mode))
-        files->bytes += (uint64_t) st.st_size;
+    if (S_ISREG (st.st_mode)) files->bytes += (uint64_t)st.st_size;
     return 0;
 }
 
@@ -65,16 +61,14 @@ static int s_expand_dir (tl_files_t *files, size_t *capacity, const char *path, 
     struct dirent *entry;
     int rc = 0;
     while (rc == 0 && (entry = readdir (dir))) {
-        if (entry->d_name[0] == '.')
-            continue;
+        if (entry->d_name[0] == '.') continue;
         char *name;
         if (asprintf (&name, "%s/%s", path, entry->d_name) < 0) {
             rc = -1;
             break;
         }
         struct stat st;
-        if (stat (name, &st) == 0 && S_ISREG (st.st_mode))
-            rc = s_push (files, capacity, name);
+        if (stat (name, &st) == 0 && S_ISREG (st.st_mode)) rc = s_push (files, capacity, name);
         free (name);
     }
     closedir (dir);
@@ -88,8 +82,7 @@ static int s_expand_dir (tl_files_t *files, size_t *capacity, const char *path, 
     }
     qsort (files->names + first, files->count - first, sizeof *files->names, s_compare);
     for (size_t i = first; i < files->count; i++)
-        if (s_check (files, files->names[i], error, size) != 0)
-            return -1;
+        if (s_check (files, files->names[i], error, size) != 0) return -1;
     return 0;
 }
 
@@ -100,11 +93,9 @@ int tl_files_expand (tl_files_t *files, char *const *paths, size_t npaths, char 
     for (size_t i = 0; i < npaths; i++) {
         struct stat st;
         if (stat (paths[i], &st) == 0 && S_ISDIR (st.st_mode)) {
-            if (s_expand_dir (files, &capacity, paths[i], error, size) != 0)
-                goto failed;
-        }
-        else if (s_check (files, paths[i], error, size) != 0 ||
-                 s_push (files, &capacity, paths[i]) != 0)
+            if (s_expand_dir (files, &capacity, paths[i], error, size) != 0) goto failed;
+        } else if (s_check (files, paths[i], error, size) != 0 ||
+                   s_push (files, &capacity, paths[i]) != 0)
             goto failed;
     }
     return 0;

@@ -18,7 +18,7 @@
 #include <emmintrin.h>
 #endif
 
-#define S_INLINE static inline __attribute__((always_inline))
+#define S_INLINE static inline __attribute__ ((always_inline))
 
 //  The current run of consecutive good lines with one key.
 typedef struct {
@@ -41,16 +41,16 @@ typedef struct {
 //  Returns the first TAB or LF at or after p, or end. One pass for both bytes (two
 //  memchr calls would read a key twice, and memchr for TAB alone would run on through
 //  later lines when a line has none).
-S_INLINE const char *s_find_tab_or_lf(const char *p, const char *end)
+S_INLINE const char *s_find_tab_or_lf (const char *p, const char *end)
 {
 #ifdef __SSE2__
-    const __m128i tab = _mm_set1_epi8('\t');
-    const __m128i lf = _mm_set1_epi8('\n');
+    const __m128i tab = _mm_set1_epi8 ('\t');
+    const __m128i lf = _mm_set1_epi8 ('\n');
     while (end - p >= 16) {
-        __m128i bytes = _mm_loadu_si128((const __m128i *)p);
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(bytes, tab), _mm_cmpeq_epi8(bytes, lf)));
-        if (mask) return p + __builtin_ctz(mask);
+        __m128i bytes = _mm_loadu_si128 ((const __m128i *)p);
+        unsigned mask = (unsigned)_mm_movemask_epi8 (
+            _mm_or_si128 (_mm_cmpeq_epi8 (bytes, tab), _mm_cmpeq_epi8 (bytes, lf)));
+        if (mask) return p + __builtin_ctz (mask);
         p += 16;
     }
 #endif
@@ -61,13 +61,13 @@ S_INLINE const char *s_find_tab_or_lf(const char *p, const char *end)
 
 //  The careful path of s_parse_u64: no digits, or enough of them that the value may
 //  pass 64 bits (leading zeros are fine, so the digit count alone does not decide).
-static const char *s_parse_u64_slow(const char *start, const char *stop, uint64_t *value)
+static const char *s_parse_u64_slow (const char *start, const char *stop, uint64_t *value)
 {
     if (start == stop) return NULL;
     uint64_t v = 0;
     for (const char *p = start; p < stop; p++)
-        if (__builtin_mul_overflow(v, 10, &v) ||
-            __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
+        if (__builtin_mul_overflow (v, 10, &v) ||
+            __builtin_add_overflow (v, (uint64_t)(*p - '0'), &v))
             return NULL;
     *value = v;
     return stop;
@@ -76,7 +76,7 @@ static const char *s_parse_u64_slow(const char *start, const char *stop, uint64_
 //  Parses plain decimal digits at p (no sign, no spaces, at least one) into *value.
 //  Returns the first byte after them, or NULL when there are none or the value does
 //  not fit 64 bits. Up to 19 digits cannot overflow, so the loop itself never checks.
-S_INLINE const char *s_parse_u64(const char *p, const char *end, uint64_t *value)
+S_INLINE const char *s_parse_u64 (const char *p, const char *end, uint64_t *value)
 {
     const char *start = p;
     uint64_t v = 0;
@@ -86,15 +86,15 @@ S_INLINE const char *s_parse_u64(const char *p, const char *end, uint64_t *value
         p++;
     }
     //  0 digits wraps to a huge size, so one test covers "none" and "20 or more"
-    if (__builtin_expect((size_t)(p - start) - 1 >= 19, 0))
-        return s_parse_u64_slow(start, p, value);
+    if (__builtin_expect ((size_t)(p - start) - 1 >= 19, 0))
+        return s_parse_u64_slow (start, p, value);
     *value = v;
     return p;
 }
 
 //  Returns the start of the next line when q ends the line (LF, CR LF, or the end of
 //  data, with or without a CR), or NULL when the line goes on: then it is malformed.
-S_INLINE const char *s_line_end(const char *q, const char *end)
+S_INLINE const char *s_line_end (const char *q, const char *end)
 {
     if (q == end) return end;
     if (*q == '\n') return q + 1;
@@ -105,10 +105,10 @@ S_INLINE const char *s_line_end(const char *q, const char *end)
     return NULL;
 }
 
-S_INLINE uint64_t s_add_saturating(uint64_t a, uint64_t b, bool *saturated)
+S_INLINE uint64_t s_add_saturating (uint64_t a, uint64_t b, bool *saturated)
 {
     uint64_t sum;
-    if (__builtin_add_overflow(a, b, &sum)) {
+    if (__builtin_add_overflow (a, b, &sum)) {
         *saturated = true;
         return UINT64_MAX;
     }
@@ -116,72 +116,72 @@ S_INLINE uint64_t s_add_saturating(uint64_t a, uint64_t b, bool *saturated)
 }
 
 //  Hands the run's sum to the table. Returns 0, or -1 when the table is out of memory.
-static int s_flush(tl_table_t *table, const s_run_t *run, s_counts_t *counts)
+static int s_flush (tl_table_t *table, const s_run_t *run, s_counts_t *counts)
 {
     if (!run->kept) return 0;
-    int rc = tl_table_add(table, run->key, run->len, run->sum);
+    int rc = tl_table_add (table, run->key, run->len, run->sum);
     if (rc < 0) return -1;
     //  One saturated key counts once, whether the run or the table total saturated
     if (rc == 1 || run->saturated) counts->overflows++;
     return 0;
 }
 
-S_INLINE bool s_year_kept(uint64_t year, const tl_filter_t *filter)
+S_INLINE bool s_year_kept (uint64_t year, const tl_filter_t *filter)
 {
     return year >= filter->year_min && year <= filter->year_max;
 }
 
 //  Parses the fields after the key of a 2009 or 2012 line (q: just past the key's TAB).
 //  Sets *year and *count; returns the start of the next line, or NULL when malformed.
-S_INLINE const char *s_parse_columns(const char *q, const char *end, bool page_column,
-                                     uint64_t *year, uint64_t *count)
+S_INLINE const char *s_parse_columns (const char *q, const char *end, bool page_column,
+                                      uint64_t *year, uint64_t *count)
 {
     uint64_t ignored;
-    q = s_parse_u64(q, end, year);
+    q = s_parse_u64 (q, end, year);
     if (!q || q == end || *q != '\t' || *year > UINT32_MAX) return NULL;
-    q = s_parse_u64(q + 1, end, count);
+    q = s_parse_u64 (q + 1, end, count);
     if (!q || q == end || *q != '\t') return NULL;
     if (page_column) {
-        q = s_parse_u64(q + 1, end, &ignored);
+        q = s_parse_u64 (q + 1, end, &ignored);
         if (!q || q == end || *q != '\t') return NULL;
     }
-    q = s_parse_u64(q + 1, end, &ignored);
+    q = s_parse_u64 (q + 1, end, &ignored);
     if (!q) return NULL;
-    return s_line_end(q, end);
+    return s_line_end (q, end);
 }
 
 //  Parses the triples of a 2020 line (q: just past the key's TAB). Sets *value to the
 //  sum of the match counts of the triples the filter keeps (saturating, then sets
 //  *saturated) and *kept when there was at least one. Returns the start of the next
 //  line, or NULL when malformed.
-S_INLINE const char *s_parse_triples(const char *q, const char *end, bool filtering,
-                                     const tl_filter_t *filter, uint64_t *value, bool *kept,
-                                     bool *saturated)
+S_INLINE const char *s_parse_triples (const char *q, const char *end, bool filtering,
+                                      const tl_filter_t *filter, uint64_t *value, bool *kept,
+                                      bool *saturated)
 {
     uint64_t year, match, volume;
     *value = 0;
     *kept = false;
     while (true) {
-        q = s_parse_u64(q, end, &year);
+        q = s_parse_u64 (q, end, &year);
         if (!q || q == end || *q != ',' || year > UINT32_MAX) return NULL;
-        q = s_parse_u64(q + 1, end, &match);
+        q = s_parse_u64 (q + 1, end, &match);
         if (!q || q == end || *q != ',') return NULL;
-        q = s_parse_u64(q + 1, end, &volume);
+        q = s_parse_u64 (q + 1, end, &volume);
         if (!q) return NULL;
-        if (!filtering || s_year_kept(year, filter)) {
-            *value = s_add_saturating(*value, match, saturated);
+        if (!filtering || s_year_kept (year, filter)) {
+            *value = s_add_saturating (*value, match, saturated);
             *kept = true;
         }
         if (q == end || *q != '\t') break;
         q++;
     }
-    return s_line_end(q, end);
+    return s_line_end (q, end);
 }
 
 //  The n-gram loop, specialised by the constant format and filtering arguments.
-S_INLINE int s_map_ngram(tl_table_t *table, tl_format_t format, bool filtering,
-                         const tl_filter_t *filter, const char *data, size_t size,
-                         tl_map_stats_t *stats)
+S_INLINE int s_map_ngram (tl_table_t *table, tl_format_t format, bool filtering,
+                          const tl_filter_t *filter, const char *data, size_t size,
+                          tl_map_stats_t *stats)
 {
     const char *p = data, *end = data + size;
     s_run_t run = {0};
@@ -195,11 +195,11 @@ S_INLINE int s_map_ngram(tl_table_t *table, tl_format_t format, bool filtering,
         size_t len;
         bool same;
         if (run.key && (size_t)(end - p) > run.len && p[run.len] == '\t' &&
-            memcmp(p, run.key, run.len) == 0) {
+            memcmp (p, run.key, run.len) == 0) {
             len = run.len;
             same = true;
         } else {
-            const char *tab = s_find_tab_or_lf(p, end);
+            const char *tab = s_find_tab_or_lf (p, end);
             if (tab == end || *tab != '\t' || tab == p || (size_t)(tab - p) > TL_KEY_MAX) goto bad;
             len = (size_t)(tab - p);
             same = false;
@@ -210,26 +210,26 @@ S_INLINE int s_map_ngram(tl_table_t *table, tl_format_t format, bool filtering,
         uint64_t value;
         bool kept = true, saturated = false;
         if (format == TL_FORMAT_NGRAM2020)
-            next = s_parse_triples(p + len + 1, end, filtering, filter, &value, &kept, &saturated);
+            next = s_parse_triples (p + len + 1, end, filtering, filter, &value, &kept, &saturated);
         else {
             uint64_t year;
-            next = s_parse_columns(p + len + 1, end, format == TL_FORMAT_NGRAM2009, &year, &value);
-            if (filtering) kept = s_year_kept(year, filter);
+            next = s_parse_columns (p + len + 1, end, format == TL_FORMAT_NGRAM2009, &year, &value);
+            if (filtering) kept = s_year_kept (year, filter);
         }
         if (!next) goto bad;
 
         if (!same) {
-            if (s_flush(table, &run, &counts)) {
+            if (s_flush (table, &run, &counts)) {
                 rc = -1;
                 break;
             }
             run = (s_run_t){.key = p, .len = len};
-            if (filtering && filter->skip_pos) run.tagged = tl_key_is_pos_tagged(p, len);
+            if (filtering && filter->skip_pos) run.tagged = tl_key_is_pos_tagged (p, len);
         }
         if (filtering && (run.tagged || !kept))
             counts.filtered++;
         else {
-            run.sum = s_add_saturating(run.sum, value, &run.saturated);
+            run.sum = s_add_saturating (run.sum, value, &run.saturated);
             run.saturated |= saturated;
             run.kept = true;
         }
@@ -240,10 +240,10 @@ S_INLINE int s_map_ngram(tl_table_t *table, tl_format_t format, bool filtering,
         counts.bad++;
         if (stats->bad_samples < TL_BAD_SAMPLES)
             stats->bad_offset[stats->bad_samples++] = (uint64_t)(line - data);
-        const char *lf = memchr(line, '\n', (size_t)(end - line));
+        const char *lf = memchr (line, '\n', (size_t)(end - line));
         p = lf ? lf + 1 : end;
     }
-    if (rc == 0 && s_flush(table, &run, &counts)) rc = -1;
+    if (rc == 0 && s_flush (table, &run, &counts)) rc = -1;
     stats->lines += counts.lines;
     stats->bad_lines += counts.bad;
     stats->filtered += counts.filtered;
@@ -251,40 +251,40 @@ S_INLINE int s_map_ngram(tl_table_t *table, tl_format_t format, bool filtering,
     return rc;
 }
 
-static int s_map_2009(tl_table_t *table, const tl_filter_t *filter, const char *data, size_t size,
-                      tl_map_stats_t *stats)
+static int s_map_2009 (tl_table_t *table, const tl_filter_t *filter, const char *data, size_t size,
+                       tl_map_stats_t *stats)
 {
-    return s_map_ngram(table, TL_FORMAT_NGRAM2009, false, filter, data, size, stats);
+    return s_map_ngram (table, TL_FORMAT_NGRAM2009, false, filter, data, size, stats);
 }
 
-static int s_map_2009_filtered(tl_table_t *table, const tl_filter_t *filter, const char *data,
-                               size_t size, tl_map_stats_t *stats)
+static int s_map_2009_filtered (tl_table_t *table, const tl_filter_t *filter, const char *data,
+                                size_t size, tl_map_stats_t *stats)
 {
-    return s_map_ngram(table, TL_FORMAT_NGRAM2009, true, filter, data, size, stats);
+    return s_map_ngram (table, TL_FORMAT_NGRAM2009, true, filter, data, size, stats);
 }
 
-static int s_map_2012(tl_table_t *table, const tl_filter_t *filter, const char *data, size_t size,
-                      tl_map_stats_t *stats)
+static int s_map_2012 (tl_table_t *table, const tl_filter_t *filter, const char *data, size_t size,
+                       tl_map_stats_t *stats)
 {
-    return s_map_ngram(table, TL_FORMAT_NGRAM2012, false, filter, data, size, stats);
+    return s_map_ngram (table, TL_FORMAT_NGRAM2012, false, filter, data, size, stats);
 }
 
-static int s_map_2012_filtered(tl_table_t *table, const tl_filter_t *filter, const char *data,
-                               size_t size, tl_map_stats_t *stats)
+static int s_map_2012_filtered (tl_table_t *table, const tl_filter_t *filter, const char *data,
+                                size_t size, tl_map_stats_t *stats)
 {
-    return s_map_ngram(table, TL_FORMAT_NGRAM2012, true, filter, data, size, stats);
+    return s_map_ngram (table, TL_FORMAT_NGRAM2012, true, filter, data, size, stats);
 }
 
-static int s_map_2020(tl_table_t *table, const tl_filter_t *filter, const char *data, size_t size,
-                      tl_map_stats_t *stats)
+static int s_map_2020 (tl_table_t *table, const tl_filter_t *filter, const char *data, size_t size,
+                       tl_map_stats_t *stats)
 {
-    return s_map_ngram(table, TL_FORMAT_NGRAM2020, false, filter, data, size, stats);
+    return s_map_ngram (table, TL_FORMAT_NGRAM2020, false, filter, data, size, stats);
 }
 
-static int s_map_2020_filtered(tl_table_t *table, const tl_filter_t *filter, const char *data,
-                               size_t size, tl_map_stats_t *stats)
+static int s_map_2020_filtered (tl_table_t *table, const tl_filter_t *filter, const char *data,
+                                size_t size, tl_map_stats_t *stats)
 {
-    return s_map_ngram(table, TL_FORMAT_NGRAM2020, true, filter, data, size, stats);
+    return s_map_ngram (table, TL_FORMAT_NGRAM2020, true, filter, data, size, stats);
 }
 
 //  White space for text: the C locale's isspace, as a table.
@@ -294,7 +294,7 @@ static const bool s_space[256] = {
 
 //  Text: every word counts 1. Lines are counted for progress only; none is ever bad.
 //  A "word" longer than TL_KEY_MAX cannot be a key and is left out.
-static int s_map_text(tl_table_t *table, const char *data, size_t size, tl_map_stats_t *stats)
+static int s_map_text (tl_table_t *table, const char *data, size_t size, tl_map_stats_t *stats)
 {
     const unsigned char *p = (const unsigned char *)data, *end = p + size;
     uint64_t lines = 0, overflows = 0;
@@ -308,7 +308,7 @@ static int s_map_text(tl_table_t *table, const char *data, size_t size, tl_map_s
             p++;
         size_t len = (size_t)(p - word);
         if (len > TL_KEY_MAX) continue;
-        int added = tl_table_add(table, word, len, 1);
+        int added = tl_table_add (table, word, len, 1);
         if (added < 0) {
             rc = -1;
             break;
@@ -322,30 +322,30 @@ static int s_map_text(tl_table_t *table, const char *data, size_t size, tl_map_s
     return rc;
 }
 
-int tl_map(tl_table_t *table, tl_format_t format, const tl_filter_t *filter, const char *data,
-           size_t size, tl_map_stats_t *stats)
+int tl_map (tl_table_t *table, tl_format_t format, const tl_filter_t *filter, const char *data,
+            size_t size, tl_map_stats_t *stats)
 {
-    assert(table);
-    assert(stats);
-    assert(data || size == 0);
-    assert(format > TL_FORMAT_AUTO && format < TL_FORMAT_COUNT_);
+    assert (table);
+    assert (stats);
+    assert (data || size == 0);
+    assert (format > TL_FORMAT_AUTO && format < TL_FORMAT_COUNT_);
     if (size == 0) return 0;
     //  No filter given behaves as TL_FILTER_NONE
     tl_filter_t none = TL_FILTER_NONE;
     if (!filter) filter = &none;
-    bool filtering = !tl_filter_is_none(filter);
+    bool filtering = !tl_filter_is_none (filter);
     switch (format) {
     case TL_FORMAT_NGRAM2009:
-        return filtering ? s_map_2009_filtered(table, filter, data, size, stats)
-                         : s_map_2009(table, filter, data, size, stats);
+        return filtering ? s_map_2009_filtered (table, filter, data, size, stats)
+                         : s_map_2009 (table, filter, data, size, stats);
     case TL_FORMAT_NGRAM2012:
-        return filtering ? s_map_2012_filtered(table, filter, data, size, stats)
-                         : s_map_2012(table, filter, data, size, stats);
+        return filtering ? s_map_2012_filtered (table, filter, data, size, stats)
+                         : s_map_2012 (table, filter, data, size, stats);
     case TL_FORMAT_NGRAM2020:
-        return filtering ? s_map_2020_filtered(table, filter, data, size, stats)
-                         : s_map_2020(table, filter, data, size, stats);
+        return filtering ? s_map_2020_filtered (table, filter, data, size, stats)
+                         : s_map_2020 (table, filter, data, size, stats);
     case TL_FORMAT_TEXT:
-        return s_map_text(table, data, size, stats);
+        return s_map_text (table, data, size, stats);
     default:
         return -1;
     }

@@ -17,12 +17,12 @@
 #define TL_BAD_SAMPLES 4
 
 typedef struct {
-    uint64_t lines;                     //  Lines seen, bad ones included
-    uint64_t bad_lines;                 //  Malformed lines skipped
-    uint64_t filtered;                  //  Good lines left out by the filter
-    uint64_t overflows;                 //  Totals that saturated at UINT64_MAX
+    uint64_t lines;                       //  Lines seen, bad ones included
+    uint64_t bad_lines;                   //  Malformed lines skipped
+    uint64_t filtered;                    //  Good lines left out by the filter
+    uint64_t overflows;                   //  Totals that saturated at UINT64_MAX
     uint64_t bad_offset[TL_BAD_SAMPLES];  //  Byte offsets (in data) of the first bad lines
-    uint32_t bad_samples;               //  How many of bad_offset are set
+    uint32_t bad_samples;                 //  How many of bad_offset are set
 } tl_map_stats_t;
 
 //  Maps data (whole lines; the last may lack its LF) of a concrete format (not AUTO)

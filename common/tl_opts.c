@@ -12,27 +12,35 @@
 
 int tl_parse_size (const char *text, size_t *value)
 {
-    if (!text || !*text)
-        return -1;
+    if (!text || !*text) return -1;
     errno = 0;
     char *end;
     unsigned long long number = strtoull (text, &end, 10);
-    if (errno || end == text || *text == '-')
-        return -1;
+    if (errno || end == text || *text == '-') return -1;
     unsigned shift = 0;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    default:
+        break;
     }
-    if (shift && (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0))
-        end += strlen (end);
-    if (*end)
-        return -1;
-    if (number > (SIZE_MAX >> shift))
-        return -1;
-    *value = (size_t) number << shift;
+    if (shift && (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0)) end += strlen (end);
+    if (*end) return -1;
+    if (number > (SIZE_MAX >> shift)) return -1;
+    *value = (size_t)number << shift;
     return 0;
 }
 
@@ -58,30 +66,27 @@ static int s_set (const tl_opt_t *opt, const char *text)
 {
     switch (opt->type) {
     case TL_OPT_STR:
-        *(const char **) opt->value = text;
+        *(const char **)opt->value = text;
         return 0;
     case TL_OPT_FLAG:
-        return text ? s_parse_bool (text, (bool *) opt->value) : (*(bool *) opt->value = true, 0);
+        return text ? s_parse_bool (text, (bool *)opt->value) : (*(bool *)opt->value = true, 0);
     case TL_OPT_SIZE:
-        return tl_parse_size (text, (size_t *) opt->value);
+        return tl_parse_size (text, (size_t *)opt->value);
     case TL_OPT_REAL: {
         char *end;
         errno = 0;
         double number = strtod (text, &end);
-        if (errno || end == text || *end)
-            return -1;
-        *(double *) opt->value = number;
+        if (errno || end == text || *end) return -1;
+        *(double *)opt->value = number;
         return 0;
     }
     case TL_OPT_INT: {
         char *end;
         errno = 0;
         long number = strtol (text, &end, 10);
-        if (errno || end == text || *end)
-            return -1;
-        if ((opt->min || opt->max) && (number < opt->min || number > opt->max))
-            return -1;
-        *(long *) opt->value = number;
+        if (errno || end == text || *end) return -1;
+        if ((opt->min || opt->max) && (number < opt->min || number > opt->max)) return -1;
+        *(long *)opt->value = number;
         return 0;
     }
     }
@@ -96,19 +101,19 @@ static void s_print_help (const tl_cli_t *cli)
         char left[64];
         if (opt->letter)
             snprintf (left, sizeof left, "-%c, --%s%s%s", opt->letter, opt->name,
-                      opt->type == TL_OPT_FLAG ? "" : " ", opt->type == TL_OPT_FLAG ? "" : opt->arg);
+                      opt->type == TL_OPT_FLAG ? "" : " ",
+                      opt->type == TL_OPT_FLAG ? "" : opt->arg);
         else
-            snprintf (left, sizeof left, "    --%s%s%s", opt->name, opt->type == TL_OPT_FLAG ? "" : " ",
+            snprintf (left, sizeof left, "    --%s%s%s", opt->name,
+                      opt->type == TL_OPT_FLAG ? "" : " ",
                       opt->type == TL_OPT_FLAG ? "" : opt->arg);
         printf ("  %-28s %s", left, opt->help);
-        if (opt->env)
-            printf (" [env %s]", opt->env);
+        if (opt->env) printf (" [env %s]", opt->env);
         printf ("\n");
     }
     printf ("  %-28s %s\n  %-28s %s\n", "-h, --help", "Show this help and exit", "-V, --version",
             "Show the version and exit");
-    if (cli->epilog)
-        printf ("\n%s\n", cli->epilog);
+    if (cli->epilog) printf ("\n%s\n", cli->epilog);
 }
 
 void tl_cli_usage_error (const tl_cli_t *cli, const char *fmt, ...)
@@ -139,12 +144,12 @@ int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
     }
     for (size_t i = 0; i < cli->nopts; i++) {
         const tl_opt_t *opt = &cli->opts[i];
-        longs[i] = (struct option){opt->name, opt->type == TL_OPT_FLAG ? no_argument : required_argument,
-                                   NULL, 256 + (int) i};
+        longs[i] =
+            (struct option){opt->name, opt->type == TL_OPT_FLAG ? no_argument : required_argument,
+                            NULL, 256 + (int)i};
         if (opt->letter && nshort + 3 < sizeof shorts) {
             shorts[nshort++] = opt->letter;
-            if (opt->type != TL_OPT_FLAG)
-                shorts[nshort++] = ':';
+            if (opt->type != TL_OPT_FLAG) shorts[nshort++] = ':';
         }
     }
     longs[cli->nopts] = (struct option){"help", no_argument, NULL, 'h'};
@@ -166,8 +171,7 @@ int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
         if (code == '?' || code == ':') {
             const char *what = argv[optind - 1];
             free (longs);
-            if (code == ':')
-                tl_cli_usage_error (cli, "option '%s' needs a value", what);
+            if (code == ':') tl_cli_usage_error (cli, "option '%s' needs a value", what);
             tl_cli_usage_error (cli, "unknown option '%s'", what);
         }
         const tl_opt_t *opt = NULL;
@@ -175,10 +179,8 @@ int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
             opt = &cli->opts[code - 256];
         else
             for (size_t i = 0; i < cli->nopts && !opt; i++)
-                if (cli->opts[i].letter == code)
-                    opt = &cli->opts[i];
-        if (!opt)
-            continue;
+                if (cli->opts[i].letter == code) opt = &cli->opts[i];
+        if (!opt) continue;
         if (s_set (opt, opt->type == TL_OPT_FLAG ? NULL : optarg) != 0) {
             free (longs);
             if (opt->type == TL_OPT_INT && (opt->min || opt->max))

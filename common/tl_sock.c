@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static zcert_t *s_cert;         //  This process's CURVE certificate, NULL: CURVE off
-static char *s_server_key;      //  Server public key (Z85) for client sockets
-static zactor_t *s_auth;        //  zauth actor checking clients against the allow-list
+static zcert_t *s_cert;     //  This process's CURVE certificate, NULL: CURVE off
+static char *s_server_key;  //  Server public key (Z85) for client sockets
+static zactor_t *s_auth;    //  zauth actor checking clients against the allow-list
 
 tl_sock_cfg_t tl_sock_cfg_default (void)
 {
@@ -30,8 +30,7 @@ static void s_curve_free (void)
 
 int tl_curve_setup (const tl_curve_t *curve, const char *program)
 {
-    if (!curve || !curve->secret_file || !*curve->secret_file)
-        return 0;
+    if (!curve || !curve->secret_file || !*curve->secret_file) return 0;
     s_cert = zcert_load (curve->secret_file);
     if (!s_cert) {
         fprintf (stderr, "%s: cannot load CURVE certificate '%s'\n", program, curve->secret_file);
@@ -43,8 +42,10 @@ int tl_curve_setup (const tl_curve_t *curve, const char *program)
         else {
             zcert_t *server = zcert_load (curve->server_key);
             if (!server) {
-                fprintf (stderr, "%s: cannot load server key '%s' (a 40-character Z85 key or "
-                                 "a certificate file)\n", program, curve->server_key);
+                fprintf (stderr,
+                         "%s: cannot load server key '%s' (a 40-character Z85 key or "
+                         "a certificate file)\n",
+                         program, curve->server_key);
                 return -1;
             }
             s_server_key = strdup (zcert_public_txt (server));
@@ -73,15 +74,13 @@ zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_serv
         *error = "cannot create a socket";
         return NULL;
     }
-    if (cfg->sndhwm)
-        zsock_set_sndhwm (sock, cfg->sndhwm);
-    if (cfg->rcvhwm)
-        zsock_set_rcvhwm (sock, cfg->rcvhwm);
+    if (cfg->sndhwm) zsock_set_sndhwm (sock, cfg->sndhwm);
+    if (cfg->rcvhwm) zsock_set_rcvhwm (sock, cfg->rcvhwm);
     zsock_set_linger (sock, cfg->linger_ms);
     if (cfg->maxmsgsize)
-        zsock_set_maxmsgsize (sock, (int) (cfg->maxmsgsize > INT32_MAX ? INT32_MAX : cfg->maxmsgsize));
-    if (cfg->immediate)
-        zsock_set_immediate (sock, 1);
+        zsock_set_maxmsgsize (sock,
+                              (int)(cfg->maxmsgsize > INT32_MAX ? INT32_MAX : cfg->maxmsgsize));
+    if (cfg->immediate) zsock_set_immediate (sock, 1);
     if (cfg->heartbeat_ivl_ms) {
         zsock_set_heartbeat_ivl (sock, cfg->heartbeat_ivl_ms);
         zsock_set_heartbeat_timeout (sock, cfg->heartbeat_timeout);
@@ -92,8 +91,7 @@ zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_serv
         if (curve_server) {
             zsock_set_curve_server (sock, 1);
             zsock_set_zap_domain (sock, "tally");
-        }
-        else if (s_server_key)
+        } else if (s_server_key)
             zsock_set_curve_serverkey (sock, s_server_key);
     }
     int rc = bind ? zsock_bind (sock, "%s", endpoint) : zsock_connect (sock, "%s", endpoint);
@@ -128,8 +126,7 @@ int tl_frames_recv (void *socket, tl_frames_t *in, int flags)
         if (frame == &scratch) {
             zmq_msg_close (frame);
             in->extra++;
-        }
-        else
+        } else
             in->nframes++;
     }
     return in->nframes;
@@ -157,11 +154,9 @@ tl_cmd_t tl_frames_decode (tl_frames_t *in, int first, tl_msg_t *msg)
     size_t size;
     const void *data = tl_frames_data (in, first, &size);
     tl_cmd_t cmd = data ? tl_cmd_parse (data, size) : TL_CMD_INVALID;
-    if (cmd == TL_CMD_INVALID)
-        return TL_CMD_INVALID;
+    if (cmd == TL_CMD_INVALID) return TL_CMD_INVALID;
     data = tl_frames_data (in, first + 1, &size);
-    if (!data || tl_msg_decode (cmd, data, size, msg) != 0)
-        return TL_CMD_INVALID;
+    if (!data || tl_msg_decode (cmd, data, size, msg) != 0) return TL_CMD_INVALID;
     return cmd;
 }
 
@@ -177,14 +172,12 @@ int tl_send (void *socket, const void *identity, size_t identity_size, const tl_
     //  Once the first frame is out, the rest go without DONTWAIT: a multipart message is
     //  queued whole or not at all.
     if (rc == 0)
-        rc = zmq_send (socket, name, strlen (name), (identity ? 0 : flags) | ZMQ_SNDMORE) == -1
-                 ? -1 : 0;
+        rc = zmq_send (socket, name, strlen (name), (identity ? 0 : flags) | ZMQ_SNDMORE) == -1 ? -1
+                                                                                                : 0;
     if (rc == 0)
         rc = zmq_send (socket, body.data, body.size, payload ? ZMQ_SNDMORE : 0) == -1 ? -1 : 0;
-    if (rc == 0 && payload)
-        rc = zmq_msg_send (payload, socket, 0) == -1 ? -1 : 0;
-    if (payload && rc != 0)
-        zmq_msg_close (payload);
+    if (rc == 0 && payload) rc = zmq_msg_send (payload, socket, 0) == -1 ? -1 : 0;
+    if (payload && rc != 0) zmq_msg_close (payload);
     int saved = errno;
     msgpack_sbuffer_destroy (&body);
     errno = saved;
@@ -193,7 +186,6 @@ int tl_send (void *socket, const void *identity, size_t identity_size, const tl_
 
 int tl_publish (void *socket, const char *topic, const msgpack_sbuffer *body)
 {
-    if (zmq_send (socket, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
-        return -1;
+    if (zmq_send (socket, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) return -1;
     return zmq_send (socket, body->data, body->size, 0) == -1 ? -1 : 0;
 }

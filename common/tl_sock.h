@@ -38,15 +38,22 @@ typedef struct {
 } tl_curve_t;
 
 //  The CURVE options every program shares, as tl_opts table entries over a tl_curve_t.
-#define TL_OPT_CURVE_SECRET(curve)                                                               \
-    {"curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &(curve).secret_file, "FILE",          \
-     "This side's CURVE certificate, as `tally keygen` writes it (turns encryption on)", 0, 0}
-#define TL_OPT_CURVE_SERVER(curve)                                                               \
-    {"curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &(curve).server_key, "KEY",            \
-     "The servers' public key (Z85 text or its certificate file)", 0, 0}
-#define TL_OPT_CURVE_ALLOW(curve)                                                                \
-    {"curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &(curve).allow_dir, "DIR",               \
-     "Folder of the public certificates of clients allowed to connect", 0, 0}
+#define TL_OPT_CURVE_SECRET(curve)                                                                 \
+    {                                                                                              \
+        "curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &(curve).secret_file, "FILE",         \
+            "This side's CURVE certificate, as `tally keygen` writes it (turns encryption on)", 0, \
+            0                                                                                      \
+    }
+#define TL_OPT_CURVE_SERVER(curve)                                                                 \
+    {                                                                                              \
+        "curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &(curve).server_key, "KEY",           \
+            "The servers' public key (Z85 text or its certificate file)", 0, 0                     \
+    }
+#define TL_OPT_CURVE_ALLOW(curve)                                                                  \
+    {                                                                                              \
+        "curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &(curve).allow_dir, "DIR",              \
+            "Folder of the public certificates of clients allowed to connect", 0, 0                \
+    }
 
 //  Sets up CURVE from environment and options once per process; returns 0 or -1 with
 //  a message on stderr. A NULL or empty secret_file leaves CURVE off.
@@ -88,6 +95,6 @@ int tl_send (void *socket, const void *identity, size_t identity_size, const tl_
 int tl_publish (void *socket, const char *topic, const msgpack_sbuffer *body);
 
 //  Message size limit (bytes) a worker and sink accept by default.
-#define TL_MAXMSG_DEFAULT ((int64_t) 256 << 20)
+#define TL_MAXMSG_DEFAULT ((int64_t)256 << 20)
 
 #endif

@@ -462,9 +462,12 @@ static int s_sort_parallel (tl_entry_t *entries, size_t n)
     pthread_join (thread, NULL);
     size_t a = 0, b = half, out = 0;
     while (a < half && b < n)
-        merged[out++] = tl_entry_compare (&entries[a], &entries[b]) <= 0 ? entries[a++] : entries[b++];
-    while (a < half) merged[out++] = entries[a++];
-    while (b < n) merged[out++] = entries[b++];
+        merged[out++] =
+            tl_entry_compare (&entries[a], &entries[b]) <= 0 ? entries[a++] : entries[b++];
+    while (a < half)
+        merged[out++] = entries[a++];
+    while (b < n)
+        merged[out++] = entries[b++];
     memcpy (entries, merged, n * sizeof (tl_entry_t));
     free (merged);
     return 0;

@@ -23,63 +23,63 @@
 #include <unistd.h>
 
 #define S_IDENTITY_MAX 256  //  ROUTER identities libzmq makes are 5 bytes
-#define S_JOBS_MAX 64       //  Jobs open at once
+#define S_JOBS_MAX     64   //  Jobs open at once
 #define S_FINISHED_MAX 16   //  Finished jobs remembered (to answer a late PING)
 
 typedef struct {
-    uint64_t id;                        //  Job id
-    uint8_t owner[S_IDENTITY_MAX];      //  Ventilator's ROUTER identity
-    size_t owner_size;                  //  Its length
-    char **files;                       //  Input names (for bad line messages)
-    uint32_t nfiles;                    //  How many
-    uint64_t input_bytes;               //  Announced input size
-    tl_table_t *totals;                 //  key -> total
-    tl_table_t *merged;                 //  Chunk ids merged (8-byte keys)
-    uint64_t chunks_done;               //  Chunks merged
-    uint64_t chunks_seen;               //  Highest chunk id seen + 1
-    uint64_t chunks_total;              //  From END, valid when ended
-    bool ended;                         //  END arrived
-    bool strict;                        //  Malformed lines fail the job
+    uint64_t id;                                 //  Job id
+    uint8_t owner[S_IDENTITY_MAX];               //  Ventilator's ROUTER identity
+    size_t owner_size;                           //  Its length
+    char **files;                                //  Input names (for bad line messages)
+    uint32_t nfiles;                             //  How many
+    uint64_t input_bytes;                        //  Announced input size
+    tl_table_t *totals;                          //  key -> total
+    tl_table_t *merged;                          //  Chunk ids merged (8-byte keys)
+    uint64_t chunks_done;                        //  Chunks merged
+    uint64_t chunks_seen;                        //  Highest chunk id seen + 1
+    uint64_t chunks_total;                       //  From END, valid when ended
+    bool ended;                                  //  END arrived
+    bool strict;                                 //  Malformed lines fail the job
     uint64_t bytes, lines, bad_lines, filtered;  //  Counters over merged chunks
-    uint64_t duplicates;                //  Copies of merged chunks
-    uint64_t overflows;                 //  Totals that saturated
-    uint64_t bad_logged;                //  Bad line positions logged
-    uint64_t ack[TL_ACK_MAX];           //  Chunk ids to acknowledge
-    uint32_t nack;                      //  How many
-    double started;                     //  JOB arrival
-    double rate_at;                     //  Rate sample time
-    uint64_t rate_bytes;                //  Bytes at rate_at
-    double rate;                        //  Bytes per second, recent
+    uint64_t duplicates;                         //  Copies of merged chunks
+    uint64_t overflows;                          //  Totals that saturated
+    uint64_t bad_logged;                         //  Bad line positions logged
+    uint64_t ack[TL_ACK_MAX];                    //  Chunk ids to acknowledge
+    uint32_t nack;                               //  How many
+    double started;                              //  JOB arrival
+    double rate_at;                              //  Rate sample time
+    uint64_t rate_bytes;                         //  Bytes at rate_at
+    double rate;                                 //  Bytes per second, recent
 } s_job_t;
 
 typedef struct {
-    uint64_t id;                 //  Job id
+    uint64_t id;                    //  Job id
     uint8_t owner[S_IDENTITY_MAX];  //  Ventilator identity
-    size_t owner_size;           //  Its length
-    bool failed;                 //  Failed rather than done
-    tl_done_body_t done;         //  What DONE said (output points at s_sink_t.output)
+    size_t owner_size;              //  Its length
+    bool failed;                    //  Failed rather than done
+    tl_done_body_t done;            //  What DONE said (output points at s_sink_t.output)
 } s_finished_t;
 
 typedef struct {
-    const char *bind;         //  Inbound endpoint
-    const char *publish;      //  Feed endpoint
-    const char *output;       //  Totals file
-    const char *state_dir;    //  Where open jobs are checkpointed on shutdown
-    long top_k;               //  Keys in "top"
-    long batch;               //  Keys per "totals" message
-    double interval;          //  Seconds between progress messages
-    size_t max_msg;           //  Largest inbound frame
-    bool quiet;               //  --quiet
-    tl_curve_t curve;         //  CURVE keys
-    zsock_t *router;          //  Inbound
-    zsock_t *pub;             //  Feed
-    s_job_t *jobs[S_JOBS_MAX];   //  Open jobs
+    const char *bind;                       //  Inbound endpoint
+    const char *publish;                    //  Feed endpoint
+    const char *output;                     //  Totals file
+    const char *state_dir;                  //  Where open jobs are checkpointed on shutdown
+    long top_k;                             //  Keys in "top"
+    long batch;                             //  Keys per "totals" message
+    double interval;                        //  Seconds between progress messages
+    size_t max_msg;                         //  Largest inbound frame
+    bool quiet;                             //  --quiet
+    tl_curve_t curve;                       //  CURVE keys
+    zsock_t *router;                        //  Inbound
+    zsock_t *pub;                           //  Feed
+    s_job_t *jobs[S_JOBS_MAX];              //  Open jobs
     s_finished_t finished[S_FINISHED_MAX];  //  Recently finished, a ring
-    size_t nfinished;         //  Entries written to the ring
-    uint64_t junk;            //  Malformed or unexpected messages dropped
-    double junk_logged_at;    //  Rate limit for the junk log
-    double published_at;      //  Last progress publication
-    double top_at;            //  Last top publication
+    size_t nfinished;                       //  Entries written to the ring
+    uint64_t junk;                          //  Malformed or unexpected messages dropped
+    double junk_logged_at;                  //  Rate limit for the junk log
+    double published_at;                    //  Last progress publication
+    double top_at;                          //  Last top publication
 } s_sink_t;
 
 static void s_junk (s_sink_t *self, const char *what)
@@ -88,7 +88,7 @@ static void s_junk (s_sink_t *self, const char *what)
     double now = tl_now ();
     if (now - self->junk_logged_at >= 1.0) {
         zsys_warning ("dropped a message: %s (%llu dropped so far)", what,
-                      (unsigned long long) self->junk);
+                      (unsigned long long)self->junk);
         self->junk_logged_at = now;
     }
 }
@@ -96,8 +96,7 @@ static void s_junk (s_sink_t *self, const char *what)
 static s_job_t *s_job_find (s_sink_t *self, uint64_t id)
 {
     for (int i = 0; i < S_JOBS_MAX; i++)
-        if (self->jobs[i] && self->jobs[i]->id == id)
-            return self->jobs[i];
+        if (self->jobs[i] && self->jobs[i]->id == id) return self->jobs[i];
     return NULL;
 }
 
@@ -105,16 +104,14 @@ static s_finished_t *s_finished_find (s_sink_t *self, uint64_t id)
 {
     size_t n = self->nfinished < S_FINISHED_MAX ? self->nfinished : S_FINISHED_MAX;
     for (size_t i = 0; i < n; i++)
-        if (self->finished[i].id == id)
-            return &self->finished[i];
+        if (self->finished[i].id == id) return &self->finished[i];
     return NULL;
 }
 
 static void s_job_destroy (s_job_t **job_p)
 {
     s_job_t *job = *job_p;
-    if (!job)
-        return;
+    if (!job) return;
     for (uint32_t i = 0; i < job->nfiles; i++)
         free (job->files[i]);
     free (job->files);
@@ -127,8 +124,7 @@ static void s_job_destroy (s_job_t **job_p)
 static void s_remove_job (s_sink_t *self, s_job_t *job)
 {
     for (int i = 0; i < S_JOBS_MAX; i++)
-        if (self->jobs[i] == job)
-            s_job_destroy (&self->jobs[i]);
+        if (self->jobs[i] == job) s_job_destroy (&self->jobs[i]);
 }
 
 static void s_reply (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
@@ -161,13 +157,12 @@ static void s_remember (s_sink_t *self, s_job_t *job, bool failed, const tl_done
     memcpy (slot->owner, job->owner, job->owner_size);
     slot->owner_size = job->owner_size;
     slot->failed = failed;
-    if (done)
-        slot->done = *done;
+    if (done) slot->done = *done;
 }
 
 static void s_fail_job (s_sink_t *self, s_job_t *job, const char *reason)
 {
-    zsys_error ("job %016llx failed: %s", (unsigned long long) job->id, reason);
+    zsys_error ("job %016llx failed: %s", (unsigned long long)job->id, reason);
     s_reply_fail (self, job->owner, job->owner_size, job->id, reason);
     s_publish_failed (self, job->id, reason);
     s_remember (self, job, true, NULL);
@@ -176,8 +171,7 @@ static void s_fail_job (s_sink_t *self, s_job_t *job, const char *reason)
 
 static void s_flush_acks (s_sink_t *self, s_job_t *job)
 {
-    if (!job->nack)
-        return;
+    if (!job->nack) return;
     tl_msg_t msg = {.cmd = TL_CMD_ACK, .job = job->id};
     msg.u.ack.count = job->nack;
     memcpy (msg.u.ack.chunk, job->ack, job->nack * sizeof *job->ack);
@@ -187,11 +181,9 @@ static void s_flush_acks (s_sink_t *self, s_job_t *job)
 
 static void s_queue_ack (s_sink_t *self, s_job_t *job, uint64_t chunk)
 {
-    if (job->nack == TL_ACK_MAX)
-        s_flush_acks (self, job);
+    if (job->nack == TL_ACK_MAX) s_flush_acks (self, job);
     job->ack[job->nack++] = chunk;
 }
-
 
 //  --- Checkpoints -------------------------------------------------------------
 //  On SIGTERM or SIGINT (docker stop, a restart) the sink writes each open job to
@@ -217,12 +209,11 @@ static int s_ckp_save (s_sink_t *self, s_job_t *job)
 {
     char path[4096], temp[4200];
     snprintf (path, sizeof path, "%s/tally-sink-%016llx.checkpoint", self->state_dir,
-              (unsigned long long) job->id);
+              (unsigned long long)job->id);
     snprintf (temp, sizeof temp, "%s.tmp", path);
     tl_msg_t msg = {.cmd = TL_CMD_JOB, .job = job->id};
     tl_str_t *names = calloc (job->nfiles ? job->nfiles : 1, sizeof *names);
-    if (!names)
-        return -1;
+    if (!names) return -1;
     for (uint32_t i = 0; i < job->nfiles; i++)
         names[i] = (tl_str_t){job->files[i], strlen (job->files[i])};
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
@@ -239,16 +230,14 @@ static int s_ckp_save (s_sink_t *self, s_job_t *job)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &parts[1], msgpack_sbuffer_write);
     uint64_t counters[] = {job->chunks_done, job->chunks_seen, job->chunks_total, job->ended,
-                           job->bytes, job->lines, job->bad_lines, job->filtered,
-                           job->duplicates, job->overflows, job->bad_logged, job->strict};
+                           job->bytes,       job->lines,       job->bad_lines,    job->filtered,
+                           job->duplicates,  job->overflows,   job->bad_logged,   job->strict};
     msgpack_pack_array (&pk, sizeof counters / sizeof *counters + 1);
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
         msgpack_pack_uint64 (&pk, counters[i]);
     msgpack_pack_double (&pk, tl_now () - job->started);
-    if (rc == 0)
-        rc = tl_map_encode (job->merged, &parts[2]);
-    if (rc == 0)
-        rc = tl_map_encode (job->totals, &parts[3]);
+    if (rc == 0) rc = tl_map_encode (job->merged, &parts[2]);
+    if (rc == 0) rc = tl_map_encode (job->totals, &parts[3]);
     FILE *file = rc == 0 ? fopen (temp, "w") : NULL;
     if (file) {
         rc = fwrite (S_CKP_MAGIC, 8, 1, file) == 1 ? 0 : -1;
@@ -256,20 +245,17 @@ static int s_ckp_save (s_sink_t *self, s_job_t *job)
             rc = s_ckp_part (file, parts[i].data, parts[i].size);
         rc = rc == 0 && fflush (file) == 0 && fsync (fileno (file)) == 0 ? 0 : -1;
         rc = fclose (file) == 0 && rc == 0 ? 0 : -1;
-        if (rc == 0)
-            rc = rename (temp, path);
-        if (rc != 0)
-            unlink (temp);
-    }
-    else
+        if (rc == 0) rc = rename (temp, path);
+        if (rc != 0) unlink (temp);
+    } else
         rc = -1;
     for (int i = 0; i < 4; i++)
         msgpack_sbuffer_destroy (&parts[i]);
     if (rc == 0)
         zsys_info ("job %016llx checkpointed to %s (%llu chunks merged)",
-                   (unsigned long long) job->id, path, (unsigned long long) job->chunks_done);
+                   (unsigned long long)job->id, path, (unsigned long long)job->chunks_done);
     else
-        zsys_error ("job %016llx: cannot write checkpoint %s: %s", (unsigned long long) job->id,
+        zsys_error ("job %016llx: cannot write checkpoint %s: %s", (unsigned long long)job->id,
                     path, strerror (errno));
     return rc;
 }
@@ -278,12 +264,10 @@ static int s_ckp_save (s_sink_t *self, s_job_t *job)
 static const char *s_ckp_next (const char **cursor, const char *end, size_t *size)
 {
     uint64_t len;
-    if ((size_t) (end - *cursor) < sizeof len)
-        return NULL;
+    if ((size_t)(end - *cursor) < sizeof len) return NULL;
     memcpy (&len, *cursor, sizeof len);
     *cursor += sizeof len;
-    if (len > (uint64_t) (end - *cursor))
-        return NULL;
+    if (len > (uint64_t)(end - *cursor)) return NULL;
     const char *part = *cursor;
     *cursor += len;
     *size = len;
@@ -295,25 +279,23 @@ static s_job_t *s_job_new (uint64_t id, const tl_job_body_t *body);
 //  Restores one job from a mapped checkpoint. Returns the job, or NULL if malformed.
 static s_job_t *s_ckp_restore (const char *data, size_t size)
 {
-    if (size < 8 || memcmp (data, S_CKP_MAGIC, 8) != 0)
-        return NULL;
+    if (size < 8 || memcmp (data, S_CKP_MAGIC, 8) != 0) return NULL;
     const char *cursor = data + 8, *end = data + size;
     size_t sizes[4];
     const char *parts[4];
     for (int i = 0; i < 4; i++)
-        if (!(parts[i] = s_ckp_next (&cursor, end, &sizes[i])))
-            return NULL;
+        if (!(parts[i] = s_ckp_next (&cursor, end, &sizes[i]))) return NULL;
     tl_msg_t msg;
-    if (tl_msg_decode (TL_CMD_JOB, parts[0], sizes[0], &msg) != 0)
-        return NULL;
+    if (tl_msg_decode (TL_CMD_JOB, parts[0], sizes[0], &msg) != 0) return NULL;
     s_job_t *job = s_job_new (msg.job, &msg.u.job);
     tl_msg_reset (&msg);
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1024);
     msgpack_object counters;
-    bool ok = job && tl_msgpack_check (parts[1], sizes[1]) == 0 &&
-              msgpack_unpack (parts[1], sizes[1], NULL, &zone, &counters) == MSGPACK_UNPACK_SUCCESS &&
-              counters.type == MSGPACK_OBJECT_ARRAY && counters.via.array.size == 13;
+    bool ok =
+        job && tl_msgpack_check (parts[1], sizes[1]) == 0 &&
+        msgpack_unpack (parts[1], sizes[1], NULL, &zone, &counters) == MSGPACK_UNPACK_SUCCESS &&
+        counters.type == MSGPACK_OBJECT_ARRAY && counters.via.array.size == 13;
     for (uint32_t i = 0; ok && i < 12; i++)
         ok = counters.via.array.ptr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
     if (ok) {
@@ -333,16 +315,14 @@ static s_job_t *s_ckp_restore (const char *data, size_t size)
     ok = ok && tl_map_merge (parts[2], sizes[2], job->merged, &entries) == 0 &&
          tl_map_merge (parts[3], sizes[3], job->totals, &entries) >= 0 &&
          tl_table_size (job->merged) == job->chunks_done;
-    if (!ok)
-        s_job_destroy (&job);
+    if (!ok) s_job_destroy (&job);
     return job;
 }
 
 static void s_ckp_load_all (s_sink_t *self)
 {
     DIR *dir = opendir (self->state_dir);
-    if (!dir)
-        return;
+    if (!dir) return;
     struct dirent *entry;
     while ((entry = readdir (dir))) {
         unsigned long long id;
@@ -356,25 +336,23 @@ static void s_ckp_load_all (s_sink_t *self)
         struct stat st;
         s_job_t *job = NULL;
         if (fd >= 0 && fstat (fd, &st) == 0 && st.st_size > 0) {
-            void *data = mmap (NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+            void *data = mmap (NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
             if (data != MAP_FAILED) {
-                job = s_ckp_restore (data, (size_t) st.st_size);
-                munmap (data, (size_t) st.st_size);
+                job = s_ckp_restore (data, (size_t)st.st_size);
+                munmap (data, (size_t)st.st_size);
             }
         }
-        if (fd >= 0)
-            close (fd);
+        if (fd >= 0) close (fd);
         int slot = -1;
         for (int i = 0; i < S_JOBS_MAX && slot < 0; i++)
-            if (!self->jobs[i])
-                slot = i;
+            if (!self->jobs[i]) slot = i;
         if (job && slot >= 0) {
             self->jobs[slot] = job;
             zsys_info ("job %016llx restored from %s: %llu chunks merged, %zu keys", id, path,
-                       (unsigned long long) job->chunks_done, tl_table_size (job->totals));
-        }
-        else {
-            zsys_error ("ignored checkpoint %s: %s", path, job ? "too many open jobs" : "malformed");
+                       (unsigned long long)job->chunks_done, tl_table_size (job->totals));
+        } else {
+            zsys_error ("ignored checkpoint %s: %s", path,
+                        job ? "too many open jobs" : "malformed");
             s_job_destroy (&job);
         }
         //  Taken (or refused): a later crash must not bring this state back stale.
@@ -387,8 +365,7 @@ static void s_ckp_load_all (s_sink_t *self)
 static s_job_t *s_job_new (uint64_t id, const tl_job_body_t *body)
 {
     s_job_t *job = calloc (1, sizeof *job);
-    if (!job)
-        return NULL;
+    if (!job) return NULL;
     job->totals = tl_table_new (1 << 16);
     job->merged = tl_table_new (1024);
     job->files = calloc (body->nfiles ? body->nfiles : 1, sizeof *job->files);
@@ -432,8 +409,7 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
     }
     int free_slot = -1;
     for (int i = 0; i < S_JOBS_MAX && free_slot < 0; i++)
-        if (!self->jobs[i])
-            free_slot = i;
+        if (!self->jobs[i]) free_slot = i;
     if (free_slot < 0 || owner_size > S_IDENTITY_MAX) {
         s_reply_fail (self, owner, owner_size, msg->job, "sink busy: too many open jobs");
         return;
@@ -447,19 +423,19 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
     job->owner_size = owner_size;
     self->jobs[free_slot] = job;
     if (!self->quiet)
-        zsys_info ("job %016llx opened: %u files, %llu bytes", (unsigned long long) job->id,
-                   body->nfiles, (unsigned long long) body->input_bytes);
+        zsys_info ("job %016llx opened: %u files, %llu bytes", (unsigned long long)job->id,
+                   body->nfiles, (unsigned long long)body->input_bytes);
     tl_msg_t accept = {.cmd = TL_CMD_ACCEPT, .job = job->id};
     s_reply (self, owner, owner_size, &accept);
 }
 
 static void s_log_bad_lines (s_job_t *job, const tl_partial_body_t *partial)
 {
-    const char *file = partial->file < job->nfiles && job->files[partial->file]
-                           ? job->files[partial->file] : "?";
+    const char *file =
+        partial->file < job->nfiles && job->files[partial->file] ? job->files[partial->file] : "?";
     for (uint32_t i = 0; i < partial->bad_samples && job->bad_logged < 10; i++, job->bad_logged++)
         zsys_warning ("%s: malformed line at byte %llu skipped%s", file,
-                      (unsigned long long) partial->bad_offset[i],
+                      (unsigned long long)partial->bad_offset[i],
                       job->bad_logged == 9 ? " (no more are logged for this job)" : "");
 }
 
@@ -468,8 +444,7 @@ static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
     s_job_t *job = s_job_find (self, msg->job);
     if (!job) {
         //  A late copy of a chunk of a finished job is normal; anything else is not.
-        if (!s_finished_find (self, msg->job))
-            s_junk (self, "PARTIAL for an unknown job");
+        if (!s_finished_find (self, msg->job)) s_junk (self, "PARTIAL for an unknown job");
         return;
     }
     const tl_partial_body_t *partial = &msg->u.partial;
@@ -492,13 +467,12 @@ static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
         s_junk (self, "PARTIAL whose map is malformed");
         return;
     }
-    if (rc > 0)
-        job->overflows++;
+    if (rc > 0) job->overflows++;
     if (job->strict && partial->bad_lines) {
         const char *file = partial->file < job->nfiles ? job->files[partial->file] : "?";
         char reason[4400];
         snprintf (reason, sizeof reason, "%s: malformed line at byte %llu (--strict)", file,
-                  (unsigned long long) (partial->bad_samples ? partial->bad_offset[0] : 0));
+                  (unsigned long long)(partial->bad_samples ? partial->bad_offset[0] : 0));
         s_fail_job (self, job, reason);
         return;
     }
@@ -507,14 +481,12 @@ static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
         return;
     }
     job->chunks_done++;
-    if (id + 1 > job->chunks_seen)
-        job->chunks_seen = id + 1;
+    if (id + 1 > job->chunks_seen) job->chunks_seen = id + 1;
     job->bytes += partial->bytes;
     job->lines += partial->lines;
     job->bad_lines += partial->bad_lines;
     job->filtered += partial->filtered;
-    if (partial->bad_samples)
-        s_log_bad_lines (job, partial);
+    if (partial->bad_samples) s_log_bad_lines (job, partial);
     s_queue_ack (self, job, id);
 }
 
@@ -522,7 +494,7 @@ static void s_progress_of (s_job_t *job, tl_progress_t *progress)
 {
     double now = tl_now ();
     if (now - job->rate_at >= 0.5) {
-        double sample = (double) (job->bytes - job->rate_bytes) / (now - job->rate_at);
+        double sample = (double)(job->bytes - job->rate_bytes) / (now - job->rate_at);
         job->rate = job->rate ? 0.7 * job->rate + 0.3 * sample : sample;
         job->rate_at = now;
         job->rate_bytes = job->bytes;
@@ -553,10 +525,9 @@ static void s_publish_progress (s_sink_t *self, s_job_t *job)
 
 static void s_publish_top (s_sink_t *self, s_job_t *job)
 {
-    size_t k = (size_t) self->top_k;
+    size_t k = (size_t)self->top_k;
     tl_entry_t *top = calloc (k ? k : 1, sizeof *top);
-    if (!top)
-        return;
+    if (!top) return;
     size_t n = tl_table_top (job->totals, k, top);
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
@@ -571,8 +542,7 @@ static void s_publish_top (s_sink_t *self, s_job_t *job)
 static int s_write_totals (s_sink_t *self, const tl_entry_t *entries, size_t n)
 {
     char *temp;
-    if (asprintf (&temp, "%s.tmp.%d", self->output, (int) getpid ()) < 0)
-        return -1;
+    if (asprintf (&temp, "%s.tmp.%d", self->output, (int)getpid ()) < 0) return -1;
     FILE *file = fopen (temp, "w");
     if (!file) {
         free (temp);
@@ -583,7 +553,7 @@ static int s_write_totals (s_sink_t *self, const tl_entry_t *entries, size_t n)
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
         ok = fwrite (entries[i].key, 1, entries[i].len, file) == entries[i].len &&
-             fprintf (file, "\t%llu\n", (unsigned long long) entries[i].count) > 0;
+             fprintf (file, "\t%llu\n", (unsigned long long)entries[i].count) > 0;
     }
     ok = ok && fflush (file) == 0 && fsync (fileno (file)) == 0;
     int saved = errno;
@@ -592,8 +562,7 @@ static int s_write_totals (s_sink_t *self, const tl_entry_t *entries, size_t n)
         saved = errno;
         ok = false;
     }
-    if (!ok)
-        unlink (temp);
+    if (!ok) unlink (temp);
     free (temp);
     errno = saved;
     return ok ? 0 : -1;
@@ -601,7 +570,7 @@ static int s_write_totals (s_sink_t *self, const tl_entry_t *entries, size_t n)
 
 static void s_publish_totals (s_sink_t *self, s_job_t *job, const tl_entry_t *entries, size_t n)
 {
-    size_t batch = (size_t) self->batch;
+    size_t batch = (size_t)self->batch;
     //  A job without keys still publishes one (empty) batch: "totals" always precede "done".
     uint64_t batches = n ? (n + batch - 1) / batch : 1;
     for (uint64_t b = 0; b < batches; b++) {
@@ -654,21 +623,20 @@ static void s_complete (s_sink_t *self, s_job_t *job)
     if (!self->quiet)
         zsys_info ("job %016llx done: %llu chunks (%llu duplicates), %llu lines, %llu bad, "
                    "%llu keys, sum %llu, %.2f s -> %s",
-                   (unsigned long long) job->id, (unsigned long long) job->chunks_done,
-                   (unsigned long long) job->duplicates, (unsigned long long) job->lines,
-                   (unsigned long long) job->bad_lines, (unsigned long long) done.keys,
-                   (unsigned long long) done.sum, done.seconds, self->output);
+                   (unsigned long long)job->id, (unsigned long long)job->chunks_done,
+                   (unsigned long long)job->duplicates, (unsigned long long)job->lines,
+                   (unsigned long long)job->bad_lines, (unsigned long long)done.keys,
+                   (unsigned long long)done.sum, done.seconds, self->output);
     if (job->overflows)
         zsys_warning ("job %016llx: %llu totals passed 2^64-1 and were capped",
-                      (unsigned long long) job->id, (unsigned long long) job->overflows);
+                      (unsigned long long)job->id, (unsigned long long)job->overflows);
     s_remember (self, job, false, &done);
     s_remove_job (self, job);
 }
 
 static void s_check_complete (s_sink_t *self, s_job_t *job)
 {
-    if (job->ended && job->chunks_done == job->chunks_total)
-        s_complete (self, job);
+    if (job->ended && job->chunks_done == job->chunks_total) s_complete (self, job);
 }
 
 static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
@@ -681,8 +649,7 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
             done.u.done = finished->done;
             done.u.done.output = (tl_str_t){self->output, strlen (self->output)};
             s_reply (self, owner, owner_size, &done);
-        }
-        else if (msg->cmd != TL_CMD_CANCEL)
+        } else if (msg->cmd != TL_CMD_CANCEL)
             s_reply_fail (self, owner, owner_size, msg->job,
                           finished ? "job failed" : "unknown job (did the sink restart?)");
         return;
@@ -696,8 +663,7 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
         tl_msg_t pong = {.cmd = TL_CMD_PONG, .job = job->id};
         pong.u.merged = job->chunks_done;
         s_reply (self, owner, owner_size, &pong);
-    }
-    else if (msg->cmd == TL_CMD_END) {
+    } else if (msg->cmd == TL_CMD_END) {
         if (msg->u.end.chunks < job->chunks_seen) {
             s_fail_job (self, job, "END counts fewer chunks than were merged");
             return;
@@ -715,10 +681,9 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
         job->ended = true;
         job->chunks_total = msg->u.end.chunks;
         s_check_complete (self, job);
-    }
-    else if (msg->cmd == TL_CMD_CANCEL) {
-        zsys_warning ("job %016llx cancelled: %.*s", (unsigned long long) job->id,
-                      (int) msg->u.reason.len, msg->u.reason.ptr);
+    } else if (msg->cmd == TL_CMD_CANCEL) {
+        zsys_warning ("job %016llx cancelled: %.*s", (unsigned long long)job->id,
+                      (int)msg->u.reason.len, msg->u.reason.ptr);
         s_publish_failed (self, job->id, "cancelled by the ventilator");
         s_remember (self, job, true, NULL);
         s_remove_job (self, job);
@@ -743,10 +708,8 @@ static void s_on_message (s_sink_t *self, tl_frames_t *in)
     else if (cmd == TL_CMD_PARTIAL) {
         s_job_t *job = s_job_find (self, msg.job);
         s_on_partial (self, in, &msg);
-        if (job && s_job_find (self, msg.job))
-            s_check_complete (self, job);
-    }
-    else if (cmd == TL_CMD_END || cmd == TL_CMD_PING || cmd == TL_CMD_CANCEL)
+        if (job && s_job_find (self, msg.job)) s_check_complete (self, job);
+    } else if (cmd == TL_CMD_END || cmd == TL_CMD_PING || cmd == TL_CMD_CANCEL)
         s_on_control (self, owner, owner_size, &msg);
     else
         s_junk (self, "a command the sink does not take");
@@ -760,19 +723,16 @@ static void s_tick (s_sink_t *self)
     //  Top-K costs a pass over the table: rarer as the table grows.
     for (int i = 0; i < S_JOBS_MAX; i++) {
         s_job_t *job = self->jobs[i];
-        if (!job)
-            continue;
+        if (!job) continue;
         s_flush_acks (self, job);
-        if (progress)
-            s_publish_progress (self, job);
+        if (progress) s_publish_progress (self, job);
         double top_every = tl_table_size (job->totals) > 1000000 ? 5.0 : 1.0;
         if (now - self->top_at >= top_every) {
             s_publish_top (self, job);
             self->top_at = now;
         }
     }
-    if (progress)
-        self->published_at = now;
+    if (progress) self->published_at = now;
 }
 
 int main (int argc, char **argv)
@@ -791,8 +751,8 @@ int main (int argc, char **argv)
          "Where the feed is published (default tcp://*:5559)", 0, 0},
         {"output", 'o', "TALLY_OUTPUT", TL_OPT_STR, &self.output, "FILE",
          "Totals file written when a job completes (default totals.tsv)", 0, 0},
-        {"top", 0, "TALLY_TOP", TL_OPT_INT, &self.top_k, "K", "Keys in the feed's top list (default 10)",
-         1, 10000},
+        {"top", 0, "TALLY_TOP", TL_OPT_INT, &self.top_k, "K",
+         "Keys in the feed's top list (default 10)", 1, 10000},
         {"batch", 0, "TALLY_BATCH", TL_OPT_INT, &self.batch, "N",
          "Keys per totals message on the feed (default 10000)", 1, 1000000},
         {"interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
@@ -801,7 +761,8 @@ int main (int argc, char **argv)
          "Largest inbound frame accepted (default 256M)", 0, 0},
         {"state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
          "Where open jobs are checkpointed on shutdown and restored at start (default: the "
-         "output's folder)", 0, 0},
+         "output's folder)",
+         0, 0},
         {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
         TL_OPT_CURVE_SECRET (self.curve),
         TL_OPT_CURVE_ALLOW (self.curve),
@@ -815,8 +776,7 @@ int main (int argc, char **argv)
                     .min_args = 0,
                     .max_args = 0};
     tl_cli_parse (&cli, argc, argv);
-    if (!*self.output)
-        tl_cli_usage_error (&cli, "--output is empty");
+    if (!*self.output) tl_cli_usage_error (&cli, "--output is empty");
     char *output_copy = strdup (self.output);
     if (!self.state_dir || !*self.state_dir)
         self.state_dir = output_copy ? dirname (output_copy) : ".";
@@ -828,11 +788,10 @@ int main (int argc, char **argv)
     zsys_init ();
     zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
     zsys_set_logident ("tally-sink");
-    if (tl_curve_setup (&self.curve, cli.program) != 0)
-        return 2;
+    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
-    cfg.maxmsgsize = (int64_t) self.max_msg;
+    cfg.maxmsgsize = (int64_t)self.max_msg;
     cfg.rcvhwm = 10000;
     cfg.sndhwm = 10000;
     self.router = tl_sock_new (ZMQ_ROUTER, self.bind, true, true, &cfg, &why);
@@ -854,14 +813,12 @@ int main (int argc, char **argv)
 
     while (!zsys_interrupted) {
         zmq_pollitem_t item = {zsock_resolve (self.router), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (&item, 1, (long) (self.interval * 1000 / 2));
-        if (rc == -1 && errno != EINTR)
-            break;
+        int rc = zmq_poll (&item, 1, (long)(self.interval * 1000 / 2));
+        if (rc == -1 && errno != EINTR) break;
         //  Drain what is there, but come back to the clock now and then.
         for (int n = 0; n < 1000 && !zsys_interrupted; n++) {
             tl_frames_t in;
-            if (tl_frames_recv (zsock_resolve (self.router), &in, ZMQ_DONTWAIT) < 0)
-                break;
+            if (tl_frames_recv (zsock_resolve (self.router), &in, ZMQ_DONTWAIT) < 0) break;
             s_on_message (&self, &in);
             tl_frames_close (&in);
         }

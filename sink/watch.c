@@ -12,10 +12,10 @@
 #include <string.h>
 
 typedef struct {
-    bool json;          //  --json
-    bool until_done;    //  --until-done
-    long timeout;       //  --timeout seconds (0: none)
-    tl_curve_t curve;   //  CURVE keys
+    bool json;         //  --json
+    bool until_done;   //  --until-done
+    long timeout;      //  --timeout seconds (0: none)
+    tl_curve_t curve;  //  CURVE keys
 } s_watch_t;
 
 static bool s_utf8_valid (const unsigned char *s, size_t n)
@@ -24,11 +24,9 @@ static bool s_utf8_valid (const unsigned char *s, size_t n)
     while (i < n) {
         unsigned char c = s[i];
         size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n)
-            return false;
+        if (!len || i + len > n) return false;
         for (size_t j = 1; j < len; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
+            if ((s[i + j] & 0xC0) != 0x80) return false;
         i += len;
     }
     return true;
@@ -38,10 +36,10 @@ static bool s_utf8_valid (const unsigned char *s, size_t n)
 //  become \u00XX (their Latin-1 reading), control bytes are escaped.
 static void s_json_string (const char *ptr, size_t len)
 {
-    bool utf8 = s_utf8_valid ((const unsigned char *) ptr, len);
+    bool utf8 = s_utf8_valid ((const unsigned char *)ptr, len);
     putchar ('"');
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char) ptr[i];
+        unsigned char c = (unsigned char)ptr[i];
         if (c == '"' || c == '\\')
             printf ("\\%c", c);
         else if (c == '\n')
@@ -59,19 +57,32 @@ static void s_json_string (const char *ptr, size_t len)
 static void s_json (const msgpack_object *o)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL: fputs ("null", stdout); break;
-    case MSGPACK_OBJECT_BOOLEAN: fputs (o->via.boolean ? "true" : "false", stdout); break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: printf ("%llu", (unsigned long long) o->via.u64); break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: printf ("%lld", (long long) o->via.i64); break;
+    case MSGPACK_OBJECT_NIL:
+        fputs ("null", stdout);
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        fputs (o->via.boolean ? "true" : "false", stdout);
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        printf ("%llu", (unsigned long long)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        printf ("%lld", (long long)o->via.i64);
+        break;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: printf ("%.6g", o->via.f64); break;
-    case MSGPACK_OBJECT_STR: s_json_string (o->via.str.ptr, o->via.str.size); break;
-    case MSGPACK_OBJECT_BIN: s_json_string (o->via.bin.ptr, o->via.bin.size); break;
+    case MSGPACK_OBJECT_FLOAT64:
+        printf ("%.6g", o->via.f64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        s_json_string (o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        s_json_string (o->via.bin.ptr, o->via.bin.size);
+        break;
     case MSGPACK_OBJECT_ARRAY:
         putchar ('[');
         for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (i)
-                putchar (',');
+            if (i) putchar (',');
             s_json (&o->via.array.ptr[i]);
         }
         putchar (']');
@@ -80,14 +91,13 @@ static void s_json (const msgpack_object *o)
         putchar ('{');
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object *key = &o->via.map.ptr[i].key;
-            if (i)
-                putchar (',');
+            if (i) putchar (',');
             if (key->type == MSGPACK_OBJECT_STR || key->type == MSGPACK_OBJECT_BIN)
                 s_json (key);
             else {
                 fputs ("\"", stdout);
                 if (key->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                    printf ("%llu", (unsigned long long) key->via.u64);
+                    printf ("%llu", (unsigned long long)key->via.u64);
                 fputs ("\"", stdout);
             }
             putchar (':');
@@ -95,15 +105,16 @@ static void s_json (const msgpack_object *o)
         }
         putchar ('}');
         break;
-    default: fputs ("null", stdout); break;
+    default:
+        fputs ("null", stdout);
+        break;
     }
 }
 
 //  Field of a map body by name, or NULL.
 static const msgpack_object *s_field (const msgpack_object *map, const char *name)
 {
-    if (map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
+    if (map->type != MSGPACK_OBJECT_MAP) return NULL;
     size_t len = strlen (name);
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *key = &map->via.map.ptr[i].key;
@@ -123,11 +134,9 @@ static uint64_t s_uint (const msgpack_object *map, const char *name)
 static double s_real (const msgpack_object *map, const char *name)
 {
     const msgpack_object *o = s_field (map, name);
-    if (!o)
-        return 0;
-    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
-        return o->via.f64;
-    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double) o->via.u64 : 0;
+    if (!o) return 0;
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) return o->via.f64;
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)o->via.u64 : 0;
 }
 
 static void s_print_key (const msgpack_object *key)
@@ -135,7 +144,7 @@ static void s_print_key (const msgpack_object *key)
     const char *ptr = key->type == MSGPACK_OBJECT_BIN ? key->via.bin.ptr : key->via.str.ptr;
     uint32_t len = key->type == MSGPACK_OBJECT_BIN ? key->via.bin.size : key->via.str.size;
     for (uint32_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char) ptr[i];
+        unsigned char c = (unsigned char)ptr[i];
         if (c < 0x20 || c == 0x7f)
             printf ("\\x%02x", c);
         else
@@ -145,60 +154,54 @@ static void s_print_key (const msgpack_object *key)
 
 static void s_readable (const char *topic, const msgpack_object *body)
 {
-    unsigned long long job = (unsigned long long) s_uint (body, "job");
+    unsigned long long job = (unsigned long long)s_uint (body, "job");
     char a[32], b[32];
     if (strcmp (topic, "progress") == 0) {
         printf ("%016llx progress: %llu/%llu%s chunks, %s of %s, %llu lines, %llu bad, %llu keys, "
                 "%s/s, %.1f s\n",
-                job, (unsigned long long) s_uint (body, "chunks_done"),
-                (unsigned long long) s_uint (body, "chunks_known"),
+                job, (unsigned long long)s_uint (body, "chunks_done"),
+                (unsigned long long)s_uint (body, "chunks_known"),
                 s_field (body, "chunks_final") && s_field (body, "chunks_final")->via.boolean ? ""
-                                                                                             : "+",
-                tl_human_bytes ((double) s_uint (body, "bytes"), a, sizeof a),
-                tl_human_bytes ((double) s_uint (body, "input_bytes"), b, sizeof b),
-                (unsigned long long) s_uint (body, "lines"),
-                (unsigned long long) s_uint (body, "bad_lines"),
-                (unsigned long long) s_uint (body, "keys"),
+                                                                                              : "+",
+                tl_human_bytes ((double)s_uint (body, "bytes"), a, sizeof a),
+                tl_human_bytes ((double)s_uint (body, "input_bytes"), b, sizeof b),
+                (unsigned long long)s_uint (body, "lines"),
+                (unsigned long long)s_uint (body, "bad_lines"),
+                (unsigned long long)s_uint (body, "keys"),
                 tl_human_bytes (s_real (body, "rate"), a, sizeof a), s_real (body, "seconds"));
-    }
-    else if (strcmp (topic, "top") == 0) {
+    } else if (strcmp (topic, "top") == 0) {
         const msgpack_object *top = s_field (body, "top");
         printf ("%016llx top:", job);
         for (uint32_t i = 0; top && top->type == MSGPACK_OBJECT_ARRAY && i < top->via.array.size;
              i++) {
             const msgpack_object *pair = &top->via.array.ptr[i];
-            if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2)
-                continue;
+            if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2) continue;
             printf (i ? ", " : " ");
             s_print_key (&pair->via.array.ptr[0]);
-            printf (" %llu", (unsigned long long) pair->via.array.ptr[1].via.u64);
+            printf (" %llu", (unsigned long long)pair->via.array.ptr[1].via.u64);
         }
         printf ("\n");
-    }
-    else if (strcmp (topic, "totals") == 0) {
+    } else if (strcmp (topic, "totals") == 0) {
         const msgpack_object *entries = s_field (body, "entries");
         printf ("%016llx totals batch %llu/%llu: %u keys\n", job,
-                (unsigned long long) s_uint (body, "batch") + 1,
-                (unsigned long long) s_uint (body, "batches"),
+                (unsigned long long)s_uint (body, "batch") + 1,
+                (unsigned long long)s_uint (body, "batches"),
                 entries && entries->type == MSGPACK_OBJECT_MAP ? entries->via.map.size : 0);
-    }
-    else if (strcmp (topic, "done") == 0) {
+    } else if (strcmp (topic, "done") == 0) {
         const msgpack_object *output = s_field (body, "output");
         printf ("%016llx done: %llu keys, sum %llu, %llu lines, %llu bad, %.2f s, totals in %.*s\n",
-                job, (unsigned long long) s_uint (body, "keys"),
-                (unsigned long long) s_uint (body, "sum"),
-                (unsigned long long) s_uint (body, "lines"),
-                (unsigned long long) s_uint (body, "bad_lines"), s_real (body, "seconds"),
-                output && output->type == MSGPACK_OBJECT_STR ? (int) output->via.str.size : 0,
+                job, (unsigned long long)s_uint (body, "keys"),
+                (unsigned long long)s_uint (body, "sum"),
+                (unsigned long long)s_uint (body, "lines"),
+                (unsigned long long)s_uint (body, "bad_lines"), s_real (body, "seconds"),
+                output && output->type == MSGPACK_OBJECT_STR ? (int)output->via.str.size : 0,
                 output && output->type == MSGPACK_OBJECT_STR ? output->via.str.ptr : "");
-    }
-    else if (strcmp (topic, "failed") == 0) {
+    } else if (strcmp (topic, "failed") == 0) {
         const msgpack_object *reason = s_field (body, "reason");
         printf ("%016llx failed: %.*s\n", job,
-                reason && reason->type == MSGPACK_OBJECT_STR ? (int) reason->via.str.size : 0,
+                reason && reason->type == MSGPACK_OBJECT_STR ? (int)reason->via.str.size : 0,
                 reason && reason->type == MSGPACK_OBJECT_STR ? reason->via.str.ptr : "");
-    }
-    else
+    } else
         printf ("%s: (unknown topic)\n", topic);
 }
 
@@ -229,8 +232,7 @@ static int s_print (s_watch_t *self, tl_frames_t *in)
         printf (",\"body\":");
         s_json (&body);
         printf ("}\n");
-    }
-    else
+    } else
         s_readable (name, &body);
     fflush (stdout);
     msgpack_zone_destroy (&zone);
@@ -262,8 +264,7 @@ int main (int argc, char **argv)
     zsys_init ();
     zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
     zsys_set_logident ("tally-watch");
-    if (tl_curve_setup (&self.curve, cli.program) != 0)
-        return 2;
+    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = TL_MAXMSG_DEFAULT;
@@ -279,15 +280,15 @@ int main (int argc, char **argv)
     double heard = tl_now ();
     while (!zsys_interrupted) {
         zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll (&item, 1, 200) == -1 && errno != EINTR)
-            break;
-        if (self.timeout && tl_now () - heard > (double) self.timeout) {
+        if (zmq_poll (&item, 1, 200) == -1 && errno != EINTR) break;
+        if (self.timeout && tl_now () - heard > (double)self.timeout) {
             fprintf (stderr, "tally-watch: nothing heard for %ld s\n", self.timeout);
             status = 3;
             break;
         }
         tl_frames_t in;
-        if (!(item.revents & ZMQ_POLLIN) || tl_frames_recv (zsock_resolve (sub), &in, ZMQ_DONTWAIT) < 0)
+        if (!(item.revents & ZMQ_POLLIN) ||
+            tl_frames_recv (zsock_resolve (sub), &in, ZMQ_DONTWAIT) < 0)
             continue;
         heard = tl_now ();
         size_t size;

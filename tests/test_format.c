@@ -11,7 +11,7 @@
 //  --------------------------------------------------------------------------------------
 //  Names
 
-Test(format, names_round_trip)
+Test (format, names_round_trip)
 {
     static const struct {
         tl_format_t format;  //  A format
@@ -22,42 +22,42 @@ Test(format, names_round_trip)
         {TL_FORMAT_TEXT, "text"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        cr_assert_str_eq(tl_format_name(cases[i].format), cases[i].name);
+        cr_assert_str_eq (tl_format_name (cases[i].format), cases[i].name);
         tl_format_t parsed = TL_FORMAT_COUNT_;
-        cr_assert_eq(tl_format_parse(cases[i].name, &parsed), 0, "%s", cases[i].name);
-        cr_assert_eq(parsed, cases[i].format, "%s", cases[i].name);
+        cr_assert_eq (tl_format_parse (cases[i].name, &parsed), 0, "%s", cases[i].name);
+        cr_assert_eq (parsed, cases[i].format, "%s", cases[i].name);
     }
 }
 
-Test(format, parse_rejects_unknown)
+Test (format, parse_rejects_unknown)
 {
     static const char *bad[] = {"", "ngram", "NGRAM2012", "ngram2012 ", "2012", "txt"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tl_format_t parsed = TL_FORMAT_TEXT;
-        cr_assert_eq(tl_format_parse(bad[i], &parsed), -1, "'%s'", bad[i]);
-        cr_assert_eq(parsed, TL_FORMAT_TEXT, "'%s' changed the output", bad[i]);
+        cr_assert_eq (tl_format_parse (bad[i], &parsed), -1, "'%s'", bad[i]);
+        cr_assert_eq (parsed, TL_FORMAT_TEXT, "'%s' changed the output", bad[i]);
     }
 }
 
-Test(format, filter_is_none)
+Test (format, filter_is_none)
 {
     tl_filter_t none = TL_FILTER_NONE;
-    cr_assert(tl_filter_is_none(&none));
+    cr_assert (tl_filter_is_none (&none));
     tl_filter_t f = none;
     f.year_min = 1;
-    cr_assert_not(tl_filter_is_none(&f));
+    cr_assert_not (tl_filter_is_none (&f));
     f = none;
     f.year_max = 2000;
-    cr_assert_not(tl_filter_is_none(&f));
+    cr_assert_not (tl_filter_is_none (&f));
     f = none;
     f.skip_pos = true;
-    cr_assert_not(tl_filter_is_none(&f));
+    cr_assert_not (tl_filter_is_none (&f));
 }
 
 //  --------------------------------------------------------------------------------------
 //  POS tags
 
-Test(format, pos_tagged)
+Test (format, pos_tagged)
 {
     static const struct {
         const char *key;  //  An n-gram key
@@ -122,24 +122,24 @@ Test(format, pos_tagged)
         {"the\tcat_NOUN_x", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        cr_assert_eq(tl_key_is_pos_tagged(cases[i].key, strlen(cases[i].key)), cases[i].tagged,
-                     "'%s' should be %s", cases[i].key, cases[i].tagged ? "tagged" : "untagged");
+        cr_assert_eq (tl_key_is_pos_tagged (cases[i].key, strlen (cases[i].key)), cases[i].tagged,
+                      "'%s' should be %s", cases[i].key, cases[i].tagged ? "tagged" : "untagged");
 }
 
-Test(format, pos_tagged_uses_length_not_nul)
+Test (format, pos_tagged_uses_length_not_nul)
 {
     //  The key is bytes and a length: what follows must not matter
     const char *key = "word_NOUN";
-    cr_assert_not(tl_key_is_pos_tagged(key, 4));
-    cr_assert_not(tl_key_is_pos_tagged(key, 8));  //  "word_NOU"
-    cr_assert(tl_key_is_pos_tagged(key, 9));
-    cr_assert(tl_key_is_pos_tagged("x_NOUN\0junk", 6));
+    cr_assert_not (tl_key_is_pos_tagged (key, 4));
+    cr_assert_not (tl_key_is_pos_tagged (key, 8));  //  "word_NOU"
+    cr_assert (tl_key_is_pos_tagged (key, 9));
+    cr_assert (tl_key_is_pos_tagged ("x_NOUN\0junk", 6));
 }
 
 //  --------------------------------------------------------------------------------------
 //  Detection on hand-made data
 
-Test(format, detect_cases)
+Test (format, detect_cases)
 {
     static const struct {
         const char *name;      //  What the case shows
@@ -174,73 +174,73 @@ Test(format, detect_cases)
         {"half and half", "a\t1999\t5\t3\nb\t2000\t7\t2\nhello\nthere\n", TL_FORMAT_TEXT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        tl_format_t got = tl_format_detect(cases[i].data, strlen(cases[i].data));
-        cr_assert_eq(got, cases[i].expected, "%s: got %s, expected %s", cases[i].name,
-                     tl_format_name(got), tl_format_name(cases[i].expected));
+        tl_format_t got = tl_format_detect (cases[i].data, strlen (cases[i].data));
+        cr_assert_eq (got, cases[i].expected, "%s: got %s, expected %s", cases[i].name,
+                      tl_format_name (got), tl_format_name (cases[i].expected));
     }
 }
 
-Test(format, detect_looks_at_first_lines_only)
+Test (format, detect_looks_at_first_lines_only)
 {
     //  25 lines of 2012, then text: the text must not matter
     char data[4096] = "";
     for (int i = 0; i < 25; i++)
-        strcat(data, "key\t2000\t1\t1\n");
+        strcat (data, "key\t2000\t1\t1\n");
     for (int i = 0; i < 40; i++)
-        strcat(data, "plain words\n");
-    cr_assert_eq(tl_format_detect(data, strlen(data)), TL_FORMAT_NGRAM2012);
+        strcat (data, "plain words\n");
+    cr_assert_eq (tl_format_detect (data, strlen (data)), TL_FORMAT_NGRAM2012);
 
     //  And the other way round: 20 text lines hide the 2012 lines after them
     char text[4096] = "";
     for (int i = 0; i < 20; i++)
-        strcat(text, "plain words\n");
+        strcat (text, "plain words\n");
     for (int i = 0; i < 40; i++)
-        strcat(text, "key\t2000\t1\t1\n");
-    cr_assert_eq(tl_format_detect(text, strlen(text)), TL_FORMAT_TEXT);
+        strcat (text, "key\t2000\t1\t1\n");
+    cr_assert_eq (tl_format_detect (text, strlen (text)), TL_FORMAT_TEXT);
 }
 
-Test(format, detect_bounded_by_size)
+Test (format, detect_bounded_by_size)
 {
     //  Only size bytes are read: a 2012 file cut after its first line
     const char *data = "a\t1999\t5\t3\nhello world\n";
-    cr_assert_eq(tl_format_detect(data, 11), TL_FORMAT_NGRAM2012);
-    cr_assert_eq(tl_format_detect(data, 0), TL_FORMAT_TEXT);
+    cr_assert_eq (tl_format_detect (data, 11), TL_FORMAT_NGRAM2012);
+    cr_assert_eq (tl_format_detect (data, 0), TL_FORMAT_TEXT);
 }
 
 //  --------------------------------------------------------------------------------------
 //  Detection on the real sample files, and on the same data rewritten with awk
 
-static char *s_read_file(const char *path, size_t *size)
+static char *s_read_file (const char *path, size_t *size)
 {
-    FILE *file = fopen(path, "rb");
-    cr_assert(file, "cannot open %s", path);
-    fseek(file, 0, SEEK_END);
-    long length = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    char *data = malloc((size_t)length + 1);
-    cr_assert(data);
-    cr_assert_eq(fread(data, 1, (size_t)length, file), (size_t)length);
-    fclose(file);
+    FILE *file = fopen (path, "rb");
+    cr_assert (file, "cannot open %s", path);
+    fseek (file, 0, SEEK_END);
+    long length = ftell (file);
+    fseek (file, 0, SEEK_SET);
+    char *data = malloc ((size_t)length + 1);
+    cr_assert (data);
+    cr_assert_eq (fread (data, 1, (size_t)length, file), (size_t)length);
+    fclose (file);
     *size = (size_t)length;
     return data;
 }
 
-static const char *s_source_dir(void)
+static const char *s_source_dir (void)
 {
-    const char *dir = getenv("TALLY_SOURCE_DIR");
+    const char *dir = getenv ("TALLY_SOURCE_DIR");
     return dir ? dir : TALLY_SOURCE_DIR;
 }
 
 //  Runs an awk program over one sample file into path.
-static void s_rewrite(const char *program, const char *sample, const char *path)
+static void s_rewrite (const char *program, const char *sample, const char *path)
 {
     char command[4096];
-    snprintf(command, sizeof command, "LC_ALL=C awk -F'\\t' -v OFS='\\t' '%s' '%s' > '%s'", program,
-             sample, path);
-    cr_assert_eq(system(command), 0, "%s", command);
+    snprintf (command, sizeof command, "LC_ALL=C awk -F'\\t' -v OFS='\\t' '%s' '%s' > '%s'",
+              program, sample, path);
+    cr_assert_eq (system (command), 0, "%s", command);
 }
 
-Test(format, detect_sample_files)
+Test (format, detect_sample_files)
 {
     static const struct {
         const char *program;   //  awk program turning a 2012 file into another format
@@ -254,26 +254,26 @@ Test(format, detect_sample_files)
         {"{for (i = 0; i < $3 % 5; i++) printf \"%s \", $1; print \"\"}", TL_FORMAT_TEXT},
     };
     char dir[] = "/tmp/tally-test-format-XXXXXX";
-    cr_assert(mkdtemp(dir));
+    cr_assert (mkdtemp (dir));
     for (char letter = 'a'; letter <= 'z'; letter++) {
         char sample[1024];
-        snprintf(sample, sizeof sample,
-                 "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv", s_source_dir(),
-                 letter);
+        snprintf (sample, sizeof sample,
+                  "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv",
+                  s_source_dir (), letter);
         for (size_t i = 0; i < sizeof rewrites / sizeof rewrites[0]; i++) {
             char path[1100];
-            snprintf(path, sizeof path, "%s/%c.%zu", dir, letter, i);
-            s_rewrite(rewrites[i].program, sample, path);
+            snprintf (path, sizeof path, "%s/%c.%zu", dir, letter, i);
+            s_rewrite (rewrites[i].program, sample, path);
             size_t size;
-            char *data = s_read_file(path, &size);
+            char *data = s_read_file (path, &size);
             //  Detection gets a file's first bytes: the last line is usually cut
             size_t head = size < 1000 ? size : 1000;
-            tl_format_t got = tl_format_detect(data, head);
-            cr_assert_eq(got, rewrites[i].expected, "%c, rewrite %zu: got %s", letter, i,
-                         tl_format_name(got));
-            free(data);
-            remove(path);
+            tl_format_t got = tl_format_detect (data, head);
+            cr_assert_eq (got, rewrites[i].expected, "%c, rewrite %zu: got %s", letter, i,
+                          tl_format_name (got));
+            free (data);
+            remove (path);
         }
     }
-    remove(dir);
+    remove (dir);
 }

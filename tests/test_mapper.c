@@ -19,26 +19,26 @@ typedef struct {
 #define S_MAX_TOTALS 8
 
 //  Maps a NUL-terminated string in one call into table, adding to stats.
-static int s_map(tl_table_t *table, tl_format_t format, const tl_filter_t *filter, const char *data,
-                 tl_map_stats_t *stats)
+static int s_map (tl_table_t *table, tl_format_t format, const tl_filter_t *filter,
+                  const char *data, tl_map_stats_t *stats)
 {
-    return tl_map(table, format, filter, data, strlen(data), stats);
+    return tl_map (table, format, filter, data, strlen (data), stats);
 }
 
 //  Asserts that table holds exactly the listed totals.
-static void s_assert_totals(tl_table_t *table, const s_total_t *totals, const char *name)
+static void s_assert_totals (tl_table_t *table, const s_total_t *totals, const char *name)
 {
     size_t expected = 0;
     for (const s_total_t *t = totals; t->key; t++, expected++) {
-        size_t len = strlen(t->key);
+        size_t len = strlen (t->key);
         uint64_t count = 0;
-        cr_assert(tl_table_get(table, t->key, len, &count), "%s: key '%.*s' missing", name,
-                  (int)len, t->key);
-        cr_assert_eq(count, t->count, "%s: key '%.*s' is %llu, expected %llu", name, (int)len,
-                     t->key, (unsigned long long)count, (unsigned long long)t->count);
+        cr_assert (tl_table_get (table, t->key, len, &count), "%s: key '%.*s' missing", name,
+                   (int)len, t->key);
+        cr_assert_eq (count, t->count, "%s: key '%.*s' is %llu, expected %llu", name, (int)len,
+                      t->key, (unsigned long long)count, (unsigned long long)t->count);
     }
-    cr_assert_eq(tl_table_size(table), expected, "%s: %zu keys, expected %zu", name,
-                 tl_table_size(table), expected);
+    cr_assert_eq (tl_table_size (table), expected, "%s: %zu keys, expected %zu", name,
+                  tl_table_size (table), expected);
 }
 
 //  --------------------------------------------------------------------------------------
@@ -157,55 +157,55 @@ static const s_good_case_t s_good_cases[] = {
      {{"\xc3\xa9t\xc3\xa9", 1}, {"caf\xc3\xa9", 1}, {"x_NOUN", 1}}},
 };
 
-Test(mapper, good_lines)
+Test (mapper, good_lines)
 {
-    tl_table_t *table = tl_table_new(0);
-    cr_assert(table);
+    tl_table_t *table = tl_table_new (0);
+    cr_assert (table);
     for (size_t i = 0; i < sizeof s_good_cases / sizeof s_good_cases[0]; i++) {
         const s_good_case_t *c = &s_good_cases[i];
-        tl_table_clear(table);
+        tl_table_clear (table);
         tl_map_stats_t stats = {0};
         tl_filter_t none = TL_FILTER_NONE;
-        cr_assert_eq(s_map(table, c->format, &none, c->data, &stats), 0, "%s", c->name);
-        s_assert_totals(table, c->totals, c->name);
-        cr_assert_eq(stats.lines, c->lines, "%s: %llu lines", c->name,
-                     (unsigned long long)stats.lines);
-        cr_assert_eq(stats.bad_lines, 0, "%s: %llu bad", c->name,
-                     (unsigned long long)stats.bad_lines);
-        cr_assert_eq(stats.bad_samples, 0, "%s", c->name);
-        cr_assert_eq(stats.filtered, 0, "%s", c->name);
-        cr_assert_eq(stats.overflows, 0, "%s", c->name);
+        cr_assert_eq (s_map (table, c->format, &none, c->data, &stats), 0, "%s", c->name);
+        s_assert_totals (table, c->totals, c->name);
+        cr_assert_eq (stats.lines, c->lines, "%s: %llu lines", c->name,
+                      (unsigned long long)stats.lines);
+        cr_assert_eq (stats.bad_lines, 0, "%s: %llu bad", c->name,
+                      (unsigned long long)stats.bad_lines);
+        cr_assert_eq (stats.bad_samples, 0, "%s", c->name);
+        cr_assert_eq (stats.filtered, 0, "%s", c->name);
+        cr_assert_eq (stats.overflows, 0, "%s", c->name);
     }
-    tl_table_destroy(&table);
-    cr_assert_null(table);
+    tl_table_destroy (&table);
+    cr_assert_null (table);
 }
 
-Test(mapper, nul_in_key)
+Test (mapper, nul_in_key)
 {
     static const char data[] = "a\0b\t2000\t3\t1\na\0b\t2001\t4\t1\na\t2000\t1\t1\n";
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     tl_map_stats_t stats = {0};
-    cr_assert_eq(tl_map(table, TL_FORMAT_NGRAM2012, NULL, data, sizeof data - 1, &stats), 0);
+    cr_assert_eq (tl_map (table, TL_FORMAT_NGRAM2012, NULL, data, sizeof data - 1, &stats), 0);
     uint64_t count = 0;
-    cr_assert(tl_table_get(table, "a\0b", 3, &count));
-    cr_assert_eq(count, 7);
-    cr_assert(tl_table_get(table, "a", 1, &count));
-    cr_assert_eq(count, 1);
-    cr_assert_eq(tl_table_size(table), 2);
-    cr_assert_eq(stats.lines, 3);
-    tl_table_destroy(&table);
+    cr_assert (tl_table_get (table, "a\0b", 3, &count));
+    cr_assert_eq (count, 7);
+    cr_assert (tl_table_get (table, "a", 1, &count));
+    cr_assert_eq (count, 1);
+    cr_assert_eq (tl_table_size (table), 2);
+    cr_assert_eq (stats.lines, 3);
+    tl_table_destroy (&table);
 }
 
-Test(mapper, empty_input)
+Test (mapper, empty_input)
 {
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     for (int f = TL_FORMAT_NGRAM2009; f < TL_FORMAT_COUNT_; f++) {
         tl_map_stats_t stats = {0};
-        cr_assert_eq(tl_map(table, (tl_format_t)f, NULL, "", 0, &stats), 0);
-        cr_assert_eq(stats.lines, 0);
-        cr_assert_eq(tl_table_size(table), 0);
+        cr_assert_eq (tl_map (table, (tl_format_t)f, NULL, "", 0, &stats), 0);
+        cr_assert_eq (stats.lines, 0);
+        cr_assert_eq (tl_table_size (table), 0);
     }
-    tl_table_destroy(&table);
+    tl_table_destroy (&table);
 }
 
 //  --------------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ static const s_bad_case_t s_bad_cases[] = {
 };
 
 //  The good lines around a malformed one, per format: aa 7 before; aa 3 and bb 5 after.
-static void s_good_around(tl_format_t format, const char **before, const char **after)
+static void s_good_around (tl_format_t format, const char **before, const char **after)
 {
     switch (format) {
     case TL_FORMAT_NGRAM2009:
@@ -315,132 +315,133 @@ static void s_good_around(tl_format_t format, const char **before, const char **
     }
 }
 
-Test(mapper, malformed_lines)
+Test (mapper, malformed_lines)
 {
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     s_total_t totals[] = {{"aa", 10}, {"bb", 5}, {NULL, 0}};
     for (size_t i = 0; i < sizeof s_bad_cases / sizeof s_bad_cases[0]; i++) {
         const s_bad_case_t *c = &s_bad_cases[i];
         const char *before, *after;
-        s_good_around(c->format, &before, &after);
+        s_good_around (c->format, &before, &after);
         char data[256];
-        snprintf(data, sizeof data, "%s%s%s", before, c->line, after);
+        snprintf (data, sizeof data, "%s%s%s", before, c->line, after);
         char name[128];
-        snprintf(name, sizeof name, "%s: %s", tl_format_name(c->format), c->why);
+        snprintf (name, sizeof name, "%s: %s", tl_format_name (c->format), c->why);
 
-        tl_table_clear(table);
+        tl_table_clear (table);
         tl_map_stats_t stats = {0};
-        cr_assert_eq(s_map(table, c->format, NULL, data, &stats), 0, "%s", name);
-        cr_assert_eq(stats.bad_lines, 1, "%s: %llu bad", name, (unsigned long long)stats.bad_lines);
-        cr_assert_eq(stats.bad_samples, 1, "%s", name);
-        cr_assert_eq(stats.bad_offset[0], strlen(before), "%s: offset %llu", name,
-                     (unsigned long long)stats.bad_offset[0]);
-        cr_assert_eq(stats.lines, 4, "%s: %llu lines", name, (unsigned long long)stats.lines);
-        cr_assert_eq(stats.filtered, 0, "%s", name);
-        cr_assert_eq(stats.overflows, 0, "%s", name);
-        s_assert_totals(table, totals, name);
+        cr_assert_eq (s_map (table, c->format, NULL, data, &stats), 0, "%s", name);
+        cr_assert_eq (stats.bad_lines, 1, "%s: %llu bad", name,
+                      (unsigned long long)stats.bad_lines);
+        cr_assert_eq (stats.bad_samples, 1, "%s", name);
+        cr_assert_eq (stats.bad_offset[0], strlen (before), "%s: offset %llu", name,
+                      (unsigned long long)stats.bad_offset[0]);
+        cr_assert_eq (stats.lines, 4, "%s: %llu lines", name, (unsigned long long)stats.lines);
+        cr_assert_eq (stats.filtered, 0, "%s", name);
+        cr_assert_eq (stats.overflows, 0, "%s", name);
+        s_assert_totals (table, totals, name);
 
         //  The same line last, without its LF, is just as bad
-        snprintf(data, sizeof data, "%s%.*s", before, (int)strlen(c->line) - 1, c->line);
-        tl_table_clear(table);
-        memset(&stats, 0, sizeof stats);
-        cr_assert_eq(s_map(table, c->format, NULL, data, &stats), 0, "%s", name);
-        bool empty_tail = strlen(c->line) == 1;  //  "\n" minus its LF is no line at all
-        cr_assert_eq(stats.bad_lines, empty_tail ? 0 : 1, "%s (last, no LF)", name);
-        cr_assert_eq(stats.lines, empty_tail ? 1 : 2, "%s (last, no LF)", name);
+        snprintf (data, sizeof data, "%s%.*s", before, (int)strlen (c->line) - 1, c->line);
+        tl_table_clear (table);
+        memset (&stats, 0, sizeof stats);
+        cr_assert_eq (s_map (table, c->format, NULL, data, &stats), 0, "%s", name);
+        bool empty_tail = strlen (c->line) == 1;  //  "\n" minus its LF is no line at all
+        cr_assert_eq (stats.bad_lines, empty_tail ? 0 : 1, "%s (last, no LF)", name);
+        cr_assert_eq (stats.lines, empty_tail ? 1 : 2, "%s (last, no LF)", name);
         s_total_t aa_only[] = {{"aa", 7}, {NULL, 0}};
-        s_assert_totals(table, aa_only, name);
+        s_assert_totals (table, aa_only, name);
     }
-    tl_table_destroy(&table);
+    tl_table_destroy (&table);
 }
 
-Test(mapper, bad_samples_and_stats_accumulate)
+Test (mapper, bad_samples_and_stats_accumulate)
 {
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     //  Six bad lines: all counted, the first TL_BAD_SAMPLES offsets remembered
     const char *data = "a\t1\t1\t1\nbad\nb\t1\t1\t1\nbad\nbad\nbad\nc\t1\t1\t1\nbad\nbad\n";
     tl_map_stats_t stats = {0};
-    cr_assert_eq(s_map(table, TL_FORMAT_NGRAM2012, NULL, data, &stats), 0);
-    cr_assert_eq(stats.lines, 9);
-    cr_assert_eq(stats.bad_lines, 6);
-    cr_assert_eq(stats.bad_samples, TL_BAD_SAMPLES);
+    cr_assert_eq (s_map (table, TL_FORMAT_NGRAM2012, NULL, data, &stats), 0);
+    cr_assert_eq (stats.lines, 9);
+    cr_assert_eq (stats.bad_lines, 6);
+    cr_assert_eq (stats.bad_samples, TL_BAD_SAMPLES);
     static const uint64_t offsets[] = {8, 20, 24, 28};
     for (int i = 0; i < TL_BAD_SAMPLES && i < 4; i++)
-        cr_assert_eq(stats.bad_offset[i], offsets[i], "sample %d: %llu", i,
-                     (unsigned long long)stats.bad_offset[i]);
+        cr_assert_eq (stats.bad_offset[i], offsets[i], "sample %d: %llu", i,
+                      (unsigned long long)stats.bad_offset[i]);
     s_total_t totals[] = {{"a", 1}, {"b", 1}, {"c", 1}, {NULL, 0}};
-    s_assert_totals(table, totals, "six bad");
+    s_assert_totals (table, totals, "six bad");
 
     //  A second call adds to the stats; its offsets are within its own data
     tl_map_stats_t more = {0};
-    cr_assert_eq(s_map(table, TL_FORMAT_NGRAM2012, NULL, "a\t1\t1\t1\nbad\n", &more), 0);
-    cr_assert_eq(s_map(table, TL_FORMAT_NGRAM2012, NULL, "x\nd\t1\t2\t1\n", &more), 0);
-    cr_assert_eq(more.lines, 4);
-    cr_assert_eq(more.bad_lines, 2);
-    cr_assert_eq(more.bad_samples, 2);
-    cr_assert_eq(more.bad_offset[0], 8);
-    cr_assert_eq(more.bad_offset[1], 0);
+    cr_assert_eq (s_map (table, TL_FORMAT_NGRAM2012, NULL, "a\t1\t1\t1\nbad\n", &more), 0);
+    cr_assert_eq (s_map (table, TL_FORMAT_NGRAM2012, NULL, "x\nd\t1\t2\t1\n", &more), 0);
+    cr_assert_eq (more.lines, 4);
+    cr_assert_eq (more.bad_lines, 2);
+    cr_assert_eq (more.bad_samples, 2);
+    cr_assert_eq (more.bad_offset[0], 8);
+    cr_assert_eq (more.bad_offset[1], 0);
     s_total_t after[] = {{"a", 2}, {"b", 1}, {"c", 1}, {"d", 2}, {NULL, 0}};
-    s_assert_totals(table, after, "second calls");
-    tl_table_destroy(&table);
+    s_assert_totals (table, after, "second calls");
+    tl_table_destroy (&table);
 }
 
-Test(mapper, text_has_no_bad_lines)
+Test (mapper, text_has_no_bad_lines)
 {
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     tl_map_stats_t stats = {0};
-    cr_assert_eq(s_map(table, TL_FORMAT_TEXT, NULL, "\n\t\n+-5\n\r\n x\t\t\n", &stats), 0);
-    cr_assert_eq(stats.bad_lines, 0);
-    cr_assert_eq(stats.lines, 5);
+    cr_assert_eq (s_map (table, TL_FORMAT_TEXT, NULL, "\n\t\n+-5\n\r\n x\t\t\n", &stats), 0);
+    cr_assert_eq (stats.bad_lines, 0);
+    cr_assert_eq (stats.lines, 5);
     s_total_t totals[] = {{"+-5", 1}, {"x", 1}, {NULL, 0}};
-    s_assert_totals(table, totals, "text");
-    tl_table_destroy(&table);
+    s_assert_totals (table, totals, "text");
+    tl_table_destroy (&table);
 }
 
 //  --------------------------------------------------------------------------------------
 //  Long keys
 
-Test(mapper, key_length_limit)
+Test (mapper, key_length_limit)
 {
     size_t cap = TL_KEY_MAX + 64;
-    char *data = malloc(cap);
-    cr_assert(data);
-    tl_table_t *table = tl_table_new(0);
+    char *data = malloc (cap);
+    cr_assert (data);
+    tl_table_t *table = tl_table_new (0);
     for (int f = TL_FORMAT_NGRAM2009; f <= TL_FORMAT_NGRAM2020; f++) {
         static const char *tails[] = {"", "\t2000\t5\t1\t1\n", "\t2000\t5\t1\n", "\t2000,5,1\n"};
         for (size_t len = TL_KEY_MAX; len <= TL_KEY_MAX + 1; len++) {
-            memset(data, 'k', len);
-            size_t size = len + (size_t)sprintf(data + len, "%s", tails[f]);
-            tl_table_clear(table);
+            memset (data, 'k', len);
+            size_t size = len + (size_t)sprintf (data + len, "%s", tails[f]);
+            tl_table_clear (table);
             tl_map_stats_t stats = {0};
-            cr_assert_eq(tl_map(table, (tl_format_t)f, NULL, data, size, &stats), 0);
+            cr_assert_eq (tl_map (table, (tl_format_t)f, NULL, data, size, &stats), 0);
             bool fits = len <= TL_KEY_MAX;
-            cr_assert_eq(stats.bad_lines, fits ? 0 : 1, "%s, key of %zu bytes",
-                         tl_format_name((tl_format_t)f), len);
-            cr_assert_eq(tl_table_size(table), fits ? 1 : 0);
+            cr_assert_eq (stats.bad_lines, fits ? 0 : 1, "%s, key of %zu bytes",
+                          tl_format_name ((tl_format_t)f), len);
+            cr_assert_eq (tl_table_size (table), fits ? 1 : 0);
             uint64_t count = 0;
             if (fits) {
-                cr_assert(tl_table_get(table, data, len, &count));
-                cr_assert_eq(count, 5);
+                cr_assert (tl_table_get (table, data, len, &count));
+                cr_assert_eq (count, 5);
             }
         }
     }
     //  Text cannot call a line bad: an impossible word is left out, the others count
-    memset(data, 'w', TL_KEY_MAX + 1);
-    memcpy(data + TL_KEY_MAX + 1, " ok\n", 4);
-    tl_table_clear(table);
+    memset (data, 'w', TL_KEY_MAX + 1);
+    memcpy (data + TL_KEY_MAX + 1, " ok\n", 4);
+    tl_table_clear (table);
     tl_map_stats_t stats = {0};
-    cr_assert_eq(tl_map(table, TL_FORMAT_TEXT, NULL, data, TL_KEY_MAX + 5, &stats), 0);
-    cr_assert_eq(stats.bad_lines, 0);
-    cr_assert_eq(tl_table_size(table), 1);
-    tl_table_destroy(&table);
-    free(data);
+    cr_assert_eq (tl_map (table, TL_FORMAT_TEXT, NULL, data, TL_KEY_MAX + 5, &stats), 0);
+    cr_assert_eq (stats.bad_lines, 0);
+    cr_assert_eq (tl_table_size (table), 1);
+    tl_table_destroy (&table);
+    free (data);
 }
 
 //  --------------------------------------------------------------------------------------
 //  Runs across map calls: every split of the data at a line boundary gives the same totals
 
-Test(mapper, runs_split_across_calls)
+Test (mapper, runs_split_across_calls)
 {
     static const struct {
         tl_format_t format;                  //  Format
@@ -458,29 +459,29 @@ Test(mapper, runs_split_across_calls)
          {{"a", 7}, {"b", 24}}},
         {TL_FORMAT_TEXT, "a a\na\nb a\nb\n", {{"a", 4}, {"b", 2}}},
     };
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *data = cases[i].data;
-        size_t size = strlen(data);
+        size_t size = strlen (data);
         for (size_t cut = 0; cut <= size; cut++) {
             if (cut > 0 && data[cut - 1] != '\n') continue;
-            tl_table_clear(table);
+            tl_table_clear (table);
             tl_map_stats_t stats = {0};
-            cr_assert_eq(tl_map(table, cases[i].format, NULL, data, cut, &stats), 0);
-            cr_assert_eq(tl_map(table, cases[i].format, NULL, data + cut, size - cut, &stats), 0);
+            cr_assert_eq (tl_map (table, cases[i].format, NULL, data, cut, &stats), 0);
+            cr_assert_eq (tl_map (table, cases[i].format, NULL, data + cut, size - cut, &stats), 0);
             char name[64];
-            snprintf(name, sizeof name, "%s cut at %zu", tl_format_name(cases[i].format), cut);
-            s_assert_totals(table, cases[i].totals, name);
-            cr_assert_eq(stats.bad_lines, 0, "%s", name);
+            snprintf (name, sizeof name, "%s cut at %zu", tl_format_name (cases[i].format), cut);
+            s_assert_totals (table, cases[i].totals, name);
+            cr_assert_eq (stats.bad_lines, 0, "%s", name);
         }
     }
-    tl_table_destroy(&table);
+    tl_table_destroy (&table);
 }
 
 //  --------------------------------------------------------------------------------------
 //  Overflow
 
-Test(mapper, overflow_saturates)
+Test (mapper, overflow_saturates)
 {
     static const struct {
         const char *name;    //  What the case shows
@@ -507,21 +508,21 @@ Test(mapper, overflow_saturates)
         {"2020 across lines", TL_FORMAT_NGRAM2020, "m\t1,18446744073709551615,1\nm\t2,1,1\n", NULL,
          UINT64_MAX, 1},
     };
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        tl_table_clear(table);
+        tl_table_clear (table);
         tl_map_stats_t stats = {0};
-        cr_assert_eq(s_map(table, cases[i].format, NULL, cases[i].first, &stats), 0);
+        cr_assert_eq (s_map (table, cases[i].format, NULL, cases[i].first, &stats), 0);
         if (cases[i].second)
-            cr_assert_eq(s_map(table, cases[i].format, NULL, cases[i].second, &stats), 0);
+            cr_assert_eq (s_map (table, cases[i].format, NULL, cases[i].second, &stats), 0);
         uint64_t m = 0;
-        cr_assert(tl_table_get(table, "m", 1, &m), "%s", cases[i].name);
-        cr_assert_eq(m, cases[i].m, "%s: %llu", cases[i].name, (unsigned long long)m);
-        cr_assert_eq(stats.overflows, cases[i].overflows, "%s: %llu overflows", cases[i].name,
-                     (unsigned long long)stats.overflows);
-        cr_assert_eq(stats.bad_lines, 0, "%s", cases[i].name);
+        cr_assert (tl_table_get (table, "m", 1, &m), "%s", cases[i].name);
+        cr_assert_eq (m, cases[i].m, "%s: %llu", cases[i].name, (unsigned long long)m);
+        cr_assert_eq (stats.overflows, cases[i].overflows, "%s: %llu overflows", cases[i].name,
+                      (unsigned long long)stats.overflows);
+        cr_assert_eq (stats.bad_lines, 0, "%s", cases[i].name);
     }
-    tl_table_destroy(&table);
+    tl_table_destroy (&table);
 }
 
 //  --------------------------------------------------------------------------------------
@@ -681,121 +682,121 @@ static const s_filter_case_t s_filter_cases[] = {
      {{"a_NOUN", 1}, {"1999", 1}, {"_ROOT_", 1}, {"a", 1}}},
 };
 
-Test(mapper, filters)
+Test (mapper, filters)
 {
-    tl_table_t *table = tl_table_new(0);
+    tl_table_t *table = tl_table_new (0);
     for (size_t i = 0; i < sizeof s_filter_cases / sizeof s_filter_cases[0]; i++) {
         const s_filter_case_t *c = &s_filter_cases[i];
-        cr_assert_not(tl_filter_is_none(&c->filter), "%s", c->name);
-        tl_table_clear(table);
+        cr_assert_not (tl_filter_is_none (&c->filter), "%s", c->name);
+        tl_table_clear (table);
         tl_map_stats_t stats = {0};
-        cr_assert_eq(s_map(table, c->format, &c->filter, c->data, &stats), 0, "%s", c->name);
-        cr_assert_eq(stats.filtered, c->filtered, "%s: %llu filtered", c->name,
-                     (unsigned long long)stats.filtered);
-        cr_assert_eq(stats.bad_lines, c->bad, "%s: %llu bad", c->name,
-                     (unsigned long long)stats.bad_lines);
-        s_assert_totals(table, c->totals, c->name);
+        cr_assert_eq (s_map (table, c->format, &c->filter, c->data, &stats), 0, "%s", c->name);
+        cr_assert_eq (stats.filtered, c->filtered, "%s: %llu filtered", c->name,
+                      (unsigned long long)stats.filtered);
+        cr_assert_eq (stats.bad_lines, c->bad, "%s: %llu bad", c->name,
+                      (unsigned long long)stats.bad_lines);
+        s_assert_totals (table, c->totals, c->name);
     }
-    tl_table_destroy(&table);
+    tl_table_destroy (&table);
 }
 
 //  --------------------------------------------------------------------------------------
 //  Real data: data/sample and awk rewrites of it, against totals computed by awk
 
-static const char *s_source_dir(void)
+static const char *s_source_dir (void)
 {
-    const char *dir = getenv("TALLY_SOURCE_DIR");
+    const char *dir = getenv ("TALLY_SOURCE_DIR");
     return dir ? dir : TALLY_SOURCE_DIR;
 }
 
-static char *s_read_file(const char *path, size_t *size)
+static char *s_read_file (const char *path, size_t *size)
 {
-    FILE *file = fopen(path, "rb");
-    cr_assert(file, "cannot open %s", path);
-    fseek(file, 0, SEEK_END);
-    long length = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    char *data = malloc((size_t)length + 1);
-    cr_assert(data);
-    cr_assert_eq(fread(data, 1, (size_t)length, file), (size_t)length);
-    fclose(file);
+    FILE *file = fopen (path, "rb");
+    cr_assert (file, "cannot open %s", path);
+    fseek (file, 0, SEEK_END);
+    long length = ftell (file);
+    fseek (file, 0, SEEK_SET);
+    char *data = malloc ((size_t)length + 1);
+    cr_assert (data);
+    cr_assert_eq (fread (data, 1, (size_t)length, file), (size_t)length);
+    fclose (file);
     *size = (size_t)length;
     return data;
 }
 
 //  The sample files as one shell word list.
-static const char *s_sample_glob(void)
+static const char *s_sample_glob (void)
 {
     static char glob[1024];
-    snprintf(glob, sizeof glob, "'%s/data/sample/'googlebooks-eng-all-1gram-20120701-*.tsv",
-             s_source_dir());
+    snprintf (glob, sizeof glob, "'%s/data/sample/'googlebooks-eng-all-1gram-20120701-*.tsv",
+              s_source_dir ());
     return glob;
 }
 
 //  Runs command and returns its output as an unsigned number.
-static uint64_t s_popen_number(const char *command)
+static uint64_t s_popen_number (const char *command)
 {
-    FILE *pipe = popen(command, "r");
-    cr_assert(pipe, "%s", command);
+    FILE *pipe = popen (command, "r");
+    cr_assert (pipe, "%s", command);
     unsigned long long value = 0;
-    cr_assert_eq(fscanf(pipe, "%llu", &value), 1, "%s", command);
-    cr_assert_eq(pclose(pipe), 0, "%s", command);
+    cr_assert_eq (fscanf (pipe, "%llu", &value), 1, "%s", command);
+    cr_assert_eq (pclose (pipe), 0, "%s", command);
     return value;
 }
 
 //  Maps a file into table in line-aligned pieces of about piece bytes (0: whole file),
 //  as the ventilator cuts chunks, so runs cross map calls. Adds to stats.
-static void s_map_file(tl_table_t *table, tl_format_t format, const char *path, size_t piece,
-                       tl_map_stats_t *stats)
+static void s_map_file (tl_table_t *table, tl_format_t format, const char *path, size_t piece,
+                        tl_map_stats_t *stats)
 {
     size_t size;
-    char *data = s_read_file(path, &size);
+    char *data = s_read_file (path, &size);
     size_t at = 0;
     while (at < size) {
         size_t stop = piece ? at + piece : size;
         if (stop >= size)
             stop = size;
         else {
-            const char *lf = memchr(data + stop, '\n', size - stop);
+            const char *lf = memchr (data + stop, '\n', size - stop);
             stop = lf ? (size_t)(lf - data) + 1 : size;
         }
-        cr_assert_eq(tl_map(table, format, NULL, data + at, stop - at, stats), 0, "%s", path);
+        cr_assert_eq (tl_map (table, format, NULL, data + at, stop - at, stats), 0, "%s", path);
         at = stop;
     }
-    free(data);
+    free (data);
 }
 
 //  Asserts that table holds exactly the totals awk prints ("key TAB total" lines).
-static void s_assert_awk_totals(tl_table_t *table, const char *program, const char *files,
-                                size_t min_keys)
+static void s_assert_awk_totals (tl_table_t *table, const char *program, const char *files,
+                                 size_t min_keys)
 {
     char command[4096];
-    snprintf(command, sizeof command,
-             "LC_ALL=C awk %s END {for (k in s) printf \"%%s\\t%%.0f\\n\", k, s[k]}' %s", program,
-             files);
-    FILE *pipe = popen(command, "r");
-    cr_assert(pipe, "%s", command);
+    snprintf (command, sizeof command,
+              "LC_ALL=C awk %s END {for (k in s) printf \"%%s\\t%%.0f\\n\", k, s[k]}' %s", program,
+              files);
+    FILE *pipe = popen (command, "r");
+    cr_assert (pipe, "%s", command);
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     size_t keys = 0;
-    while ((got = getline(&line, &cap, pipe)) > 0) {
+    while ((got = getline (&line, &cap, pipe)) > 0) {
         if (line[got - 1] == '\n') line[--got] = 0;
-        char *tab = strrchr(line, '\t');
-        cr_assert(tab, "awk printed '%s'", line);
-        uint64_t expected = strtoull(tab + 1, NULL, 10);
+        char *tab = strrchr (line, '\t');
+        cr_assert (tab, "awk printed '%s'", line);
+        uint64_t expected = strtoull (tab + 1, NULL, 10);
         uint64_t count = 0;
         size_t len = (size_t)(tab - line);
-        cr_assert(tl_table_get(table, line, len, &count), "key '%.*s' missing", (int)len, line);
-        cr_assert_eq(count, expected, "key '%.*s': %llu, awk says %llu", (int)len, line,
-                     (unsigned long long)count, (unsigned long long)expected);
+        cr_assert (tl_table_get (table, line, len, &count), "key '%.*s' missing", (int)len, line);
+        cr_assert_eq (count, expected, "key '%.*s': %llu, awk says %llu", (int)len, line,
+                      (unsigned long long)count, (unsigned long long)expected);
         keys++;
     }
-    free(line);
-    cr_assert_eq(pclose(pipe), 0, "%s", command);
-    cr_assert_geq(keys, min_keys, "awk found only %zu keys", keys);
-    cr_assert_eq(tl_table_size(table), keys, "table has %zu keys, awk %zu", tl_table_size(table),
-                 keys);
+    free (line);
+    cr_assert_eq (pclose (pipe), 0, "%s", command);
+    cr_assert_geq (keys, min_keys, "awk found only %zu keys", keys);
+    cr_assert_eq (tl_table_size (table), keys, "table has %zu keys, awk %zu", tl_table_size (table),
+                  keys);
 }
 
 //  The awk programs for each format's totals, left open: the END block closes them.
@@ -804,42 +805,42 @@ static void s_assert_awk_totals(tl_table_t *table, const char *program, const ch
     "-F'\\t' '{for (i = 2; i <= NF; i++) {split($i, t, \",\"); s[$1] += t[2]}}"
 #define S_AWK_TOTALS_TEXT "'{for (i = 1; i <= NF; i++) s[$i]++}"
 
-Test(mapper, sample_2012_matches_awk, .timeout = 120)
+Test (mapper, sample_2012_matches_awk, .timeout = 120)
 {
     char files[1024];
-    snprintf(files, sizeof files, "%s", s_sample_glob());
+    snprintf (files, sizeof files, "%s", s_sample_glob ());
     //  Whole files, then pieces of 4 KiB and 100 bytes: the same totals every time
     static const size_t pieces[] = {0, 4096, 100};
     for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
-        tl_table_t *table = tl_table_new(0);
+        tl_table_t *table = tl_table_new (0);
         tl_map_stats_t stats = {0};
         for (char letter = 'a'; letter <= 'z'; letter++) {
             char path[1024];
-            snprintf(path, sizeof path,
-                     "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv",
-                     s_source_dir(), letter);
-            s_map_file(table, TL_FORMAT_NGRAM2012, path, pieces[i], &stats);
+            snprintf (path, sizeof path,
+                      "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv",
+                      s_source_dir (), letter);
+            s_map_file (table, TL_FORMAT_NGRAM2012, path, pieces[i], &stats);
         }
-        s_assert_awk_totals(table, S_AWK_TOTALS_2012, files, 1000);
+        s_assert_awk_totals (table, S_AWK_TOTALS_2012, files, 1000);
         char command[1200];
-        snprintf(command, sizeof command, "cat %s | wc -l", files);
-        cr_assert_eq(stats.lines, s_popen_number(command), "pieces of %zu", pieces[i]);
-        cr_assert_eq(stats.bad_lines, 0);
-        cr_assert_eq(stats.overflows, 0);
-        tl_table_destroy(&table);
+        snprintf (command, sizeof command, "cat %s | wc -l", files);
+        cr_assert_eq (stats.lines, s_popen_number (command), "pieces of %zu", pieces[i]);
+        cr_assert_eq (stats.bad_lines, 0);
+        cr_assert_eq (stats.overflows, 0);
+        tl_table_destroy (&table);
     }
 }
 
 //  Writes the sample rewritten by an awk program into path.
-static void s_rewrite_sample(const char *program, const char *path)
+static void s_rewrite_sample (const char *program, const char *path)
 {
     char command[4096];
-    snprintf(command, sizeof command, "LC_ALL=C awk -F'\\t' -v OFS='\\t' '%s' %s > '%s'", program,
-             s_sample_glob(), path);
-    cr_assert_eq(system(command), 0, "%s", command);
+    snprintf (command, sizeof command, "LC_ALL=C awk -F'\\t' -v OFS='\\t' '%s' %s > '%s'", program,
+              s_sample_glob (), path);
+    cr_assert_eq (system (command), 0, "%s", command);
 }
 
-Test(mapper, sample_rewrites_match_awk, .timeout = 120)
+Test (mapper, sample_rewrites_match_awk, .timeout = 120)
 {
     static const struct {
         tl_format_t format;  //  Format the rewrite writes
@@ -862,24 +863,24 @@ Test(mapper, sample_rewrites_match_awk, .timeout = 120)
          S_AWK_TOTALS_TEXT},
     };
     char dir[] = "/tmp/tally-test-mapper-XXXXXX";
-    cr_assert(mkdtemp(dir));
+    cr_assert (mkdtemp (dir));
     for (size_t i = 0; i < sizeof rewrites / sizeof rewrites[0]; i++) {
         char path[256];
-        snprintf(path, sizeof path, "%s/rewrite.%zu", dir, i);
-        s_rewrite_sample(rewrites[i].write, path);
-        tl_table_t *table = tl_table_new(0);
+        snprintf (path, sizeof path, "%s/rewrite.%zu", dir, i);
+        s_rewrite_sample (rewrites[i].write, path);
+        tl_table_t *table = tl_table_new (0);
         tl_map_stats_t stats = {0};
-        s_map_file(table, rewrites[i].format, path, 8192, &stats);
+        s_map_file (table, rewrites[i].format, path, 8192, &stats);
         char quoted[300];
-        snprintf(quoted, sizeof quoted, "'%s'", path);
-        s_assert_awk_totals(table, rewrites[i].totals, quoted, 1000);
+        snprintf (quoted, sizeof quoted, "'%s'", path);
+        s_assert_awk_totals (table, rewrites[i].totals, quoted, 1000);
         char command[400];
-        snprintf(command, sizeof command, "wc -l < '%s'", path);
-        cr_assert_eq(stats.lines, s_popen_number(command), "%s lines",
-                     tl_format_name(rewrites[i].format));
-        cr_assert_eq(stats.bad_lines, 0, "%s", tl_format_name(rewrites[i].format));
-        tl_table_destroy(&table);
-        remove(path);
+        snprintf (command, sizeof command, "wc -l < '%s'", path);
+        cr_assert_eq (stats.lines, s_popen_number (command), "%s lines",
+                      tl_format_name (rewrites[i].format));
+        cr_assert_eq (stats.bad_lines, 0, "%s", tl_format_name (rewrites[i].format));
+        tl_table_destroy (&table);
+        remove (path);
     }
-    remove(dir);
+    remove (dir);
 }

@@ -361,7 +361,7 @@ static int s_gz_refill (tl_source_t *self)
     }
     //  The previous block was not the file's last, so this one is the same file's
     assert (rc == 1 && self->gz_in.file == file);
-    (void) file;  //  Used by the assert only
+    (void)file;  //  Used by the assert only
     self->gz_used = 0;
     return 0;
 }

@@ -46,10 +46,9 @@ static void s_scrub_environment (void)
         if (strncmp (environ[i], "TALLY_", 6) == 0) {
             char name[256];
             size_t len = strcspn (environ[i], "=");
-            snprintf (name, sizeof name, "%.*s", (int) (len < 255 ? len : 255), environ[i]);
+            snprintf (name, sizeof name, "%.*s", (int)(len < 255 ? len : 255), environ[i]);
             unsetenv (name);  //  Shifts the array: look at slot i again
-        }
-        else
+        } else
             i++;
     }
 }
@@ -64,8 +63,7 @@ static pid_t s_spawn (const char *bindir, const char *program, const char *role,
     pid_t pid = fork ();
     if (pid == 0) {
         prctl (PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid () != parent)
-            _exit (1);  //  The parent died before prctl took effect
+        if (getppid () != parent) _exit (1);  //  The parent died before prctl took effect
         signal (SIGINT, SIG_DFL);
         signal (SIGTERM, SIG_DFL);
         //  Options reach the children as arguments only: a TALLY_* variable meant for
@@ -75,16 +73,14 @@ static pid_t s_spawn (const char *bindir, const char *program, const char *role,
         fprintf (stderr, "tally: cannot start %s: %s\n", path, strerror (errno));
         _exit (127);
     }
-    if (pid > 0 && s_nchildren < S_CHILDREN_MAX)
-        s_children[s_nchildren++] = (s_child_t){pid, role};
+    if (pid > 0 && s_nchildren < S_CHILDREN_MAX) s_children[s_nchildren++] = (s_child_t){pid, role};
     return pid;
 }
 
 static s_child_t *s_child_of (pid_t pid)
 {
     for (int i = 0; i < s_nchildren; i++)
-        if (s_children[i].pid == pid)
-            return &s_children[i];
+        if (s_children[i].pid == pid) return &s_children[i];
     return NULL;
 }
 
@@ -92,15 +88,13 @@ static s_child_t *s_child_of (pid_t pid)
 static void s_stop_children (double grace)
 {
     for (int i = 0; i < s_nchildren; i++)
-        if (s_children[i].pid > 0)
-            kill (s_children[i].pid, SIGTERM);
-    int64_t deadline = zclock_mono () + (int64_t) (grace * 1000);
+        if (s_children[i].pid > 0) kill (s_children[i].pid, SIGTERM);
+    int64_t deadline = zclock_mono () + (int64_t)(grace * 1000);
     int alive = 1;
     while (alive) {
         alive = 0;
         for (int i = 0; i < s_nchildren; i++) {
-            if (s_children[i].pid <= 0)
-                continue;
+            if (s_children[i].pid <= 0) continue;
             if (waitpid (s_children[i].pid, NULL, WNOHANG) == s_children[i].pid)
                 s_children[i].pid = 0;
             else
@@ -115,8 +109,7 @@ static void s_stop_children (double grace)
                 }
             alive = 0;
         }
-        if (alive)
-            usleep (20000);
+        if (alive) usleep (20000);
     }
 }
 
@@ -126,32 +119,28 @@ static void s_remove_folder (const char *dir)
     DIR *folder = opendir (dir);
     struct dirent *entry;
     while (folder && (entry = readdir (folder))) {
-        if (strcmp (entry->d_name, ".") == 0 || strcmp (entry->d_name, "..") == 0)
-            continue;
+        if (strcmp (entry->d_name, ".") == 0 || strcmp (entry->d_name, "..") == 0) continue;
         char path[PATH_MAX];
         snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
         unlink (path);
     }
-    if (folder)
-        closedir (folder);
+    if (folder) closedir (folder);
     rmdir (dir);
 }
 
 static void s_print_top (const char *output, long top)
 {
     FILE *file = fopen (output, "r");
-    if (!file)
-        return;
+    if (!file) return;
     char *line = NULL;
     size_t capacity = 0;
     ssize_t len;
     printf ("top %ld:\n", top);
     for (long i = 0; i < top && (len = getline (&line, &capacity, file)) > 0; i++) {
-        char *tab = memrchr (line, '\t', (size_t) len);
-        if (!tab)
-            continue;
+        char *tab = memrchr (line, '\t', (size_t)len);
+        if (!tab) continue;
         line[len - 1] = line[len - 1] == '\n' ? 0 : line[len - 1];
-        printf ("  %3ld. %-32.*s %s\n", i + 1, (int) (tab - line), line, tab + 1);
+        printf ("  %3ld. %-32.*s %s\n", i + 1, (int)(tab - line), line, tab + 1);
     }
     free (line);
     fclose (file);
@@ -172,7 +161,8 @@ static int s_run (int argc, char **argv)
          "auto, ngram2009, ngram2012, ngram2020 or text (default auto)", 0, 0},
         {"chunk-size", 'c', "TALLY_CHUNK_SIZE", TL_OPT_STR, &chunk_size, "BYTES",
          "Bytes of whole lines per chunk (default 1M)", 0, 0},
-        {"io", 0, "TALLY_IO", TL_OPT_STR, &io, "BACKEND", "auto, uring or sync (default auto)", 0, 0},
+        {"io", 0, "TALLY_IO", TL_OPT_STR, &io, "BACKEND", "auto, uring or sync (default auto)", 0,
+         0},
         {"year-min", 0, "TALLY_YEAR_MIN", TL_OPT_INT, &year_min, "YEAR",
          "Count only years from YEAR on", 0, UINT32_MAX},
         {"year-max", 0, "TALLY_YEAR_MAX", TL_OPT_INT, &year_max, "YEAR",
@@ -205,7 +195,8 @@ static int s_run (int argc, char **argv)
     if (chunk_size && (tl_parse_size (chunk_size, &chunk_bytes) != 0 || chunk_bytes < 1 ||
                        chunk_bytes > (64 << 20)))
         tl_cli_usage_error (&cli, "--chunk-size must be from 1 byte to 64M, not '%s'", chunk_size);
-    if (strcmp (io, "auto") && strcmp (io, "uring") && strcmp (io, "io_uring") && strcmp (io, "sync"))
+    if (strcmp (io, "auto") && strcmp (io, "uring") && strcmp (io, "io_uring") &&
+        strcmp (io, "sync"))
         tl_cli_usage_error (&cli, "unknown I/O backend '%s' (auto, uring or sync)", io);
     tl_bar_mode_t mode;
     if (tl_bar_mode_parse (progress, &mode) != 0)
@@ -214,7 +205,7 @@ static int s_run (int argc, char **argv)
         tl_cli_usage_error (&cli, "--year-min is after --year-max");
     char error[1024];
     tl_files_t files;
-    if (tl_files_expand (&files, argv + first, (size_t) (argc - first), error, sizeof error))
+    if (tl_files_expand (&files, argv + first, (size_t)(argc - first), error, sizeof error))
         tl_cli_usage_error (&cli, "%s", error);
     tl_files_free (&files);
 
@@ -252,14 +243,14 @@ static int s_run (int argc, char **argv)
 
     //  The sink's checkpoints (written when it is stopped mid-job) stay in the private
     //  folder and go with it: an interrupted tally run leaves nothing behind.
-    char *sink_argv[] = {NULL, "--bind", in_ep, "--publish", feed_ep, "--output", (char *) output,
-                         "--state-dir", dir, "--quiet", NULL};
+    char *sink_argv[] = {NULL,           "--bind",      in_ep, "--publish", feed_ep, "--output",
+                         (char *)output, "--state-dir", dir,   "--quiet",   NULL};
     s_spawn (bindir, "tally-sink", "sink", sink_argv);
     for (long i = 0; i < workers; i++) {
         char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_ep, "--quiet", NULL};
         s_spawn (bindir, "tally-worker", "worker", worker_argv);
     }
-    char **vent_argv = calloc ((size_t) (argc - first) + 24, sizeof *vent_argv);
+    char **vent_argv = calloc ((size_t)(argc - first) + 24, sizeof *vent_argv);
     char year_min_text[24], year_max_text[24];
     int n = 1;
     vent_argv[n++] = "--bind";
@@ -267,14 +258,14 @@ static int s_run (int argc, char **argv)
     vent_argv[n++] = "--sink";
     vent_argv[n++] = in_ep;
     vent_argv[n++] = "--format";
-    vent_argv[n++] = (char *) format;
+    vent_argv[n++] = (char *)format;
     vent_argv[n++] = "--io";
-    vent_argv[n++] = (char *) io;
+    vent_argv[n++] = (char *)io;
     vent_argv[n++] = "--progress";
-    vent_argv[n++] = (char *) progress;
+    vent_argv[n++] = (char *)progress;
     if (chunk_size) {
         vent_argv[n++] = "--chunk-size";
-        vent_argv[n++] = (char *) chunk_size;
+        vent_argv[n++] = (char *)chunk_size;
     }
     if (year_min >= 0) {
         snprintf (year_min_text, sizeof year_min_text, "%ld", year_min);
@@ -286,12 +277,9 @@ static int s_run (int argc, char **argv)
         vent_argv[n++] = "--year-max";
         vent_argv[n++] = year_max_text;
     }
-    if (skip_pos)
-        vent_argv[n++] = "--skip-pos";
-    if (strict)
-        vent_argv[n++] = "--strict";
-    if (quiet)
-        vent_argv[n++] = "--quiet";
+    if (skip_pos) vent_argv[n++] = "--skip-pos";
+    if (strict) vent_argv[n++] = "--strict";
+    if (quiet) vent_argv[n++] = "--quiet";
     vent_argv[n++] = "--";
     for (int i = first; i < argc; i++)
         vent_argv[n++] = argv[i];
@@ -308,13 +296,11 @@ static int s_run (int argc, char **argv)
         int wstatus;
         pid_t pid = waitpid (-1, &wstatus, 0);
         if (pid == -1) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             break;
         }
         s_child_t *child = s_child_of (pid);
-        if (!child)
-            continue;
+        if (!child) continue;
         child->pid = 0;
         int code = WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : 128 + WTERMSIG (wstatus);
         if (pid == ventilator) {
@@ -322,8 +308,8 @@ static int s_run (int argc, char **argv)
             break;
         }
         if (!s_signal) {
-            fprintf (stderr, "tally: the %s process stopped unexpectedly (status %d)\n", child->role,
-                     code);
+            fprintf (stderr, "tally: the %s process stopped unexpectedly (status %d)\n",
+                     child->role, code);
             if (strcmp (child->role, "sink") == 0) {
                 status = 1;
                 break;
@@ -332,8 +318,7 @@ static int s_run (int argc, char **argv)
     }
     s_stop_children (5.0);
     s_remove_folder (dir);
-    if (status == 0 && !quiet && top > 0)
-        s_print_top (output, top);
+    if (status == 0 && !quiet && top > 0) s_print_top (output, top);
     return status;
 }
 
@@ -365,13 +350,14 @@ static int s_keygen (int argc, char **argv)
 
 static void s_usage (FILE *out)
 {
-    fprintf (out, "Usage: tally COMMAND [OPTIONS] ...\n"
-                  "Counts keys (Google Books n-grams, words) across inputs larger than memory.\n\n"
-                  "Commands:\n"
-                  "  run FILE|FOLDER...   count on this machine (sink, workers, ventilator)\n"
-                  "  keygen NAME          make a CURVE key pair for encrypted multi-machine runs\n\n"
-                  "'tally COMMAND --help' tells more. The services run on their own as\n"
-                  "tally-sink, tally-worker, tally-ventilator; tally-watch prints the feed.\n");
+    fprintf (out,
+             "Usage: tally COMMAND [OPTIONS] ...\n"
+             "Counts keys (Google Books n-grams, words) across inputs larger than memory.\n\n"
+             "Commands:\n"
+             "  run FILE|FOLDER...   count on this machine (sink, workers, ventilator)\n"
+             "  keygen NAME          make a CURVE key pair for encrypted multi-machine runs\n\n"
+             "'tally COMMAND --help' tells more. The services run on their own as\n"
+             "tally-sink, tally-worker, tally-ventilator; tally-watch prints the feed.\n");
 }
 
 int main (int argc, char **argv)
@@ -388,10 +374,8 @@ int main (int argc, char **argv)
         printf ("tally %s\n", TALLY_VERSION);
         return 0;
     }
-    if (strcmp (argv[1], "run") == 0)
-        return s_run (argc - 1, argv + 1);
-    if (strcmp (argv[1], "keygen") == 0)
-        return s_keygen (argc - 1, argv + 1);
+    if (strcmp (argv[1], "run") == 0) return s_run (argc - 1, argv + 1);
+    if (strcmp (argv[1], "keygen") == 0) return s_keygen (argc - 1, argv + 1);
     fprintf (stderr, "tally: unknown command '%s'\nTry 'tally --help'.\n", argv[1]);
     return 2;
 }

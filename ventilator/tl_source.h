@@ -21,10 +21,10 @@ typedef enum {
 } tl_io_t;
 
 typedef struct {
-    tl_io_t io;          //  Backend choice
-    size_t chunk_size;   //  Target payload bytes per chunk (0: 1 MiB)
-    size_t max_line;     //  Longer lines are skipped and counted (0: 16 MiB)
-    unsigned depth;      //  Reads in flight with io_uring (0: 8)
+    tl_io_t io;         //  Backend choice
+    size_t chunk_size;  //  Target payload bytes per chunk (0: 1 MiB)
+    size_t max_line;    //  Longer lines are skipped and counted (0: 16 MiB)
+    unsigned depth;     //  Reads in flight with io_uring (0: 8)
 } tl_source_opts_t;
 
 //  A reference-counted buffer that holds one chunk's bytes. The source hands each

@@ -20,32 +20,32 @@
 
 //  One chunk in the window: cut, maybe sent, not yet acknowledged.
 typedef struct {
-    bool used;          //  Slot holds a chunk
-    uint64_t id;        //  Chunk id
-    tl_chunk_t chunk;   //  Lines (one buffer reference held here)
-    double sent_at;     //  Last send, 0 when never sent
-    uint32_t sends;     //  Times sent
-    bool suspect;       //  A worker left since it was sent: it may be lost
+    bool used;         //  Slot holds a chunk
+    uint64_t id;       //  Chunk id
+    tl_chunk_t chunk;  //  Lines (one buffer reference held here)
+    double sent_at;    //  Last send, 0 when never sent
+    uint32_t sends;    //  Times sent
+    bool suspect;      //  A worker left since it was sent: it may be lost
 } s_slot_t;
 
 typedef struct {
     //  Options
-    const char *bind;         //  PUSH endpoint for workers
-    const char *sink_ep;      //  Sink's inbound endpoint
-    const char *format_name;  //  --format
-    const char *io_name;      //  --io
+    const char *bind;           //  PUSH endpoint for workers
+    const char *sink_ep;        //  Sink's inbound endpoint
+    const char *format_name;    //  --format
+    const char *io_name;        //  --io
     const char *progress_name;  //  --progress
-    size_t chunk_size;        //  --chunk-size
-    size_t max_line;          //  --max-line
-    long window;              //  --window
-    long year_min, year_max;  //  --year-min, --year-max
-    bool skip_pos;            //  --skip-pos
-    bool strict;              //  --strict
-    double retry;             //  --retry: least seconds before a resend
-    double timeout;           //  --timeout: seconds of sink silence that fail the job
-    bool quiet;               //  --quiet
-    bool verbose;             //  --verbose
-    tl_curve_t curve;         //  CURVE keys
+    size_t chunk_size;          //  --chunk-size
+    size_t max_line;            //  --max-line
+    long window;                //  --window
+    long year_min, year_max;    //  --year-min, --year-max
+    bool skip_pos;              //  --skip-pos
+    bool strict;                //  --strict
+    double retry;               //  --retry: least seconds before a resend
+    double timeout;             //  --timeout: seconds of sink silence that fail the job
+    bool quiet;                 //  --quiet
+    bool verbose;               //  --verbose
+    tl_curve_t curve;           //  CURVE keys
 
     //  State
     tl_files_t files;          //  Inputs
@@ -56,7 +56,7 @@ typedef struct {
     zsock_t *sink;             //  DEALER to the sink
     zsock_t *monitor;          //  PAIR end of the PUSH socket's monitor: worker disconnects
     tl_source_t *source;       //  Reads and cuts the files
-    tl_bar_t *progress;   //  Bar or log lines
+    tl_bar_t *progress;        //  Bar or log lines
     uint64_t job;              //  Job id
     bool accepted;             //  Sink accepted the job
     s_slot_t *slots;           //  The window
@@ -77,8 +77,8 @@ typedef struct {
 
 static void s_free_buf (void *data, void *hint)
 {
-    (void) data;
-    tl_buf_release ((tl_buf_t *) hint);
+    (void)data;
+    tl_buf_release ((tl_buf_t *)hint);
 }
 
 static void s_msg_init (s_vent_t *self, tl_msg_t *msg, tl_cmd_t cmd)
@@ -98,8 +98,7 @@ static void s_send_job (s_vent_t *self)
     tl_msg_t msg;
     s_msg_init (self, &msg, TL_CMD_JOB);
     tl_str_t *names = calloc (self->files.count, sizeof *names);
-    if (!names)
-        return;
+    if (!names) return;
     for (size_t i = 0; i < self->files.count; i++)
         names[i] = (tl_str_t){self->files.names[i], strlen (self->files.names[i])};
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
@@ -107,7 +106,7 @@ static void s_send_job (s_vent_t *self)
                                 .filter = self->filter,
                                 .strict = self->strict,
                                 .input_bytes = self->files.bytes,
-                                .nfiles = (uint32_t) self->files.count,
+                                .nfiles = (uint32_t)self->files.count,
                                 .files = names};
     s_send_to_sink (self, &msg);
     free (names);
@@ -128,12 +127,10 @@ static int s_send_chunk (s_vent_t *self, s_slot_t *slot)
                                     .filter = self->filter};
     zmq_msg_t payload;
     tl_buf_ref (slot->chunk.buf);
-    zmq_msg_init_data (&payload, (void *) slot->chunk.data, slot->chunk.size, s_free_buf,
+    zmq_msg_init_data (&payload, (void *)slot->chunk.data, slot->chunk.size, s_free_buf,
                        slot->chunk.buf);
-    if (tl_send (zsock_resolve (self->push), NULL, 0, &msg, &payload, ZMQ_DONTWAIT) != 0)
-        return -1;
-    if (slot->sends++)
-        self->resent++;
+    if (tl_send (zsock_resolve (self->push), NULL, 0, &msg, &payload, ZMQ_DONTWAIT) != 0) return -1;
+    if (slot->sends++) self->resent++;
     slot->sent_at = tl_now ();
     slot->suspect = false;
     return 0;
@@ -142,8 +139,7 @@ static int s_send_chunk (s_vent_t *self, s_slot_t *slot)
 static s_slot_t *s_free_slot (s_vent_t *self)
 {
     for (long i = 0; i < self->window; i++)
-        if (!self->slots[i].used)
-            return &self->slots[i];
+        if (!self->slots[i].used) return &self->slots[i];
     return NULL;
 }
 
@@ -188,8 +184,7 @@ static s_slot_t *s_cut (s_vent_t *self, bool *failed)
 static double s_resend_after (s_vent_t *self)
 {
     double typical = self->latency > 0 ? self->latency : 0.5;
-    if (self->source_done && !self->unsent)
-        return fmax (self->retry / 4, 4 * typical);
+    if (self->source_done && !self->unsent) return fmax (self->retry / 4, 4 * typical);
     return fmax (self->retry, 10 * typical);
 }
 
@@ -216,21 +211,17 @@ static int s_pump (s_vent_t *self)
     double now = tl_now ();
     while (true) {
         s_slot_t *slot = s_due_resend (self, now);
-        if (!slot && self->unsent)
-            slot = self->unsent;
-        if (!slot && !self->source_done && self->inflight < (size_t) self->window) {
+        if (!slot && self->unsent) slot = self->unsent;
+        if (!slot && !self->source_done && self->inflight < (size_t)self->window) {
             bool failed = false;
             slot = s_cut (self, &failed);
-            if (failed)
-                return -1;
+            if (failed) return -1;
             self->unsent = slot;
         }
-        if (!slot)
-            return 0;
+        if (!slot) return 0;
         if (s_send_chunk (self, slot) != 0)
             return 0;  //  Socket full: the poll tells us when it drains
-        if (slot == self->unsent)
-            self->unsent = NULL;
+        if (slot == self->unsent) self->unsent = NULL;
     }
 }
 
@@ -240,14 +231,12 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
     for (uint32_t i = 0; i < ack->count; i++)
         for (long j = 0; j < self->window; j++) {
             s_slot_t *slot = &self->slots[j];
-            if (!slot->used || slot->id != ack->chunk[i])
-                continue;
+            if (!slot->used || slot->id != ack->chunk[i]) continue;
             if (slot->sends == 1) {
                 double sample = now - slot->sent_at;
                 self->latency = self->latency ? 0.9 * self->latency + 0.1 * sample : sample;
             }
-            if (slot == self->unsent)
-                self->unsent = NULL;
+            if (slot == self->unsent) self->unsent = NULL;
             self->acked++;
             self->acked_bytes += slot->chunk.size;
             tl_buf_release (slot->chunk.buf);
@@ -264,17 +253,14 @@ static void s_on_monitor (s_vent_t *self)
     //  libzmq's monitor events: frame 1 is a 16-bit event and a 32-bit value, frame 2
     //  the peer's endpoint.
     tl_frames_t in;
-    if (tl_frames_recv (zsock_resolve (self->monitor), &in, ZMQ_DONTWAIT) < 0)
-        return;
+    if (tl_frames_recv (zsock_resolve (self->monitor), &in, ZMQ_DONTWAIT) < 0) return;
     size_t size;
     const uint8_t *event = tl_frames_data (&in, 0, &size);
     uint16_t id = 0;
-    if (event && size >= 2)
-        memcpy (&id, event, sizeof id);
+    if (event && size >= 2) memcpy (&id, event, sizeof id);
     if (id == ZMQ_EVENT_DISCONNECTED) {
         for (long i = 0; i < self->window; i++)
-            if (self->slots[i].used && self->slots[i].sent_at > 0)
-                self->slots[i].suspect = true;
+            if (self->slots[i].used && self->slots[i].sent_at > 0) self->slots[i].suspect = true;
         if (self->verbose)
             zsys_info ("a worker disconnected; chunks it may hold will be sent again");
     }
@@ -284,15 +270,15 @@ static void s_on_monitor (s_vent_t *self)
 static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
 {
     char bytes[32], rate[32];
-    tl_human_bytes ((double) self->cut_bytes, bytes, sizeof bytes);
-    tl_human_bytes (done->seconds > 0 ? (double) self->cut_bytes / done->seconds : 0, rate,
+    tl_human_bytes ((double)self->cut_bytes, bytes, sizeof bytes);
+    tl_human_bytes (done->seconds > 0 ? (double)self->cut_bytes / done->seconds : 0, rate,
                     sizeof rate);
     printf ("%s in %llu files, %llu lines (%llu bad, %llu filtered out): %llu keys, sum %llu, "
             "in %.2f s (%s/s)\n",
-            bytes, (unsigned long long) self->files.count, (unsigned long long) done->lines,
-            (unsigned long long) done->bad_lines, (unsigned long long) done->filtered,
-            (unsigned long long) done->keys, (unsigned long long) done->sum, done->seconds, rate);
-    printf ("totals written to %.*s\n", (int) done->output.len, done->output.ptr);
+            bytes, (unsigned long long)self->files.count, (unsigned long long)done->lines,
+            (unsigned long long)done->bad_lines, (unsigned long long)done->filtered,
+            (unsigned long long)done->keys, (unsigned long long)done->sum, done->seconds, rate);
+    printf ("totals written to %.*s\n", (int)done->output.len, done->output.ptr);
     fflush (stdout);
 }
 
@@ -301,14 +287,12 @@ static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
 static int s_on_sink (s_vent_t *self, int *status)
 {
     tl_frames_t in;
-    if (tl_frames_recv (zsock_resolve (self->sink), &in, ZMQ_DONTWAIT) < 0)
-        return 0;
+    if (tl_frames_recv (zsock_resolve (self->sink), &in, ZMQ_DONTWAIT) < 0) return 0;
     tl_msg_t msg;
     tl_cmd_t cmd = tl_frames_decode (&in, 0, &msg);
     int over = 0;
     if (cmd == TL_CMD_INVALID || msg.job != self->job) {
-        if (cmd != TL_CMD_INVALID)
-            tl_msg_reset (&msg);
+        if (cmd != TL_CMD_INVALID) tl_msg_reset (&msg);
         tl_frames_close (&in);
         return 0;
     }
@@ -316,7 +300,7 @@ static int s_on_sink (s_vent_t *self, int *status)
     switch (cmd) {
     case TL_CMD_ACCEPT:
         if (!self->accepted && self->verbose)
-            zsys_info ("job %016llx accepted by %s", (unsigned long long) self->job, self->sink_ep);
+            zsys_info ("job %016llx accepted by %s", (unsigned long long)self->job, self->sink_ep);
         self->accepted = true;
         break;
     case TL_CMD_ACK:
@@ -324,17 +308,16 @@ static int s_on_sink (s_vent_t *self, int *status)
         break;
     case TL_CMD_DONE:
         tl_bar_update (self->progress, self->files.bytes, self->acked_bytes, self->acked,
-                            self->next_id, true);
+                       self->next_id, true);
         tl_bar_finish (self->progress);
-        if (!self->quiet)
-            s_print_summary (self, &msg.u.done);
+        if (!self->quiet) s_print_summary (self, &msg.u.done);
         *status = 0;
         over = 1;
         break;
     case TL_CMD_FAIL:
         tl_bar_finish (self->progress);
-        fprintf (stderr, "tally-ventilator: the sink failed the job: %.*s\n",
-                 (int) msg.u.reason.len, msg.u.reason.ptr);
+        fprintf (stderr, "tally-ventilator: the sink failed the job: %.*s\n", (int)msg.u.reason.len,
+                 msg.u.reason.ptr);
         *status = 1;
         over = 1;
         break;
@@ -381,8 +364,7 @@ static int s_run (s_vent_t *self)
                 s_send_to_sink (self, &ping);
                 self->pinged_at = now;
                 self->end_sent = false;  //  END again until DONE: it is idempotent
-            }
-            else
+            } else
                 s_send_job (self);
         }
         if (self->accepted && s_pump (self) != 0) {
@@ -397,26 +379,23 @@ static int s_run (s_vent_t *self)
             end.u.end = (tl_end_body_t){.chunks = self->next_id,
                                         .bytes = self->cut_bytes,
                                         .bad_lines = tl_source_skipped_lines (self->source)};
-            if (s_send_to_sink (self, &end) == 0)
-                self->end_sent = true;
+            if (s_send_to_sink (self, &end) == 0) self->end_sent = true;
         }
         tl_bar_update (self->progress, tl_source_bytes_read (self->source), self->acked_bytes,
-                            self->acked, self->next_id, self->source_done);
+                       self->acked, self->next_id, self->source_done);
 
         //  Resends are found by the clock, so only new or stalled chunks wait on POLLOUT.
-        bool want_out = self->accepted &&
-                        (self->unsent || (!self->source_done && self->inflight < (size_t) self->window));
+        bool want_out =
+            self->accepted &&
+            (self->unsent || (!self->source_done && self->inflight < (size_t)self->window));
         zmq_pollitem_t items[] = {{zsock_resolve (self->sink), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0},
                                   {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
         //  A short timeout: resends, pings and the progress bar need the clock.
-        if (zmq_poll (items, 3, 100) == -1 && errno != EINTR)
-            return 1;
-        if (items[2].revents & ZMQ_POLLIN)
-            s_on_monitor (self);
+        if (zmq_poll (items, 3, 100) == -1 && errno != EINTR) return 1;
+        if (items[2].revents & ZMQ_POLLIN) s_on_monitor (self);
         while (status < 0 && (zsock_events (self->sink) & ZMQ_POLLIN))
-            if (s_on_sink (self, &status))
-                break;
+            if (s_on_sink (self, &status)) break;
     }
     return status;
 }
@@ -464,8 +443,7 @@ int main (int argc, char **argv)
          "Give up when the sink is silent this long (default 60)", 0, 0},
         {"progress", 0, "TALLY_PROGRESS", TL_OPT_STR, &self.progress_name, "MODE",
          "auto, bar, log or none (default auto: a bar on a terminal)", 0, 0},
-        {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL,
-         "Print only errors", 0, 0},
+        {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
         {"verbose", 'v', "TALLY_VERBOSE", TL_OPT_FLAG, &self.verbose, NULL,
          "Also log each file's format and the job's steps", 0, 0},
         TL_OPT_CURVE_SECRET (self.curve),
@@ -500,26 +478,24 @@ int main (int argc, char **argv)
         tl_cli_usage_error (&cli, "--chunk-size must be from 1 byte to 64M");
     if (self.max_line < self.chunk_size && self.max_line < 4096)
         tl_cli_usage_error (&cli, "--max-line must be at least 4K");
-    if (self.max_line > (128 << 20))
-        tl_cli_usage_error (&cli, "--max-line must be at most 128M");
-    if (self.year_min > self.year_max)
-        tl_cli_usage_error (&cli, "--year-min is after --year-max");
-    self.filter = (tl_filter_t){(uint32_t) self.year_min, (uint32_t) self.year_max, self.skip_pos};
+    if (self.max_line > (128 << 20)) tl_cli_usage_error (&cli, "--max-line must be at most 128M");
+    if (self.year_min > self.year_max) tl_cli_usage_error (&cli, "--year-min is after --year-max");
+    self.filter = (tl_filter_t){(uint32_t)self.year_min, (uint32_t)self.year_max, self.skip_pos};
 
     char error[1024];
-    if (tl_files_expand (&self.files, argv + first, (size_t) (argc - first), error, sizeof error))
+    if (tl_files_expand (&self.files, argv + first, (size_t)(argc - first), error, sizeof error))
         tl_cli_usage_error (&cli, "%s", error);
     if (self.files.count > TL_FILES_MAX)
-        tl_cli_usage_error (&cli, "too many files (%zu; at most %d)", self.files.count, TL_FILES_MAX);
+        tl_cli_usage_error (&cli, "too many files (%zu; at most %d)", self.files.count,
+                            TL_FILES_MAX);
 
     zsys_init ();
     zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
     zsys_set_logident ("tally-ventilator");
-    if (tl_curve_setup (&self.curve, cli.program) != 0)
-        return 2;
+    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
     const char *why = NULL;
-    self.source = tl_source_new ((const char *const *) self.files.names, self.files.count,
-                                 &source_opts, &why);
+    self.source =
+        tl_source_new ((const char *const *)self.files.names, self.files.count, &source_opts, &why);
     if (!self.source) {
         fprintf (stderr, "tally-ventilator: %s\n", why ? why : "cannot start reading");
         return 1;
@@ -527,7 +503,7 @@ int main (int argc, char **argv)
     if (!self.quiet) {
         const char *why_sync = tl_source_fallback (self.source);
         zsys_info ("%zu files, %llu bytes, reading with %s%s%s%s", self.files.count,
-                   (unsigned long long) self.files.bytes, tl_source_backend (self.source),
+                   (unsigned long long)self.files.bytes, tl_source_backend (self.source),
                    why_sync ? " (" : "", why_sync ? why_sync : "", why_sync ? ")" : "");
     }
 
@@ -544,9 +520,9 @@ int main (int argc, char **argv)
     //  libzmq's own socket monitor rather than CZMQ's zmonitor actor: no thread of ours
     //  to stop, and nothing to trip over when a signal comes during start-up.
     char monitor_ep[64];
-    snprintf (monitor_ep, sizeof monitor_ep, "inproc://tally-monitor-%p", (void *) &self);
+    snprintf (monitor_ep, sizeof monitor_ep, "inproc://tally-monitor-%p", (void *)&self);
     if (zmq_socket_monitor (zsock_resolve (self.push), monitor_ep, ZMQ_EVENT_DISCONNECTED) != 0 ||
-        !(self.monitor = zsock_new_pair (monitor_ep)) ) {
+        !(self.monitor = zsock_new_pair (monitor_ep))) {
         fprintf (stderr, "tally-ventilator: cannot monitor the worker socket\n");
         return 1;
     }
@@ -560,9 +536,9 @@ int main (int argc, char **argv)
 
     uint64_t job;
     if (getrandom (&job, sizeof job, 0) != sizeof job)
-        job = (uint64_t) tl_now () * 1000003u ^ (uint64_t) getpid ();
+        job = (uint64_t)tl_now () * 1000003u ^ (uint64_t)getpid ();
     self.job = job;
-    self.slots = calloc ((size_t) self.window, sizeof *self.slots);
+    self.slots = calloc ((size_t)self.window, sizeof *self.slots);
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
     if (!self.slots || !self.file_format) {
         fprintf (stderr, "tally-ventilator: out of memory\n");
@@ -570,14 +546,13 @@ int main (int argc, char **argv)
     }
     for (size_t i = 0; i < self.files.count; i++)
         self.file_format[i] = self.format;
-    self.progress = tl_bar_new ("tally", self.files.bytes,
-                                     self.quiet ? TL_BAR_NONE : progress_mode);
+    self.progress =
+        tl_bar_new ("tally", self.files.bytes, self.quiet ? TL_BAR_NONE : progress_mode);
 
     int status = s_run (&self);
 
     for (long i = 0; i < self.window; i++)
-        if (self.slots[i].used)
-            tl_buf_release (self.slots[i].chunk.buf);
+        if (self.slots[i].used) tl_buf_release (self.slots[i].chunk.buf);
     free (self.slots);
     free (self.file_format);
     tl_bar_destroy (&self.progress);

@@ -13,22 +13,22 @@
 #include <string.h>
 
 typedef struct {
-    const char *vent_ep;     //  Ventilator's PUSH endpoint
-    const char *sink_ep;     //  Sink's inbound endpoint
-    size_t max_msg;          //  Largest chunk accepted
-    bool quiet;              //  --quiet
-    tl_curve_t curve;        //  CURVE keys
-    zsock_t *pull;           //  Chunks in
-    zsock_t *sink;           //  Partials out
-    tl_table_t *table;       //  The chunk's partial dictionary, reused
-    uint64_t chunks;         //  Chunks mapped
-    uint64_t junk;           //  Malformed messages dropped
-    double junk_logged_at;   //  Last junk log line (rate limit)
+    const char *vent_ep;    //  Ventilator's PUSH endpoint
+    const char *sink_ep;    //  Sink's inbound endpoint
+    size_t max_msg;         //  Largest chunk accepted
+    bool quiet;             //  --quiet
+    tl_curve_t curve;       //  CURVE keys
+    zsock_t *pull;          //  Chunks in
+    zsock_t *sink;          //  Partials out
+    tl_table_t *table;      //  The chunk's partial dictionary, reused
+    uint64_t chunks;        //  Chunks mapped
+    uint64_t junk;          //  Malformed messages dropped
+    double junk_logged_at;  //  Last junk log line (rate limit)
 } s_worker_t;
 
 static void s_free_sbuffer (void *data, void *hint)
 {
-    (void) hint;
+    (void)hint;
     free (data);
 }
 
@@ -38,7 +38,7 @@ static void s_junk (s_worker_t *self, const char *what)
     double now = zclock_mono () / 1000.0;
     if (now - self->junk_logged_at >= 1.0) {
         zsys_warning ("dropped a malformed message (%s); %llu so far", what,
-                      (unsigned long long) self->junk);
+                      (unsigned long long)self->junk);
         self->junk_logged_at = now;
     }
 }
@@ -63,7 +63,7 @@ static int s_handle (s_worker_t *self, tl_frames_t *in)
     tl_map_stats_t stats = {0};
     tl_table_clear (self->table);
     if (tl_map (self->table, chunk->format, &chunk->filter, data, size, &stats) != 0) {
-        zsys_error ("out of memory mapping chunk %llu", (unsigned long long) chunk->chunk);
+        zsys_error ("out of memory mapping chunk %llu", (unsigned long long)chunk->chunk);
         tl_msg_reset (&msg);
         return 0;  //  Not answered: the ventilator sends it again, maybe to another worker
     }
@@ -95,8 +95,7 @@ static int s_handle (s_worker_t *self, tl_frames_t *in)
         free (map_data);
         return 0;
     }
-    if (tl_send (zsock_resolve (self->sink), NULL, 0, &out, &payload, 0) != 0)
-        return -1;
+    if (tl_send (zsock_resolve (self->sink), NULL, 0, &out, &payload, 0) != 0) return -1;
     self->chunks++;
     return 0;
 }
@@ -132,13 +131,12 @@ int main (int argc, char **argv)
     zsys_init ();
     zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
     zsys_set_logident ("tally-worker");
-    if (tl_curve_setup (&self.curve, cli.program) != 0)
-        return 2;
+    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     //  One chunk queued here at most: the rest stay with the ventilator for others.
     cfg.rcvhwm = 1;
-    cfg.maxmsgsize = (int64_t) self.max_msg;
+    cfg.maxmsgsize = (int64_t)self.max_msg;
     cfg.linger_ms = 0;
     self.pull = tl_sock_new (ZMQ_PULL, self.vent_ep, false, false, &cfg, &why);
     cfg = tl_sock_cfg_default ();
@@ -149,23 +147,19 @@ int main (int argc, char **argv)
         fprintf (stderr, "tally-worker: %s\n", self.table ? why : "out of memory");
         return 1;
     }
-    if (!self.quiet)
-        zsys_info ("pulling from %s, pushing to %s", self.vent_ep, self.sink_ep);
+    if (!self.quiet) zsys_info ("pulling from %s, pushing to %s", self.vent_ep, self.sink_ep);
 
     while (!zsys_interrupted) {
         tl_frames_t in;
         if (tl_frames_recv (zsock_resolve (self.pull), &in, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
+            if (errno == EINTR || errno == EAGAIN) continue;
             break;
         }
         int rc = s_handle (&self, &in);
         tl_frames_close (&in);
-        if (rc != 0)
-            break;
+        if (rc != 0) break;
     }
-    if (!self.quiet)
-        zsys_info ("stopping after %llu chunks", (unsigned long long) self.chunks);
+    if (!self.quiet) zsys_info ("stopping after %llu chunks", (unsigned long long)self.chunks);
     tl_table_destroy (&self.table);
     zsock_destroy (&self.pull);
     zsock_destroy (&self.sink);

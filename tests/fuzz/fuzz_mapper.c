@@ -12,8 +12,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     static tl_table_t *table;
-    if (!table)
-        table = tl_table_new (0);
+    if (!table) table = tl_table_new (0);
     size_t newlines = 0;
     for (size_t i = 0; i < size; i++)
         newlines += data[i] == '\n';
@@ -22,11 +21,10 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         for (size_t f = 0; f < 2; f++) {
             tl_map_stats_t stats = {0};
             tl_table_clear (table);
-            if (tl_map (table, (tl_format_t) format, &filters[f], (const char *) data, size, &stats))
+            if (tl_map (table, (tl_format_t)format, &filters[f], (const char *)data, size, &stats))
                 abort ();
-            if (stats.lines > newlines + 1 || stats.bad_lines > stats.lines)
-                abort ();
+            if (stats.lines > newlines + 1 || stats.bad_lines > stats.lines) abort ();
         }
-    tl_format_detect ((const char *) data, size);
+    tl_format_detect ((const char *)data, size);
     return 0;
 }

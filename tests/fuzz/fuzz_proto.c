@@ -12,15 +12,13 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
-    tl_cmd_t cmd = (tl_cmd_t) (1 + data[0] % (TL_CMD_COUNT_ - 1));
+    if (size < 1) return 0;
+    tl_cmd_t cmd = (tl_cmd_t)(1 + data[0] % (TL_CMD_COUNT_ - 1));
     tl_msg_t msg;
     if (tl_msg_decode (cmd, data + 1, size - 1, &msg) == 0) {
         msgpack_sbuffer again;
         msgpack_sbuffer_init (&again);
-        if (tl_msg_encode (&msg, &again) != 0)
-            abort ();
+        if (tl_msg_encode (&msg, &again) != 0) abort ();
         tl_msg_t back;
         if (tl_msg_decode (cmd, again.data, again.size, &back) != 0 || back.job != msg.job)
             abort ();
@@ -38,7 +36,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         msgpack_zone zone;
         msgpack_zone_init (&zone, 2048);
         msgpack_object object;
-        msgpack_unpack ((const char *) data + 1, size - 1, NULL, &zone, &object);
+        msgpack_unpack ((const char *)data + 1, size - 1, NULL, &zone, &object);
         msgpack_zone_destroy (&zone);
     }
     return 0;
