@@ -2,6 +2,17 @@
 # it_sigterm), sourced after tests/lib.sh: the services started one by one on TCP
 # loopback, as on a cluster, so that a test can kill, stop and restart each of them, and
 # the sink's feed read (through tally-watch --json) to tell how far a job has come.
+# shellcheck disable=SC2034  # SINK_PID, VENT_PID, WATCH_PID are for the sourcing tests
+
+# half_scaled N: N for the plain build, half of it for the sanitized one (for jobs that
+# must last long enough to be hit mid-way even there).
+half_scaled() {
+  if [ "${TALLY_VARIANT:-plain}" = sanitize ]; then
+    echo $((($1 + 1) / 2))
+  else
+    echo "$1"
+  fi
+}
 
 # fault_endpoints: picks free loopback ports; sets VENT (the ventilator's PUSH), SINK
 # (the sink's inbound ROUTER) and FEED (the sink's PUB).
@@ -23,6 +34,11 @@ forget() {
   PIDS=("${kept[@]}")
 }
 
+# alive PID: true while the process runs (quietly, for check).
+alive() {
+  kill -0 "$1" 2> /dev/null
+}
+
 # start_sink LOG OUTPUT [ARGS...]: tally-sink on $SINK and $FEED writing OUTPUT; its
 # stderr and stdout go to LOG. Sets SINK_PID.
 start_sink() {
@@ -41,11 +57,10 @@ start_worker() {
 }
 
 # start_vent NAME ARGS... FILES...: a tally-ventilator on $VENT and $SINK; stdout to
-# $WORK/NAME.out, stderr to $WORK/NAME.err. Sets VENT_PID and VENT_T0 (its start time).
+# $WORK/NAME.out, stderr to $WORK/NAME.err. Sets VENT_PID.
 start_vent() {
   local name=$1
   shift
-  VENT_T0=$(now)
   start "$TALLY_BIN/tally-ventilator" --bind "$VENT" --sink "$SINK" --progress none "$@" \
     > "$WORK/$name.out" 2> "$WORK/$name.err"
   VENT_PID=$LAST_PID
@@ -91,9 +106,9 @@ feed_progress() {
 
 # feed_merged_at_least FILE N: true once the feed in FILE says N chunks are merged.
 feed_merged_at_least() {
-  local done known final
-  read -r done known final < <(feed_progress "$1")
-  [ "$done" -ge "$2" ]
+  local merged
+  read -r merged _ < <(feed_progress "$1")
+  [ "$merged" -ge "$2" ]
 }
 
 # worker_chunks LOG: the chunk count a worker logged when it stopped ("stopping after N
