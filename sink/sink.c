@@ -79,7 +79,7 @@ typedef struct {
     uint64_t junk;                          //  Malformed or unexpected messages dropped
     double junk_logged_at;                  //  Rate limit for the junk log
     double published_at;                    //  Last progress publication
-    double top_at;                          //  Last top publication
+    double top_due;                         //  When "top" is published next
 } s_sink_t;
 
 static void s_junk (s_sink_t *self, const char *what)
@@ -720,17 +720,19 @@ static void s_tick (s_sink_t *self)
 {
     double now = tl_now ();
     bool progress = now - self->published_at >= self->interval;
-    //  Top-K costs a pass over the table: rarer as the table grows.
+    bool top = now >= self->top_due;
     for (int i = 0; i < S_JOBS_MAX; i++) {
         s_job_t *job = self->jobs[i];
         if (!job) continue;
         s_flush_acks (self, job);
         if (progress) s_publish_progress (self, job);
-        double top_every = tl_table_size (job->totals) > 1000000 ? 5.0 : 1.0;
-        if (now - self->top_at >= top_every) {
-            s_publish_top (self, job);
-            self->top_at = now;
-        }
+        if (top) s_publish_top (self, job);
+    }
+    if (top) {
+        //  Top-K is a pass over every table: once a second, but never more than 5% of
+        //  the sink's time however many keys the jobs hold.
+        double took = tl_now () - now;
+        self->top_due = now + (took * 20 > 1.0 ? took * 20 : 1.0);
     }
     if (progress) self->published_at = now;
 }
