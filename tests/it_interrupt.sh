@@ -2,7 +2,7 @@
 # Stopping tally run mid-job: SIGINT and SIGTERM make it exit non-zero within 10 s, with
 # no sink, worker or ventilator left running and nothing written in the output folder
 # (no totals file, no temporary one, no checkpoint of the abandoned job). SIGKILL to tally itself: the kernel's PR_SET_PDEATHSIG stops its children
-# within a few seconds. The job is made long with small chunks (4K) over 200 MB (50 MB
+# within a few seconds. The job is made long with small chunks (1K) over 200 MB (50 MB
 # sanitized), several seconds of work, so the signal lands mid-job.
 source "$(dirname "$0")/lib.sh"
 mb=$(scaled 200)
@@ -19,7 +19,7 @@ start_run() {
   local name=$1
   mkdir -p "$WORK/$name"
   cd "$WORK/$name"
-  start "$TALLY_BIN/tally" run --workers 2 --chunk-size 4K --output "$WORK/$name/totals.tsv" \
+  start "$TALLY_BIN/tally" run --workers 2 --chunk-size 1K --output "$WORK/$name/totals.tsv" \
     "$WORK"/data/*.tsv > "$WORK/$name.stdout" 2> "$WORK/$name.stderr"
   tally=$LAST_PID
   cd - > /dev/null

@@ -8,7 +8,7 @@
 # watched by tally-watch in readable mode.
 source "$(dirname "$0")/lib.sh"
 mb=$(scaled 100)
-chunk=4K
+chunk=1K
 gen_ngram2012 "$WORK/job1" 4 "$mb" 3
 # Keys the feed must carry as bytes: not UTF-8, quotes, backslashes, control bytes.
 "$PY" - "$WORK/job1/odd.tsv" <<'PYEOF'
