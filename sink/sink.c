@@ -462,12 +462,22 @@ static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
     size_t size;
     const void *map = tl_frames_data (in, 3, &size);
     uint64_t entries;
+    size_t keys_before = tl_table_size (job->totals);
+    uint64_t sum_before = tl_table_sum (job->totals);
     int rc = tl_map_merge (map, size, job->totals, &entries);
+    if (rc < 0 &&
+        (tl_table_size (job->totals) != keys_before || tl_table_sum (job->totals) != sum_before)) {
+        //  The frame was valid but memory ran out half-way: part of it is merged, so a
+        //  resent copy would count that part twice. Only failing the job keeps it exact.
+        s_fail_job (self, job, "sink out of memory merging a partial");
+        return;
+    }
     if (rc < 0) {
         s_junk (self, "PARTIAL whose map is malformed");
         return;
     }
     if (rc > 0) job->overflows++;
+    //  Checked once the map proved well-formed: junk must not fail a strict job.
     if (job->strict && partial->bad_lines) {
         const char *file = partial->file < job->nfiles ? job->files[partial->file] : "?";
         char reason[4400];
