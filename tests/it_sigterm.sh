@@ -48,16 +48,6 @@ begin_job() {
   check "$name: the job is still running" alive "$VENT_PID"
 }
 
-# end_job NAME TITLE: waits for the ventilator to exit 0 and checks the totals.
-end_job() {
-  local name=$1 title=$2 status
-  wait_pid "$VENT_PID" 300 && status=0 || status=$?
-  forget "$VENT_PID"
-  check "$title: the ventilator exits 0" test "$status" -eq 0
-  [ "$status" -eq 0 ] || tail -5 "$WORK/$name.err"
-  same_file "$title: totals equal gawk's" "$WORK/expected.tsv" "$WORK/$name/totals.tsv"
-}
-
 # timed_stop PID SIGNAL: sends SIGNAL, waits up to 30 s; sets STOP_STATUS (124: still
 # running after 30 s, then SIGKILLed) and STOP_SECONDS.
 timed_stop() {
@@ -89,7 +79,7 @@ echo "(a) the worker exited with status $STOP_STATUS in $STOP_SECONDS s"
 check "a: the worker exits within 2 s of SIGTERM" within "$STOP_SECONDS" 2
 check "a: the worker exits 0" test "$STOP_STATUS" -eq 0
 check "a: the worker says it mapped chunks" test "$(worker_chunks "$WORK/worker3.log")" -gt 0
-end_job a "a worker stopped"
+await_job a "a worker stopped" "$WORK/a/totals.tsv"
 stop_pid "$SINK_PID" 5 || true
 stop_pid "$WATCH_PID" 2 || true
 
@@ -110,7 +100,7 @@ t0=$(now)
 start_sink "$WORK/b/sink2.log" "$WORK/b/totals.tsv"
 check "b: the restarted sink restores the job" \
   wait_until 10 grep -q "restored from" "$WORK/b/sink2.log"
-end_job b "the sink stopped and restarted"
+await_job b "the sink stopped and restarted" "$WORK/b/totals.tsv"
 echo "(b) the job ended $(elapsed "$t0") s after the restart"
 check "b: the checkpoint is gone" test -z "$(checkpoints "$WORK/b")"
 stop_pid "$SINK_PID" 5 || true

@@ -123,3 +123,14 @@ worker_chunks() {
 no_totals() {
   ! ls "$1" "$1".tmp* > /dev/null 2>&1
 }
+
+# await_job NAME TITLE TOTALS: waits for the ventilator started as NAME ($VENT_PID, its
+# stderr in $WORK/NAME.err), checks it exits 0 and that TOTALS equal $WORK/expected.tsv.
+await_job() {
+  local name=$1 title=$2 totals=$3 status
+  wait_pid "$VENT_PID" 300 && status=0 || status=$?
+  forget "$VENT_PID"
+  check "$title: the ventilator exits 0" test "$status" -eq 0
+  [ "$status" -eq 0 ] || tail -5 "$WORK/$name.err"
+  same_file "$title: totals equal gawk's" "$WORK/expected.tsv" "$totals"
+}

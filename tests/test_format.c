@@ -2,6 +2,7 @@
     also rewritten into the other formats) and the POS-tag test behind skip_pos.     */
 
 #include <criterion/criterion.h>
+#include "tl_test.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,27 +211,6 @@ Test (format, detect_bounded_by_size)
 //  --------------------------------------------------------------------------------------
 //  Detection on the real sample files, and on the same data rewritten with awk
 
-static char *s_read_file (const char *path, size_t *size)
-{
-    FILE *file = fopen (path, "rb");
-    cr_assert (file, "cannot open %s", path);
-    fseek (file, 0, SEEK_END);
-    long length = ftell (file);
-    fseek (file, 0, SEEK_SET);
-    char *data = malloc ((size_t)length + 1);
-    cr_assert (data);
-    cr_assert_eq (fread (data, 1, (size_t)length, file), (size_t)length);
-    fclose (file);
-    *size = (size_t)length;
-    return data;
-}
-
-static const char *s_source_dir (void)
-{
-    const char *dir = getenv ("TALLY_SOURCE_DIR");
-    return dir ? dir : TALLY_SOURCE_DIR;
-}
-
 //  Runs an awk program over one sample file into path.
 static void s_rewrite (const char *program, const char *sample, const char *path)
 {
@@ -259,13 +239,13 @@ Test (format, detect_sample_files)
         char sample[1024];
         snprintf (sample, sizeof sample,
                   "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv",
-                  s_source_dir (), letter);
+                  tl_test_source_dir (), letter);
         for (size_t i = 0; i < sizeof rewrites / sizeof rewrites[0]; i++) {
             char path[1100];
             snprintf (path, sizeof path, "%s/%c.%zu", dir, letter, i);
             s_rewrite (rewrites[i].program, sample, path);
             size_t size;
-            char *data = s_read_file (path, &size);
+            char *data = tl_test_read_file (path, &size);
             //  Detection gets a file's first bytes: the last line is usually cut
             size_t head = size < 1000 ? size : 1000;
             tl_format_t got = tl_format_detect (data, head);

@@ -4,6 +4,7 @@
     computed independently by awk.                                                      */
 
 #include <criterion/criterion.h>
+#include "tl_test.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -703,33 +704,12 @@ Test (mapper, filters)
 //  --------------------------------------------------------------------------------------
 //  Real data: data/sample and awk rewrites of it, against totals computed by awk
 
-static const char *s_source_dir (void)
-{
-    const char *dir = getenv ("TALLY_SOURCE_DIR");
-    return dir ? dir : TALLY_SOURCE_DIR;
-}
-
-static char *s_read_file (const char *path, size_t *size)
-{
-    FILE *file = fopen (path, "rb");
-    cr_assert (file, "cannot open %s", path);
-    fseek (file, 0, SEEK_END);
-    long length = ftell (file);
-    fseek (file, 0, SEEK_SET);
-    char *data = malloc ((size_t)length + 1);
-    cr_assert (data);
-    cr_assert_eq (fread (data, 1, (size_t)length, file), (size_t)length);
-    fclose (file);
-    *size = (size_t)length;
-    return data;
-}
-
 //  The sample files as one shell word list.
 static const char *s_sample_glob (void)
 {
     static char glob[1024];
     snprintf (glob, sizeof glob, "'%s/data/sample/'googlebooks-eng-all-1gram-20120701-*.tsv",
-              s_source_dir ());
+              tl_test_source_dir ());
     return glob;
 }
 
@@ -750,7 +730,7 @@ static void s_map_file (tl_table_t *table, tl_format_t format, const char *path,
                         tl_map_stats_t *stats)
 {
     size_t size;
-    char *data = s_read_file (path, &size);
+    char *data = tl_test_read_file (path, &size);
     size_t at = 0;
     while (at < size) {
         size_t stop = piece ? at + piece : size;
@@ -818,7 +798,7 @@ Test (mapper, sample_2012_matches_awk, .timeout = 120)
             char path[1024];
             snprintf (path, sizeof path,
                       "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv",
-                      s_source_dir (), letter);
+                      tl_test_source_dir (), letter);
             s_map_file (table, TL_FORMAT_NGRAM2012, path, pieces[i], &stats);
         }
         s_assert_awk_totals (table, S_AWK_TOTALS_2012, files, 1000);

@@ -9,6 +9,7 @@
     is unavailable.                                                                    */
 
 #include <criterion/criterion.h>
+#include "tl_test.h"
 #include <criterion/parameterized.h>
 
 #include "tl_source.h"
@@ -70,22 +71,6 @@ static void s_write_file (const char *path, const void *data, size_t size)
     cr_assert_not_null (f, "%s: %s", path, strerror (errno));
     cr_assert_eq (fwrite (data, 1, size, f), size);
     cr_assert_eq (fclose (f), 0);
-}
-
-static char *s_read_file (const char *path, size_t *size)
-{
-    FILE *f = fopen (path, "rb");
-    cr_assert_not_null (f, "%s: %s", path, strerror (errno));
-    size_t cap = 1 << 16, len = 0;
-    char *data = malloc (cap);
-    size_t n;
-    while ((n = fread (data + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) data = realloc (data, cap *= 2);
-    }
-    fclose (f);
-    *size = len;
-    return data;
 }
 
 static void s_setup (void)
@@ -162,7 +147,7 @@ static const char *s_sample (char letter)
 {
     static char path[PATH_MAX];
     snprintf (path, sizeof path, "%s/data/sample/googlebooks-eng-all-1gram-20120701-%c.head10k.tsv",
-              getenv ("TALLY_SOURCE_DIR") ? getenv ("TALLY_SOURCE_DIR") : TALLY_SOURCE_DIR, letter);
+              tl_test_source_dir (), letter);
     return path;
 }
 
@@ -339,9 +324,9 @@ static s_expect_t *s_expect (const s_files_t *files, size_t max_line)
     for (size_t i = 0; i < files->n; i++) {
         char path[PATH_MAX];
         snprintf (path, sizeof path, "%s/dec.%zu", s_dir, i);
-        e[i].decoded = s_read_file (path, &e[i].decoded_len);
+        e[i].decoded = tl_test_read_file (path, &e[i].decoded_len);
         snprintf (path, sizeof path, "%s/keep.%zu", s_dir, i);
-        e[i].kept = s_read_file (path, &e[i].kept_len);
+        e[i].kept = tl_test_read_file (path, &e[i].kept_len);
     }
     return e;
 }
@@ -456,7 +441,7 @@ static void s_make_no_final_lf (s_files_t *files)
     s_add_text (files, "short", "alpha\t1\nbeta\t2\ngamma\t3");
     //  A big one whose unterminated last line crosses reads
     size_t size;
-    char *data = s_read_file (s_sample ('b'), &size);
+    char *data = tl_test_read_file (s_sample ('b'), &size);
     s_add_data (files, "big", data, size - 1);
     free (data);
 }
@@ -576,7 +561,7 @@ static void s_make_gz_big (s_files_t *files)
 {
     char cmd[4 * PATH_MAX];
     snprintf (cmd, sizeof cmd, "cat '%s'/data/sample/*.tsv | gzip -1 -c > '%s/all.gz'",
-              getenv ("TALLY_SOURCE_DIR") ? getenv ("TALLY_SOURCE_DIR") : TALLY_SOURCE_DIR, s_dir);
+              tl_test_source_dir (), s_dir);
     s_run (cmd);
     s_add (files, s_scratch ("all.gz"));
 }
@@ -617,8 +602,8 @@ static char *s_gz_member (const char *data, size_t size, size_t extra_len, size_
 static void s_make_gz_edges (s_files_t *files)
 {
     size_t a_len, b_len, len;
-    char *a = s_read_file (s_sample ('r'), &a_len);
-    char *b = s_read_file (s_sample ('s'), &b_len);
+    char *a = tl_test_read_file (s_sample ('r'), &a_len);
+    char *b = tl_test_read_file (s_sample ('s'), &b_len);
     a_len = 6000;
     b_len = 3000;
     char *member = s_gz_member (a, a_len, 4, &len);
@@ -811,7 +796,7 @@ ParameterizedTest (s_mode_t *mode, source, errors, .init = s_setup, .fini = s_te
     snprintf (want, sizeof want, "%s: %s", files.names[1], strerror (ENOENT));
     cr_assert_str_eq (d.error, want);
     size_t first_len;
-    char *first = s_read_file (s_sample ('j'), &first_len);
+    char *first = tl_test_read_file (s_sample ('j'), &first_len);
     size_t got = 0;
     for (size_t i = 0; i < d.n; i++) {
         cr_assert_eq (d.recs[i].file, 0, "chunk from a file after the missing one");
@@ -856,10 +841,10 @@ ParameterizedTest (s_mode_t *mode, source, gz_truncated, .init = s_setup, .fini 
     s_files_t files = {0};
     s_make_gz_multi (&files);  //  multi.gz: e.gz empty.gz cut1.gz cut2.gz f.gz
     size_t size, first_member;
-    char *data = s_read_file (files.names[0], &size);
+    char *data = tl_test_read_file (files.names[0], &size);
     char path[PATH_MAX];
     snprintf (path, sizeof path, "%s/e.gz", s_dir);
-    free (s_read_file (path, &first_member));
+    free (tl_test_read_file (path, &first_member));
     s_files_free (&files);
     size_t cuts[] = {2,
                      3,
@@ -908,7 +893,7 @@ ParameterizedTest (s_mode_t *mode, source, gz_corrupt, .init = s_setup, .fini = 
     s_files_t files = {0};
     s_make_gz_single (&files);
     size_t size;
-    char *data = s_read_file (files.names[0], &size);
+    char *data = tl_test_read_file (files.names[0], &size);
     s_files_free (&files);
     tl_source_opts_t opts = {.chunk_size = 4096};
 

@@ -72,7 +72,6 @@ typedef struct {
     double latency;            //  Smoothed send-to-ack seconds
     double heard_at;           //  Last message from the sink
     double pinged_at;          //  Last PING or JOB sent
-    double started;            //  Job start
 } s_vent_t;
 
 static void s_free_buf (void *data, void *hint)
@@ -280,6 +279,9 @@ static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
             (unsigned long long)done->keys, (unsigned long long)done->sum, done->seconds, rate);
     printf ("totals written to %.*s\n", (int)done->output.len, done->output.ptr);
     fflush (stdout);
+    if (self->resent)
+        zsys_info ("%llu chunks were sent again (lost or late workers); each was merged once",
+                   (unsigned long long)self->resent);
 }
 
 //  Handles one message from the sink. Returns 1 when the job is over (exit code in
@@ -339,7 +341,7 @@ static void s_cancel (s_vent_t *self, const char *reason)
 
 static int s_run (s_vent_t *self)
 {
-    self->started = self->heard_at = tl_now ();
+    self->heard_at = tl_now ();
     s_send_job (self);
     int status = -1;
     while (status < 0) {
