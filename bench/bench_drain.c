@@ -11,7 +11,7 @@
     Prints: drain: C chunks (D duplicates), B bytes, S s from JOB to DONE, R MB/s
     Exits 0 after DONE, 1 on CANCEL or a socket error.                                  */
 
-#include "tl_bar.h"
+#include "tl_clock.h"
 #include "tl_sock.h"
 
 #include <errno.h>

@@ -9,7 +9,8 @@
 
     Usage: bench_merge [-r RUNS] [-m MB] FILE...   (-m: read at most MB of each file) */
 
-#include "tl_bar.h"
+#include "tl_clock.h"
+#include "tl_mapper.h"
 #include "tl_proto.h"
 
 #include <errno.h>

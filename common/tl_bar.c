@@ -2,13 +2,13 @@
     when stderr is a terminal; off a terminal, a log line every few seconds.          */
 
 #include "tl_bar.h"
+#include "tl_clock.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 //  The rate is measured over the last S_SAMPLES quarter seconds: quick to follow a
@@ -33,13 +33,6 @@ struct _tl_bar_t {
     bool final;                          //  known is the total
     bool drawn;                          //  A bar line is on screen
 };
-
-double tl_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 char *tl_human_bytes (double bytes, char *buf, size_t size)
 {

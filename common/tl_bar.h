@@ -37,7 +37,4 @@ int tl_bar_mode_parse (const char *text, tl_bar_mode_t *mode);
 //  Formats a byte count as "1.23 GB" (decimal units) into buf. Returns buf.
 char *tl_human_bytes (double bytes, char *buf, size_t size);
 
-//  Monotonic seconds.
-double tl_now (void);
-
 #endif

@@ -31,6 +31,9 @@ typedef struct {
     bool skip_pos;      //  Leave out POS-tagged keys (word_NOUN, _NOUN_, ...)
 } tl_filter_t;
 
+//  How many malformed lines' positions are kept per chunk (mapped, then reported).
+#define TL_BAD_SAMPLES 4
+
 //  A filter that keeps everything.
 #define TL_FILTER_NONE ((tl_filter_t){0, UINT32_MAX, false})
 

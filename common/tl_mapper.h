@@ -13,9 +13,6 @@
 #include "tl_format.h"
 #include "tl_table.h"
 
-//  How many bad line positions a map call remembers.
-#define TL_BAD_SAMPLES 4
-
 typedef struct {
     uint64_t lines;                       //  Lines seen, bad ones included
     uint64_t bad_lines;                   //  Malformed lines skipped

@@ -61,17 +61,26 @@ static int s_parse_bool (const char *text, bool *value)
     return -1;
 }
 
-//  Stores text into the option's value; returns 0 or -1 for a value of the wrong shape.
-static int s_set (const tl_opt_t *opt, const char *text)
+//  Stores text into the option's value and remembers it; returns 0 or -1 for a value
+//  of the wrong shape.
+static int s_set (tl_opt_t *opt, const char *text)
 {
+    opt->given = true;
+    opt->text = text;
     switch (opt->type) {
     case TL_OPT_STR:
         *(const char **)opt->value = text;
         return 0;
     case TL_OPT_FLAG:
         return text ? s_parse_bool (text, (bool *)opt->value) : (*(bool *)opt->value = true, 0);
-    case TL_OPT_SIZE:
-        return tl_parse_size (text, (size_t *)opt->value);
+    case TL_OPT_SIZE: {
+        size_t number;
+        if (tl_parse_size (text, &number) != 0) return -1;
+        if ((opt->min || opt->max) && (number < (size_t)opt->min || number > (size_t)opt->max))
+            return -1;
+        *(size_t *)opt->value = number;
+        return 0;
+    }
     case TL_OPT_REAL: {
         char *end;
         errno = 0;
@@ -127,16 +136,45 @@ void tl_cli_usage_error (const tl_cli_t *cli, const char *fmt, ...)
     exit (2);
 }
 
+//  "--name wants a size from 4K to 2G" and the like: the bounds as the user writes them.
+static char *s_size_text (long value, char *buf, size_t size)
+{
+    static const char *units = "GMK";
+    for (int i = 0; i < 3; i++) {
+        long unit = 1L << (10 * (3 - i));
+        if (value >= unit && value % unit == 0) {
+            snprintf (buf, size, "%ld%c", value / unit, units[i]);
+            return buf;
+        }
+    }
+    snprintf (buf, size, "%ld", value);
+    return buf;
+}
+
+static void s_bad_value (const tl_cli_t *cli, const tl_opt_t *opt, const char *text)
+{
+    char low[32], high[32];
+    if (opt->type == TL_OPT_INT && (opt->min || opt->max))
+        tl_cli_usage_error (cli, "--%s wants a whole number from %ld to %ld, not '%s'", opt->name,
+                            opt->min, opt->max, text);
+    if (opt->type == TL_OPT_SIZE && (opt->min || opt->max))
+        tl_cli_usage_error (cli, "--%s wants a size from %s to %s, not '%s'", opt->name,
+                            s_size_text (opt->min, low, sizeof low),
+                            s_size_text (opt->max, high, sizeof high), text);
+    tl_cli_usage_error (cli, "bad value '%s' for --%s", text, opt->name);
+}
+
 int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
 {
     for (size_t i = 0; i < cli->nopts; i++) {
-        const tl_opt_t *opt = &cli->opts[i];
+        tl_opt_t *opt = &cli->opts[i];
         const char *text = opt->env ? getenv (opt->env) : NULL;
         if (text && *text && s_set (opt, text) != 0)
             tl_cli_usage_error (cli, "bad value '%s' in environment variable %s", text, opt->env);
     }
     struct option *longs = calloc (cli->nopts + 3, sizeof *longs);
-    char shorts[3 * 64 + 8] = "+:hV";
+    //  No leading '+': getopt_long permutes, so options may follow the arguments.
+    char shorts[3 * 64 + 8] = ":hV";
     size_t nshort = strlen (shorts);
     if (!longs) {
         fprintf (stderr, "%s: out of memory\n", cli->program);
@@ -174,7 +212,7 @@ int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
             if (code == ':') tl_cli_usage_error (cli, "option '%s' needs a value", what);
             tl_cli_usage_error (cli, "unknown option '%s'", what);
         }
-        const tl_opt_t *opt = NULL;
+        tl_opt_t *opt = NULL;
         if (code >= 256)
             opt = &cli->opts[code - 256];
         else
@@ -183,10 +221,7 @@ int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
         if (!opt) continue;
         if (s_set (opt, opt->type == TL_OPT_FLAG ? NULL : optarg) != 0) {
             free (longs);
-            if (opt->type == TL_OPT_INT && (opt->min || opt->max))
-                tl_cli_usage_error (cli, "--%s wants a whole number from %ld to %ld, not '%s'",
-                                    opt->name, opt->min, opt->max, optarg);
-            tl_cli_usage_error (cli, "bad value '%s' for --%s", optarg, opt->name);
+            s_bad_value (cli, opt, optarg);
         }
     }
     free (longs);
@@ -196,4 +231,21 @@ int tl_cli_parse (const tl_cli_t *cli, int argc, char **argv)
     if (cli->max_args >= 0 && nargs > cli->max_args)
         tl_cli_usage_error (cli, "unexpected argument '%s'", argv[optind + cli->max_args]);
     return optind;
+}
+
+int tl_opts_forward (const tl_opt_t *opts, size_t n, char **argv, int *argc, int max)
+{
+    for (size_t i = 0; i < n; i++) {
+        const tl_opt_t *opt = &opts[i];
+        if (!opt->given || (opt->type == TL_OPT_FLAG && !*(bool *)opt->value)) continue;
+        char *arg;
+        int rc = opt->type == TL_OPT_FLAG ? asprintf (&arg, "--%s", opt->name)
+                                          : asprintf (&arg, "--%s=%s", opt->name, opt->text);
+        if (rc < 0 || *argc >= max) {
+            if (rc >= 0) free (arg);
+            return -1;
+        }
+        argv[(*argc)++] = arg;
+    }
+    return 0;
 }

@@ -16,7 +16,6 @@
 #define TL_PROTO_H_INCLUDED
 
 #include "tl_format.h"
-#include "tl_mapper.h"
 #include "tl_table.h"
 #include <msgpack.h>
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static zcert_t *s_cert;     //  This process's CURVE certificate, NULL: CURVE off
@@ -63,6 +64,14 @@ int tl_curve_setup (const tl_curve_t *curve, const char *program)
     }
     atexit (s_curve_free);
     return 0;
+}
+
+void tl_sock_start (const char *program, const tl_curve_t *curve)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsys_set_logident (program);
+    if (tl_curve_setup (curve, program) != 0) exit (2);
 }
 
 zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_server,

@@ -39,25 +39,29 @@ typedef struct {
 
 //  The CURVE options every program shares, as tl_opts table entries over a tl_curve_t.
 #define TL_OPT_CURVE_SECRET(curve)                                                                 \
-    {                                                                                              \
-        "curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &(curve).secret_file, "FILE",         \
+    TL_OPT ("curve-secret", 0, "TALLY_CURVE_SECRET", TL_OPT_STR, &(curve).secret_file, "FILE",     \
             "This side's CURVE certificate, as `tally keygen` writes it (turns encryption on)", 0, \
-            0                                                                                      \
-    }
+            0)
 #define TL_OPT_CURVE_SERVER(curve)                                                                 \
-    {                                                                                              \
-        "curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &(curve).server_key, "KEY",           \
-            "The servers' public key (Z85 text or its certificate file)", 0, 0                     \
-    }
+    TL_OPT ("curve-server", 0, "TALLY_CURVE_SERVER", TL_OPT_STR, &(curve).server_key, "KEY",       \
+            "The servers' public key (Z85 text or its certificate file)", 0, 0)
 #define TL_OPT_CURVE_ALLOW(curve)                                                                  \
-    {                                                                                              \
-        "curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &(curve).allow_dir, "DIR",              \
-            "Folder of the public certificates of clients allowed to connect", 0, 0                \
-    }
+    TL_OPT ("curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &(curve).allow_dir, "DIR",          \
+            "Folder of the public certificates of clients allowed to connect", 0, 0)
 
 //  Sets up CURVE from environment and options once per process; returns 0 or -1 with
 //  a message on stderr. A NULL or empty secret_file leaves CURVE off.
 int tl_curve_setup (const tl_curve_t *curve, const char *program);
+
+//  What every program that opens sockets does once its options are parsed: CZMQ's
+//  logs go to stderr (stdout is for results) under the program's name, and CURVE is
+//  set up from curve (NULL: off). Exits 2 when the keys cannot be loaded.
+void tl_sock_start (const char *program, const tl_curve_t *curve);
+
+//  --max-message, which the sink and the worker take: the largest inbound frame.
+#define TL_OPT_MAX_MESSAGE(bytes, help)                                                            \
+    TL_OPT ("max-message", 0, "TALLY_MAX_MESSAGE", TL_OPT_SIZE, &(bytes), "BYTES", help, 4096,     \
+            INT32_MAX)
 
 //  Creates a socket of the given type, applies cfg (and CURVE if set up), then binds
 //  (bind true) or connects to endpoint. Returns NULL with a message in *error

@@ -8,7 +8,7 @@
     that exists is complete) and published on the feed. Job after job, no restart.    */
 
 #include "tl_opts.h"
-#include "tl_bar.h"
+#include "tl_clock.h"
 #include "tl_sock.h"
 
 #include <dirent.h>
@@ -757,25 +757,24 @@ int main (int argc, char **argv)
                      .interval = 0.25,
                      .max_msg = TL_MAXMSG_DEFAULT};
     tl_opt_t opts[] = {
-        {"bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
-         "Where workers and ventilators connect (default tcp://*:5558)", 0, 0},
-        {"publish", 'p', "TALLY_PUBLISH", TL_OPT_STR, &self.publish, "ENDPOINT",
-         "Where the feed is published (default tcp://*:5559)", 0, 0},
-        {"output", 'o', "TALLY_OUTPUT", TL_OPT_STR, &self.output, "FILE",
-         "Totals file written when a job completes (default totals.tsv)", 0, 0},
-        {"top", 0, "TALLY_TOP", TL_OPT_INT, &self.top_k, "K",
-         "Keys in the feed's top list (default 10)", 1, 10000},
-        {"batch", 0, "TALLY_BATCH", TL_OPT_INT, &self.batch, "N",
-         "Keys per totals message on the feed (default 10000)", 1, 1000000},
-        {"interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
-         "Time between progress messages (default 0.25)", 0, 0},
-        {"max-message", 0, "TALLY_MAX_MESSAGE", TL_OPT_SIZE, &self.max_msg, "BYTES",
-         "Largest inbound frame accepted (default 256M)", 0, 0},
-        {"state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
-         "Where open jobs are checkpointed on shutdown and restored at start (default: the "
-         "output's folder)",
-         0, 0},
-        {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
+        TL_OPT ("bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
+                "Where workers and ventilators connect (default tcp://*:5558)", 0, 0),
+        TL_OPT ("publish", 'p', "TALLY_PUBLISH", TL_OPT_STR, &self.publish, "ENDPOINT",
+                "Where the feed is published (default tcp://*:5559)", 0, 0),
+        TL_OPT ("output", 'o', "TALLY_OUTPUT", TL_OPT_STR, &self.output, "FILE",
+                "Totals file written when a job completes (default totals.tsv)", 0, 0),
+        TL_OPT ("top", 0, "TALLY_TOP", TL_OPT_INT, &self.top_k, "K",
+                "Keys in the feed's top list (default 10)", 1, 10000),
+        TL_OPT ("batch", 0, "TALLY_BATCH", TL_OPT_INT, &self.batch, "N",
+                "Keys per totals message on the feed (default 10000)", 1, 1000000),
+        TL_OPT ("interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
+                "Time between progress messages (default 0.25)", 0, 0),
+        TL_OPT_MAX_MESSAGE (self.max_msg, "Largest inbound frame accepted (default 256M)"),
+        TL_OPT ("state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
+                "Where open jobs are checkpointed on shutdown and restored at start (default: the "
+                "output's folder)",
+                0, 0),
+        TL_OPT_QUIET (self.quiet),
         TL_OPT_CURVE_SECRET (self.curve),
         TL_OPT_CURVE_ALLOW (self.curve),
     };
@@ -783,10 +782,7 @@ int main (int argc, char **argv)
                     .usage = "[OPTIONS]",
                     .summary = "Merges partial results from tally-worker processes into exact "
                                "totals, writes the totals file\nand publishes progress and totals.",
-                    .opts = opts,
-                    .nopts = sizeof opts / sizeof *opts,
-                    .min_args = 0,
-                    .max_args = 0};
+                    TL_CLI_OPTS (opts)};
     tl_cli_parse (&cli, argc, argv);
     if (!*self.output) tl_cli_usage_error (&cli, "--output is empty");
     char *output_copy = strdup (self.output);
@@ -794,13 +790,7 @@ int main (int argc, char **argv)
         self.state_dir = output_copy ? dirname (output_copy) : ".";
     if (self.interval < 0.01 || self.interval > 3600)
         tl_cli_usage_error (&cli, "--interval must be from 0.01 to 3600 seconds");
-    if (self.max_msg < 4096 || self.max_msg > INT32_MAX)
-        tl_cli_usage_error (&cli, "--max-message must be from 4K to 2G");
-
-    zsys_init ();
-    zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
-    zsys_set_logident ("tally-sink");
-    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
+    tl_sock_start (cli.program, &self.curve);
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = (int64_t)self.max_msg;

@@ -155,5 +155,41 @@ run env-top0 env TALLY_TOP=0 "$TALLY_BIN/tally" run --workers 1 --output "$WORK/
 check "TALLY_TOP=0 (valid for tally run): exits 0" test "$status" -eq 0
 [ "$status" -eq 0 ] || sed 's/^/    stderr: /' "$err"
 same_file "TALLY_TOP=0: totals written" "$WORK/expected.tsv" "$WORK/etop0.tsv"
+# Options may stand anywhere, before or after the files, as GNU tools allow; "--" ends them.
+run opts-after "$TALLY_BIN/tally" run "$one" --workers 1 --output "$WORK/after.tsv" --top 2
+check "options after the files: exits 0" test "$status" -eq 0
+same_file "options after the files: --output taken" "$WORK/expected.tsv" "$WORK/after.tsv"
+check "options after the files: --top 2 taken" grep -q '^top 2:' "$out"
+run opts-mixed "$TALLY_BIN/tally" run -w 1 "$one" -o "$WORK/mixed.tsv" --format text
+check "options between and after files: exits 0" test "$status" -eq 0
+same_file "options between and after files: --format text reaches the ventilator" \
+  "$WORK/expected-text.tsv" "$WORK/mixed.tsv"
+cp "$one" "$WORK/--dash.tsv"
+run opts-dashdash "$TALLY_BIN/tally" run --workers 1 --output "$WORK/dash.tsv" -- "$WORK/--dash.tsv"
+check "'--' ends the options: a file named like an option is read" test "$status" -eq 0
+same_file "'--' ends the options: its totals" "$WORK/expected.tsv" "$WORK/dash.tsv"
+usage_case "an option after -- is a file name" "--workers" \
+  "$TALLY_BIN/tally" run --output "$WORK/no.tsv" -- "$one" --workers
+usage_case "tally-ventilator with options after the files" "bogus" \
+  "$TALLY_BIN/tally-ventilator" "$one" --format bogus
+# Every job option tally run takes is the ventilator's, checked the same way.
+usage_case "tally run --window 0" "--window" "$TALLY_BIN/tally" run --window 0 "$one"
+usage_case "tally run --max-line 10" "--max-line" "$TALLY_BIN/tally" run --max-line 10 "$one"
+usage_case "tally run --retry 0" "--retry" "$TALLY_BIN/tally" run --retry 0 "$one"
+usage_case "TALLY_CHUNK_SIZE=abc for tally run" "TALLY_CHUNK_SIZE" \
+  env TALLY_CHUNK_SIZE=abc "$TALLY_BIN/tally" run "$one"
+usage_case "tally-worker --max-message 1K" "--max-message" "$TALLY_BIN/tally-worker" --max-message 1K
+"$TALLY_BIN/tally" run --help > "$WORK/run-help.txt"
+"$TALLY_BIN/tally-ventilator" --help > "$WORK/vent-help.txt"
+for option in format chunk-size max-line window io year-min year-max skip-pos strict retry timeout progress verbose; do
+  check "--$option: the same help line in tally run and tally-ventilator" \
+    test "$(grep -- "--$option " "$WORK/run-help.txt")" = "$(grep -- "--$option " "$WORK/vent-help.txt")"
+done
+run env-passed env TALLY_CHUNK_SIZE=4K TALLY_VERBOSE=1 "$TALLY_BIN/tally" run --workers 1 \
+  --progress none --output "$WORK/env-passed.tsv" "$one"
+check "TALLY_CHUNK_SIZE and TALLY_VERBOSE reach the ventilator: exits 0" test "$status" -eq 0
+same_file "TALLY_CHUNK_SIZE=4K: totals" "$WORK/expected.tsv" "$WORK/env-passed.tsv"
+check "TALLY_VERBOSE=1 reaches the ventilator (it logs the file's format)" \
+  grep -q 'format ngram2012' "$err"
 check "nothing left running" no_leftovers
 finish

@@ -10,15 +10,11 @@
 #ifndef TL_SOURCE_H_INCLUDED
 #define TL_SOURCE_H_INCLUDED
 
+#include "tl_jobspec.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-typedef enum {
-    TL_IO_AUTO = 0,  //  io_uring when the kernel lets us, else sync
-    TL_IO_URING,     //  io_uring only (fails when unavailable)
-    TL_IO_SYNC       //  plain read(2)
-} tl_io_t;
 
 typedef struct {
     tl_io_t io;         //  Backend choice

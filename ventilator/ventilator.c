@@ -4,9 +4,10 @@
     late (at-least-once delivery; the sink merges each chunk once). Exits 0 only when
     the sink confirms that the whole job is merged.                                    */
 
+#include "tl_bar.h"
+#include "tl_clock.h"
 #include "tl_files.h"
 #include "tl_opts.h"
-#include "tl_bar.h"
 #include "tl_sock.h"
 #include "tl_source.h"
 
@@ -30,28 +31,15 @@ typedef struct {
 
 typedef struct {
     //  Options
-    const char *bind;           //  PUSH endpoint for workers
-    const char *sink_ep;        //  Sink's inbound endpoint
-    const char *format_name;    //  --format
-    const char *io_name;        //  --io
-    const char *progress_name;  //  --progress
-    size_t chunk_size;          //  --chunk-size
-    size_t max_line;            //  --max-line
-    long window;                //  --window
-    long year_min, year_max;    //  --year-min, --year-max
-    bool skip_pos;              //  --skip-pos
-    bool strict;                //  --strict
-    double retry;               //  --retry: least seconds before a resend
-    double timeout;             //  --timeout: seconds of sink silence that fail the job
-    bool quiet;                 //  --quiet
-    bool verbose;               //  --verbose
-    tl_curve_t curve;           //  CURVE keys
+    const char *bind;     //  PUSH endpoint for workers
+    const char *sink_ep;  //  Sink's inbound endpoint
+    tl_jobspec_t spec;    //  What the job counts and how it is read
+    bool quiet;           //  --quiet
+    tl_curve_t curve;     //  CURVE keys
 
     //  State
     tl_files_t files;          //  Inputs
-    tl_format_t format;        //  Requested format
     tl_format_t *file_format;  //  Format of each file (detected on its first chunk)
-    tl_filter_t filter;        //  Filters for the workers
     zsock_t *push;             //  Chunks out
     zsock_t *sink;             //  DEALER to the sink
     zsock_t *monitor;          //  PAIR end of the PUSH socket's monitor: worker disconnects
@@ -101,9 +89,9 @@ static void s_send_job (s_vent_t *self)
     for (size_t i = 0; i < self->files.count; i++)
         names[i] = (tl_str_t){self->files.names[i], strlen (self->files.names[i])};
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
-                                .format = self->format,
-                                .filter = self->filter,
-                                .strict = self->strict,
+                                .format = self->spec.format,
+                                .filter = self->spec.filter,
+                                .strict = self->spec.strict,
                                 .input_bytes = self->files.bytes,
                                 .nfiles = (uint32_t)self->files.count,
                                 .files = names};
@@ -123,7 +111,7 @@ static int s_send_chunk (s_vent_t *self, s_slot_t *slot)
                                     .path = {path, strlen (path)},
                                     .offset = slot->chunk.offset,
                                     .format = self->file_format[slot->chunk.file],
-                                    .filter = self->filter};
+                                    .filter = self->spec.filter};
     zmq_msg_t payload;
     tl_buf_ref (slot->chunk.buf);
     zmq_msg_init_data (&payload, (void *)slot->chunk.data, slot->chunk.size, s_free_buf,
@@ -137,7 +125,7 @@ static int s_send_chunk (s_vent_t *self, s_slot_t *slot)
 
 static s_slot_t *s_free_slot (s_vent_t *self)
 {
-    for (long i = 0; i < self->window; i++)
+    for (long i = 0; i < self->spec.window; i++)
         if (!self->slots[i].used) return &self->slots[i];
     return NULL;
 }
@@ -158,13 +146,13 @@ static s_slot_t *s_cut (s_vent_t *self, bool *failed)
         memchr (slot->chunk.data, 0, slot->chunk.size < 65536 ? slot->chunk.size : 65536))
         zsys_warning ("%s holds NUL bytes: is it a binary file? Its lines are read as %s",
                       self->files.names[slot->chunk.file],
-                      tl_format_name (self->format == TL_FORMAT_AUTO
+                      tl_format_name (self->spec.format == TL_FORMAT_AUTO
                                           ? tl_format_detect (slot->chunk.data, slot->chunk.size)
-                                          : self->format));
-    if (slot->chunk.first && self->format == TL_FORMAT_AUTO) {
+                                          : self->spec.format));
+    if (slot->chunk.first && self->spec.format == TL_FORMAT_AUTO) {
         tl_format_t detected = tl_format_detect (slot->chunk.data, slot->chunk.size);
         self->file_format[slot->chunk.file] = detected;
-        if (self->verbose)
+        if (self->spec.verbose)
             zsys_info ("%s: format %s", self->files.names[slot->chunk.file],
                        tl_format_name (detected));
     }
@@ -183,8 +171,8 @@ static s_slot_t *s_cut (s_vent_t *self, bool *failed)
 static double s_resend_after (s_vent_t *self)
 {
     double typical = self->latency > 0 ? self->latency : 0.5;
-    if (self->source_done && !self->unsent) return fmax (self->retry / 4, 4 * typical);
-    return fmax (self->retry, 10 * typical);
+    if (self->source_done && !self->unsent) return fmax (self->spec.retry / 4, 4 * typical);
+    return fmax (self->spec.retry, 10 * typical);
 }
 
 static s_slot_t *s_due_resend (s_vent_t *self, double now)
@@ -194,7 +182,7 @@ static s_slot_t *s_due_resend (s_vent_t *self, double now)
     //  would have answered it: a lost worker costs a moment, not a timeout.
     double suspect_after = fmax (0.25, 3 * self->latency);
     s_slot_t *oldest = NULL;
-    for (long i = 0; i < self->window; i++) {
+    for (long i = 0; i < self->spec.window; i++) {
         s_slot_t *slot = &self->slots[i];
         if (slot->used && slot->sent_at > 0 &&
             now - slot->sent_at >= (slot->suspect ? suspect_after : after) &&
@@ -211,7 +199,7 @@ static int s_pump (s_vent_t *self)
     while (true) {
         s_slot_t *slot = s_due_resend (self, now);
         if (!slot && self->unsent) slot = self->unsent;
-        if (!slot && !self->source_done && self->inflight < (size_t)self->window) {
+        if (!slot && !self->source_done && self->inflight < (size_t)self->spec.window) {
             bool failed = false;
             slot = s_cut (self, &failed);
             if (failed) return -1;
@@ -228,7 +216,7 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
 {
     double now = tl_now ();
     for (uint32_t i = 0; i < ack->count; i++)
-        for (long j = 0; j < self->window; j++) {
+        for (long j = 0; j < self->spec.window; j++) {
             s_slot_t *slot = &self->slots[j];
             if (!slot->used || slot->id != ack->chunk[i]) continue;
             if (slot->sends == 1) {
@@ -258,9 +246,9 @@ static void s_on_monitor (s_vent_t *self)
     uint16_t id = 0;
     if (event && size >= 2) memcpy (&id, event, sizeof id);
     if (id == ZMQ_EVENT_DISCONNECTED) {
-        for (long i = 0; i < self->window; i++)
+        for (long i = 0; i < self->spec.window; i++)
             if (self->slots[i].used && self->slots[i].sent_at > 0) self->slots[i].suspect = true;
-        if (self->verbose)
+        if (self->spec.verbose)
             zsys_info ("a worker disconnected; chunks it may hold will be sent again");
     }
     tl_frames_close (&in);
@@ -301,7 +289,7 @@ static int s_on_sink (s_vent_t *self, int *status)
     self->heard_at = tl_now ();
     switch (cmd) {
     case TL_CMD_ACCEPT:
-        if (!self->accepted && self->verbose)
+        if (!self->accepted && self->spec.verbose)
             zsys_info ("job %016llx accepted by %s", (unsigned long long)self->job, self->sink_ep);
         self->accepted = true;
         break;
@@ -352,10 +340,10 @@ static int s_run (s_vent_t *self)
             return 130;
         }
         double now = tl_now ();
-        if (now - self->heard_at > self->timeout) {
+        if (now - self->heard_at > self->spec.timeout) {
             tl_bar_finish (self->progress);
             fprintf (stderr, "tally-ventilator: no answer from the sink at %s for %.0f s%s\n",
-                     self->sink_ep, self->timeout, self->accepted ? "; job abandoned" : "");
+                     self->sink_ep, self->spec.timeout, self->accepted ? "; job abandoned" : "");
             s_cancel (self, "sink silent");
             return 1;
         }
@@ -389,7 +377,7 @@ static int s_run (s_vent_t *self)
         //  Resends are found by the clock, so only new or stalled chunks wait on POLLOUT.
         bool want_out =
             self->accepted &&
-            (self->unsent || (!self->source_done && self->inflight < (size_t)self->window));
+            (self->unsent || (!self->source_done && self->inflight < (size_t)self->spec.window));
         zmq_pollitem_t items[] = {{zsock_resolve (self->sink), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0},
                                   {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
@@ -404,50 +392,15 @@ static int s_run (s_vent_t *self)
 
 int main (int argc, char **argv)
 {
-    s_vent_t self = {.bind = "tcp://*:5557",
-                     .sink_ep = "tcp://localhost:5558",
-                     .format_name = "auto",
-                     .io_name = "auto",
-                     .progress_name = "auto",
-                     .chunk_size = 1 << 20,
-                     .max_line = 16 << 20,
-                     .window = 64,
-                     .year_min = 0,
-                     .year_max = UINT32_MAX,
-                     .retry = 5,
-                     .timeout = 60};
+    s_vent_t self = {
+        .bind = "tcp://*:5557", .sink_ep = "tcp://localhost:5558", .spec = tl_jobspec_defaults ()};
     tl_opt_t opts[] = {
-        {"bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
-         "Where workers connect for chunks (default tcp://*:5557)", 0, 0},
-        {"sink", 's', "TALLY_SINK", TL_OPT_STR, &self.sink_ep, "ENDPOINT",
-         "The sink's inbound endpoint (default tcp://localhost:5558)", 0, 0},
-        {"format", 'f', "TALLY_FORMAT", TL_OPT_STR, &self.format_name, "FORMAT",
-         "auto, ngram2009, ngram2012, ngram2020 or text (default auto: per file)", 0, 0},
-        {"chunk-size", 'c', "TALLY_CHUNK_SIZE", TL_OPT_SIZE, &self.chunk_size, "BYTES",
-         "Bytes of whole lines per chunk (default 1M)", 0, 0},
-        {"max-line", 0, "TALLY_MAX_LINE", TL_OPT_SIZE, &self.max_line, "BYTES",
-         "Longer lines are skipped and counted as bad (default 16M)", 0, 0},
-        {"window", 'w', "TALLY_WINDOW", TL_OPT_INT, &self.window, "N",
-         "Chunks in flight, unacknowledged, at most (default 64)", 1, 65536},
-        {"io", 0, "TALLY_IO", TL_OPT_STR, &self.io_name, "BACKEND",
-         "auto, uring or sync (default auto: io_uring where the kernel allows)", 0, 0},
-        {"year-min", 0, "TALLY_YEAR_MIN", TL_OPT_INT, &self.year_min, "YEAR",
-         "Count only years from YEAR on", 0, UINT32_MAX},
-        {"year-max", 0, "TALLY_YEAR_MAX", TL_OPT_INT, &self.year_max, "YEAR",
-         "Count only years up to YEAR", 0, UINT32_MAX},
-        {"skip-pos", 0, "TALLY_SKIP_POS", TL_OPT_FLAG, &self.skip_pos, NULL,
-         "Leave out POS-tagged keys (word_NOUN): their untagged row holds the total", 0, 0},
-        {"strict", 0, "TALLY_STRICT", TL_OPT_FLAG, &self.strict, NULL,
-         "A malformed line fails the job (default: skipped and counted)", 0, 0},
-        {"retry", 0, "TALLY_RETRY", TL_OPT_REAL, &self.retry, "SECONDS",
-         "Least time before an unacknowledged chunk is sent again (default 5)", 0, 0},
-        {"timeout", 0, "TALLY_TIMEOUT", TL_OPT_REAL, &self.timeout, "SECONDS",
-         "Give up when the sink is silent this long (default 60)", 0, 0},
-        {"progress", 0, "TALLY_PROGRESS", TL_OPT_STR, &self.progress_name, "MODE",
-         "auto, bar, log or none (default auto: a bar on a terminal)", 0, 0},
-        {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
-        {"verbose", 'v', "TALLY_VERBOSE", TL_OPT_FLAG, &self.verbose, NULL,
-         "Also log each file's format and the job's steps", 0, 0},
+        TL_OPT ("bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
+                "Where workers connect for chunks (default tcp://*:5557)", 0, 0),
+        TL_OPT ("sink", 's', "TALLY_SINK", TL_OPT_STR, &self.sink_ep, "ENDPOINT",
+                "The sink's inbound endpoint (default tcp://localhost:5558)", 0, 0),
+        TL_JOBSPEC_OPTS (self.spec),
+        TL_OPT_QUIET (self.quiet),
         TL_OPT_CURVE_SECRET (self.curve),
         TL_OPT_CURVE_SERVER (self.curve),
         TL_OPT_CURVE_ALLOW (self.curve),
@@ -457,32 +410,13 @@ int main (int argc, char **argv)
                     .summary = "Reads the files, cuts them into chunks of whole lines and pushes "
                                "them to tally-worker processes;\nexits 0 once tally-sink has "
                                "merged the whole job.",
-                    .opts = opts,
-                    .nopts = sizeof opts / sizeof *opts,
+                    TL_CLI_OPTS (opts),
                     .min_args = 1,
                     .max_args = -1};
     int first = tl_cli_parse (&cli, argc, argv);
-    if (tl_format_parse (self.format_name, &self.format) != 0)
-        tl_cli_usage_error (&cli, "unknown format '%s'", self.format_name);
-    tl_bar_mode_t progress_mode;
-    if (tl_bar_mode_parse (self.progress_name, &progress_mode) != 0)
-        tl_cli_usage_error (&cli, "unknown progress mode '%s'", self.progress_name);
-    tl_source_opts_t source_opts = {.chunk_size = self.chunk_size, .max_line = self.max_line};
-    if (strcmp (self.io_name, "auto") == 0)
-        source_opts.io = TL_IO_AUTO;
-    else if (strcmp (self.io_name, "uring") == 0 || strcmp (self.io_name, "io_uring") == 0)
-        source_opts.io = TL_IO_URING;
-    else if (strcmp (self.io_name, "sync") == 0)
-        source_opts.io = TL_IO_SYNC;
-    else
-        tl_cli_usage_error (&cli, "unknown I/O backend '%s' (auto, uring or sync)", self.io_name);
-    if (self.chunk_size < 1 || self.chunk_size > (64 << 20))
-        tl_cli_usage_error (&cli, "--chunk-size must be from 1 byte to 64M");
-    if (self.max_line < self.chunk_size && self.max_line < 4096)
-        tl_cli_usage_error (&cli, "--max-line must be at least 4K");
-    if (self.max_line > (128 << 20)) tl_cli_usage_error (&cli, "--max-line must be at most 128M");
-    if (self.year_min > self.year_max) tl_cli_usage_error (&cli, "--year-min is after --year-max");
-    self.filter = (tl_filter_t){(uint32_t)self.year_min, (uint32_t)self.year_max, self.skip_pos};
+    tl_jobspec_check (&cli, &self.spec);
+    tl_source_opts_t source_opts = {
+        .io = self.spec.io, .chunk_size = self.spec.chunk_size, .max_line = self.spec.max_line};
 
     char error[1024];
     if (tl_files_expand (&self.files, argv + first, (size_t)(argc - first), error, sizeof error))
@@ -491,10 +425,7 @@ int main (int argc, char **argv)
         tl_cli_usage_error (&cli, "too many files (%zu; at most %d)", self.files.count,
                             TL_FILES_MAX);
 
-    zsys_init ();
-    zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
-    zsys_set_logident ("tally-ventilator");
-    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
+    tl_sock_start (cli.program, &self.curve);
     const char *why = NULL;
     self.source =
         tl_source_new ((const char *const *)self.files.names, self.files.count, &source_opts, &why);
@@ -540,20 +471,20 @@ int main (int argc, char **argv)
     if (getrandom (&job, sizeof job, 0) != sizeof job)
         job = (uint64_t)tl_now () * 1000003u ^ (uint64_t)getpid ();
     self.job = job;
-    self.slots = calloc ((size_t)self.window, sizeof *self.slots);
+    self.slots = calloc ((size_t)self.spec.window, sizeof *self.slots);
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
     if (!self.slots || !self.file_format) {
         fprintf (stderr, "tally-ventilator: out of memory\n");
         return 1;
     }
     for (size_t i = 0; i < self.files.count; i++)
-        self.file_format[i] = self.format;
+        self.file_format[i] = self.spec.format;
     self.progress =
-        tl_bar_new ("tally", self.files.bytes, self.quiet ? TL_BAR_NONE : progress_mode);
+        tl_bar_new ("tally", self.files.bytes, self.quiet ? TL_BAR_NONE : self.spec.progress);
 
     int status = s_run (&self);
 
-    for (long i = 0; i < self.window; i++)
+    for (long i = 0; i < self.spec.window; i++)
         if (self.slots[i].used) tl_buf_release (self.slots[i].chunk.buf);
     free (self.slots);
     free (self.file_format);

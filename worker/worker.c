@@ -3,6 +3,7 @@
     worker killed at any moment loses nothing the ventilator cannot send again, and any
     number of workers may join or leave at any time, also mid-job.                     */
 
+#include "tl_clock.h"
 #include "tl_mapper.h"
 #include "tl_opts.h"
 #include "tl_sock.h"
@@ -35,7 +36,7 @@ static void s_free_sbuffer (void *data, void *hint)
 static void s_junk (s_worker_t *self, const char *what)
 {
     self->junk++;
-    double now = zclock_mono () / 1000.0;
+    double now = tl_now ();
     if (now - self->junk_logged_at >= 1.0) {
         zsys_warning ("dropped a malformed message (%s); %llu so far", what,
                       (unsigned long long)self->junk);
@@ -106,13 +107,12 @@ int main (int argc, char **argv)
                        .sink_ep = "tcp://localhost:5558",
                        .max_msg = TL_MAXMSG_DEFAULT};
     tl_opt_t opts[] = {
-        {"ventilator", 'v', "TALLY_VENTILATOR", TL_OPT_STR, &self.vent_ep, "ENDPOINT",
-         "Where to pull chunks from (default tcp://localhost:5557)", 0, 0},
-        {"sink", 's', "TALLY_SINK", TL_OPT_STR, &self.sink_ep, "ENDPOINT",
-         "Where to push partial results (default tcp://localhost:5558)", 0, 0},
-        {"max-message", 0, "TALLY_MAX_MESSAGE", TL_OPT_SIZE, &self.max_msg, "BYTES",
-         "Largest chunk accepted (default 256M)", 0, 0},
-        {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &self.quiet, NULL, "Print only errors", 0, 0},
+        TL_OPT ("ventilator", 'v', "TALLY_VENTILATOR", TL_OPT_STR, &self.vent_ep, "ENDPOINT",
+                "Where to pull chunks from (default tcp://localhost:5557)", 0, 0),
+        TL_OPT ("sink", 's', "TALLY_SINK", TL_OPT_STR, &self.sink_ep, "ENDPOINT",
+                "Where to push partial results (default tcp://localhost:5558)", 0, 0),
+        TL_OPT_MAX_MESSAGE (self.max_msg, "Largest chunk accepted (default 256M)"),
+        TL_OPT_QUIET (self.quiet),
         TL_OPT_CURVE_SECRET (self.curve),
         TL_OPT_CURVE_SERVER (self.curve),
     };
@@ -120,18 +120,9 @@ int main (int argc, char **argv)
                     .usage = "[OPTIONS]",
                     .summary = "Pulls chunks from tally-ventilator, counts their keys and pushes "
                                "the partial totals to tally-sink.",
-                    .opts = opts,
-                    .nopts = sizeof opts / sizeof *opts,
-                    .min_args = 0,
-                    .max_args = 0};
+                    TL_CLI_OPTS (opts)};
     tl_cli_parse (&cli, argc, argv);
-    if (self.max_msg < 4096 || self.max_msg > INT32_MAX)
-        tl_cli_usage_error (&cli, "--max-message must be from 4K to 2G");
-
-    zsys_init ();
-    zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
-    zsys_set_logident ("tally-worker");
-    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
+    tl_sock_start (cli.program, &self.curve);
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     //  One chunk queued here at most: the rest stay with the ventilator for others.

@@ -2,8 +2,9 @@
     JSON lines with --json (one object per message, for jq). Byte-string keys that are
     not valid UTF-8 are printed with \u00XX escapes for their high bytes.             */
 
-#include "tl_opts.h"
 #include "tl_bar.h"
+#include "tl_clock.h"
+#include "tl_opts.h"
 #include "tl_sock.h"
 
 #include <errno.h>
@@ -243,12 +244,12 @@ int main (int argc, char **argv)
 {
     s_watch_t self = {0};
     tl_opt_t opts[] = {
-        {"json", 'j', "TALLY_JSON", TL_OPT_FLAG, &self.json, NULL,
-         "Print one JSON object per message (for jq)", 0, 0},
-        {"until-done", 'u', "TALLY_UNTIL_DONE", TL_OPT_FLAG, &self.until_done, NULL,
-         "Exit after the first done (0) or failed (1) message", 0, 0},
-        {"timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
-         "Exit 3 after this long without a message", 0, 86400},
+        TL_OPT ("json", 'j', "TALLY_JSON", TL_OPT_FLAG, &self.json, NULL,
+                "Print one JSON object per message (for jq)", 0, 0),
+        TL_OPT ("until-done", 'u', "TALLY_UNTIL_DONE", TL_OPT_FLAG, &self.until_done, NULL,
+                "Exit after the first done (0) or failed (1) message", 0, 0),
+        TL_OPT ("timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
+                "Exit 3 after this long without a message", 0, 86400),
         TL_OPT_CURVE_SECRET (self.curve),
         TL_OPT_CURVE_SERVER (self.curve),
     };
@@ -256,15 +257,11 @@ int main (int argc, char **argv)
                     .usage = "[OPTIONS] ENDPOINT",
                     .summary = "Subscribes to a tally-sink feed (e.g. tcp://localhost:5559) and "
                                "prints progress, top keys, totals and results.",
-                    .opts = opts,
-                    .nopts = sizeof opts / sizeof *opts,
+                    TL_CLI_OPTS (opts),
                     .min_args = 1,
                     .max_args = 1};
     int first = tl_cli_parse (&cli, argc, argv);
-    zsys_init ();
-    zsys_set_logstream (stderr);  //  Logs on stderr: stdout is for results
-    zsys_set_logident ("tally-watch");
-    if (tl_curve_setup (&self.curve, cli.program) != 0) return 2;
+    tl_sock_start (cli.program, &self.curve);
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = TL_MAXMSG_DEFAULT;

@@ -5,9 +5,9 @@
     told by the kernel (PR_SET_PDEATHSIG) should tally itself be killed.
     `tally keygen NAME` makes a CURVE key pair for multi-machine setups.              */
 
-#include "tl_bar.h"
+#include "tl_clock.h"
 #include "tl_files.h"
-#include "tl_format.h"
+#include "tl_jobspec.h"
 #include "tl_opts.h"
 
 #include <czmq.h>
@@ -89,7 +89,7 @@ static void s_stop_children (double grace)
 {
     for (int i = 0; i < s_nchildren; i++)
         if (s_children[i].pid > 0) kill (s_children[i].pid, SIGTERM);
-    int64_t deadline = zclock_mono () + (int64_t)(grace * 1000);
+    double deadline = tl_now () + grace;
     int alive = 1;
     while (alive) {
         alive = 0;
@@ -100,7 +100,7 @@ static void s_stop_children (double grace)
             else
                 alive++;
         }
-        if (alive && zclock_mono () > deadline) {
+        if (alive && tl_now () > deadline) {
             for (int i = 0; i < s_nchildren; i++)
                 if (s_children[i].pid > 0) {
                     kill (s_children[i].pid, SIGKILL);
@@ -148,34 +148,19 @@ static void s_print_top (const char *output, long top)
 
 static int s_run (int argc, char **argv)
 {
-    long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10, year_min = -1, year_max = -1;
-    const char *output = "totals.tsv", *format = "auto", *io = "auto", *progress = "auto";
-    const char *chunk_size = NULL;
-    bool skip_pos = false, quiet = false, strict = false;
+    long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10;
+    const char *output = "totals.tsv";
+    bool quiet = false;
+    tl_jobspec_t spec = tl_jobspec_defaults ();
     tl_opt_t opts[] = {
-        {"workers", 'w', "TALLY_WORKERS", TL_OPT_INT, &workers, "N",
-         "Worker processes (default: the number of CPUs)", 1, 1024},
-        {"output", 'o', "TALLY_OUTPUT", TL_OPT_STR, &output, "FILE",
-         "Totals file: KEY<TAB>TOTAL lines, largest first (default totals.tsv)", 0, 0},
-        {"format", 'f', "TALLY_FORMAT", TL_OPT_STR, &format, "FORMAT",
-         "auto, ngram2009, ngram2012, ngram2020 or text (default auto)", 0, 0},
-        {"chunk-size", 'c', "TALLY_CHUNK_SIZE", TL_OPT_STR, &chunk_size, "BYTES",
-         "Bytes of whole lines per chunk (default 1M)", 0, 0},
-        {"io", 0, "TALLY_IO", TL_OPT_STR, &io, "BACKEND", "auto, uring or sync (default auto)", 0,
-         0},
-        {"year-min", 0, "TALLY_YEAR_MIN", TL_OPT_INT, &year_min, "YEAR",
-         "Count only years from YEAR on", 0, UINT32_MAX},
-        {"year-max", 0, "TALLY_YEAR_MAX", TL_OPT_INT, &year_max, "YEAR",
-         "Count only years up to YEAR", 0, UINT32_MAX},
-        {"skip-pos", 0, "TALLY_SKIP_POS", TL_OPT_FLAG, &skip_pos, NULL,
-         "Leave out POS-tagged keys (word_NOUN)", 0, 0},
-        {"strict", 0, "TALLY_STRICT", TL_OPT_FLAG, &strict, NULL,
-         "A malformed line fails the job (default: skipped and counted)", 0, 0},
-        {"top", 't', "TALLY_TOP", TL_OPT_INT, &top, "N", "Keys shown at the end (default 10)", 0,
-         1000},
-        {"progress", 0, "TALLY_PROGRESS", TL_OPT_STR, &progress, "MODE",
-         "auto, bar, log or none (default auto)", 0, 0},
-        {"quiet", 'q', "TALLY_QUIET", TL_OPT_FLAG, &quiet, NULL, "Print only errors", 0, 0},
+        TL_OPT ("workers", 'w', "TALLY_WORKERS", TL_OPT_INT, &workers, "N",
+                "Worker processes (default: the number of CPUs)", 1, 1024),
+        TL_OPT ("output", 'o', "TALLY_OUTPUT", TL_OPT_STR, &output, "FILE",
+                "Totals file: KEY<TAB>TOTAL lines, largest first (default totals.tsv)", 0, 0),
+        TL_OPT ("top", 't', "TALLY_TOP", TL_OPT_INT, &top, "N",
+                "Keys shown at the end (default 10)", 0, 1000),
+        TL_JOBSPEC_OPTS (spec),
+        TL_OPT_QUIET (quiet),
     };
     tl_cli_t cli = {.program = "tally run",
                     .usage = "[OPTIONS] FILE|FOLDER...",
@@ -183,26 +168,11 @@ static int s_run (int argc, char **argv)
                                "workers and a ventilator,\nwrites the totals file and prints a "
                                "summary and the top keys.",
                     .epilog = "Example: tally run --workers 2 data/sample/",
-                    .opts = opts,
-                    .nopts = sizeof opts / sizeof *opts,
+                    TL_CLI_OPTS (opts),
                     .min_args = 1,
                     .max_args = -1};
     int first = tl_cli_parse (&cli, argc, argv);
-    tl_format_t parsed;
-    if (tl_format_parse (format, &parsed) != 0)
-        tl_cli_usage_error (&cli, "unknown format '%s'", format);
-    size_t chunk_bytes;
-    if (chunk_size && (tl_parse_size (chunk_size, &chunk_bytes) != 0 || chunk_bytes < 1 ||
-                       chunk_bytes > (64 << 20)))
-        tl_cli_usage_error (&cli, "--chunk-size must be from 1 byte to 64M, not '%s'", chunk_size);
-    if (strcmp (io, "auto") && strcmp (io, "uring") && strcmp (io, "io_uring") &&
-        strcmp (io, "sync"))
-        tl_cli_usage_error (&cli, "unknown I/O backend '%s' (auto, uring or sync)", io);
-    tl_bar_mode_t mode;
-    if (tl_bar_mode_parse (progress, &mode) != 0)
-        tl_cli_usage_error (&cli, "unknown progress mode '%s'", progress);
-    if (year_min >= 0 && year_max >= 0 && year_min > year_max)
-        tl_cli_usage_error (&cli, "--year-min is after --year-max");
+    tl_jobspec_check (&cli, &spec);
     char error[1024];
     tl_files_t files;
     if (tl_files_expand (&files, argv + first, (size_t)(argc - first), error, sizeof error))
@@ -236,6 +206,28 @@ static int s_run (int argc, char **argv)
     snprintf (feed_ep, sizeof feed_ep, "ipc://%s/feed", dir);
     snprintf (chunks_ep, sizeof chunks_ep, "ipc://%s/chunks", dir);
 
+    //  The job's options go to the ventilator as they were given (from the command line
+    //  or the environment), so it sees exactly what tally run checked.
+    size_t nopts = sizeof opts / sizeof *opts;
+    int max = (argc - first) + 8 + (int)nopts, n = 1;
+    char **vent_argv = calloc ((size_t)max + 1, sizeof *vent_argv);
+    if (!vent_argv) {
+        fprintf (stderr, "tally: out of memory\n");
+        s_remove_folder (dir);
+        return 1;
+    }
+    char *fixed[] = {"--bind", chunks_ep, "--sink", in_ep};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        vent_argv[n++] = fixed[i];
+    int passed_from = n;
+    for (size_t i = 0; i < nopts; i++)
+        if (tl_jobspec_owns (&spec, &opts[i]) || opts[i].value == &quiet)
+            tl_opts_forward (&opts[i], 1, vent_argv, &n, max);
+    int passed_to = n;
+    vent_argv[n++] = "--";
+    for (int i = first; i < argc; i++)
+        vent_argv[n++] = argv[i];
+
     struct sigaction action = {.sa_handler = s_on_signal};
     sigaction (SIGINT, &action, NULL);
     sigaction (SIGTERM, &action, NULL);
@@ -250,40 +242,9 @@ static int s_run (int argc, char **argv)
         char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_ep, "--quiet", NULL};
         s_spawn (bindir, "tally-worker", "worker", worker_argv);
     }
-    char **vent_argv = calloc ((size_t)(argc - first) + 24, sizeof *vent_argv);
-    char year_min_text[24], year_max_text[24];
-    int n = 1;
-    vent_argv[n++] = "--bind";
-    vent_argv[n++] = chunks_ep;
-    vent_argv[n++] = "--sink";
-    vent_argv[n++] = in_ep;
-    vent_argv[n++] = "--format";
-    vent_argv[n++] = (char *)format;
-    vent_argv[n++] = "--io";
-    vent_argv[n++] = (char *)io;
-    vent_argv[n++] = "--progress";
-    vent_argv[n++] = (char *)progress;
-    if (chunk_size) {
-        vent_argv[n++] = "--chunk-size";
-        vent_argv[n++] = (char *)chunk_size;
-    }
-    if (year_min >= 0) {
-        snprintf (year_min_text, sizeof year_min_text, "%ld", year_min);
-        vent_argv[n++] = "--year-min";
-        vent_argv[n++] = year_min_text;
-    }
-    if (year_max >= 0) {
-        snprintf (year_max_text, sizeof year_max_text, "%ld", year_max);
-        vent_argv[n++] = "--year-max";
-        vent_argv[n++] = year_max_text;
-    }
-    if (skip_pos) vent_argv[n++] = "--skip-pos";
-    if (strict) vent_argv[n++] = "--strict";
-    if (quiet) vent_argv[n++] = "--quiet";
-    vent_argv[n++] = "--";
-    for (int i = first; i < argc; i++)
-        vent_argv[n++] = argv[i];
     pid_t ventilator = s_spawn (bindir, "tally-ventilator", "ventilator", vent_argv);
+    for (int i = passed_from; i < passed_to; i++)
+        free (vent_argv[i]);
     free (vent_argv);
 
     int status = 1;
