@@ -250,8 +250,7 @@ int main (int argc, char **argv)
                 "Exit after the first done (0) or failed (1) message", 0, 0),
         TL_OPT ("timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
                 "Exit 3 after this long without a message", 0, 86400),
-        TL_OPT_CURVE_SECRET (self.curve),
-        TL_OPT_CURVE_SERVER (self.curve),
+        TL_OPTS_CURVE_CLIENT (self.curve),
     };
     tl_cli_t cli = {.program = "tally-watch",
                     .usage = "[OPTIONS] ENDPOINT",
@@ -260,8 +259,7 @@ int main (int argc, char **argv)
                     TL_CLI_OPTS (opts),
                     .min_args = 1,
                     .max_args = 1};
-    int first = tl_cli_parse (&cli, argc, argv);
-    tl_sock_start (cli.program, &self.curve);
+    int first = tl_sock_start (&cli, argc, argv, &self.curve);
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = TL_MAXMSG_DEFAULT;

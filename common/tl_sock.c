@@ -66,12 +66,14 @@ int tl_curve_setup (const tl_curve_t *curve, const char *program)
     return 0;
 }
 
-void tl_sock_start (const char *program, const tl_curve_t *curve)
+int tl_sock_start (const tl_cli_t *cli, int argc, char **argv, const tl_curve_t *curve)
 {
+    int first = tl_cli_parse (cli, argc, argv);
     zsys_init ();
     zsys_set_logstream (stderr);
-    zsys_set_logident (program);
-    if (tl_curve_setup (curve, program) != 0) exit (2);
+    zsys_set_logident (cli->program);
+    if (tl_curve_setup (curve, cli->program) != 0) exit (2);
+    return first;
 }
 
 zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_server,

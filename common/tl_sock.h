@@ -48,15 +48,21 @@ typedef struct {
 #define TL_OPT_CURVE_ALLOW(curve)                                                                  \
     TL_OPT ("curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &(curve).allow_dir, "DIR",          \
             "Folder of the public certificates of clients allowed to connect", 0, 0)
+//  The CURVE entries of a program that only connects (worker, watcher) and of one that
+//  only binds (sink).
+#define TL_OPTS_CURVE_CLIENT(curve) TL_OPT_CURVE_SECRET (curve), TL_OPT_CURVE_SERVER (curve)
+#define TL_OPTS_CURVE_SERVER(curve) TL_OPT_CURVE_SECRET (curve), TL_OPT_CURVE_ALLOW (curve)
 
 //  Sets up CURVE from environment and options once per process; returns 0 or -1 with
 //  a message on stderr. A NULL or empty secret_file leaves CURVE off.
 int tl_curve_setup (const tl_curve_t *curve, const char *program);
 
-//  What every program that opens sockets does once its options are parsed: CZMQ's
-//  logs go to stderr (stdout is for results) under the program's name, and CURVE is
-//  set up from curve (NULL: off). Exits 2 when the keys cannot be loaded.
-void tl_sock_start (const char *program, const tl_curve_t *curve);
+//  How every program that opens sockets starts: parses its options (tl_cli_parse:
+//  exits on --help, --version and bad usage), sends CZMQ's logs to stderr (stdout is
+//  for results) under the program's name, and sets up CURVE from curve (NULL: off),
+//  exiting 2 when the keys cannot be loaded. Returns the index in argv of the first
+//  positional argument.
+int tl_sock_start (const tl_cli_t *cli, int argc, char **argv, const tl_curve_t *curve);
 
 //  --max-message, which the sink and the worker take: the largest inbound frame.
 #define TL_OPT_MAX_MESSAGE(bytes, help)                                                            \

@@ -767,30 +767,28 @@ int main (int argc, char **argv)
                 "Keys in the feed's top list (default 10)", 1, 10000),
         TL_OPT ("batch", 0, "TALLY_BATCH", TL_OPT_INT, &self.batch, "N",
                 "Keys per totals message on the feed (default 10000)", 1, 1000000),
+        TL_OPT_MAX_MESSAGE (self.max_msg, "Largest inbound frame accepted (default 256M)"),
         TL_OPT ("interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
                 "Time between progress messages (default 0.25)", 0, 0),
-        TL_OPT_MAX_MESSAGE (self.max_msg, "Largest inbound frame accepted (default 256M)"),
         TL_OPT ("state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
                 "Where open jobs are checkpointed on shutdown and restored at start (default: the "
                 "output's folder)",
                 0, 0),
         TL_OPT_QUIET (self.quiet),
-        TL_OPT_CURVE_SECRET (self.curve),
-        TL_OPT_CURVE_ALLOW (self.curve),
+        TL_OPTS_CURVE_SERVER (self.curve),
     };
     tl_cli_t cli = {.program = "tally-sink",
                     .usage = "[OPTIONS]",
                     .summary = "Merges partial results from tally-worker processes into exact "
                                "totals, writes the totals file\nand publishes progress and totals.",
                     TL_CLI_OPTS (opts)};
-    tl_cli_parse (&cli, argc, argv);
+    tl_sock_start (&cli, argc, argv, &self.curve);
     if (!*self.output) tl_cli_usage_error (&cli, "--output is empty");
     char *output_copy = strdup (self.output);
     if (!self.state_dir || !*self.state_dir)
         self.state_dir = output_copy ? dirname (output_copy) : ".";
     if (self.interval < 0.01 || self.interval > 3600)
         tl_cli_usage_error (&cli, "--interval must be from 0.01 to 3600 seconds");
-    tl_sock_start (cli.program, &self.curve);
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = (int64_t)self.max_msg;

@@ -413,7 +413,7 @@ int main (int argc, char **argv)
                     TL_CLI_OPTS (opts),
                     .min_args = 1,
                     .max_args = -1};
-    int first = tl_cli_parse (&cli, argc, argv);
+    int first = tl_sock_start (&cli, argc, argv, &self.curve);
     tl_jobspec_check (&cli, &self.spec);
     tl_source_opts_t source_opts = {
         .io = self.spec.io, .chunk_size = self.spec.chunk_size, .max_line = self.spec.max_line};
@@ -425,7 +425,6 @@ int main (int argc, char **argv)
         tl_cli_usage_error (&cli, "too many files (%zu; at most %d)", self.files.count,
                             TL_FILES_MAX);
 
-    tl_sock_start (cli.program, &self.curve);
     const char *why = NULL;
     self.source =
         tl_source_new ((const char *const *)self.files.names, self.files.count, &source_opts, &why);

@@ -113,16 +113,14 @@ int main (int argc, char **argv)
                 "Where to push partial results (default tcp://localhost:5558)", 0, 0),
         TL_OPT_MAX_MESSAGE (self.max_msg, "Largest chunk accepted (default 256M)"),
         TL_OPT_QUIET (self.quiet),
-        TL_OPT_CURVE_SECRET (self.curve),
-        TL_OPT_CURVE_SERVER (self.curve),
+        TL_OPTS_CURVE_CLIENT (self.curve),
     };
     tl_cli_t cli = {.program = "tally-worker",
                     .usage = "[OPTIONS]",
                     .summary = "Pulls chunks from tally-ventilator, counts their keys and pushes "
                                "the partial totals to tally-sink.",
                     TL_CLI_OPTS (opts)};
-    tl_cli_parse (&cli, argc, argv);
-    tl_sock_start (cli.program, &self.curve);
+    tl_sock_start (&cli, argc, argv, &self.curve);
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     //  One chunk queued here at most: the rest stay with the ventilator for others.
