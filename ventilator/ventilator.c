@@ -117,6 +117,22 @@ static int s_send_chunk (s_vent_t *self, const tl_window_slot_t *slot)
     return 0;
 }
 
+//  A file's first chunk: picks its format (once, for the warning and the workers alike)
+//  and warns when it looks binary.
+static void s_first_chunk (s_vent_t *self, const tl_chunk_t *chunk)
+{
+    tl_format_t format =
+        self->format == TL_FORMAT_AUTO ? tl_format_detect (chunk->data, chunk->size) : self->format;
+    if (memchr (chunk->data, 0, chunk->size < 65536 ? chunk->size : 65536))
+        zsys_warning ("%s holds NUL bytes: is it a binary file? Its lines are read as %s",
+                      self->files.names[chunk->file], tl_format_name (format));
+    if (self->format == TL_FORMAT_AUTO) {
+        self->file_format[chunk->file] = format;
+        if (self->verbose)
+            zsys_info ("%s: format %s", self->files.names[chunk->file], tl_format_name (format));
+    }
+}
+
 //  Cuts the next chunk into the window. Returns its slot, or NULL at the end or on an
 //  error (then *failed is set and the reason is in the source).
 static const tl_window_slot_t *s_cut (s_vent_t *self, bool *failed)
@@ -128,18 +144,7 @@ static const tl_window_slot_t *s_cut (s_vent_t *self, bool *failed)
         *failed = rc < 0;
         return NULL;
     }
-    if (chunk.first && memchr (chunk.data, 0, chunk.size < 65536 ? chunk.size : 65536))
-        zsys_warning ("%s holds NUL bytes: is it a binary file? Its lines are read as %s",
-                      self->files.names[chunk.file],
-                      tl_format_name (self->format == TL_FORMAT_AUTO
-                                          ? tl_format_detect (chunk.data, chunk.size)
-                                          : self->format));
-    if (chunk.first && self->format == TL_FORMAT_AUTO) {
-        tl_format_t detected = tl_format_detect (chunk.data, chunk.size);
-        self->file_format[chunk.file] = detected;
-        if (self->verbose)
-            zsys_info ("%s: format %s", self->files.names[chunk.file], tl_format_name (detected));
-    }
+    if (chunk.first) s_first_chunk (self, &chunk);
     self->cut_bytes += chunk.size;
     return tl_window_add (self->unacked, &chunk);
 }
