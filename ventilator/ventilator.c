@@ -10,24 +10,14 @@
 #include "tl_opts.h"
 #include "tl_sock.h"
 #include "tl_source.h"
+#include "window.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
-
-//  One chunk in the window: cut, maybe sent, not yet acknowledged.
-typedef struct {
-    bool used;         //  Slot holds a chunk
-    uint64_t id;       //  Chunk id
-    tl_chunk_t chunk;  //  Lines (one buffer reference held here)
-    double sent_at;    //  Last send, 0 when never sent
-    uint32_t sends;    //  Times sent
-    bool suspect;      //  A worker left since it was sent: it may be lost
-} s_slot_t;
 
 typedef struct {
     //  Options
@@ -47,17 +37,10 @@ typedef struct {
     tl_bar_t *progress;        //  Bar or log lines
     uint64_t job;              //  Job id
     bool accepted;             //  Sink accepted the job
-    s_slot_t *slots;           //  The window
-    size_t inflight;           //  Slots in use
-    s_slot_t *unsent;          //  Cut chunk waiting for the socket, or NULL
-    uint64_t next_id;          //  Next chunk id
+    tl_window_t *unacked;      //  Chunks cut and not yet acknowledged, and when to resend
     bool source_done;          //  Every chunk is cut
     bool end_sent;             //  END told the sink the count
     uint64_t cut_bytes;        //  Payload bytes cut
-    uint64_t acked;            //  Chunks acknowledged
-    uint64_t acked_bytes;      //  Payload bytes acknowledged
-    uint64_t resent;           //  Chunks sent again
-    double latency;            //  Smoothed send-to-ack seconds
     double heard_at;           //  Last message from the sink
     double pinged_at;          //  Last PING or JOB sent
 } s_vent_t;
@@ -100,8 +83,9 @@ static void s_send_job (s_vent_t *self)
     self->pinged_at = tl_now ();
 }
 
-//  Sends a chunk without waiting. Returns 0, or -1 when the socket would block.
-static int s_send_chunk (s_vent_t *self, s_slot_t *slot)
+//  Sends a chunk from the window without waiting. Returns 0, or -1 when the socket
+//  would block.
+static int s_send_chunk (s_vent_t *self, const tl_window_slot_t *slot)
 {
     tl_msg_t msg;
     s_msg_init (self, &msg, TL_CMD_CHUNK);
@@ -117,98 +101,58 @@ static int s_send_chunk (s_vent_t *self, s_slot_t *slot)
     zmq_msg_init_data (&payload, (void *)slot->chunk.data, slot->chunk.size, s_free_buf,
                        slot->chunk.buf);
     if (tl_send (zsock_resolve (self->push), NULL, 0, &msg, &payload, ZMQ_DONTWAIT) != 0) return -1;
-    if (slot->sends++) self->resent++;
-    slot->sent_at = tl_now ();
-    slot->suspect = false;
+    tl_window_sent (self->unacked, slot, tl_now ());
     return 0;
 }
 
-static s_slot_t *s_free_slot (s_vent_t *self)
+//  A file's first chunk: picks its format (once, for the warning and the workers alike)
+//  and warns when it looks binary.
+static void s_first_chunk (s_vent_t *self, const tl_chunk_t *chunk)
 {
-    for (long i = 0; i < self->spec.window; i++)
-        if (!self->slots[i].used) return &self->slots[i];
-    return NULL;
+    tl_format_t format = self->spec.format == TL_FORMAT_AUTO
+                             ? tl_format_detect (chunk->data, chunk->size)
+                             : self->spec.format;
+    if (memchr (chunk->data, 0, chunk->size < 65536 ? chunk->size : 65536))
+        zsys_warning ("%s holds NUL bytes: is it a binary file? Its lines are read as %s",
+                      self->files.names[chunk->file], tl_format_name (format));
+    if (self->spec.format == TL_FORMAT_AUTO) {
+        self->file_format[chunk->file] = format;
+        if (self->spec.verbose)
+            zsys_info ("%s: format %s", self->files.names[chunk->file], tl_format_name (format));
+    }
 }
 
-//  Cuts the next chunk into a free slot. Returns the slot, or NULL at the end or on
-//  an error (then *failed is set and the reason is in the source).
-static s_slot_t *s_cut (s_vent_t *self, bool *failed)
+//  Cuts the next chunk into the window. Returns its slot, or NULL at the end or on an
+//  error (then *failed is set and the reason is in the source).
+static const tl_window_slot_t *s_cut (s_vent_t *self, bool *failed)
 {
-    s_slot_t *slot = s_free_slot (self);
-    assert (slot);
-    int rc = tl_source_next (self->source, &slot->chunk);
+    tl_chunk_t chunk;
+    int rc = tl_source_next (self->source, &chunk);
     if (rc <= 0) {
         self->source_done = true;
         *failed = rc < 0;
         return NULL;
     }
-    if (slot->chunk.first &&
-        memchr (slot->chunk.data, 0, slot->chunk.size < 65536 ? slot->chunk.size : 65536))
-        zsys_warning ("%s holds NUL bytes: is it a binary file? Its lines are read as %s",
-                      self->files.names[slot->chunk.file],
-                      tl_format_name (self->spec.format == TL_FORMAT_AUTO
-                                          ? tl_format_detect (slot->chunk.data, slot->chunk.size)
-                                          : self->spec.format));
-    if (slot->chunk.first && self->spec.format == TL_FORMAT_AUTO) {
-        tl_format_t detected = tl_format_detect (slot->chunk.data, slot->chunk.size);
-        self->file_format[slot->chunk.file] = detected;
-        if (self->spec.verbose)
-            zsys_info ("%s: format %s", self->files.names[slot->chunk.file],
-                       tl_format_name (detected));
-    }
-    slot->used = true;
-    slot->id = self->next_id++;
-    slot->sent_at = 0;
-    slot->sends = 0;
-    self->inflight++;
-    self->cut_bytes += slot->chunk.size;
-    return slot;
+    if (chunk.first) s_first_chunk (self, &chunk);
+    self->cut_bytes += chunk.size;
+    return tl_window_add (self->unacked, &chunk);
 }
 
-//  Seconds after which an unacknowledged chunk goes out again: generous while the job
-//  streams, short at the tail, where the last few chunks decide the finish (backup
-//  tasks, as MapReduce does for stragglers).
-static double s_resend_after (s_vent_t *self)
-{
-    double typical = self->latency > 0 ? self->latency : 0.5;
-    if (self->source_done && !self->unsent) return fmax (self->spec.retry / 4, 4 * typical);
-    return fmax (self->spec.retry, 10 * typical);
-}
-
-static s_slot_t *s_due_resend (s_vent_t *self, double now)
-{
-    double after = s_resend_after (self);
-    //  A chunk out since before a worker left goes again as soon as a live worker
-    //  would have answered it: a lost worker costs a moment, not a timeout.
-    double suspect_after = fmax (0.25, 3 * self->latency);
-    s_slot_t *oldest = NULL;
-    for (long i = 0; i < self->spec.window; i++) {
-        s_slot_t *slot = &self->slots[i];
-        if (slot->used && slot->sent_at > 0 &&
-            now - slot->sent_at >= (slot->suspect ? suspect_after : after) &&
-            (!oldest || slot->sent_at < oldest->sent_at))
-            oldest = slot;
-    }
-    return oldest;
-}
-
-//  Sends what is ready while the socket takes it. Returns -1 on a read error.
+//  Sends what is ready while the socket takes it: a chunk due again first, then one cut
+//  and not sent yet, then a new cut. Returns -1 on a read error.
 static int s_pump (s_vent_t *self)
 {
     double now = tl_now ();
     while (true) {
-        s_slot_t *slot = s_due_resend (self, now);
-        if (!slot && self->unsent) slot = self->unsent;
-        if (!slot && !self->source_done && self->inflight < (size_t)self->spec.window) {
+        const tl_window_slot_t *slot = tl_window_due (self->unacked, now, self->source_done);
+        if (!slot && !self->source_done && tl_window_has_room (self->unacked)) {
             bool failed = false;
             slot = s_cut (self, &failed);
             if (failed) return -1;
-            self->unsent = slot;
         }
         if (!slot) return 0;
         if (s_send_chunk (self, slot) != 0)
             return 0;  //  Socket full: the poll tells us when it drains
-        if (slot == self->unsent) self->unsent = NULL;
     }
 }
 
@@ -216,21 +160,7 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
 {
     double now = tl_now ();
     for (uint32_t i = 0; i < ack->count; i++)
-        for (long j = 0; j < self->spec.window; j++) {
-            s_slot_t *slot = &self->slots[j];
-            if (!slot->used || slot->id != ack->chunk[i]) continue;
-            if (slot->sends == 1) {
-                double sample = now - slot->sent_at;
-                self->latency = self->latency ? 0.9 * self->latency + 0.1 * sample : sample;
-            }
-            if (slot == self->unsent) self->unsent = NULL;
-            self->acked++;
-            self->acked_bytes += slot->chunk.size;
-            tl_buf_release (slot->chunk.buf);
-            memset (slot, 0, sizeof *slot);
-            self->inflight--;
-            break;
-        }
+        tl_window_ack (self->unacked, ack->chunk[i], now);
 }
 
 //  A worker's connection closed (it died, stopped, or its host vanished and the
@@ -246,8 +176,7 @@ static void s_on_monitor (s_vent_t *self)
     uint16_t id = 0;
     if (event && size >= 2) memcpy (&id, event, sizeof id);
     if (id == ZMQ_EVENT_DISCONNECTED) {
-        for (long i = 0; i < self->spec.window; i++)
-            if (self->slots[i].used && self->slots[i].sent_at > 0) self->slots[i].suspect = true;
+        tl_window_disconnected (self->unacked);
         if (self->spec.verbose)
             zsys_info ("a worker disconnected; chunks it may hold will be sent again");
     }
@@ -267,9 +196,10 @@ static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
             (unsigned long long)done->keys, (unsigned long long)done->sum, done->seconds, rate);
     printf ("totals written to %.*s\n", (int)done->output.len, done->output.ptr);
     fflush (stdout);
-    if (self->resent)
+    uint64_t resent = tl_window_resent (self->unacked);
+    if (resent)
         zsys_info ("%llu chunks were sent again (lost or late workers); each was merged once",
-                   (unsigned long long)self->resent);
+                   (unsigned long long)resent);
 }
 
 //  Handles one message from the sink. Returns 1 when the job is over (exit code in
@@ -297,8 +227,8 @@ static int s_on_sink (s_vent_t *self, int *status)
         s_on_ack (self, &msg.u.ack);
         break;
     case TL_CMD_DONE:
-        tl_bar_update (self->progress, self->files.bytes, self->acked_bytes, self->acked,
-                       self->next_id, true);
+        tl_bar_update (self->progress, self->files.bytes, tl_window_acked_bytes (self->unacked),
+                       tl_window_acked (self->unacked), tl_window_added (self->unacked), true);
         tl_bar_finish (self->progress);
         if (!self->quiet) s_print_summary (self, &msg.u.done);
         *status = 0;
@@ -363,21 +293,23 @@ static int s_run (s_vent_t *self)
             s_cancel (self, tl_source_error (self->source));
             return 1;
         }
-        if (self->accepted && self->source_done && !self->unsent && !self->end_sent) {
+        if (self->accepted && self->source_done && tl_window_all_sent (self->unacked) &&
+            !self->end_sent) {
             tl_msg_t end;
             s_msg_init (self, &end, TL_CMD_END);
-            end.u.end = (tl_end_body_t){.chunks = self->next_id,
+            end.u.end = (tl_end_body_t){.chunks = tl_window_added (self->unacked),
                                         .bytes = self->cut_bytes,
                                         .bad_lines = tl_source_skipped_lines (self->source)};
             if (s_send_to_sink (self, &end) == 0) self->end_sent = true;
         }
-        tl_bar_update (self->progress, tl_source_bytes_read (self->source), self->acked_bytes,
-                       self->acked, self->next_id, self->source_done);
+        tl_bar_update (self->progress, tl_source_bytes_read (self->source),
+                       tl_window_acked_bytes (self->unacked), tl_window_acked (self->unacked),
+                       tl_window_added (self->unacked), self->source_done);
 
         //  Resends are found by the clock, so only new or stalled chunks wait on POLLOUT.
         bool want_out =
-            self->accepted &&
-            (self->unsent || (!self->source_done && self->inflight < (size_t)self->spec.window));
+            self->accepted && (!tl_window_all_sent (self->unacked) ||
+                               (!self->source_done && tl_window_has_room (self->unacked)));
         zmq_pollitem_t items[] = {{zsock_resolve (self->sink), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0},
                                   {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
@@ -470,9 +402,9 @@ int main (int argc, char **argv)
     if (getrandom (&job, sizeof job, 0) != sizeof job)
         job = (uint64_t)tl_now () * 1000003u ^ (uint64_t)getpid ();
     self.job = job;
-    self.slots = calloc ((size_t)self.spec.window, sizeof *self.slots);
+    self.unacked = tl_window_new ((size_t)self.spec.window, self.spec.retry);
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
-    if (!self.slots || !self.file_format) {
+    if (!self.unacked || !self.file_format) {
         fprintf (stderr, "tally-ventilator: out of memory\n");
         return 1;
     }
@@ -483,9 +415,7 @@ int main (int argc, char **argv)
 
     int status = s_run (&self);
 
-    for (long i = 0; i < self.spec.window; i++)
-        if (self.slots[i].used) tl_buf_release (self.slots[i].chunk.buf);
-    free (self.slots);
+    tl_window_destroy (&self.unacked);
     free (self.file_format);
     tl_bar_destroy (&self.progress);
     zsock_destroy (&self.monitor);

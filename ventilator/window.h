@@ -1,0 +1,85 @@
+/*  tl_window: the ventilator's window of chunks cut and not yet acknowledged by the sink,
+    and the rules that decide which of them goes out next.
+
+    Delivery is at-least-once: a chunk stays here until its id is acknowledged and is sent
+    again when its answer is late, sooner at the tail of the job and sooner still when a
+    worker left while it was out. No sockets and no clock: every call that needs the time
+    is given it, so the policy runs the same under a test's fake clock.                  */
+
+#ifndef TL_WINDOW_H_INCLUDED
+#define TL_WINDOW_H_INCLUDED
+
+#include "tl_source.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _tl_window_t tl_window_t;
+
+//  A chunk in the window, as its sender sees it. Read-only outside the window, and valid
+//  until the chunk is acknowledged or the window destroyed.
+typedef struct {
+    uint64_t id;       //  Chunk id: cut order, from 0
+    tl_chunk_t chunk;  //  Lines; the window holds one reference to chunk.buf
+} tl_window_slot_t;
+
+//  A window of at most capacity chunks (> 0). A chunk not acknowledged retry seconds
+//  after its last send may go out again (later when acks are slow: see tl_window_due).
+//  Returns NULL when out of memory.
+tl_window_t *tl_window_new (size_t capacity, double retry);
+
+//  Releases the buffer of every chunk still held, frees the window and sets *self_p to
+//  NULL; harmless on NULL.
+void tl_window_destroy (tl_window_t **self_p);
+
+//  Whether another chunk fits.
+bool tl_window_has_room (tl_window_t *self);
+
+//  Takes a chunk just cut, with the caller's reference to its buffer: the window releases
+//  it when the chunk is acknowledged or the window destroyed. The window must have room.
+//  Returns the chunk's slot, id the next in cut order (0, 1, 2...).
+const tl_window_slot_t *tl_window_add (tl_window_t *self, const tl_chunk_t *chunk);
+
+//  The chunk to send next at time now, or NULL when none is due: first the longest-waiting
+//  of those sent and overdue, else the first cut of those never sent. A chunk sent once is
+//  overdue after max(retry, 10 x latency); at the tail (last_cut: no more chunks will be
+//  added, and each has gone out) after max(retry / 4, 4 x latency), as backup tasks for
+//  the stragglers that decide the finish; when a worker left since it went out, after
+//  max(0.25, 3 x latency). Before an ack has measured the latency, the first two rules
+//  take it as 0.5 s and the third waits 0.25 s.
+const tl_window_slot_t *tl_window_due (tl_window_t *self, double now, bool last_cut);
+
+//  Records that slot's chunk went out at time now.
+void tl_window_sent (tl_window_t *self, const tl_window_slot_t *slot, double now);
+
+//  The sink acknowledged chunk id at time now: releases the chunk and frees its slot.
+//  A chunk acknowledged after its first send gives a latency sample (a resent one cannot
+//  say which copy was answered). Returns 0, or -1 when id is not in the window (never cut,
+//  or acknowledged already) and nothing changed.
+int tl_window_ack (tl_window_t *self, uint64_t id, double now);
+
+//  A worker's connection closed: every chunk out at this moment may be lost with it.
+//  Chunks not yet sent are not affected.
+void tl_window_disconnected (tl_window_t *self);
+
+//  Chunks in the window (cut, not acknowledged).
+size_t tl_window_inflight (tl_window_t *self);
+
+//  Whether every chunk in the window has been sent at least once.
+bool tl_window_all_sent (tl_window_t *self);
+
+//  Chunks added so far: the id the next one gets.
+uint64_t tl_window_added (tl_window_t *self);
+
+//  Chunks acknowledged, and their payload bytes.
+uint64_t tl_window_acked (tl_window_t *self);
+uint64_t tl_window_acked_bytes (tl_window_t *self);
+
+//  Sends after a chunk's first.
+uint64_t tl_window_resent (tl_window_t *self);
+
+//  Smoothed send-to-ack seconds, 0 until the first sample.
+double tl_window_latency (tl_window_t *self);
+
+#endif
