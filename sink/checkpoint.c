@@ -1,0 +1,236 @@
+/*  tl_checkpoint: the checkpoint file format, written and read back (see checkpoint.h).
+
+    File: "TLYCKP01", then four parts, each a little-endian uint64 length and bytes:
+    the job as a JOB frame 1; a msgpack array of the counters; the merged chunk ids
+    and the totals, each as a PARTIAL-style map (ids as 8-byte keys). The format only
+    has to be read by the sink that wrote it (or the next version of it): its parts
+    are the protocol's own encodings, so one set of hostile-input checks covers both. */
+
+#include "checkpoint.h"
+
+#include <czmq.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_MAGIC "TLYCKP01"
+
+//  Counters in the msgpack array, in this order, then the job's age as a float.
+#define S_COUNTERS 12
+
+static int s_write_part (FILE *file, const void *data, size_t size)
+{
+    uint64_t len = size;
+    return fwrite (&len, sizeof len, 1, file) == 1 && fwrite (data, 1, size, file) == size ? 0 : -1;
+}
+
+//  Appends the JOB frame 1 that the job was opened with (as far as the job keeps it).
+static int s_encode_job (tl_job_t *job, msgpack_sbuffer *buf)
+{
+    uint32_t nfiles = tl_job_nfiles (job);
+    tl_str_t *names = calloc (nfiles ? nfiles : 1, sizeof *names);
+    if (!names) return -1;
+    for (uint32_t i = 0; i < nfiles; i++) {
+        const char *name = tl_job_file (job, i);
+        names[i] = (tl_str_t){name, strlen (name)};
+    }
+    tl_msg_t msg = {.cmd = TL_CMD_JOB, .job = tl_job_id (job)};
+    msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
+                                .format = TL_FORMAT_AUTO,
+                                .filter = TL_FILTER_NONE,
+                                .input_bytes = tl_job_input_bytes (job),
+                                .nfiles = nfiles,
+                                .files = names};
+    int rc = tl_msg_encode (&msg, buf);
+    free (names);
+    return rc;
+}
+
+static void s_encode_counters (const tl_job_snapshot_t *snap, msgpack_sbuffer *buf)
+{
+    const tl_job_counters_t *c = &snap->counters;
+    uint64_t counters[S_COUNTERS] = {c->chunks_done, c->chunks_seen, c->chunks_total, c->ended,
+                                     c->bytes,       c->lines,       c->bad_lines,    c->filtered,
+                                     c->duplicates,  c->overflows,   c->bad_logged,   snap->strict};
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, S_COUNTERS + 1);
+    for (size_t i = 0; i < S_COUNTERS; i++)
+        msgpack_pack_uint64 (&pk, counters[i]);
+    msgpack_pack_double (&pk, snap->seconds);
+}
+
+//  Writes the parts to temp, flushed and fsynced, then renames it to path.
+static int s_write_file (const char *temp, const char *path, msgpack_sbuffer *parts)
+{
+    FILE *file = fopen (temp, "w");
+    if (!file) return -1;
+    int rc = fwrite (S_MAGIC, 8, 1, file) == 1 ? 0 : -1;
+    for (int i = 0; i < 4 && rc == 0; i++)
+        rc = s_write_part (file, parts[i].data, parts[i].size);
+    rc = rc == 0 && fflush (file) == 0 && fsync (fileno (file)) == 0 ? 0 : -1;
+    rc = fclose (file) == 0 && rc == 0 ? 0 : -1;
+    if (rc == 0) rc = rename (temp, path);
+    if (rc != 0) unlink (temp);
+    return rc;
+}
+
+int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
+{
+    assert (dir);
+    assert (job);
+    char path[4096], temp[4200];
+    snprintf (path, sizeof path, "%s/tally-sink-%016llx.checkpoint", dir,
+              (unsigned long long)tl_job_id (job));
+    snprintf (temp, sizeof temp, "%s.tmp", path);
+    tl_job_snapshot_t snap;
+    tl_job_snapshot (job, now, &snap);
+    msgpack_sbuffer parts[4];
+    for (int i = 0; i < 4; i++)
+        msgpack_sbuffer_init (&parts[i]);
+    int rc = s_encode_job (job, &parts[0]);
+    s_encode_counters (&snap, &parts[1]);
+    if (rc == 0) rc = tl_map_encode (snap.merged, &parts[2]);
+    if (rc == 0) rc = tl_map_encode (snap.totals, &parts[3]);
+    if (rc == 0) rc = s_write_file (temp, path, parts);
+    for (int i = 0; i < 4; i++)
+        msgpack_sbuffer_destroy (&parts[i]);
+    if (rc == 0)
+        zsys_info ("job %016llx checkpointed to %s (%llu chunks merged)",
+                   (unsigned long long)tl_job_id (job), path,
+                   (unsigned long long)snap.counters.chunks_done);
+    else
+        zsys_error ("job %016llx: cannot write checkpoint %s: %s",
+                    (unsigned long long)tl_job_id (job), path, strerror (errno));
+    return rc;
+}
+
+//  Reads the next part of a checkpoint; returns its bytes or NULL when the file is cut.
+static const char *s_next_part (const char **cursor, const char *end, size_t *size)
+{
+    uint64_t len;
+    if ((size_t)(end - *cursor) < sizeof len) return NULL;
+    memcpy (&len, *cursor, sizeof len);
+    *cursor += sizeof len;
+    if (len > (uint64_t)(end - *cursor)) return NULL;
+    const char *part = *cursor;
+    *cursor += len;
+    *size = len;
+    return part;
+}
+
+//  Reads the counters part into *snap. Returns 0, or -1 when it is malformed.
+static int s_decode_counters (const char *data, size_t size, tl_job_snapshot_t *snap)
+{
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_object counters;
+    bool ok = tl_msgpack_check (data, size) == 0 &&
+              msgpack_unpack (data, size, NULL, &zone, &counters) == MSGPACK_UNPACK_SUCCESS &&
+              counters.type == MSGPACK_OBJECT_ARRAY && counters.via.array.size == S_COUNTERS + 1;
+    for (uint32_t i = 0; ok && i < S_COUNTERS; i++)
+        ok = counters.via.array.ptr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    if (ok) {
+        uint64_t c[S_COUNTERS];
+        for (int i = 0; i < S_COUNTERS; i++)
+            c[i] = counters.via.array.ptr[i].via.u64;
+        snap->counters = (tl_job_counters_t){.chunks_done = c[0],
+                                             .chunks_seen = c[1],
+                                             .chunks_total = c[2],
+                                             .ended = c[3],
+                                             .bytes = c[4],
+                                             .lines = c[5],
+                                             .bad_lines = c[6],
+                                             .filtered = c[7],
+                                             .duplicates = c[8],
+                                             .overflows = c[9],
+                                             .bad_logged = c[10]};
+        snap->strict = c[11];
+        //  A checkpoint without the age restarts the job's clock.
+        const msgpack_object *elapsed = &counters.via.array.ptr[S_COUNTERS];
+        bool is_float =
+            elapsed->type == MSGPACK_OBJECT_FLOAT64 || elapsed->type == MSGPACK_OBJECT_FLOAT32;
+        snap->seconds = is_float ? elapsed->via.f64 : 0;
+    }
+    msgpack_zone_destroy (&zone);
+    return ok ? 0 : -1;
+}
+
+tl_job_t *tl_checkpoint_restore (const void *data, size_t size, double now)
+{
+    assert (data || size == 0);
+    if (size < 8 || memcmp (data, S_MAGIC, 8) != 0) return NULL;
+    const char *cursor = (const char *)data + 8, *end = (const char *)data + size;
+    size_t sizes[4];
+    const char *parts[4];
+    for (int i = 0; i < 4; i++)
+        if (!(parts[i] = s_next_part (&cursor, end, &sizes[i]))) return NULL;
+    tl_msg_t msg;
+    if (tl_msg_decode (TL_CMD_JOB, parts[0], sizes[0], &msg) != 0) return NULL;
+    tl_job_snapshot_t snap = {.merged = tl_table_new (1024), .totals = tl_table_new (1 << 16)};
+    uint64_t entries;
+    bool ok = snap.merged && snap.totals && s_decode_counters (parts[1], sizes[1], &snap) == 0 &&
+              tl_map_merge (parts[2], sizes[2], snap.merged, &entries) == 0 &&
+              tl_map_merge (parts[3], sizes[3], snap.totals, &entries) >= 0;
+    tl_job_t *job = NULL;
+    if (ok) job = tl_job_restore (msg.job, &msg.u.job, &snap, now);  //  Takes the tables
+    tl_table_destroy (&snap.merged);
+    tl_table_destroy (&snap.totals);
+    tl_msg_reset (&msg);
+    return job;
+}
+
+//  Restores the checkpoint at path. Returns the job or NULL.
+static tl_job_t *s_load (const char *path, double now)
+{
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    tl_job_t *job = NULL;
+    if (fd >= 0 && fstat (fd, &st) == 0 && st.st_size > 0) {
+        void *data = mmap (NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (data != MAP_FAILED) {
+            job = tl_checkpoint_restore (data, (size_t)st.st_size, now);
+            munmap (data, (size_t)st.st_size);
+        }
+    }
+    if (fd >= 0) close (fd);
+    return job;
+}
+
+void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn *take, void *arg)
+{
+    assert (dir);
+    assert (take);
+    DIR *folder = opendir (dir);
+    if (!folder) return;
+    struct dirent *entry;
+    while ((entry = readdir (folder))) {
+        unsigned long long id;
+        int used = 0;
+        if (sscanf (entry->d_name, "tally-sink-%16llx.checkpoint%n", &id, &used) != 1 ||
+            entry->d_name[used] != 0)
+            continue;
+        char path[4200];
+        snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
+        tl_job_t *job = s_load (path, now);
+        uint64_t merged = job ? tl_job_counters (job)->chunks_done : 0;
+        size_t keys = job ? tl_table_size (tl_job_totals (job)) : 0;
+        if (job && take (arg, job) == 0)
+            zsys_info ("job %016llx restored from %s: %llu chunks merged, %zu keys", id, path,
+                       (unsigned long long)merged, keys);
+        else {
+            zsys_error ("ignored checkpoint %s: %s", path,
+                        job ? "too many open jobs" : "malformed");
+            tl_job_destroy (&job);
+        }
+        //  Taken (or refused): a later crash must not bring this state back stale.
+        unlink (path);
+    }
+    closedir (folder);
+}

@@ -1,0 +1,33 @@
+/*  tl_checkpoint: open jobs kept across a sink restart.
+
+    On SIGTERM or SIGINT (docker stop, a restart) the sink writes each open job to
+    DIR/tally-sink-JOB.checkpoint and, started again, takes it back and deletes the
+    file: the ventilator's next PING finds the job, and chunks it had not seen
+    acknowledged are merged once as usual, so the totals stay exact. A sink that dies
+    without its shutdown (SIGKILL, a crash) leaves no checkpoint, and the ventilator's
+    PING gets "unknown job": the job fails with that message rather than going wrong. */
+
+#ifndef TL_CHECKPOINT_H_INCLUDED
+#define TL_CHECKPOINT_H_INCLUDED
+
+#include "job.h"
+
+//  Writes job to DIR/tally-sink-ID.checkpoint (a temporary file, fsynced, renamed),
+//  with its age taken at time now. Returns 0 or -1; logs either way.
+int tl_checkpoint_save (const char *dir, tl_job_t *job, double now);
+
+//  Rebuilds a job from the bytes of a checkpoint at time now. Returns the job (the
+//  caller destroys it), or NULL when the bytes are not a whole, well-formed checkpoint
+//  or memory is exhausted.
+tl_job_t *tl_checkpoint_restore (const void *data, size_t size, double now);
+
+//  Offered each restored job by tl_checkpoint_load_all: returns 0 when it took the job
+//  (and owns it), -1 when it has no room for it.
+typedef int (tl_checkpoint_take_fn) (void *arg, tl_job_t *job);
+
+//  Restores every checkpoint in dir and offers each job to take(arg, job); deletes
+//  each checkpoint file, taken or refused, so that a later crash cannot bring stale
+//  state back. Logs what it restored and what it ignored. A missing dir holds none.
+void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn *take, void *arg);
+
+#endif

@@ -1,0 +1,298 @@
+/*  tl_job: one job's exactly-once merge: dedup by chunk id, END checks, --strict,
+    completion and failure, decided without sockets or a clock (see job.h).
+
+    Each chunk id is merged once however many copies arrive: the ventilator sends
+    again whatever it has not seen acknowledged, and a worker may be slow rather than
+    dead. Every rule that keeps the totals exact is here, and nothing else is.      */
+
+#include "job.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _tl_job_t {
+    uint64_t id;                 //  Job id
+    char **files;                //  Input names (for bad line messages)
+    uint32_t nfiles;             //  How many
+    uint64_t input_bytes;        //  Announced input size
+    bool strict;                 //  Malformed lines fail the job
+    tl_table_t *totals;          //  key -> total
+    tl_table_t *merged;          //  Chunk ids merged (8-byte keys)
+    tl_job_counters_t counters;  //  What the job has counted
+    double started;              //  JOB arrival
+    double rate_at;              //  Rate sample time
+    uint64_t rate_bytes;         //  Bytes at rate_at
+    double rate;                 //  Bytes per second, recent
+};
+
+tl_job_t *tl_job_new (uint64_t id, const tl_job_body_t *body, double now)
+{
+    assert (body);
+    tl_job_t *self = calloc (1, sizeof *self);
+    if (!self) return NULL;
+    self->totals = tl_table_new (1 << 16);
+    self->merged = tl_table_new (1024);
+    self->files = calloc (body->nfiles ? body->nfiles : 1, sizeof *self->files);
+    if (!self->totals || !self->merged || !self->files) {
+        tl_job_destroy (&self);
+        return NULL;
+    }
+    self->id = id;
+    self->input_bytes = body->input_bytes;
+    self->strict = body->strict;
+    self->nfiles = body->nfiles;
+    for (uint32_t i = 0; i < body->nfiles; i++)
+        if (!(self->files[i] = strndup (body->files[i].ptr, body->files[i].len))) {
+            tl_job_destroy (&self);
+            return NULL;
+        }
+    self->started = self->rate_at = now;
+    return self;
+}
+
+void tl_job_destroy (tl_job_t **self_p)
+{
+    assert (self_p);
+    tl_job_t *self = *self_p;
+    if (!self) return;
+    if (self->files)
+        for (uint32_t i = 0; i < self->nfiles; i++)
+            free (self->files[i]);
+    free (self->files);
+    tl_table_destroy (&self->totals);
+    tl_table_destroy (&self->merged);
+    free (self);
+    *self_p = NULL;
+}
+
+static void s_outcome (tl_job_outcome_t *out, tl_job_verdict_t verdict, const char *reason)
+{
+    out->verdict = verdict;
+    out->ack = false;
+    out->chunk = 0;
+    snprintf (out->reason, sizeof out->reason, "%s", reason ? reason : "");
+}
+
+//  Every chunk merged, once END said how many there are.
+static void s_check_complete (tl_job_t *self, tl_job_outcome_t *out)
+{
+    if (self->counters.ended && self->counters.chunks_done == self->counters.chunks_total)
+        out->verdict = TL_JOB_COMPLETE;
+}
+
+static void s_log_bad_lines (tl_job_t *self, const tl_partial_body_t *partial)
+{
+    const char *file = tl_job_file (self, partial->file);
+    uint64_t *logged = &self->counters.bad_logged;
+    for (uint32_t i = 0; i < partial->bad_samples && *logged < TL_JOB_BAD_LOGGED_MAX;
+         i++, (*logged)++)
+        zsys_warning ("%s: malformed line at byte %llu skipped%s", file,
+                      (unsigned long long)partial->bad_offset[i],
+                      *logged == TL_JOB_BAD_LOGGED_MAX - 1 ? " (no more are logged for this job)"
+                                                           : "");
+}
+
+//  Merges a chunk the job has not merged yet and counts it. Returns 0, or -1 with *out
+//  set (JUNK or FAIL) when it is not merged.
+static int s_merge (tl_job_t *self, const tl_partial_body_t *partial, const void *map,
+                    size_t map_size, tl_job_outcome_t *out)
+{
+    tl_job_counters_t *c = &self->counters;
+    uint64_t entries;
+    size_t keys_before = tl_table_size (self->totals);
+    uint64_t sum_before = tl_table_sum (self->totals);
+    int rc = tl_map_merge (map, map_size, self->totals, &entries);
+    if (rc < 0 && (tl_table_size (self->totals) != keys_before ||
+                   tl_table_sum (self->totals) != sum_before)) {
+        //  The frame was valid but memory ran out half-way: part of it is merged, so a
+        //  resent copy would count that part twice. Only failing the job keeps it exact.
+        s_outcome (out, TL_JOB_FAIL, "sink out of memory merging a partial");
+        return -1;
+    }
+    if (rc < 0) {
+        s_outcome (out, TL_JOB_JUNK, "PARTIAL whose map is malformed");
+        return -1;
+    }
+    if (rc > 0) c->overflows++;
+    //  Checked once the map proved well-formed: junk must not fail a strict job.
+    if (self->strict && partial->bad_lines) {
+        s_outcome (out, TL_JOB_FAIL, NULL);
+        snprintf (out->reason, sizeof out->reason, "%s: malformed line at byte %llu (--strict)",
+                  tl_job_file (self, partial->file),
+                  (unsigned long long)(partial->bad_samples ? partial->bad_offset[0] : 0));
+        return -1;
+    }
+    uint64_t id = partial->chunk;
+    if (tl_table_add (self->merged, &id, sizeof id, 1) < 0) {
+        s_outcome (out, TL_JOB_FAIL, "sink out of memory");
+        return -1;
+    }
+    c->chunks_done++;
+    if (id + 1 > c->chunks_seen) c->chunks_seen = id + 1;
+    c->bytes += partial->bytes;
+    c->lines += partial->lines;
+    c->bad_lines += partial->bad_lines;
+    c->filtered += partial->filtered;
+    if (partial->bad_samples) s_log_bad_lines (self, partial);
+    return 0;
+}
+
+void tl_job_partial (tl_job_t *self, const tl_partial_body_t *partial, const void *map,
+                     size_t map_size, tl_job_outcome_t *out)
+{
+    assert (self);
+    assert (partial);
+    assert (out);
+    uint64_t id = partial->chunk;
+    if (tl_job_merged (self, id))
+        //  The ventilator did not hear the first ACK: say it again, merge nothing.
+        self->counters.duplicates++;
+    else if (self->counters.ended && id >= self->counters.chunks_total) {
+        s_outcome (out, TL_JOB_JUNK, "PARTIAL with a chunk id beyond the job's end");
+        return;
+    } else if (s_merge (self, partial, map, map_size, out) != 0)
+        return;
+    s_outcome (out, TL_JOB_NONE, NULL);
+    out->ack = true;
+    out->chunk = id;
+    s_check_complete (self, out);
+}
+
+void tl_job_end (tl_job_t *self, const tl_end_body_t *end, tl_job_outcome_t *out)
+{
+    assert (self);
+    assert (end);
+    assert (out);
+    tl_job_counters_t *c = &self->counters;
+    if (end->chunks < c->chunks_seen)
+        s_outcome (out, TL_JOB_FAIL, "END counts fewer chunks than were merged");
+    else if (c->ended && end->chunks != c->chunks_total)
+        s_outcome (out, TL_JOB_FAIL, "two ENDs disagree on the chunk count");
+    else if (self->strict && end->bad_lines)
+        s_outcome (out, TL_JOB_FAIL, "lines longer than --max-line (--strict)");
+    else {
+        if (!c->ended)  //  The ventilator repeats END until DONE: count it once
+            c->bad_lines += end->bad_lines;
+        c->ended = true;
+        c->chunks_total = end->chunks;
+        s_outcome (out, TL_JOB_NONE, NULL);
+        s_check_complete (self, out);
+    }
+}
+
+void tl_job_cancel (tl_job_t *self, tl_job_outcome_t *out)
+{
+    assert (self);
+    assert (out);
+    s_outcome (out, TL_JOB_CANCELLED, "cancelled by the ventilator");
+}
+
+uint64_t tl_job_id (tl_job_t *self)
+{
+    assert (self);
+    return self->id;
+}
+
+const tl_job_counters_t *tl_job_counters (tl_job_t *self)
+{
+    assert (self);
+    return &self->counters;
+}
+
+bool tl_job_merged (tl_job_t *self, uint64_t chunk)
+{
+    assert (self);
+    uint64_t seen;
+    return tl_table_get (self->merged, &chunk, sizeof chunk, &seen);
+}
+
+tl_table_t *tl_job_totals (tl_job_t *self)
+{
+    assert (self);
+    return self->totals;
+}
+
+double tl_job_seconds (tl_job_t *self, double now)
+{
+    assert (self);
+    return now - self->started;
+}
+
+void tl_job_progress (tl_job_t *self, double now, tl_progress_t *progress)
+{
+    assert (self);
+    assert (progress);
+    const tl_job_counters_t *c = &self->counters;
+    if (now - self->rate_at >= 0.5) {
+        double sample = (double)(c->bytes - self->rate_bytes) / (now - self->rate_at);
+        self->rate = self->rate ? 0.7 * self->rate + 0.3 * sample : sample;
+        self->rate_at = now;
+        self->rate_bytes = c->bytes;
+    }
+    *progress = (tl_progress_t){.job = self->id,
+                                .chunks_done = c->chunks_done,
+                                .chunks_known = c->ended ? c->chunks_total : c->chunks_seen,
+                                .chunks_final = c->ended,
+                                .bytes = c->bytes,
+                                .input_bytes = self->input_bytes,
+                                .lines = c->lines,
+                                .bad_lines = c->bad_lines,
+                                .keys = tl_table_size (self->totals),
+                                .rate = self->rate,
+                                .seconds = now - self->started};
+}
+
+uint64_t tl_job_input_bytes (tl_job_t *self)
+{
+    assert (self);
+    return self->input_bytes;
+}
+
+uint32_t tl_job_nfiles (tl_job_t *self)
+{
+    assert (self);
+    return self->nfiles;
+}
+
+const char *tl_job_file (tl_job_t *self, uint32_t index)
+{
+    assert (self);
+    return index < self->nfiles && self->files[index] ? self->files[index] : "?";
+}
+
+void tl_job_snapshot (tl_job_t *self, double now, tl_job_snapshot_t *snapshot)
+{
+    assert (self);
+    assert (snapshot);
+    *snapshot = (tl_job_snapshot_t){.counters = self->counters,
+                                    .strict = self->strict,
+                                    .seconds = now - self->started,
+                                    .merged = self->merged,
+                                    .totals = self->totals};
+}
+
+tl_job_t *tl_job_restore (uint64_t id, const tl_job_body_t *body, tl_job_snapshot_t *snapshot,
+                          double now)
+{
+    assert (snapshot);
+    tl_table_t *merged = snapshot->merged, *totals = snapshot->totals;
+    snapshot->merged = snapshot->totals = NULL;
+    tl_job_t *self = merged && totals ? tl_job_new (id, body, now) : NULL;
+    if (self && tl_table_size (merged) == snapshot->counters.chunks_done) {
+        tl_table_destroy (&self->merged);
+        tl_table_destroy (&self->totals);
+        self->merged = merged;
+        self->totals = totals;
+        merged = totals = NULL;
+        self->counters = snapshot->counters;
+        self->strict = snapshot->strict;
+        self->started = now - snapshot->seconds;
+    } else
+        tl_job_destroy (&self);
+    tl_table_destroy (&merged);
+    tl_table_destroy (&totals);
+    return self;
+}

@@ -1,0 +1,328 @@
+/*  test_checkpoint: the sink's checkpoint file (sink/checkpoint.c). A job saved and
+    read back has the same totals, merged chunk ids, counters, files and age, and goes
+    on as if the sink had never stopped; a checkpoint cut short or altered is refused;
+    loading a folder hands over every good checkpoint and deletes every checkpoint
+    file, good or bad, and nothing else.                                            */
+
+#include "checkpoint.h"
+#include "tl_test.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  ---------------------------------------------------------------------------------
+//  Helpers
+
+static tl_str_t s_files[] = {{"one.tsv", 7}, {"two.tsv.gz", 10}};
+
+static tl_job_t *s_job_new (uint64_t id, bool strict)
+{
+    tl_job_body_t body = {.version = TL_PROTO_VERSION,
+                          .strict = strict,
+                          .input_bytes = 12345,
+                          .nfiles = 2,
+                          .files = s_files};
+    tl_job_t *job = tl_job_new (id, &body, 0.0);
+    cr_assert_not_null (job);
+    return job;
+}
+
+//  Merges chunk with keys "key0".."key<chunk>" counting chunk+1 each, and bad_lines.
+static tl_job_outcome_t s_feed (tl_job_t *job, uint64_t chunk, uint64_t bad_lines)
+{
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_not_null (table);
+    for (uint64_t k = 0; k <= chunk; k++) {
+        char key[32];
+        snprintf (key, sizeof key, "key%llu", (unsigned long long)k);
+        cr_assert_eq (tl_table_add (table, key, strlen (key), chunk + 1), 0);
+    }
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_map_encode (table, &buf), 0);
+    tl_partial_body_t body = {
+        .chunk = chunk, .file = 1, .bytes = 100, .lines = chunk + 1, .bad_lines = bad_lines};
+    tl_job_outcome_t out;
+    tl_job_partial (job, &body, buf.data, buf.size, &out);
+    msgpack_sbuffer_destroy (&buf);
+    tl_table_destroy (&table);
+    return out;
+}
+
+//  A new empty folder under /tmp; the caller frees the name.
+static char *s_folder (void)
+{
+    char *dir = strdup ("/tmp/test_checkpoint.XXXXXX");
+    cr_assert_not_null (dir);
+    cr_assert_not_null (mkdtemp (dir));
+    return dir;
+}
+
+//  The path of job id's checkpoint in dir, in a static buffer.
+static const char *s_path (const char *dir, uint64_t id)
+{
+    static char path[4200];
+    snprintf (path, sizeof path, "%s/tally-sink-%016llx.checkpoint", dir, (unsigned long long)id);
+    return path;
+}
+
+//  Saves job to dir at time now and reads the file back; sets *size.
+static char *s_save (const char *dir, tl_job_t *job, double now, size_t *size)
+{
+    cr_assert_eq (tl_checkpoint_save (dir, job, now), 0);
+    return tl_test_read_file (s_path (dir, tl_job_id (job)), size);
+}
+
+static void s_remove_folder (char *dir)
+{
+    DIR *folder = opendir (dir);
+    cr_assert_not_null (folder);
+    struct dirent *entry;
+    while ((entry = readdir (folder)))
+        if (strcmp (entry->d_name, ".") && strcmp (entry->d_name, "..")) {
+            char path[4200];
+            snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
+            unlink (path);
+        }
+    closedir (folder);
+    rmdir (dir);
+    free (dir);
+}
+
+//  Files in dir, other than . and ..
+static int s_count_files (const char *dir)
+{
+    DIR *folder = opendir (dir);
+    cr_assert_not_null (folder);
+    int n = 0;
+    struct dirent *entry;
+    while ((entry = readdir (folder)))
+        n += strcmp (entry->d_name, ".") && strcmp (entry->d_name, "..");
+    closedir (folder);
+    return n;
+}
+
+//  Asserts that two tables hold the same keys with the same totals.
+static void s_expect_same_table (tl_table_t *a, tl_table_t *b)
+{
+    cr_assert_eq (tl_table_size (a), tl_table_size (b));
+    cr_assert_eq (tl_table_sum (a), tl_table_sum (b));
+    size_t cursor = 0;
+    tl_entry_t entry;
+    while (tl_table_next (a, &cursor, &entry)) {
+        uint64_t count;
+        cr_assert (tl_table_get (b, entry.key, entry.len, &count), "%.*s missing", (int)entry.len,
+                   entry.key);
+        cr_assert_eq (count, entry.count);
+    }
+}
+
+//  A job part-way: chunks 0, 1 and 3 of 5 merged (1 twice), END seen with 2 bad lines.
+static tl_job_t *s_job_part_way (uint64_t id)
+{
+    tl_job_t *job = s_job_new (id, false);
+    cr_assert (s_feed (job, 0, 1).ack);
+    cr_assert (s_feed (job, 1, 0).ack);
+    cr_assert (s_feed (job, 1, 0).ack);
+    cr_assert (s_feed (job, 3, 0).ack);
+    tl_end_body_t end = {.chunks = 5, .bad_lines = 2};
+    tl_job_outcome_t out;
+    tl_job_end (job, &end, &out);
+    cr_assert_eq (out.verdict, TL_JOB_NONE);
+    return job;
+}
+
+//  ---------------------------------------------------------------------------------
+//  Round trip
+
+Test (checkpoint, round_trip_keeps_totals_merged_ids_and_counters)
+{
+    char *dir = s_folder ();
+    tl_job_t *job = s_job_part_way (0xABCDEF0123456789u);
+    size_t size;
+    char *data = s_save (dir, job, 10.0, &size);
+    tl_job_t *back = tl_checkpoint_restore (data, size, 100.0);
+    cr_assert_not_null (back);
+
+    cr_assert_eq (tl_job_id (back), tl_job_id (job));
+    const tl_job_counters_t *a = tl_job_counters (job), *b = tl_job_counters (back);
+    cr_assert_eq (b->chunks_done, 3);
+    cr_assert_eq (b->chunks_done, a->chunks_done);
+    cr_assert_eq (b->chunks_seen, a->chunks_seen);
+    cr_assert_eq (b->chunks_total, a->chunks_total);
+    cr_assert_eq (b->ended, a->ended);
+    cr_assert_eq (b->bytes, a->bytes);
+    cr_assert_eq (b->lines, a->lines);
+    cr_assert_eq (b->bad_lines, 3);
+    cr_assert_eq (b->bad_lines, a->bad_lines);
+    cr_assert_eq (b->filtered, a->filtered);
+    cr_assert_eq (b->duplicates, 1);
+    cr_assert_eq (b->duplicates, a->duplicates);
+    cr_assert_eq (b->overflows, a->overflows);
+    cr_assert_eq (b->bad_logged, a->bad_logged);
+    for (uint64_t chunk = 0; chunk < 6; chunk++)
+        cr_assert_eq (tl_job_merged (back, chunk), tl_job_merged (job, chunk), "chunk %llu",
+                      (unsigned long long)chunk);
+    s_expect_same_table (tl_job_totals (job), tl_job_totals (back));
+    s_expect_same_table (tl_job_totals (back), tl_job_totals (job));
+    cr_assert_eq (tl_job_input_bytes (back), 12345);
+    cr_assert_eq (tl_job_nfiles (back), 2);
+    cr_assert_str_eq (tl_job_file (back, 1), "two.tsv.gz");
+    cr_assert_float_eq (tl_job_seconds (back, 100.0), 10.0, 1e-9, "the job's age is kept");
+
+    //  It goes on where it stopped: a merged chunk is a copy, the missing ones complete it.
+    tl_job_outcome_t out = s_feed (back, 3, 0);
+    cr_assert (out.ack);
+    cr_assert_eq (tl_job_counters (back)->duplicates, 2);
+    cr_assert_eq (s_feed (back, 2, 0).verdict, TL_JOB_NONE);
+    out = s_feed (back, 4, 0);
+    cr_assert_eq (out.verdict, TL_JOB_COMPLETE, "%s", out.reason);
+    uint64_t key0;
+    cr_assert (tl_table_get (tl_job_totals (back), "key0", 4, &key0));
+    cr_assert_eq (key0, 1 + 2 + 3 + 4 + 5);
+
+    free (data);
+    tl_job_destroy (&back);
+    tl_job_destroy (&job);
+    s_remove_folder (dir);
+}
+
+Test (checkpoint, strict_survives_a_round_trip)
+{
+    char *dir = s_folder ();
+    tl_job_t *job = s_job_new (7, true);
+    size_t size;
+    char *data = s_save (dir, job, 1.0, &size);
+    tl_job_t *back = tl_checkpoint_restore (data, size, 1.0);
+    cr_assert_not_null (back);
+    tl_job_outcome_t out = s_feed (back, 0, 1);
+    cr_assert_eq (out.verdict, TL_JOB_FAIL, "a restored strict job took a bad line");
+    cr_assert (strstr (out.reason, "two.tsv.gz"), "%s", out.reason);
+    free (data);
+    tl_job_destroy (&back);
+    tl_job_destroy (&job);
+    s_remove_folder (dir);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Refused
+
+Test (checkpoint, every_truncation_is_refused)
+{
+    char *dir = s_folder ();
+    tl_job_t *job = s_job_part_way (1);
+    size_t size;
+    char *data = s_save (dir, job, 1.0, &size);
+    for (size_t cut = 0; cut < size; cut++) {
+        char *copy = malloc (cut ? cut : 1);  //  Exact size: ASan sees any read past it
+        cr_assert_not_null (copy);
+        memcpy (copy, data, cut);
+        tl_job_t *back = tl_checkpoint_restore (copy, cut, 1.0);
+        cr_assert_null (back, "restored from the first %zu of %zu bytes", cut, size);
+        free (copy);
+    }
+    free (data);
+    tl_job_destroy (&job);
+    s_remove_folder (dir);
+}
+
+//  Offset of the counters part's first byte in a checkpoint.
+static size_t s_counters_at (const char *data, size_t size)
+{
+    uint64_t len;
+    cr_assert_geq (size, 16);
+    memcpy (&len, data + 8, sizeof len);
+    cr_assert_lt (16 + len + 8, size);
+    return 16 + len + 8;
+}
+
+Test (checkpoint, altered_checkpoints_are_refused)
+{
+    char *dir = s_folder ();
+    tl_job_t *job = s_job_part_way (1);
+    size_t size;
+    char *data = s_save (dir, job, 1.0, &size);
+    tl_job_t *back = tl_checkpoint_restore (data, size, 1.0);
+    cr_assert_not_null (back, "the unaltered checkpoint restores");
+    tl_job_destroy (&back);
+
+    data[0] = 'X';  //  Not a checkpoint
+    cr_assert_null (tl_checkpoint_restore (data, size, 1.0));
+    data[0] = 'T';
+
+    size_t at = s_counters_at (data, size);
+    cr_assert_eq ((uint8_t)data[at], 0x9d, "the counters are an array of 13");
+    cr_assert_eq (data[at + 1], 3, "chunks_done is 3");
+    data[at + 1] = 2;  //  Two chunks done, but three merged ids
+    cr_assert_null (tl_checkpoint_restore (data, size, 1.0));
+    data[at + 1] = 3;
+    data[at] = (char)0x9c;  //  An array of 12: the last counter is left over
+    cr_assert_null (tl_checkpoint_restore (data, size, 1.0));
+    data[at] = (char)0x9d;
+    data[at + 1] = (char)0xc0;  //  nil where a count belongs
+    cr_assert_null (tl_checkpoint_restore (data, size, 1.0));
+    data[at + 1] = 3;
+
+    back = tl_checkpoint_restore (data, size, 1.0);
+    cr_assert_not_null (back, "put back, it restores again");
+    tl_job_destroy (&back);
+    free (data);
+    tl_job_destroy (&job);
+    s_remove_folder (dir);
+}
+
+//  ---------------------------------------------------------------------------------
+//  A folder of checkpoints
+
+typedef struct {
+    tl_job_t *jobs[4];  //  Jobs taken
+    int taken;          //  How many
+    int room;           //  How many it takes before refusing
+} s_taker_t;
+
+static int s_take (void *arg, tl_job_t *job)
+{
+    s_taker_t *taker = arg;
+    if (taker->taken == taker->room) return -1;
+    taker->jobs[taker->taken++] = job;
+    return 0;
+}
+
+Test (checkpoint, load_all_takes_good_ones_and_deletes_every_checkpoint)
+{
+    char *dir = s_folder ();
+    tl_job_t *one = s_job_part_way (1), *two = s_job_new (2, false), *three = s_job_new (3, true);
+    cr_assert_eq (tl_checkpoint_save (dir, one, 1.0), 0);
+    cr_assert_eq (tl_checkpoint_save (dir, two, 1.0), 0);
+    cr_assert_eq (tl_checkpoint_save (dir, three, 1.0), 0);
+    FILE *bad = fopen (s_path (dir, 4), "w");
+    cr_assert_not_null (bad);
+    fputs ("TLYCKP01 but nothing after", bad);
+    fclose (bad);
+    char other[4200];
+    snprintf (other, sizeof other, "%s/tally-sink-0000000000000005.checkpoint.tmp", dir);
+    FILE *keep = fopen (other, "w");
+    cr_assert_not_null (keep);
+    fclose (keep);
+
+    s_taker_t taker = {.room = 2};
+    tl_checkpoint_load_all (dir, 5.0, s_take, &taker);
+    cr_assert_eq (taker.taken, 2, "two taken, one refused for room, one malformed");
+    cr_assert_eq (s_count_files (dir), 1, "only the file that is not a checkpoint is left");
+    cr_assert_eq (access (other, F_OK), 0);
+    for (int i = 0; i < taker.taken; i++) {
+        uint64_t id = tl_job_id (taker.jobs[i]);
+        cr_assert (id >= 1 && id <= 3);
+        if (id == 1) s_expect_same_table (tl_job_totals (taker.jobs[i]), tl_job_totals (one));
+        tl_job_destroy (&taker.jobs[i]);
+    }
+
+    tl_checkpoint_load_all ("/nonexistent/tally", 5.0, s_take, &taker);  //  Nothing to do
+    tl_job_destroy (&one);
+    tl_job_destroy (&two);
+    tl_job_destroy (&three);
+    s_remove_folder (dir);
+}

@@ -1,0 +1,549 @@
+/*  test_job: the sink's exactly-once rules (sink/job.c), without sockets. A copy of a
+    merged chunk is acknowledged again and merges nothing; END may come before or after
+    the last chunks and must agree with what was merged and with itself; junk never
+    fails a job, not even a strict one; running out of memory half-way through a merge
+    fails the job; totals equal what a plain count of the same partials gives.
+
+    Partial maps are built the way workers build them: tl_map_encode on a tl_table_t.
+    This program links with -Wl,--wrap=malloc (tests/CMakeLists.txt), so a test can
+    make the table's large allocations fail.                                        */
+
+#include "job.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  ---------------------------------------------------------------------------------
+//  Failing allocations on demand
+
+void *__real_malloc (size_t size);
+void *__wrap_malloc (size_t size);
+
+static size_t s_fail_from;  //  malloc fails from this many bytes up; 0 never
+
+void *__wrap_malloc (size_t size)
+{
+    if (s_fail_from && size >= s_fail_from) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_malloc (size);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Helpers
+
+typedef struct {
+    const char *key;  //  Key, NUL-terminated
+    uint64_t count;   //  Its count in the partial
+} s_kv_t;
+
+//  The entries of a compound literal array and how many there are.
+#define KV(...) (s_kv_t[]){__VA_ARGS__}, sizeof ((s_kv_t[]){__VA_ARGS__}) / sizeof (s_kv_t)
+
+static tl_str_t s_files[] = {{"a.tsv", 5}, {"b.tsv", 5}};
+
+static tl_job_t *s_job_new (uint64_t id, bool strict)
+{
+    tl_job_body_t body = {.version = TL_PROTO_VERSION,
+                          .strict = strict,
+                          .input_bytes = 1000,
+                          .nfiles = 2,
+                          .files = s_files};
+    tl_job_t *job = tl_job_new (id, &body, 0.0);
+    cr_assert_not_null (job);
+    return job;
+}
+
+//  A PARTIAL body for chunk: 10 bytes and one line per entry, no bad lines.
+static tl_partial_body_t s_body (uint64_t chunk, size_t entries)
+{
+    return (tl_partial_body_t){.chunk = chunk, .bytes = 10, .lines = entries};
+}
+
+//  A map frame holding the entries, as a worker encodes it.
+static void s_map (msgpack_sbuffer *buf, const s_kv_t *kv, size_t n)
+{
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_not_null (table);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq (tl_table_add (table, kv[i].key, strlen (kv[i].key), kv[i].count), 0);
+    msgpack_sbuffer_init (buf);
+    cr_assert_eq (tl_map_encode (table, buf), 0);
+    tl_table_destroy (&table);
+}
+
+//  Hands the job a PARTIAL with this body and these entries; returns the outcome.
+static tl_job_outcome_t s_feed_body (tl_job_t *job, tl_partial_body_t body, const s_kv_t *kv,
+                                     size_t n)
+{
+    msgpack_sbuffer buf;
+    s_map (&buf, kv, n);
+    tl_job_outcome_t out;
+    memset (&out, 0xA5, sizeof out);  //  Whatever the job leaves unset shows
+    tl_job_partial (job, &body, buf.data, buf.size, &out);
+    msgpack_sbuffer_destroy (&buf);
+    return out;
+}
+
+static tl_job_outcome_t s_feed (tl_job_t *job, uint64_t chunk, const s_kv_t *kv, size_t n)
+{
+    return s_feed_body (job, s_body (chunk, n), kv, n);
+}
+
+static tl_job_outcome_t s_end (tl_job_t *job, uint64_t chunks, uint64_t bad_lines)
+{
+    tl_end_body_t end = {.chunks = chunks, .bytes = 0, .bad_lines = bad_lines};
+    tl_job_outcome_t out;
+    memset (&out, 0xA5, sizeof out);
+    tl_job_end (job, &end, &out);
+    return out;
+}
+
+//  The job's total for key; UINT64_C(0xDEAD) when the key is absent.
+static uint64_t s_total (tl_job_t *job, const char *key)
+{
+    uint64_t count;
+    if (!tl_table_get (tl_job_totals (job), key, strlen (key), &count)) return 0xDEAD;
+    return count;
+}
+
+static void s_expect_ack (tl_job_outcome_t out, tl_job_verdict_t verdict, uint64_t chunk)
+{
+    cr_assert_eq (out.verdict, verdict, "verdict %d, expected %d (%s)", out.verdict, verdict,
+                  out.reason);
+    cr_assert (out.ack, "chunk %llu not acknowledged", (unsigned long long)chunk);
+    cr_assert_eq (out.chunk, chunk);
+}
+
+static void s_expect (tl_job_outcome_t out, tl_job_verdict_t verdict, const char *reason)
+{
+    cr_assert_eq (out.verdict, verdict, "verdict %d, expected %d (%s)", out.verdict, verdict,
+                  out.reason);
+    cr_assert_not (out.ack, "acknowledged chunk %llu", (unsigned long long)out.chunk);
+    if (reason)
+        cr_assert (strstr (out.reason, reason), "reason \"%s\" lacks \"%s\"", out.reason, reason);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Copies of a chunk
+
+Test (job, duplicate_is_acked_again_and_merged_once)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 0, KV ({"x", 3}, {"y", 1})), TL_JOB_NONE, 0);
+    s_expect_ack (s_feed (job, 0, KV ({"x", 3}, {"y", 1})), TL_JOB_NONE, 0);
+    cr_assert_eq (s_total (job, "x"), 3);
+    cr_assert_eq (s_total (job, "y"), 1);
+    const tl_job_counters_t *c = tl_job_counters (job);
+    cr_assert_eq (c->chunks_done, 1);
+    cr_assert_eq (c->duplicates, 1);
+    cr_assert_eq (c->lines, 2, "a copy's lines were counted");
+    cr_assert_eq (c->bytes, 10);
+    tl_job_destroy (&job);
+    cr_assert_null (job);
+}
+
+Test (job, duplicate_map_is_not_even_read)
+{
+    //  A copy is acknowledged for its id alone: a different, even broken, map is not merged.
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 7, KV ({"x", 3})), TL_JOB_NONE, 7);
+    tl_partial_body_t body = s_body (7, 1);
+    tl_job_outcome_t out;
+    tl_job_partial (job, &body, "\xc1", 1, &out);
+    s_expect_ack (out, TL_JOB_NONE, 7);
+    s_expect_ack (s_feed (job, 7, KV ({"x", 100}, {"z", 1})), TL_JOB_NONE, 7);
+    cr_assert_eq (s_total (job, "x"), 3);
+    cr_assert_eq (s_total (job, "z"), 0xDEAD);
+    cr_assert_eq (tl_job_counters (job)->duplicates, 2);
+    tl_job_destroy (&job);
+}
+
+//  ---------------------------------------------------------------------------------
+//  END
+
+Test (job, end_before_the_last_chunks_completes_when_the_last_arrives)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 2, KV ({"c", 1})), TL_JOB_NONE, 2);
+    s_expect (s_end (job, 3, 0), TL_JOB_NONE, NULL);
+    tl_progress_t progress;
+    tl_job_progress (job, 0.1, &progress);
+    cr_assert_eq (progress.chunks_known, 3);
+    cr_assert (progress.chunks_final);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
+    s_expect (s_end (job, 3, 0), TL_JOB_NONE, NULL);  //  Repeated: still waiting
+    s_expect_ack (s_feed (job, 1, KV ({"b", 1})), TL_JOB_COMPLETE, 1);
+    cr_assert_eq (tl_job_counters (job)->chunks_done, 3);
+    tl_job_destroy (&job);
+}
+
+Test (job, end_after_every_chunk_completes_at_once)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 1, KV ({"b", 1})), TL_JOB_NONE, 1);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
+    tl_progress_t progress;
+    tl_job_progress (job, 0.1, &progress);
+    cr_assert_eq (progress.chunks_known, 2, "before END, the chunks seen are known");
+    cr_assert_not (progress.chunks_final);
+    s_expect (s_end (job, 2, 0), TL_JOB_COMPLETE, NULL);
+    tl_job_destroy (&job);
+
+    job = s_job_new (2, false);  //  An empty input: END 0 completes
+    s_expect (s_end (job, 0, 0), TL_JOB_COMPLETE, NULL);
+    tl_job_destroy (&job);
+}
+
+Test (job, ends_that_disagree_fail)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect (s_end (job, 3, 0), TL_JOB_NONE, NULL);
+    s_expect (s_end (job, 3, 0), TL_JOB_NONE, NULL);
+    s_expect (s_end (job, 4, 0), TL_JOB_FAIL, "two ENDs disagree");
+    tl_job_destroy (&job);
+}
+
+Test (job, end_counting_fewer_chunks_than_merged_fails)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 4, KV ({"e", 1})), TL_JOB_NONE, 4);
+    s_expect (s_end (job, 4, 0), TL_JOB_FAIL, "END counts fewer chunks");
+    tl_job_destroy (&job);
+
+    job = s_job_new (2, false);  //  Chunk 4 is the last of 5: fine
+    s_expect_ack (s_feed (job, 4, KV ({"e", 1})), TL_JOB_NONE, 4);
+    s_expect (s_end (job, 5, 0), TL_JOB_NONE, NULL);
+    tl_job_destroy (&job);
+}
+
+Test (job, end_bad_lines_are_counted_once)
+{
+    tl_job_t *job = s_job_new (1, false);
+    tl_partial_body_t body = s_body (0, 1);
+    body.bad_lines = 2;
+    s_expect_ack (s_feed_body (job, body, KV ({"a", 1})), TL_JOB_NONE, 0);
+    s_expect (s_end (job, 2, 5), TL_JOB_NONE, NULL);
+    s_expect (s_end (job, 2, 5), TL_JOB_NONE, NULL);
+    cr_assert_eq (tl_job_counters (job)->bad_lines, 7);
+    tl_job_destroy (&job);
+}
+
+Test (job, partial_beyond_the_end_is_junk)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect (s_end (job, 2, 0), TL_JOB_NONE, NULL);
+    s_expect (s_feed (job, 2, KV ({"z", 9})), TL_JOB_JUNK, "beyond the job's end");
+    cr_assert_eq (s_total (job, "z"), 0xDEAD);
+    cr_assert_eq (tl_job_counters (job)->chunks_done, 0);
+    cr_assert_not (tl_job_merged (job, 2));
+    s_expect_ack (s_feed (job, 1, KV ({"b", 1})), TL_JOB_NONE, 1);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_COMPLETE, 0);
+    tl_job_destroy (&job);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Junk and failure
+
+Test (job, malformed_map_is_junk_and_merges_nothing)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
+    msgpack_sbuffer buf;
+    s_map (&buf, KV ({"a", 5}, {"b", 6}, {"c", 7}));
+    tl_partial_body_t body = s_body (1, 3);
+    tl_job_outcome_t out;
+    tl_job_partial (job, &body, buf.data, buf.size - 1, &out);  //  Cut short
+    s_expect (out, TL_JOB_JUNK, "malformed");
+    msgpack_sbuffer_write (&buf, "\x00", 1);
+    tl_job_partial (job, &body, buf.data, buf.size, &out);  //  A byte too many
+    s_expect (out, TL_JOB_JUNK, "malformed");
+    cr_assert_eq (s_total (job, "a"), 1);
+    cr_assert_eq (tl_table_size (tl_job_totals (job)), 1);
+    const tl_job_counters_t *c = tl_job_counters (job);
+    cr_assert_eq (c->chunks_done, 1);
+    cr_assert_eq (c->lines, 1);
+    cr_assert_not (tl_job_merged (job, 1));
+    //  The good copy that follows is merged, not taken for a duplicate.
+    tl_job_partial (job, &body, buf.data, buf.size - 1, &out);
+    s_expect_ack (out, TL_JOB_NONE, 1);
+    cr_assert_eq (s_total (job, "c"), 7);
+    cr_assert_eq (c->duplicates, 0);
+    msgpack_sbuffer_destroy (&buf);
+    tl_job_destroy (&job);
+}
+
+//  A map of a short key and a key long enough for a block of its own, the short one
+//  first (the order tl_map_encode walks), so an allocation failure stops the merge
+//  between them. Sets *shortkey (a static buffer) and the long key's length.
+static void s_map_short_then_long (msgpack_sbuffer *buf, const char **shortkey, char *longkey,
+                                   size_t longlen)
+{
+    static char name[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf (name, sizeof name, "k%d", i);
+        tl_table_t *table = tl_table_new (0);
+        cr_assert_eq (tl_table_add (table, name, strlen (name), 2), 0);
+        cr_assert_eq (tl_table_add (table, longkey, longlen, 1), 0);
+        size_t cursor = 0;
+        tl_entry_t first;
+        cr_assert (tl_table_next (table, &cursor, &first));
+        bool short_first = first.len == strlen (name);
+        if (short_first) {
+            msgpack_sbuffer_init (buf);
+            cr_assert_eq (tl_map_encode (table, buf), 0);
+        }
+        tl_table_destroy (&table);
+        if (short_first) {
+            *shortkey = name;
+            return;
+        }
+    }
+    cr_assert_fail ("no short key iterates before the long one");
+}
+
+#define S_LONG_KEY (200 * 1024)  //  Past the table's 128 KiB own-block threshold
+
+Test (job, out_of_memory_half_way_through_a_merge_fails_the_job)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);  //  The arena has a block
+    char *longkey = malloc (S_LONG_KEY);
+    cr_assert_not_null (longkey);
+    memset (longkey, 'L', S_LONG_KEY);
+    msgpack_sbuffer buf;
+    const char *shortkey;
+    s_map_short_then_long (&buf, &shortkey, longkey, S_LONG_KEY);
+    tl_partial_body_t body = s_body (1, 2);
+    tl_job_outcome_t out;
+    s_fail_from = S_LONG_KEY;
+    tl_job_partial (job, &body, buf.data, buf.size, &out);
+    s_fail_from = 0;
+    s_expect (out, TL_JOB_FAIL, "out of memory");
+    //  Why it must fail: the short key is in, so a resent copy would count it twice.
+    cr_assert_eq (s_total (job, shortkey), 2);
+    cr_assert_not (tl_job_merged (job, 1));
+    msgpack_sbuffer_destroy (&buf);
+    free (longkey);
+    tl_job_destroy (&job);
+}
+
+Test (job, out_of_memory_before_any_entry_leaves_the_job_for_a_resend)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
+    char *longkey = calloc (1, S_LONG_KEY + 1);
+    cr_assert_not_null (longkey);
+    memset (longkey, 'L', S_LONG_KEY);
+    msgpack_sbuffer buf;
+    s_map (&buf, KV ({longkey, 4}));
+    tl_partial_body_t body = s_body (1, 1);
+    tl_job_outcome_t out;
+    s_fail_from = S_LONG_KEY;
+    tl_job_partial (job, &body, buf.data, buf.size, &out);
+    s_fail_from = 0;
+    cr_assert_eq (out.verdict, TL_JOB_JUNK, "nothing was merged: the job can go on");
+    cr_assert_not (tl_job_merged (job, 1));
+    tl_job_partial (job, &body, buf.data, buf.size, &out);
+    s_expect_ack (out, TL_JOB_NONE, 1);
+    cr_assert_eq (s_total (job, longkey), 4);
+    msgpack_sbuffer_destroy (&buf);
+    free (longkey);
+    tl_job_destroy (&job);
+}
+
+Test (job, saturated_totals_are_counted_as_overflows)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 0, KV ({"x", UINT64_MAX - 1})), TL_JOB_NONE, 0);
+    s_expect_ack (s_feed (job, 1, KV ({"x", 5}, {"y", 1})), TL_JOB_NONE, 1);
+    cr_assert_eq (s_total (job, "x"), UINT64_MAX);
+    cr_assert_eq (s_total (job, "y"), 1);
+    cr_assert_eq (tl_job_counters (job)->overflows, 1);
+    tl_job_destroy (&job);
+}
+
+Test (job, cancel_ends_the_job)
+{
+    tl_job_t *job = s_job_new (1, false);
+    tl_job_outcome_t out;
+    tl_job_cancel (job, &out);
+    s_expect (out, TL_JOB_CANCELLED, "cancelled");
+    tl_job_destroy (&job);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Bad lines and --strict
+
+Test (job, strict_job_fails_on_a_bad_line)
+{
+    tl_job_t *job = s_job_new (1, true);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
+    tl_partial_body_t body = s_body (1, 1);
+    body.file = 1;
+    body.bad_lines = 1;
+    body.bad_samples = 1;
+    body.bad_offset[0] = 77;
+    s_expect (s_feed_body (job, body, KV ({"b", 1})), TL_JOB_FAIL,
+              "b.tsv: malformed line at byte 77 (--strict)");
+    tl_job_destroy (&job);
+
+    job = s_job_new (2, false);  //  The same without --strict is counted, not fatal
+    s_expect_ack (s_feed_body (job, body, KV ({"b", 1})), TL_JOB_NONE, 1);
+    cr_assert_eq (tl_job_counters (job)->bad_lines, 1);
+    tl_job_destroy (&job);
+}
+
+Test (job, strict_job_survives_junk)
+{
+    //  A malformed frame claiming bad lines is junk: it must not fail a strict job.
+    tl_job_t *job = s_job_new (1, true);
+    tl_partial_body_t body = s_body (0, 1);
+    body.bad_lines = 3;
+    tl_job_outcome_t out;
+    tl_job_partial (job, &body, "\x81\xc4", 2, &out);
+    s_expect (out, TL_JOB_JUNK, "malformed");
+    body.bad_lines = 0;
+    s_expect_ack (s_feed_body (job, body, KV ({"a", 1})), TL_JOB_NONE, 0);
+    s_expect (s_end (job, 1, 0), TL_JOB_COMPLETE, NULL);
+    tl_job_destroy (&job);
+}
+
+Test (job, strict_job_fails_on_end_bad_lines)
+{
+    tl_job_t *job = s_job_new (1, true);
+    s_expect (s_end (job, 1, 1), TL_JOB_FAIL, "--max-line");
+    tl_job_destroy (&job);
+}
+
+Test (job, bad_line_positions_are_logged_for_the_first_ten)
+{
+    tl_job_t *job = s_job_new (1, false);
+    for (uint64_t chunk = 0; chunk < 4; chunk++) {
+        tl_partial_body_t body = s_body (chunk, 1);
+        body.bad_lines = 6;
+        body.bad_samples = TL_BAD_SAMPLES;
+        s_expect_ack (s_feed_body (job, body, KV ({"a", 1})), TL_JOB_NONE, chunk);
+    }
+    const tl_job_counters_t *c = tl_job_counters (job);
+    cr_assert_eq (c->bad_logged, TL_JOB_BAD_LOGGED_MAX);
+    cr_assert_eq (c->bad_lines, 24);
+    tl_job_destroy (&job);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Totals and progress
+
+Test (job, two_jobs_keep_separate_totals)
+{
+    tl_job_t *one = s_job_new (1, false);
+    tl_job_t *two = s_job_new (2, false);
+    s_expect_ack (s_feed (one, 0, KV ({"shared", 1}, {"only1", 1})), TL_JOB_NONE, 0);
+    s_expect_ack (s_feed (two, 0, KV ({"shared", 10})), TL_JOB_NONE, 0);
+    s_expect_ack (s_feed (two, 1, KV ({"only2", 2})), TL_JOB_NONE, 1);
+    cr_assert_eq (s_total (one, "shared"), 1);
+    cr_assert_eq (s_total (two, "shared"), 10);
+    cr_assert_eq (s_total (one, "only2"), 0xDEAD);
+    cr_assert_eq (s_total (two, "only1"), 0xDEAD);
+    cr_assert_eq (tl_job_counters (one)->chunks_done, 1);
+    cr_assert_eq (tl_job_counters (two)->chunks_done, 2);
+    s_expect (s_end (one, 1, 0), TL_JOB_COMPLETE, NULL);
+    s_expect (s_end (two, 3, 0), TL_JOB_NONE, NULL);
+    tl_job_destroy (&one);
+    tl_job_destroy (&two);
+}
+
+static uint64_t s_random (uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+#define S_CHUNKS 200
+#define S_KEYS   64
+
+Test (job, totals_equal_a_plain_count_of_the_partials)
+{
+    //  Every chunk arrives once or several times, in random order, END half-way; the
+    //  totals must be what a plain array indexed by key number adds up.
+    uint64_t state = 0x9E3779B97F4A7C15u;
+    static uint64_t counts[S_CHUNKS][S_KEYS];
+    uint64_t expected[S_KEYS] = {0};
+    bool present[S_KEYS] = {false};
+    for (int c = 0; c < S_CHUNKS; c++)
+        for (int k = 0; k < S_KEYS; k++)
+            if (s_random (&state) % 3 == 0) {
+                counts[c][k] = 1 + s_random (&state) % 1000;
+                expected[k] += counts[c][k];
+                present[k] = true;
+            }
+    uint64_t order[S_CHUNKS * 2];
+    size_t n = 0;
+    for (int c = 0; c < S_CHUNKS; c++) {
+        order[n++] = c;
+        if (s_random (&state) % 4 == 0) order[n++] = c;  //  A resent copy
+    }
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = s_random (&state) % (i + 1);
+        uint64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    tl_job_t *job = s_job_new (1, false);
+    int completions = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == n / 2) s_expect (s_end (job, S_CHUNKS, 0), TL_JOB_NONE, NULL);
+        s_kv_t kv[S_KEYS];
+        char names[S_KEYS][8];
+        size_t m = 0;
+        for (int k = 0; k < S_KEYS; k++)
+            if (counts[order[i]][k]) {
+                snprintf (names[k], sizeof names[k], "key%d", k);
+                kv[m++] = (s_kv_t){names[k], counts[order[i]][k]};
+            }
+        tl_job_outcome_t out = s_feed (job, order[i], kv, m);
+        cr_assert (out.ack);
+        cr_assert_neq (out.verdict, TL_JOB_JUNK);
+        cr_assert_neq (out.verdict, TL_JOB_FAIL);
+        completions += out.verdict == TL_JOB_COMPLETE;
+        if (out.verdict == TL_JOB_COMPLETE) break;  //  The sink stops here
+    }
+    cr_assert_eq (completions, 1);
+    size_t keys = 0;
+    for (int k = 0; k < S_KEYS; k++) {
+        char name[8];
+        snprintf (name, sizeof name, "key%d", k);
+        cr_assert_eq (s_total (job, name), present[k] ? expected[k] : 0xDEAD, "%s", name);
+        keys += present[k];
+    }
+    cr_assert_eq (tl_table_size (tl_job_totals (job)), keys);
+    const tl_job_counters_t *c = tl_job_counters (job);
+    cr_assert_eq (c->chunks_done, S_CHUNKS);
+    cr_assert_eq (c->bytes, 10 * S_CHUNKS);
+    tl_job_destroy (&job);
+}
+
+Test (job, progress_uses_the_time_it_is_given)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1}, {"b", 2})), TL_JOB_NONE, 0);
+    tl_progress_t progress;
+    tl_job_progress (job, 2.0, &progress);
+    cr_assert_eq (progress.job, 1);
+    cr_assert_eq (progress.chunks_done, 1);
+    cr_assert_eq (progress.bytes, 10);
+    cr_assert_eq (progress.input_bytes, 1000);
+    cr_assert_eq (progress.lines, 2);
+    cr_assert_eq (progress.keys, 2);
+    cr_assert_float_eq (progress.seconds, 2.0, 1e-9);
+    cr_assert_float_eq (progress.rate, 5.0, 1e-9, "10 bytes over 2 s");
+    cr_assert_float_eq (tl_job_seconds (job, 3.5), 3.5, 1e-9);
+    cr_assert_str_eq (tl_job_file (job, 1), "b.tsv");
+    cr_assert_str_eq (tl_job_file (job, 2), "?");
+    tl_job_destroy (&job);
+}
