@@ -1,10 +1,11 @@
 /*  tl_msgpack: the hostile-input msgpack reader (tl_msgpack_int.h) shared by tl_proto
-    and tl_feed. Hand-written rather than msgpack-c's unpacker, because that one trusts
-    the sizes a header claims (it allocates a map header's 2^32 entries before looking
-    at the bytes); this one checks every claimed size against the bytes left.       */
+    and tl_feed, and their packing helpers. Hand-written rather than msgpack-c's unpacker, because
+   that one trusts the sizes a header claims (it allocates a map header's 2^32 entries before
+   looking at the bytes); this one checks every claimed size against the bytes left.       */
 
 #include "tl_msgpack_int.h"
 
+#include <assert.h>
 #include <string.h>
 
 void tl__mp_init (tl__mp_reader_t *r, const void *data, size_t size)
@@ -272,4 +273,17 @@ int tl__mp_skip (tl__mp_reader_t *r, int depth)
     default:
         return 0;
     }
+}
+int tl__mp_pack_str (msgpack_packer *pk, const char *ptr, size_t len)
+{
+    assert (ptr || len == 0);
+    if (msgpack_pack_str (pk, len) != 0) return -1;
+    return len ? msgpack_pack_str_body (pk, ptr, len) : 0;
+}
+
+int tl__mp_pack_bin (msgpack_packer *pk, const char *ptr, size_t len)
+{
+    assert (ptr || len == 0);
+    if (msgpack_pack_bin (pk, len) != 0) return -1;
+    return len ? msgpack_pack_bin_body (pk, ptr, len) : 0;
 }

@@ -1,6 +1,6 @@
 /*  tl_msgpack_int: the hostile-input msgpack reader that every decoder in common/ shares
-    (tl_proto's commands, tl_feed's bodies). Internal to libtally_common: the services
-    use the decoders, never the reader.
+    (tl_proto's commands, tl_feed's bodies), and the two packing helpers their encoders
+    share. Internal to libtally_common: the services use the codecs, never these.
 
     A reader is a cursor over one frame. Every read checks the bytes left before touching
     them, and every header's claimed size against what the rest of the frame could hold,
@@ -75,5 +75,9 @@ int tl__mp_read_map (tl__mp_reader_t *r, uint32_t max, uint32_t *count);
 //  Skips one object of any type whose containers sit at depth (0 for the frame's own
 //  object). Refuses nesting deeper than TL__MP_DEPTH_MAX.
 int tl__mp_skip (tl__mp_reader_t *r, int depth);
+
+//  Packs len bytes at ptr (NULL when len is 0) as a str, or as a bin. Returns 0 or -1.
+int tl__mp_pack_str (msgpack_packer *pk, const char *ptr, size_t len);
+int tl__mp_pack_bin (msgpack_packer *pk, const char *ptr, size_t len);
 
 #endif

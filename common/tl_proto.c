@@ -206,29 +206,10 @@ void tl_msg_reset (tl_msg_t *msg)
 //  sent that the peer must refuse), then packs; on failure the buffer is cut back to
 //  where it was, so a caller never sends half a frame.
 
-static int s_pack_str (msgpack_packer *pk, const char *ptr, size_t len)
-{
-    assert (ptr || len == 0);
-    if (msgpack_pack_str (pk, len) != 0) return -1;
-    return len ? msgpack_pack_str_body (pk, ptr, len) : 0;
-}
-
-static int s_pack_bin (msgpack_packer *pk, const char *ptr, size_t len)
-{
-    assert (ptr || len == 0);
-    if (msgpack_pack_bin (pk, len) != 0) return -1;
-    return len ? msgpack_pack_bin_body (pk, ptr, len) : 0;
-}
-
-//  A NUL-terminated string as str (feed keys, format names).
-static int s_pack_cstr (msgpack_packer *pk, const char *key)
-{
-    return s_pack_str (pk, key, strlen (key));
-}
-
 static int s_pack_format (msgpack_packer *pk, tl_format_t format)
 {
-    return s_pack_cstr (pk, tl_format_name (format));
+    const char *name = tl_format_name (format);
+    return tl__mp_pack_str (pk, name, strlen (name));
 }
 
 static int s_pack_filter (msgpack_packer *pk, const tl_filter_t *filter)
@@ -274,14 +255,14 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_uint64 (pk, job->input_bytes);
         rc |= msgpack_pack_array (pk, job->nfiles);
         for (uint32_t i = 0; i < job->nfiles && rc == 0; i++)
-            rc |= s_pack_str (pk, job->files[i].ptr, job->files[i].len);
+            rc |= tl__mp_pack_str (pk, job->files[i].ptr, job->files[i].len);
         break;
     }
     case TL_CMD_CHUNK: {
         const tl_chunk_body_t *chunk = &msg->u.chunk;
         rc |= msgpack_pack_uint64 (pk, chunk->chunk);
         rc |= msgpack_pack_uint32 (pk, chunk->file);
-        rc |= s_pack_str (pk, chunk->path.ptr, chunk->path.len);
+        rc |= tl__mp_pack_str (pk, chunk->path.ptr, chunk->path.len);
         rc |= msgpack_pack_uint64 (pk, chunk->offset);
         rc |= s_pack_format (pk, chunk->format);
         rc |= s_pack_filter (pk, &chunk->filter);
@@ -320,12 +301,12 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_uint64 (pk, done->bad_lines);
         rc |= msgpack_pack_uint64 (pk, done->filtered);
         rc |= msgpack_pack_double (pk, done->seconds);
-        rc |= s_pack_str (pk, done->output.ptr, done->output.len);
+        rc |= tl__mp_pack_str (pk, done->output.ptr, done->output.len);
         break;
     }
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
-        rc |= s_pack_str (pk, msg->u.reason.ptr, msg->u.reason.len);
+        rc |= tl__mp_pack_str (pk, msg->u.reason.ptr, msg->u.reason.len);
         break;
     case TL_CMD_PONG:
         rc |= msgpack_pack_uint64 (pk, msg->u.merged);
@@ -371,7 +352,7 @@ int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf)
     size_t cursor = 0;
     tl_entry_t entry;
     while (rc == 0 && tl_table_next (table, &cursor, &entry))
-        rc = s_pack_bin (&pk, entry.key, entry.len) | msgpack_pack_uint64 (&pk, entry.count);
+        rc = tl__mp_pack_bin (&pk, entry.key, entry.len) | msgpack_pack_uint64 (&pk, entry.count);
     if (rc != 0) {
         buf->size = start;
         return -1;
@@ -418,128 +399,4 @@ int tl_map_merge (const void *data, size_t size, tl_table_t *table, uint64_t *en
     }
     if (entries) *entries = n;
     return rc;
-}
-
-//  ---------------------------------------------------------------------------------
-//  The feed: [topic, map with str keys]. Nothing decodes these in C but tally-watch
-//  (through tl_msgpack_check and msgpack_unpack), so they are plain msgpack maps that
-//  any language reads by key.
-
-//  Starts a feed body; remembers where, so a failure can cut it back.
-static void s_feed_start (msgpack_sbuffer *buf, msgpack_packer *pk, size_t *start)
-{
-    assert (buf);
-    *start = buf->size;
-    msgpack_packer_init (pk, buf, msgpack_sbuffer_write);
-}
-
-static int s_feed_end (msgpack_sbuffer *buf, size_t start, int rc)
-{
-    if (rc != 0) {
-        buf->size = start;
-        return -1;
-    }
-    return 0;
-}
-
-static int s_pack_u64_field (msgpack_packer *pk, const char *key, uint64_t value)
-{
-    return s_pack_cstr (pk, key) | msgpack_pack_uint64 (pk, value);
-}
-
-static int s_pack_double_field (msgpack_packer *pk, const char *key, double value)
-{
-    return s_pack_cstr (pk, key) | msgpack_pack_double (pk, value);
-}
-
-int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf)
-{
-    assert (progress);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 11);
-    rc |= s_pack_u64_field (&pk, "job", progress->job);
-    rc |= s_pack_u64_field (&pk, "chunks_done", progress->chunks_done);
-    rc |= s_pack_u64_field (&pk, "chunks_known", progress->chunks_known);
-    rc |= s_pack_cstr (&pk, "chunks_final");
-    rc |= progress->chunks_final ? msgpack_pack_true (&pk) : msgpack_pack_false (&pk);
-    rc |= s_pack_u64_field (&pk, "bytes", progress->bytes);
-    rc |= s_pack_u64_field (&pk, "input_bytes", progress->input_bytes);
-    rc |= s_pack_u64_field (&pk, "lines", progress->lines);
-    rc |= s_pack_u64_field (&pk, "bad_lines", progress->bad_lines);
-    rc |= s_pack_u64_field (&pk, "keys", progress->keys);
-    rc |= s_pack_double_field (&pk, "rate", progress->rate);
-    rc |= s_pack_double_field (&pk, "seconds", progress->seconds);
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf)
-{
-    assert (entries || n == 0);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 2);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_cstr (&pk, "top");
-    rc |= msgpack_pack_array (&pk, n);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc |= msgpack_pack_array (&pk, 2);
-        rc |= s_pack_bin (&pk, entries[i].key, entries[i].len);
-        rc |= msgpack_pack_uint64 (&pk, entries[i].count);
-    }
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
-                    size_t n, msgpack_sbuffer *buf)
-{
-    assert (entries || n == 0);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 4);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_u64_field (&pk, "batch", batch);
-    rc |= s_pack_u64_field (&pk, "batches", batches);
-    rc |= s_pack_cstr (&pk, "entries");
-    rc |= msgpack_pack_map (&pk, n);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc |= s_pack_bin (&pk, entries[i].key, entries[i].len);
-        rc |= msgpack_pack_uint64 (&pk, entries[i].count);
-    }
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf)
-{
-    assert (done);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 8);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_u64_field (&pk, "keys", done->keys);
-    rc |= s_pack_u64_field (&pk, "sum", done->sum);
-    rc |= s_pack_u64_field (&pk, "lines", done->lines);
-    rc |= s_pack_u64_field (&pk, "bad_lines", done->bad_lines);
-    rc |= s_pack_u64_field (&pk, "filtered", done->filtered);
-    rc |= s_pack_double_field (&pk, "seconds", done->seconds);
-    rc |= s_pack_cstr (&pk, "output");
-    rc |= s_pack_str (&pk, done->output.ptr, done->output.len);
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf)
-{
-    assert (reason);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 2);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_cstr (&pk, "reason");
-    rc |= s_pack_cstr (&pk, reason);
-    return s_feed_end (buf, start, rc);
 }

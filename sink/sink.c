@@ -9,6 +9,7 @@
 
 #include "tl_opts.h"
 #include "tl_bar.h"
+#include "tl_feed.h"
 #include "tl_sock.h"
 
 #include <dirent.h>

@@ -2,7 +2,7 @@
     frame round-trips any key bytes; every decoder refuses hostile frames (truncated,
     wrong types, oversized claims, trailing bytes) without crashing, leaking or
     allocating what the frame does not justify; random mutations of valid frames never
-    crash and whatever decodes re-encodes; the feed bodies read back by key.
+    crash and whatever decodes re-encodes. (The feed's bodies: test_feed.c.)
 
     Frames handed to decoders are copied to heap blocks of exactly their size, so that
     AddressSanitizer (the sanitized build) catches any read past a frame's end.       */
@@ -1683,7 +1683,7 @@ static void s_check_mutant (const uint8_t *frame, size_t size, size_t *accepted)
 
 Test (proto, random_mutations_never_crash, .timeout = 120)
 {
-    //  The corpus: every sample's frame 1, map frames, and feed bodies.
+    //  The corpus: every sample's frame 1, and map frames.
     msgpack_sbuffer corpus[S_SAMPLES_MAX + 8];
     size_t ncorpus = 0;
     tl_msg_t samples[S_SAMPLES_MAX];
@@ -1700,15 +1700,6 @@ Test (proto, random_mutations_never_crash, .timeout = 120)
     tl_table_add (small, "c", 1, 70000);
     msgpack_sbuffer_init (&corpus[ncorpus]);
     cr_assert_eq (tl_map_encode (small, &corpus[ncorpus++]), 0);
-    tl_entry_t entries[S_KEYS];
-    size_t nentries = tl_table_top (special, S_KEYS, entries);
-    msgpack_sbuffer_init (&corpus[ncorpus]);
-    cr_assert_eq (tl_feed_totals (3, 0, 1, entries, nentries, &corpus[ncorpus++]), 0);
-    msgpack_sbuffer_init (&corpus[ncorpus]);
-    cr_assert_eq (tl_feed_top (3, entries, nentries, &corpus[ncorpus++]), 0);
-    msgpack_sbuffer_init (&corpus[ncorpus]);
-    tl_progress_t progress = {1, 2, 3, true, 4, 5, 6, 7, 8, 9.5, 10.5};
-    cr_assert_eq (tl_feed_progress (&progress, &corpus[ncorpus++]), 0);
 
     tl_table_t *table = tl_table_new (0);
     size_t decoded = 0, merged = 0, checked = 0;
@@ -1742,194 +1733,6 @@ Test (proto, random_mutations_never_crash, .timeout = 120)
     tl_table_destroy (&table);
     tl_table_destroy (&small);
     tl_table_destroy (&special);
-}
-
-//  ---------------------------------------------------------------------------------
-//  The feed: decoded with msgpack-c after tl_msgpack_check, as tally-watch does.
-
-typedef struct {
-    msgpack_unpacked result;  //  Owns the decoded object
-    msgpack_object *map;      //  The body
-} s_feed_t;
-
-static void s_feed_open (s_feed_t *feed, const msgpack_sbuffer *buf, uint32_t keys)
-{
-    cr_assert_eq (tl_msgpack_check (buf->data, buf->size), 0);
-    msgpack_unpacked_init (&feed->result);
-    size_t off = 0;
-    cr_assert_eq (msgpack_unpack_next (&feed->result, buf->data, buf->size, &off),
-                  MSGPACK_UNPACK_SUCCESS);
-    cr_assert_eq (off, buf->size);
-    feed->map = &feed->result.data;
-    cr_assert_eq (feed->map->type, MSGPACK_OBJECT_MAP);
-    cr_assert_eq (feed->map->via.map.size, keys);
-    for (uint32_t i = 0; i < keys; i++)
-        cr_assert_eq (feed->map->via.map.ptr[i].key.type, MSGPACK_OBJECT_STR);
-}
-
-static msgpack_object *s_feed_get (s_feed_t *feed, const char *key, msgpack_object_type type)
-{
-    for (uint32_t i = 0; i < feed->map->via.map.size; i++) {
-        msgpack_object_kv *kv = &feed->map->via.map.ptr[i];
-        if (kv->key.via.str.size == strlen (key) &&
-            memcmp (kv->key.via.str.ptr, key, kv->key.via.str.size) == 0) {
-            cr_assert_eq (kv->val.type, type, "%s has type %d", key, kv->val.type);
-            return &kv->val;
-        }
-    }
-    cr_assert_fail ("no %s in the body", key);
-    return NULL;
-}
-
-static uint64_t s_feed_u64 (s_feed_t *feed, const char *key)
-{
-    return s_feed_get (feed, key, MSGPACK_OBJECT_POSITIVE_INTEGER)->via.u64;
-}
-
-static double s_feed_f64 (s_feed_t *feed, const char *key)
-{
-    return s_feed_get (feed, key, MSGPACK_OBJECT_FLOAT64)->via.f64;
-}
-
-static void s_feed_close (s_feed_t *feed)
-{
-    msgpack_unpacked_destroy (&feed->result);
-}
-
-Test (proto, feed_progress)
-{
-    tl_progress_t progress = {.job = 17,
-                              .chunks_done = 5,
-                              .chunks_known = 9,
-                              .chunks_final = true,
-                              .bytes = 1ull << 40,
-                              .input_bytes = UINT64_MAX,
-                              .lines = 123456,
-                              .bad_lines = 2,
-                              .keys = 999,
-                              .rate = 1.25e8,
-                              .seconds = 3.5};
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
-    cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
-    s_feed_t feed;
-    s_feed_open (&feed, &buf, 11);
-    cr_assert_eq (s_feed_u64 (&feed, "job"), 17);
-    cr_assert_eq (s_feed_u64 (&feed, "chunks_done"), 5);
-    cr_assert_eq (s_feed_u64 (&feed, "chunks_known"), 9);
-    cr_assert_eq (s_feed_get (&feed, "chunks_final", MSGPACK_OBJECT_BOOLEAN)->via.boolean, true);
-    cr_assert_eq (s_feed_u64 (&feed, "bytes"), 1ull << 40);
-    cr_assert_eq (s_feed_u64 (&feed, "input_bytes"), UINT64_MAX);
-    cr_assert_eq (s_feed_u64 (&feed, "lines"), 123456);
-    cr_assert_eq (s_feed_u64 (&feed, "bad_lines"), 2);
-    cr_assert_eq (s_feed_u64 (&feed, "keys"), 999);
-    cr_assert_eq (s_feed_f64 (&feed, "rate"), 1.25e8);
-    cr_assert_eq (s_feed_f64 (&feed, "seconds"), 3.5);
-    s_feed_close (&feed);
-
-    progress.chunks_final = false;
-    msgpack_sbuffer_clear (&buf);
-    cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
-    s_feed_open (&feed, &buf, 11);
-    cr_assert_eq (s_feed_get (&feed, "chunks_final", MSGPACK_OBJECT_BOOLEAN)->via.boolean, false);
-    s_feed_close (&feed);
-    msgpack_sbuffer_destroy (&buf);
-}
-
-Test (proto, feed_top_and_totals)
-{
-    tl_table_t *table = s_special_table ();
-    tl_entry_t entries[S_KEYS];
-    size_t n = tl_table_top (table, S_KEYS, entries);
-    cr_assert_eq (n, S_KEYS);
-
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
-    cr_assert_eq (tl_feed_top (4, entries, n, &buf), 0);
-    s_feed_t feed;
-    s_feed_open (&feed, &buf, 2);
-    cr_assert_eq (s_feed_u64 (&feed, "job"), 4);
-    msgpack_object *top = s_feed_get (&feed, "top", MSGPACK_OBJECT_ARRAY);
-    cr_assert_eq (top->via.array.size, n);
-    for (size_t i = 0; i < n; i++) {
-        msgpack_object *pair = &top->via.array.ptr[i];
-        cr_assert_eq (pair->type, MSGPACK_OBJECT_ARRAY);
-        cr_assert_eq (pair->via.array.size, 2);
-        cr_assert_eq (pair->via.array.ptr[0].type, MSGPACK_OBJECT_BIN);
-        cr_assert_eq (pair->via.array.ptr[0].via.bin.size, entries[i].len);
-        cr_assert_eq (memcmp (pair->via.array.ptr[0].via.bin.ptr, entries[i].key, entries[i].len),
-                      0);
-        cr_assert_eq (pair->via.array.ptr[1].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-        cr_assert_eq (pair->via.array.ptr[1].via.u64, entries[i].count);
-    }
-    s_feed_close (&feed);
-
-    //  Totals in two batches; every entry comes back once.
-    tl_table_t *back = tl_table_new (0);
-    size_t half = n / 2;
-    for (uint64_t batch = 0; batch < 2; batch++) {
-        msgpack_sbuffer_clear (&buf);
-        const tl_entry_t *part = batch ? entries + half : entries;
-        size_t count = batch ? n - half : half;
-        cr_assert_eq (tl_feed_totals (4, batch, 2, part, count, &buf), 0);
-        s_feed_open (&feed, &buf, 4);
-        cr_assert_eq (s_feed_u64 (&feed, "job"), 4);
-        cr_assert_eq (s_feed_u64 (&feed, "batch"), batch);
-        cr_assert_eq (s_feed_u64 (&feed, "batches"), 2);
-        msgpack_object *map = s_feed_get (&feed, "entries", MSGPACK_OBJECT_MAP);
-        cr_assert_eq (map->via.map.size, count);
-        for (uint32_t i = 0; i < map->via.map.size; i++) {
-            msgpack_object_kv *kv = &map->via.map.ptr[i];
-            cr_assert_eq (kv->key.type, MSGPACK_OBJECT_BIN);
-            cr_assert_eq (kv->val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-            cr_assert_eq (
-                tl_table_add (back, kv->key.via.bin.ptr, kv->key.via.bin.size, kv->val.via.u64), 0);
-        }
-        s_feed_close (&feed);
-    }
-    cr_assert (s_tables_equal (table, back));
-
-    //  An empty batch is a valid body.
-    msgpack_sbuffer_clear (&buf);
-    cr_assert_eq (tl_feed_totals (4, 0, 1, NULL, 0, &buf), 0);
-    s_feed_open (&feed, &buf, 4);
-    cr_assert_eq (s_feed_get (&feed, "entries", MSGPACK_OBJECT_MAP)->via.map.size, 0);
-    s_feed_close (&feed);
-
-    tl_table_destroy (&back);
-    tl_table_destroy (&table);
-    msgpack_sbuffer_destroy (&buf);
-}
-
-Test (proto, feed_done_and_failed)
-{
-    tl_done_body_t done = {10, 20, 30, 4, 5, 6.75, s_str ("/data/out/totals.tsv")};
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
-    cr_assert_eq (tl_feed_done (99, &done, &buf), 0);
-    s_feed_t feed;
-    s_feed_open (&feed, &buf, 8);
-    cr_assert_eq (s_feed_u64 (&feed, "job"), 99);
-    cr_assert_eq (s_feed_u64 (&feed, "keys"), 10);
-    cr_assert_eq (s_feed_u64 (&feed, "sum"), 20);
-    cr_assert_eq (s_feed_u64 (&feed, "lines"), 30);
-    cr_assert_eq (s_feed_u64 (&feed, "bad_lines"), 4);
-    cr_assert_eq (s_feed_u64 (&feed, "filtered"), 5);
-    cr_assert_eq (s_feed_f64 (&feed, "seconds"), 6.75);
-    msgpack_object *output = s_feed_get (&feed, "output", MSGPACK_OBJECT_STR);
-    cr_assert_eq (output->via.str.size, done.output.len);
-    cr_assert_eq (memcmp (output->via.str.ptr, done.output.ptr, done.output.len), 0);
-    s_feed_close (&feed);
-
-    msgpack_sbuffer_clear (&buf);
-    cr_assert_eq (tl_feed_failed (98, "worker lost", &buf), 0);
-    s_feed_open (&feed, &buf, 2);
-    cr_assert_eq (s_feed_u64 (&feed, "job"), 98);
-    msgpack_object *reason = s_feed_get (&feed, "reason", MSGPACK_OBJECT_STR);
-    cr_assert_eq (reason->via.str.size, 11);
-    cr_assert_eq (memcmp (reason->via.str.ptr, "worker lost", 11), 0);
-    s_feed_close (&feed);
-    msgpack_sbuffer_destroy (&buf);
 }
 
 //  ---------------------------------------------------------------------------------
@@ -1973,17 +1776,6 @@ static const char *s_interop_script =
     "expect('PONG', load('pong'), [7, 9])\n"
     "expect('CANCEL', load('cancel'), [7, b'interrupted'])\n"
     "expect('map', load('map'), {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0})\n"
-    "expect('progress', load('progress', raw=False),\n"
-    "       {'job': 7, 'chunks_done': 1, 'chunks_known': 2, 'chunks_final': False,\n"
-    "        'bytes': 3, 'input_bytes': 4, 'lines': 5, 'bad_lines': 6, 'keys': 8,\n"
-    "        'rate': 2.5, 'seconds': 3.5})\n"
-    "expect('top', load('top', raw=False), {'job': 7, 'top': [[b'b', 5], [b'\\xff', 3]]})\n"
-    "expect('totals', load('totals', raw=False),\n"
-    "       {'job': 7, 'batch': 0, 'batches': 1, 'entries': {b'b': 5, b'\\xff': 3}})\n"
-    "expect('done', load('feed_done', raw=False),\n"
-    "       {'job': 7, 'keys': 1, 'sum': 2, 'lines': 3, 'bad_lines': 4, 'filtered': 5,\n"
-    "        'seconds': 1.25, 'output': '/tmp/out.tsv'})\n"
-    "expect('failed', load('failed', raw=False), {'job': 7, 'reason': 'worker lost'})\n"
     "save('py_job', [7, 1, 'auto', 0, 2**32 - 1, False, True, 99, ['x', 'y\\u00e9']])\n"
     "save('py_chunk', [7, 3, 1, 'a.tsv', 0, 'text', 5, 6, True])\n"
     "save('py_partial', [M, 3, 1, 100, 10, 1, 2, [5]])\n"
@@ -2064,24 +1856,6 @@ static void s_write_c_frames (const char *dir)
     cr_assert_eq (tl_map_encode (table, &buf), 0);
     s_write_file (dir, "map", buf.data, buf.size);
     tl_table_destroy (&table);
-
-    msgpack_sbuffer_clear (&buf);
-    tl_progress_t progress = {7, 1, 2, false, 3, 4, 5, 6, 8, 2.5, 3.5};
-    cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
-    s_write_file (dir, "progress", buf.data, buf.size);
-    tl_entry_t top[] = {{"b", 1, 5}, {"\xff", 1, 3}};
-    msgpack_sbuffer_clear (&buf);
-    cr_assert_eq (tl_feed_top (7, top, 2, &buf), 0);
-    s_write_file (dir, "top", buf.data, buf.size);
-    msgpack_sbuffer_clear (&buf);
-    cr_assert_eq (tl_feed_totals (7, 0, 1, top, 2, &buf), 0);
-    s_write_file (dir, "totals", buf.data, buf.size);
-    msgpack_sbuffer_clear (&buf);
-    cr_assert_eq (tl_feed_done (7, &done, &buf), 0);
-    s_write_file (dir, "feed_done", buf.data, buf.size);
-    msgpack_sbuffer_clear (&buf);
-    cr_assert_eq (tl_feed_failed (7, "worker lost", &buf), 0);
-    s_write_file (dir, "failed", buf.data, buf.size);
     msgpack_sbuffer_destroy (&buf);
 }
 
