@@ -128,15 +128,16 @@ static void s_print_key (tl_str_t key)
 
 static void s_print_progress (unsigned long long job, const tl_progress_t *progress)
 {
-    char a[32], b[32];
+    //  One buffer per number: all three are formatted before printf reads any.
+    char bytes[32], input[32], rate[32];
     printf ("%016llx progress: %llu/%llu%s chunks, %s of %s, %llu lines, %llu bad, %llu keys, "
             "%s/s, %.1f s\n",
             job, (unsigned long long)progress->chunks_done,
             (unsigned long long)progress->chunks_known, progress->chunks_final ? "" : "+",
-            tl_human_bytes ((double)progress->bytes, a, sizeof a),
-            tl_human_bytes ((double)progress->input_bytes, b, sizeof b),
+            tl_human_bytes ((double)progress->bytes, bytes, sizeof bytes),
+            tl_human_bytes ((double)progress->input_bytes, input, sizeof input),
             (unsigned long long)progress->lines, (unsigned long long)progress->bad_lines,
-            (unsigned long long)progress->keys, tl_human_bytes (progress->rate, a, sizeof a),
+            (unsigned long long)progress->keys, tl_human_bytes (progress->rate, rate, sizeof rate),
             progress->seconds);
 }
 
