@@ -20,7 +20,7 @@ static const char *s_cmd_names[TL_CMD_COUNT_] = {
 
 //  Number of elements in each command's frame-1 array.
 static const uint32_t s_cmd_fields[TL_CMD_COUNT_] = {
-    [TL_CMD_JOB] = 9,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 8,
+    [TL_CMD_JOB] = 5,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 8,  [TL_CMD_PARTIAL] = 8,
     [TL_CMD_END] = 4,  [TL_CMD_ACK] = 2,    [TL_CMD_DONE] = 8,   [TL_CMD_FAIL] = 2,
     [TL_CMD_PING] = 1, [TL_CMD_PONG] = 2,   [TL_CMD_CANCEL] = 2,
 };
@@ -44,12 +44,12 @@ tl_cmd_t tl_cmd_parse (const void *data, size_t size)
 //  ---------------------------------------------------------------------------------
 //  Readers of the protocol's own field types, on top of the generic reader.
 
-//  Reads a format name. CHUNK carries a concrete format, JOB may carry "auto".
-static int s_read_format (tl__mp_reader_t *r, bool allow_auto, tl_format_t *format)
+//  Reads a concrete format's name: "auto" is for people, the ventilator resolves it.
+static int s_read_format (tl__mp_reader_t *r, tl_format_t *format)
 {
     tl_str_t name;
     if (tl__mp_read_str (r, 32, &name) == -1) return -1;
-    for (int f = allow_auto ? TL_FORMAT_AUTO : TL_FORMAT_AUTO + 1; f < TL_FORMAT_COUNT_; f++) {
+    for (int f = TL_FORMAT_AUTO + 1; f < TL_FORMAT_COUNT_; f++) {
         const char *known = tl_format_name ((tl_format_t)f);
         if (strlen (known) == name.len && memcmp (known, name.ptr, name.len) == 0) {
             *format = (tl_format_t)f;
@@ -78,13 +78,24 @@ int tl_msgpack_check (const void *data, size_t size)
 }
 
 //  ---------------------------------------------------------------------------------
-//  Frame-1 decoders, one per body layout. Each reads the fields that follow the job id.
+//  Frame-1 decoders, one per body layout. Each reads the fields that follow the job id;
+//  tl_msg_decode has checked the array's element count, except JOB's.
 
-static int s_decode_job (tl__mp_reader_t *r, tl_job_body_t *job)
+//  Reads a JOB's fields; fields is the array's element count, job id included.
+static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, tl_job_body_t *job)
 {
+    if (fields < 2 || tl__mp_read_u32 (r, &job->version) == -1) return -1;
+    if (job->version != TL_PROTO_VERSION) {
+        //  Every version starts JOB with [job, version]. The rest of another version's
+        //  layout is only checked to be msgpack, so that the sink can answer with a FAIL
+        //  that names both versions instead of dropping the JOB as malformed (which
+        //  would leave the ventilator waiting for its timeout).
+        for (uint32_t i = 2; i < fields; i++)
+            if (tl__mp_skip (r, 1) == -1) return -1;
+        return 0;
+    }
     uint32_t nfiles;
-    if (tl__mp_read_u32 (r, &job->version) == -1 || s_read_format (r, true, &job->format) == -1 ||
-        s_read_filter (r, &job->filter) == -1 || tl__mp_read_bool (r, &job->strict) == -1 ||
+    if (fields != s_cmd_fields[TL_CMD_JOB] || tl__mp_read_bool (r, &job->strict) == -1 ||
         tl__mp_read_u64 (r, &job->input_bytes) == -1 ||
         tl__mp_read_array (r, TL_FILES_MAX, &nfiles) == -1)
         return -1;
@@ -103,9 +114,8 @@ static int s_decode_job (tl__mp_reader_t *r, tl_job_body_t *job)
 static int s_decode_chunk (tl__mp_reader_t *r, tl_chunk_body_t *chunk)
 {
     if (tl__mp_read_u64 (r, &chunk->chunk) == -1 || tl__mp_read_u32 (r, &chunk->file) == -1 ||
-        tl__mp_read_str (r, TL_TEXT_MAX, &chunk->path) == -1 ||
-        tl__mp_read_u64 (r, &chunk->offset) == -1 ||
-        s_read_format (r, false, &chunk->format) == -1 || s_read_filter (r, &chunk->filter) == -1)
+        tl__mp_read_u64 (r, &chunk->offset) == -1 || s_read_format (r, &chunk->format) == -1 ||
+        s_read_filter (r, &chunk->filter) == -1)
         return -1;
     return 0;
 }
@@ -150,11 +160,11 @@ static int s_decode_done (tl__mp_reader_t *r, tl_done_body_t *done)
     return 0;
 }
 
-static int s_decode_body (tl__mp_reader_t *r, tl_msg_t *msg)
+static int s_decode_body (tl__mp_reader_t *r, uint32_t fields, tl_msg_t *msg)
 {
     switch (msg->cmd) {
     case TL_CMD_JOB:
-        return s_decode_job (r, &msg->u.job);
+        return s_decode_job (r, fields, &msg->u.job);
     case TL_CMD_CHUNK:
         return s_decode_chunk (r, &msg->u.chunk);
     case TL_CMD_PARTIAL:
@@ -185,9 +195,10 @@ int tl_msg_decode (tl_cmd_t cmd, const void *data, size_t size, tl_msg_t *msg)
     tl__mp_reader_t r;
     tl__mp_init (&r, data, size);
     uint32_t fields;
-    if (tl__mp_read_array (&r, UINT32_MAX, &fields) == -1 || fields != s_cmd_fields[cmd] ||
-        tl__mp_read_u64 (&r, &msg->job) == -1 || s_decode_body (&r, msg) == -1 ||
-        !tl__mp_at_end (&r)) {
+    bool counted = cmd != TL_CMD_JOB;  //  s_decode_job checks JOB's count by its version
+    if (tl__mp_read_array (&r, UINT32_MAX, &fields) == -1 || fields < 1 ||
+        (counted && fields != s_cmd_fields[cmd]) || tl__mp_read_u64 (&r, &msg->job) == -1 ||
+        s_decode_body (&r, fields, msg) == -1 || !tl__mp_at_end (&r)) {
         tl_msg_reset (msg);
         return -1;
     }
@@ -231,7 +242,7 @@ static bool s_body_refused (const tl_msg_t *msg)
             if (msg->u.job.files[i].len > TL_TEXT_MAX) return true;
         return false;
     case TL_CMD_CHUNK:
-        return msg->u.chunk.path.len > TL_TEXT_MAX || msg->u.chunk.format == TL_FORMAT_AUTO;
+        return msg->u.chunk.format == TL_FORMAT_AUTO;
     case TL_CMD_DONE:
         return msg->u.done.output.len > TL_TEXT_MAX;
     case TL_CMD_FAIL:
@@ -249,8 +260,6 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
     case TL_CMD_JOB: {
         const tl_job_body_t *job = &msg->u.job;
         rc |= msgpack_pack_uint32 (pk, job->version);
-        rc |= s_pack_format (pk, job->format);
-        rc |= s_pack_filter (pk, &job->filter);
         rc |= job->strict ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
         rc |= msgpack_pack_uint64 (pk, job->input_bytes);
         rc |= msgpack_pack_array (pk, job->nfiles);
@@ -262,7 +271,6 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         const tl_chunk_body_t *chunk = &msg->u.chunk;
         rc |= msgpack_pack_uint64 (pk, chunk->chunk);
         rc |= msgpack_pack_uint32 (pk, chunk->file);
-        rc |= tl__mp_pack_str (pk, chunk->path.ptr, chunk->path.len);
         rc |= msgpack_pack_uint64 (pk, chunk->offset);
         rc |= s_pack_format (pk, chunk->format);
         rc |= s_pack_filter (pk, &chunk->filter);
@@ -322,7 +330,6 @@ int tl_msg_encode (const tl_msg_t *msg, msgpack_sbuffer *buf)
     assert (msg);
     assert (buf);
     assert (msg->cmd > TL_CMD_INVALID && msg->cmd < TL_CMD_COUNT_);
-    assert (msg->cmd != TL_CMD_JOB || msg->u.job.format < TL_FORMAT_COUNT_);
     assert (msg->cmd != TL_CMD_CHUNK || msg->u.chunk.format < TL_FORMAT_COUNT_);
     if (s_body_refused (msg)) return -1;
     size_t start = buf->size;

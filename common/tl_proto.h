@@ -20,13 +20,15 @@
 #include "tl_table.h"
 #include <msgpack.h>
 
-//  Version carried in JOB; a sink refuses a job of another version.
-#define TL_PROTO_VERSION 1
+//  Version carried in JOB; a sink refuses a job of another version. 2: JOB lost format
+//  and filters, CHUNK lost path (nothing read them).
+#define TL_PROTO_VERSION 2
 //  Most chunk ids one ACK carries.
 #define TL_ACK_MAX 64
 //  Most files in one job.
 #define TL_FILES_MAX 65536
-//  Most bytes of a FAIL/CANCEL reason or a path that decoding accepts.
+//  Most bytes of a FAIL/CANCEL reason, a file name or an output path that decoding
+//  accepts.
 #define TL_TEXT_MAX 4096
 
 typedef enum {
@@ -51,10 +53,11 @@ typedef struct {
     size_t len;       //  Length
 } tl_str_t;
 
+//  A JOB of another version than TL_PROTO_VERSION decodes with only job and version
+//  set (every version starts with those two), so that the sink can say why it refuses
+//  it: check version before anything else.
 typedef struct {
-    uint32_t version;      //  TL_PROTO_VERSION
-    tl_format_t format;    //  As the user asked (may be AUTO)
-    tl_filter_t filter;    //  Filters applied by the workers
+    uint32_t version;      //  TL_PROTO_VERSION, or the peer's when it speaks another
     bool strict;           //  Malformed lines fail the job instead of being skipped
     uint64_t input_bytes;  //  Sum of the input files' sizes (on disk)
     uint32_t nfiles;       //  Number of files
@@ -64,7 +67,6 @@ typedef struct {
 typedef struct {
     uint64_t chunk;      //  Chunk id, 0.. in the order the ventilator cut them
     uint32_t file;       //  Index of the source file in the job
-    tl_str_t path;       //  Name of the source file
     uint64_t offset;     //  Byte offset of the first line in the (decompressed) file
     tl_format_t format;  //  Concrete format of these lines
     tl_filter_t filter;  //  Filters to apply

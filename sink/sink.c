@@ -194,11 +194,12 @@ static void s_queue_ack (s_sink_t *self, s_job_t *job, uint64_t chunk)
 //  without its shutdown (SIGKILL, a crash) leaves no checkpoint, and the ventilator's
 //  PING gets "unknown job": the job fails with that message rather than going wrong.
 //
-//  File: "TLYCKP01", then four parts, each a little-endian uint64 length and bytes:
+//  File: "TLYCKP02", then four parts, each a little-endian uint64 length and bytes:
 //  the job as a JOB frame 1; a msgpack array of the counters; the merged chunk ids
-//  and the totals, each as a PARTIAL-style map (ids as 8-byte keys).
+//  and the totals, each as a PARTIAL-style map (ids as 8-byte keys). 02: the JOB frame
+//  of protocol version 2; a TLYCKP01 file is ignored as malformed.
 
-#define S_CKP_MAGIC "TLYCKP01"
+#define S_CKP_MAGIC "TLYCKP02"
 
 static int s_ckp_part (FILE *file, const void *data, size_t size)
 {
@@ -218,8 +219,6 @@ static int s_ckp_save (s_sink_t *self, s_job_t *job)
     for (uint32_t i = 0; i < job->nfiles; i++)
         names[i] = (tl_str_t){job->files[i], strlen (job->files[i])};
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
-                                .format = TL_FORMAT_AUTO,
-                                .filter = TL_FILTER_NONE,
                                 .input_bytes = job->input_bytes,
                                 .nfiles = job->nfiles,
                                 .files = names};
