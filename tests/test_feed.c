@@ -782,9 +782,7 @@ static const struct {
     {"bin", BYTES ("\xa5"
                    "extra\xc4\x03\x00\xff\x01")},
     {"nested", BYTES ("\xa5"
-                      "extra\x82\xa1"
-                      "a\x93\x01\xc0\x90\xa1"
-                      "b\x81\xc4\x00\xc3")},
+                      "extra\x82\xa1\x61\x93\x01\xc0\x90\xa1\x62\x81\xc4\x00\xc3")},
     {"ext", BYTES ("\xa5"
                    "extra\xd6\xff\x00\x00\x00\x01")},
     {"empty key", BYTES ("\xa0\x01")},
@@ -908,56 +906,23 @@ static const struct {
     {"empty str", BYTES ("\xa0"), K (T_STR)},
     {"bin", BYTES ("\xc4\x01\xff"), K (T_STR)},
     {"empty array", BYTES ("\x90"), K (T_PAIRS)},
-    {"[[\"a\", 1]]",
-     BYTES ("\x91\x92\xa1"
-            "a\x01"),
-     K (T_PAIRS)},
+    {"[[\"a\", 1]]", BYTES ("\x91\x92\xa1\x61\x01"), K (T_PAIRS)},
     {"[[bin, uint64]]", BYTES ("\x91\x92\xc4\x01\xff\xcf\x00\x00\x00\x00\x00\x00\x00\x01"),
      K (T_PAIRS)},
-    {"[[\"a\"]]",
-     BYTES ("\x91\x91\xa1"
-            "a"),
-     0},
-    {"[[\"a\", 1, 2]]",
-     BYTES ("\x91\x93\xa1"
-            "a\x01\x02"),
-     0},
+    {"[[\"a\"]]", BYTES ("\x91\x91\xa1\x61"), 0},
+    {"[[\"a\", 1, 2]]", BYTES ("\x91\x93\xa1\x61\x01\x02"), 0},
     {"[[1, 1]]", BYTES ("\x91\x92\x01\x01"), 0},
     {"[[nil, 1]]", BYTES ("\x91\x92\xc0\x01"), 0},
-    {"[[\"a\", -1]]",
-     BYTES ("\x91\x92\xa1"
-            "a\xff"),
-     0},
-    {"[[\"a\", 1.5]]",
-     BYTES ("\x91\x92\xa1"
-            "a\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00"),
-     0},
-    {"[\"a\", 1]",
-     BYTES ("\x92\xa1"
-            "a\x01"),
-     0},
-    {"[{\"a\": 1}]",
-     BYTES ("\x91\x81\xa1"
-            "a\x01"),
-     0},
+    {"[[\"a\", -1]]", BYTES ("\x91\x92\xa1\x61\xff"), 0},
+    {"[[\"a\", 1.5]]", BYTES ("\x91\x92\xa1\x61\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00"), 0},
+    {"[\"a\", 1]", BYTES ("\x92\xa1\x61\x01"), 0},
+    {"[{\"a\": 1}]", BYTES ("\x91\x81\xa1\x61\x01"), 0},
     {"empty map", BYTES ("\x80"), K (T_MAP)},
-    {"{\"a\": 1}",
-     BYTES ("\x81\xa1"
-            "a\x01"),
-     K (T_MAP)},
+    {"{\"a\": 1}", BYTES ("\x81\xa1\x61\x01"), K (T_MAP)},
     {"{1: 1}", BYTES ("\x81\x01\x01"), 0},
-    {"{\"a\": nil}",
-     BYTES ("\x81\xa1"
-            "a\xc0"),
-     0},
-    {"{\"a\": -1}",
-     BYTES ("\x81\xa1"
-            "a\xff"),
-     0},
-    {"{\"a\": [1]}",
-     BYTES ("\x81\xa1"
-            "a\x91\x01"),
-     0},
+    {"{\"a\": nil}", BYTES ("\x81\xa1\x61\xc0"), 0},
+    {"{\"a\": -1}", BYTES ("\x81\xa1\x61\xff"), 0},
+    {"{\"a\": [1]}", BYTES ("\x81\xa1\x61\x91\x01"), 0},
     {"fixext1", BYTES ("\xd4\x01\x00"), 0},
     {"0xc1", BYTES ("\xc1"), 0},
     {"str8 claims more",
