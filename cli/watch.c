@@ -1,9 +1,12 @@
 /*  tally-watch: subscribes to a sink's feed and prints it, readable by default or as
-    JSON lines with --json (one object per message, for jq). Byte-string keys that are
-    not valid UTF-8 are printed with \u00XX escapes for their high bytes.             */
+    JSON lines with --json (one object per message, for jq). Readable lines come from
+    tl_feed's typed decoder, so they name no key of a body; --json dumps whatever map
+    arrives, keys included. Byte-string keys that are not valid UTF-8 are printed in
+    JSON with \u00XX escapes for their high bytes.                                   */
 
 #include "tl_bar.h"
 #include "tl_clock.h"
+#include "tl_feed.h"
 #include "tl_opts.h"
 #include "tl_sock.h"
 
@@ -112,40 +115,11 @@ static void s_json (const msgpack_object *o)
     }
 }
 
-//  Field of a map body by name, or NULL.
-static const msgpack_object *s_field (const msgpack_object *map, const char *name)
+//  Prints key bytes with control bytes escaped, so that no key breaks the line.
+static void s_print_key (tl_str_t key)
 {
-    if (map->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t len = strlen (name);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr[i].key;
-        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == len &&
-            memcmp (key->via.str.ptr, name, len) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static uint64_t s_uint (const msgpack_object *map, const char *name)
-{
-    const msgpack_object *o = s_field (map, name);
-    return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
-}
-
-static double s_real (const msgpack_object *map, const char *name)
-{
-    const msgpack_object *o = s_field (map, name);
-    if (!o) return 0;
-    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) return o->via.f64;
-    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)o->via.u64 : 0;
-}
-
-static void s_print_key (const msgpack_object *key)
-{
-    const char *ptr = key->type == MSGPACK_OBJECT_BIN ? key->via.bin.ptr : key->via.str.ptr;
-    uint32_t len = key->type == MSGPACK_OBJECT_BIN ? key->via.bin.size : key->via.str.size;
-    for (uint32_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)ptr[i];
+    for (size_t i = 0; i < key.len; i++) {
+        unsigned char c = (unsigned char)key.ptr[i];
         if (c < 0x20 || c == 0x7f)
             printf ("\\x%02x", c);
         else
@@ -153,57 +127,83 @@ static void s_print_key (const msgpack_object *key)
     }
 }
 
-static void s_readable (const char *topic, const msgpack_object *body)
+static void s_print_progress (unsigned long long job, const tl_progress_t *progress)
 {
-    unsigned long long job = (unsigned long long)s_uint (body, "job");
-    char a[32], b[32];
-    if (strcmp (topic, "progress") == 0) {
-        printf ("%016llx progress: %llu/%llu%s chunks, %s of %s, %llu lines, %llu bad, %llu keys, "
-                "%s/s, %.1f s\n",
-                job, (unsigned long long)s_uint (body, "chunks_done"),
-                (unsigned long long)s_uint (body, "chunks_known"),
-                s_field (body, "chunks_final") && s_field (body, "chunks_final")->via.boolean ? ""
-                                                                                              : "+",
-                tl_human_bytes ((double)s_uint (body, "bytes"), a, sizeof a),
-                tl_human_bytes ((double)s_uint (body, "input_bytes"), b, sizeof b),
-                (unsigned long long)s_uint (body, "lines"),
-                (unsigned long long)s_uint (body, "bad_lines"),
-                (unsigned long long)s_uint (body, "keys"),
-                tl_human_bytes (s_real (body, "rate"), a, sizeof a), s_real (body, "seconds"));
-    } else if (strcmp (topic, "top") == 0) {
-        const msgpack_object *top = s_field (body, "top");
-        printf ("%016llx top:", job);
-        for (uint32_t i = 0; top && top->type == MSGPACK_OBJECT_ARRAY && i < top->via.array.size;
-             i++) {
-            const msgpack_object *pair = &top->via.array.ptr[i];
-            if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2) continue;
-            printf (i ? ", " : " ");
-            s_print_key (&pair->via.array.ptr[0]);
-            printf (" %llu", (unsigned long long)pair->via.array.ptr[1].via.u64);
-        }
-        printf ("\n");
-    } else if (strcmp (topic, "totals") == 0) {
-        const msgpack_object *entries = s_field (body, "entries");
+    //  One buffer per number: all three are formatted before printf reads any.
+    char bytes[32], input[32], rate[32];
+    printf ("%016llx progress: %llu/%llu%s chunks, %s of %s, %llu lines, %llu bad, %llu keys, "
+            "%s/s, %.1f s\n",
+            job, (unsigned long long)progress->chunks_done,
+            (unsigned long long)progress->chunks_known, progress->chunks_final ? "" : "+",
+            tl_human_bytes ((double)progress->bytes, bytes, sizeof bytes),
+            tl_human_bytes ((double)progress->input_bytes, input, sizeof input),
+            (unsigned long long)progress->lines, (unsigned long long)progress->bad_lines,
+            (unsigned long long)progress->keys, tl_human_bytes (progress->rate, rate, sizeof rate),
+            progress->seconds);
+}
+
+static void s_print_top (unsigned long long job, tl_feed_entries_t top)
+{
+    printf ("%016llx top:", job);
+    tl_str_t key;
+    uint64_t total;
+    for (bool first = true; tl_feed_entries_next (&top, &key, &total); first = false) {
+        printf (first ? " " : ", ");
+        s_print_key (key);
+        printf (" %llu", (unsigned long long)total);
+    }
+    printf ("\n");
+}
+
+static void s_readable (const tl_feed_msg_t *msg)
+{
+    unsigned long long job = (unsigned long long)msg->job;
+    switch (msg->topic) {
+    case TL_FEED_PROGRESS:
+        s_print_progress (job, &msg->u.progress);
+        break;
+    case TL_FEED_TOP:
+        s_print_top (job, msg->u.top);
+        break;
+    case TL_FEED_TOTALS:
         printf ("%016llx totals batch %llu/%llu: %u keys\n", job,
-                (unsigned long long)s_uint (body, "batch") + 1,
-                (unsigned long long)s_uint (body, "batches"),
-                entries && entries->type == MSGPACK_OBJECT_MAP ? entries->via.map.size : 0);
-    } else if (strcmp (topic, "done") == 0) {
-        const msgpack_object *output = s_field (body, "output");
+                (unsigned long long)msg->u.totals.batch + 1,
+                (unsigned long long)msg->u.totals.batches, msg->u.totals.entries.count);
+        break;
+    case TL_FEED_DONE: {
+        const tl_done_body_t *done = &msg->u.done;
         printf ("%016llx done: %llu keys, sum %llu, %llu lines, %llu bad, %.2f s, totals in %.*s\n",
-                job, (unsigned long long)s_uint (body, "keys"),
-                (unsigned long long)s_uint (body, "sum"),
-                (unsigned long long)s_uint (body, "lines"),
-                (unsigned long long)s_uint (body, "bad_lines"), s_real (body, "seconds"),
-                output && output->type == MSGPACK_OBJECT_STR ? (int)output->via.str.size : 0,
-                output && output->type == MSGPACK_OBJECT_STR ? output->via.str.ptr : "");
-    } else if (strcmp (topic, "failed") == 0) {
-        const msgpack_object *reason = s_field (body, "reason");
-        printf ("%016llx failed: %.*s\n", job,
-                reason && reason->type == MSGPACK_OBJECT_STR ? (int)reason->via.str.size : 0,
-                reason && reason->type == MSGPACK_OBJECT_STR ? reason->via.str.ptr : "");
-    } else
-        printf ("%s: (unknown topic)\n", topic);
+                job, (unsigned long long)done->keys, (unsigned long long)done->sum,
+                (unsigned long long)done->lines, (unsigned long long)done->bad_lines, done->seconds,
+                (int)done->output.len, done->output.ptr);
+        break;
+    }
+    case TL_FEED_FAILED:
+        printf ("%016llx failed: %.*s\n", job, (int)msg->u.reason.len, msg->u.reason.ptr);
+        break;
+    default:
+        break;
+    }
+}
+
+//  Prints a body as one JSON line, whatever its keys: the generic dump for jq.
+//  Returns 0, or -1 when msgpack-c cannot unpack it.
+static int s_print_json (const char *name, size_t name_size, const char *data, size_t size)
+{
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 4096);
+    msgpack_object body;
+    if (msgpack_unpack (data, size, NULL, &zone, &body) != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_zone_destroy (&zone);
+        return -1;
+    }
+    printf ("{\"topic\":");
+    s_json_string (name, name_size);
+    printf (",\"body\":");
+    s_json (&body);
+    printf ("}\n");
+    msgpack_zone_destroy (&zone);
+    return 0;
 }
 
 //  Prints one feed message. Returns 1 when it was "done" or "failed".
@@ -219,25 +219,23 @@ static int s_print (s_watch_t *self, tl_frames_t *in)
     char name[33];
     memcpy (name, topic, topic_size);
     name[topic_size] = 0;
-    msgpack_zone zone;
-    msgpack_zone_init (&zone, 4096);
-    msgpack_object body;
-    if (msgpack_unpack (data, body_size, NULL, &zone, &body) != MSGPACK_UNPACK_SUCCESS) {
-        msgpack_zone_destroy (&zone);
+    tl_feed_topic_t kind = tl_feed_topic_parse (topic, topic_size);
+    tl_feed_msg_t msg;
+    if (self->json) {
+        if (s_print_json (name, topic_size, data, body_size) != 0) {
+            fprintf (stderr, "tally-watch: skipped a malformed message\n");
+            return 0;
+        }
+    } else if (kind == TL_FEED_INVALID)
+        printf ("%s: (unknown topic)\n", name);
+    else if (tl_feed_decode (topic, topic_size, data, body_size, &msg) == 0)
+        s_readable (&msg);
+    else {
         fprintf (stderr, "tally-watch: skipped a malformed message\n");
         return 0;
     }
-    if (self->json) {
-        printf ("{\"topic\":");
-        s_json_string (name, topic_size);
-        printf (",\"body\":");
-        s_json (&body);
-        printf ("}\n");
-    } else
-        s_readable (name, &body);
     fflush (stdout);
-    msgpack_zone_destroy (&zone);
-    return strcmp (name, "done") == 0 || strcmp (name, "failed") == 0;
+    return kind == TL_FEED_DONE || kind == TL_FEED_FAILED;
 }
 
 int main (int argc, char **argv)
@@ -288,7 +286,7 @@ int main (int argc, char **argv)
         heard = tl_now ();
         size_t size;
         const char *topic = tl_frames_data (&in, 0, &size);
-        bool failed = size == 6 && memcmp (topic, "failed", 6) == 0;
+        bool failed = tl_feed_topic_parse (topic, size) == TL_FEED_FAILED;
         int over = s_print (&self, &in);
         tl_frames_close (&in);
         if (over && self.until_done) {

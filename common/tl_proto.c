@@ -1,20 +1,17 @@
 /*  tl_proto: encodes every message with msgpack-c's packer and decodes every frame with
-    a small hand-written reader, because frames come from the network and msgpack-c's
-    unpacker trusts the sizes a header claims (it allocates a map header's 2^32 entries
-    before looking at the bytes). The reader checks every claimed size against the bytes
-    left, so no decoder allocates more than the frame justifies.
+    the hostile-input reader of tl_msgpack_int.h, because frames come from the network
+    and msgpack-c's unpacker trusts the sizes a header claims (it allocates a map
+    header's 2^32 entries before looking at the bytes). The reader checks every claimed
+    size against the bytes left, so no decoder allocates more than the frame justifies.
 
     docs/PROTOCOL.md is the reference for the layouts written here.                    */
 
 #include "tl_proto.h"
+#include "tl_msgpack_int.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-
-//  Deepest container nesting tl_msgpack_check accepts; msgpack-c's unpacker has a
-//  stack of the same depth, so whatever passes the check it can unpack.
-#define S_DEPTH_MAX 32
 
 static const char *s_cmd_names[TL_CMD_COUNT_] = {
     "INVALID", "JOB",  "ACCEPT", "CHUNK", "PARTIAL", "END",
@@ -23,7 +20,7 @@ static const char *s_cmd_names[TL_CMD_COUNT_] = {
 
 //  Number of elements in each command's frame-1 array.
 static const uint32_t s_cmd_fields[TL_CMD_COUNT_] = {
-    [TL_CMD_JOB] = 9,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 8,
+    [TL_CMD_JOB] = 5,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 8,  [TL_CMD_PARTIAL] = 8,
     [TL_CMD_END] = 4,  [TL_CMD_ACK] = 2,    [TL_CMD_DONE] = 8,   [TL_CMD_FAIL] = 2,
     [TL_CMD_PING] = 1, [TL_CMD_PONG] = 2,   [TL_CMD_CANCEL] = 2,
 };
@@ -45,268 +42,14 @@ tl_cmd_t tl_cmd_parse (const void *data, size_t size)
 }
 
 //  ---------------------------------------------------------------------------------
-//  The reader: a cursor over a hostile frame. Every read checks the bytes left before
-//  touching them, and every header's claimed size against what the rest could hold.
+//  Readers of the protocol's own field types, on top of the generic reader.
 
-typedef struct {
-    const uint8_t *pos;  //  Next byte to read
-    const uint8_t *end;  //  One past the frame's last byte
-} s_reader_t;
-
-//  What a msgpack header announced.
-typedef enum {
-    S_NIL,
-    S_BOOL,
-    S_UINT,    //  Any non-negative integer, whatever its encoding
-    S_NEGINT,  //  A negative integer (value not kept: no field accepts one)
-    S_FLOAT,
-    S_STR,
-    S_BIN,
-    S_ARRAY,
-    S_MAP,
-    S_EXT
-} s_kind_t;
-
-typedef struct {
-    s_kind_t kind;  //  Type announced
-    uint64_t n;     //  Value (uint, bool), payload bytes (str, bin, ext incl. its type
-                    //  byte) or entries (array, map)
-    double f;       //  Value of a float
-} s_head_t;
-
-static void s_reader_init (s_reader_t *r, const void *data, size_t size)
-{
-    r->pos = (const uint8_t *)data;
-    r->end = r->pos + size;
-}
-
-static size_t s_left (const s_reader_t *r)
-{
-    return (size_t)(r->end - r->pos);
-}
-
-//  Reads an n-byte big-endian unsigned number at p (n <= 8).
-static uint64_t s_be (const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-//  Consumes n bytes following a one-byte tag and returns them as a number, or -1 when
-//  the frame ends first.
-static int s_tail (s_reader_t *r, size_t n, uint64_t *v)
-{
-    if (s_left (r) < n) return -1;
-    *v = s_be (r->pos, n);
-    r->pos += n;
-    return 0;
-}
-
-//  Reads a signed big-endian integer of n bytes: S_UINT when >= 0, else S_NEGINT.
-static int s_signed (s_reader_t *r, size_t n, s_head_t *h)
-{
-    if (s_tail (r, n, &h->n) == -1) return -1;
-    bool negative = (h->n >> (8 * n - 1)) & 1;
-    h->kind = negative ? S_NEGINT : S_UINT;
-    return 0;
-}
-
-//  Sets a header whose size the tag itself gave (fixmap, fixarray, fixstr, fixext),
-//  checking it against the bytes left as the longer forms are.
-static int s_fits (s_reader_t *r, s_kind_t kind, uint64_t n, s_head_t *h)
-{
-    uint64_t min_bytes = kind == S_MAP ? 2 * n : n;
-    if (min_bytes > s_left (r)) return -1;
-    h->kind = kind;
-    h->n = n;
-    return 0;
-}
-
-//  Reads a length of n bytes for a payload (str, bin, ext) and checks that the payload
-//  (plus extra bytes, the ext type) fits in what is left.
-static int s_payload (s_reader_t *r, size_t n, uint64_t extra, s_kind_t kind, s_head_t *h)
-{
-    uint64_t len;
-    if (s_tail (r, n, &len) == -1) return -1;
-    return s_fits (r, kind, len + extra, h);
-}
-
-//  Reads a container count of n bytes; each array element needs at least one byte and
-//  each map entry two, which bounds the count by the bytes left.
-static int s_container (s_reader_t *r, size_t n, s_kind_t kind, s_head_t *h)
-{
-    uint64_t count;
-    if (s_tail (r, n, &count) == -1) return -1;
-    return s_fits (r, kind, count, h);
-}
-
-static int s_float (s_reader_t *r, size_t n, s_head_t *h)
-{
-    uint64_t bits;
-    if (s_tail (r, n, &bits) == -1) return -1;
-    if (n == 4) {
-        uint32_t bits32 = (uint32_t)bits;
-        float f;
-        memcpy (&f, &bits32, sizeof f);
-        h->f = f;
-    } else
-        memcpy (&h->f, &bits, sizeof h->f);
-    h->kind = S_FLOAT;
-    return 0;
-}
-
-//  Reads one header (not a str/bin/ext payload, nor a container's elements). Returns 0,
-//  or -1 when the frame ends inside the header, the byte is never used (0xc1), or the
-//  header claims more than the rest of the frame could hold.
-static int s_read_head (s_reader_t *r, s_head_t *h)
-{
-    if (r->pos == r->end) return -1;
-    uint8_t tag = *r->pos++;
-    if (tag <= 0x7f) {
-        h->kind = S_UINT;
-        h->n = tag;
-        return 0;
-    }
-    if (tag >= 0xe0) {
-        h->kind = S_NEGINT;
-        return 0;
-    }
-    if (tag <= 0x8f) return s_fits (r, S_MAP, tag & 0x0f, h);
-    if (tag <= 0x9f) return s_fits (r, S_ARRAY, tag & 0x0f, h);
-    if (tag <= 0xbf) return s_fits (r, S_STR, tag & 0x1f, h);
-    switch (tag) {
-    case 0xc0:
-        h->kind = S_NIL;
-        return 0;
-    case 0xc2:
-    case 0xc3:
-        h->kind = S_BOOL;
-        h->n = tag == 0xc3;
-        return 0;
-    case 0xc4:
-        return s_payload (r, 1, 0, S_BIN, h);
-    case 0xc5:
-        return s_payload (r, 2, 0, S_BIN, h);
-    case 0xc6:
-        return s_payload (r, 4, 0, S_BIN, h);
-    case 0xc7:
-        return s_payload (r, 1, 1, S_EXT, h);
-    case 0xc8:
-        return s_payload (r, 2, 1, S_EXT, h);
-    case 0xc9:
-        return s_payload (r, 4, 1, S_EXT, h);
-    case 0xca:
-        return s_float (r, 4, h);
-    case 0xcb:
-        return s_float (r, 8, h);
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-        h->kind = S_UINT;
-        return s_tail (r, (size_t)1 << (tag - 0xcc), &h->n);
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3:
-        return s_signed (r, (size_t)1 << (tag - 0xd0), h);
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-        return s_fits (r, S_EXT, 1 + ((uint64_t)1 << (tag - 0xd4)), h);
-    case 0xd9:
-        return s_payload (r, 1, 0, S_STR, h);
-    case 0xda:
-        return s_payload (r, 2, 0, S_STR, h);
-    case 0xdb:
-        return s_payload (r, 4, 0, S_STR, h);
-    case 0xdc:
-        return s_container (r, 2, S_ARRAY, h);
-    case 0xdd:
-        return s_container (r, 4, S_ARRAY, h);
-    case 0xde:
-        return s_container (r, 2, S_MAP, h);
-    case 0xdf:
-        return s_container (r, 4, S_MAP, h);
-    default:  //  0xc1: never used
-        return -1;
-    }
-}
-
-//  Reads a non-negative integer no larger than max.
-static int s_read_uint (s_reader_t *r, uint64_t max, uint64_t *value)
-{
-    s_head_t h;
-    if (s_read_head (r, &h) == -1 || h.kind != S_UINT || h.n > max) return -1;
-    *value = h.n;
-    return 0;
-}
-
-static int s_read_u64 (s_reader_t *r, uint64_t *value)
-{
-    return s_read_uint (r, UINT64_MAX, value);
-}
-
-static int s_read_u32 (s_reader_t *r, uint32_t *value)
-{
-    uint64_t v;
-    if (s_read_uint (r, UINT32_MAX, &v) == -1) return -1;
-    *value = (uint32_t)v;
-    return 0;
-}
-
-static int s_read_bool (s_reader_t *r, bool *value)
-{
-    s_head_t h;
-    if (s_read_head (r, &h) == -1 || h.kind != S_BOOL) return -1;
-    *value = h.n != 0;
-    return 0;
-}
-
-//  Reads a float32, float64 or non-negative integer as a double.
-static int s_read_double (s_reader_t *r, double *value)
-{
-    s_head_t h;
-    if (s_read_head (r, &h) == -1) return -1;
-    if (h.kind == S_FLOAT)
-        *value = h.f;
-    else if (h.kind == S_UINT)
-        *value = (double)h.n;
-    else
-        return -1;
-    return 0;
-}
-
-//  Reads a str or bin of at most max bytes; the result points into the frame.
-static int s_read_str (s_reader_t *r, size_t max, tl_str_t *str)
-{
-    s_head_t h;
-    if (s_read_head (r, &h) == -1 || (h.kind != S_STR && h.kind != S_BIN) || h.n > max) return -1;
-    str->ptr = (const char *)r->pos;
-    str->len = (size_t)h.n;
-    r->pos += h.n;
-    return 0;
-}
-
-//  Reads an array header of at most max elements.
-static int s_read_array (s_reader_t *r, uint32_t max, uint32_t *count)
-{
-    s_head_t h;
-    if (s_read_head (r, &h) == -1 || h.kind != S_ARRAY || h.n > max) return -1;
-    *count = (uint32_t)h.n;
-    return 0;
-}
-
-//  Reads a format name. CHUNK carries a concrete format, JOB may carry "auto".
-static int s_read_format (s_reader_t *r, bool allow_auto, tl_format_t *format)
+//  Reads a concrete format's name: "auto" is for people, the ventilator resolves it.
+static int s_read_format (tl__mp_reader_t *r, tl_format_t *format)
 {
     tl_str_t name;
-    if (s_read_str (r, 32, &name) == -1) return -1;
-    for (int f = allow_auto ? TL_FORMAT_AUTO : TL_FORMAT_AUTO + 1; f < TL_FORMAT_COUNT_; f++) {
+    if (tl__mp_read_str (r, 32, &name) == -1) return -1;
+    for (int f = TL_FORMAT_AUTO + 1; f < TL_FORMAT_COUNT_; f++) {
         const char *known = tl_format_name ((tl_format_t)f);
         if (strlen (known) == name.len && memcmp (known, name.ptr, name.len) == 0) {
             *format = (tl_format_t)f;
@@ -316,121 +59,112 @@ static int s_read_format (s_reader_t *r, bool allow_auto, tl_format_t *format)
     return -1;
 }
 
-static int s_read_filter (s_reader_t *r, tl_filter_t *filter)
+static int s_read_filter (tl__mp_reader_t *r, tl_filter_t *filter)
 {
-    if (s_read_u32 (r, &filter->year_min) == -1 || s_read_u32 (r, &filter->year_max) == -1 ||
-        s_read_bool (r, &filter->skip_pos) == -1)
+    if (tl__mp_read_u32 (r, &filter->year_min) == -1 ||
+        tl__mp_read_u32 (r, &filter->year_max) == -1 ||
+        tl__mp_read_bool (r, &filter->skip_pos) == -1)
         return -1;
     return 0;
-}
-
-//  Skips one object of any type whose containers sit at depth (0 for the frame's).
-static int s_skip (s_reader_t *r, int depth)
-{
-    s_head_t h;
-    if (s_read_head (r, &h) == -1) return -1;
-    switch (h.kind) {
-    case S_STR:
-    case S_BIN:
-    case S_EXT:
-        r->pos += h.n;  //  s_read_head checked that the payload fits
-        return 0;
-    case S_ARRAY:
-    case S_MAP: {
-        if (depth >= S_DEPTH_MAX) return -1;
-        uint64_t objects = h.kind == S_MAP ? 2 * h.n : h.n;
-        for (uint64_t i = 0; i < objects; i++)
-            if (s_skip (r, depth + 1) == -1) return -1;
-        return 0;
-    }
-    default:
-        return 0;
-    }
 }
 
 int tl_msgpack_check (const void *data, size_t size)
 {
     assert (data || size == 0);
-    s_reader_t r;
-    s_reader_init (&r, data, size);
-    if (s_skip (&r, 0) == -1 || r.pos != r.end) return -1;
+    tl__mp_reader_t r;
+    tl__mp_init (&r, data, size);
+    if (tl__mp_skip (&r, 0) == -1 || !tl__mp_at_end (&r)) return -1;
     return 0;
 }
 
 //  ---------------------------------------------------------------------------------
-//  Frame-1 decoders, one per body layout. Each reads the fields that follow the job id.
+//  Frame-1 decoders, one per body layout. Each reads the fields that follow the job id;
+//  tl_msg_decode has checked the array's element count, except JOB's.
 
-static int s_decode_job (s_reader_t *r, tl_job_body_t *job)
+//  Reads a JOB's fields; fields is the array's element count, job id included.
+static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, tl_job_body_t *job)
 {
+    if (fields < 2 || tl__mp_read_u32 (r, &job->version) == -1) return -1;
+    if (job->version != TL_PROTO_VERSION) {
+        //  Every version starts JOB with [job, version]. The rest of another version's
+        //  layout is only checked to be msgpack, so that the sink can answer with a FAIL
+        //  that names both versions instead of dropping the JOB as malformed (which
+        //  would leave the ventilator waiting for its timeout).
+        for (uint32_t i = 2; i < fields; i++)
+            if (tl__mp_skip (r, 1) == -1) return -1;
+        return 0;
+    }
     uint32_t nfiles;
-    if (s_read_u32 (r, &job->version) == -1 || s_read_format (r, true, &job->format) == -1 ||
-        s_read_filter (r, &job->filter) == -1 || s_read_bool (r, &job->strict) == -1 ||
-        s_read_u64 (r, &job->input_bytes) == -1 || s_read_array (r, TL_FILES_MAX, &nfiles) == -1)
+    if (fields != s_cmd_fields[TL_CMD_JOB] || tl__mp_read_bool (r, &job->strict) == -1 ||
+        tl__mp_read_u64 (r, &job->input_bytes) == -1 ||
+        tl__mp_read_array (r, TL_FILES_MAX, &nfiles) == -1)
         return -1;
     if (nfiles > 0) {
-        //  s_read_array checked that each file has a byte in the frame, so this is at
+        //  tl__mp_read_array checked that each file has a byte in the frame, so this is at
         //  most sizeof (tl_str_t) times the frame's size.
         job->files = calloc (nfiles, sizeof (tl_str_t));
         if (!job->files) return -1;
     }
     job->nfiles = nfiles;
     for (uint32_t i = 0; i < nfiles; i++)
-        if (s_read_str (r, TL_TEXT_MAX, &job->files[i]) == -1) return -1;
+        if (tl__mp_read_str (r, TL_TEXT_MAX, &job->files[i]) == -1) return -1;
     return 0;
 }
 
-static int s_decode_chunk (s_reader_t *r, tl_chunk_body_t *chunk)
+static int s_decode_chunk (tl__mp_reader_t *r, tl_chunk_body_t *chunk)
 {
-    if (s_read_u64 (r, &chunk->chunk) == -1 || s_read_u32 (r, &chunk->file) == -1 ||
-        s_read_str (r, TL_TEXT_MAX, &chunk->path) == -1 || s_read_u64 (r, &chunk->offset) == -1 ||
-        s_read_format (r, false, &chunk->format) == -1 || s_read_filter (r, &chunk->filter) == -1)
+    if (tl__mp_read_u64 (r, &chunk->chunk) == -1 || tl__mp_read_u32 (r, &chunk->file) == -1 ||
+        tl__mp_read_u64 (r, &chunk->offset) == -1 || s_read_format (r, &chunk->format) == -1 ||
+        s_read_filter (r, &chunk->filter) == -1)
         return -1;
     return 0;
 }
 
-static int s_decode_partial (s_reader_t *r, tl_partial_body_t *partial)
+static int s_decode_partial (tl__mp_reader_t *r, tl_partial_body_t *partial)
 {
-    if (s_read_u64 (r, &partial->chunk) == -1 || s_read_u32 (r, &partial->file) == -1 ||
-        s_read_u64 (r, &partial->bytes) == -1 || s_read_u64 (r, &partial->lines) == -1 ||
-        s_read_u64 (r, &partial->bad_lines) == -1 || s_read_u64 (r, &partial->filtered) == -1 ||
-        s_read_array (r, TL_BAD_SAMPLES, &partial->bad_samples) == -1)
+    if (tl__mp_read_u64 (r, &partial->chunk) == -1 || tl__mp_read_u32 (r, &partial->file) == -1 ||
+        tl__mp_read_u64 (r, &partial->bytes) == -1 || tl__mp_read_u64 (r, &partial->lines) == -1 ||
+        tl__mp_read_u64 (r, &partial->bad_lines) == -1 ||
+        tl__mp_read_u64 (r, &partial->filtered) == -1 ||
+        tl__mp_read_array (r, TL_BAD_SAMPLES, &partial->bad_samples) == -1)
         return -1;
     for (uint32_t i = 0; i < partial->bad_samples; i++)
-        if (s_read_u64 (r, &partial->bad_offset[i]) == -1) return -1;
+        if (tl__mp_read_u64 (r, &partial->bad_offset[i]) == -1) return -1;
     return 0;
 }
 
-static int s_decode_end (s_reader_t *r, tl_end_body_t *end)
+static int s_decode_end (tl__mp_reader_t *r, tl_end_body_t *end)
 {
-    if (s_read_u64 (r, &end->chunks) == -1 || s_read_u64 (r, &end->bytes) == -1 ||
-        s_read_u64 (r, &end->bad_lines) == -1)
+    if (tl__mp_read_u64 (r, &end->chunks) == -1 || tl__mp_read_u64 (r, &end->bytes) == -1 ||
+        tl__mp_read_u64 (r, &end->bad_lines) == -1)
         return -1;
     return 0;
 }
 
-static int s_decode_ack (s_reader_t *r, tl_ack_body_t *ack)
+static int s_decode_ack (tl__mp_reader_t *r, tl_ack_body_t *ack)
 {
-    if (s_read_array (r, TL_ACK_MAX, &ack->count) == -1) return -1;
+    if (tl__mp_read_array (r, TL_ACK_MAX, &ack->count) == -1) return -1;
     for (uint32_t i = 0; i < ack->count; i++)
-        if (s_read_u64 (r, &ack->chunk[i]) == -1) return -1;
+        if (tl__mp_read_u64 (r, &ack->chunk[i]) == -1) return -1;
     return 0;
 }
 
-static int s_decode_done (s_reader_t *r, tl_done_body_t *done)
+static int s_decode_done (tl__mp_reader_t *r, tl_done_body_t *done)
 {
-    if (s_read_u64 (r, &done->keys) == -1 || s_read_u64 (r, &done->sum) == -1 ||
-        s_read_u64 (r, &done->lines) == -1 || s_read_u64 (r, &done->bad_lines) == -1 ||
-        s_read_u64 (r, &done->filtered) == -1 || s_read_double (r, &done->seconds) == -1 ||
-        s_read_str (r, TL_TEXT_MAX, &done->output) == -1)
+    if (tl__mp_read_u64 (r, &done->keys) == -1 || tl__mp_read_u64 (r, &done->sum) == -1 ||
+        tl__mp_read_u64 (r, &done->lines) == -1 || tl__mp_read_u64 (r, &done->bad_lines) == -1 ||
+        tl__mp_read_u64 (r, &done->filtered) == -1 ||
+        tl__mp_read_double (r, &done->seconds) == -1 ||
+        tl__mp_read_str (r, TL_TEXT_MAX, &done->output) == -1)
         return -1;
     return 0;
 }
 
-static int s_decode_body (s_reader_t *r, tl_msg_t *msg)
+static int s_decode_body (tl__mp_reader_t *r, uint32_t fields, tl_msg_t *msg)
 {
     switch (msg->cmd) {
     case TL_CMD_JOB:
-        return s_decode_job (r, &msg->u.job);
+        return s_decode_job (r, fields, &msg->u.job);
     case TL_CMD_CHUNK:
         return s_decode_chunk (r, &msg->u.chunk);
     case TL_CMD_PARTIAL:
@@ -443,9 +177,9 @@ static int s_decode_body (s_reader_t *r, tl_msg_t *msg)
         return s_decode_done (r, &msg->u.done);
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
-        return s_read_str (r, TL_TEXT_MAX, &msg->u.reason);
+        return tl__mp_read_str (r, TL_TEXT_MAX, &msg->u.reason);
     case TL_CMD_PONG:
-        return s_read_u64 (r, &msg->u.merged);
+        return tl__mp_read_u64 (r, &msg->u.merged);
     default:  //  ACCEPT, PING: the job id is all
         return 0;
     }
@@ -458,11 +192,13 @@ int tl_msg_decode (tl_cmd_t cmd, const void *data, size_t size, tl_msg_t *msg)
     memset (msg, 0, sizeof *msg);
     if (cmd <= TL_CMD_INVALID || cmd >= TL_CMD_COUNT_) return -1;
     msg->cmd = cmd;
-    s_reader_t r;
-    s_reader_init (&r, data, size);
+    tl__mp_reader_t r;
+    tl__mp_init (&r, data, size);
     uint32_t fields;
-    if (s_read_array (&r, UINT32_MAX, &fields) == -1 || fields != s_cmd_fields[cmd] ||
-        s_read_u64 (&r, &msg->job) == -1 || s_decode_body (&r, msg) == -1 || r.pos != r.end) {
+    bool counted = cmd != TL_CMD_JOB;  //  s_decode_job checks JOB's count by its version
+    if (tl__mp_read_array (&r, UINT32_MAX, &fields) == -1 || fields < 1 ||
+        (counted && fields != s_cmd_fields[cmd]) || tl__mp_read_u64 (&r, &msg->job) == -1 ||
+        s_decode_body (&r, fields, msg) == -1 || !tl__mp_at_end (&r)) {
         tl_msg_reset (msg);
         return -1;
     }
@@ -481,29 +217,10 @@ void tl_msg_reset (tl_msg_t *msg)
 //  sent that the peer must refuse), then packs; on failure the buffer is cut back to
 //  where it was, so a caller never sends half a frame.
 
-static int s_pack_str (msgpack_packer *pk, const char *ptr, size_t len)
-{
-    assert (ptr || len == 0);
-    if (msgpack_pack_str (pk, len) != 0) return -1;
-    return len ? msgpack_pack_str_body (pk, ptr, len) : 0;
-}
-
-static int s_pack_bin (msgpack_packer *pk, const char *ptr, size_t len)
-{
-    assert (ptr || len == 0);
-    if (msgpack_pack_bin (pk, len) != 0) return -1;
-    return len ? msgpack_pack_bin_body (pk, ptr, len) : 0;
-}
-
-//  A NUL-terminated string as str (feed keys, format names).
-static int s_pack_cstr (msgpack_packer *pk, const char *key)
-{
-    return s_pack_str (pk, key, strlen (key));
-}
-
 static int s_pack_format (msgpack_packer *pk, tl_format_t format)
 {
-    return s_pack_cstr (pk, tl_format_name (format));
+    const char *name = tl_format_name (format);
+    return tl__mp_pack_str (pk, name, strlen (name));
 }
 
 static int s_pack_filter (msgpack_packer *pk, const tl_filter_t *filter)
@@ -525,7 +242,7 @@ static bool s_body_refused (const tl_msg_t *msg)
             if (msg->u.job.files[i].len > TL_TEXT_MAX) return true;
         return false;
     case TL_CMD_CHUNK:
-        return msg->u.chunk.path.len > TL_TEXT_MAX || msg->u.chunk.format == TL_FORMAT_AUTO;
+        return msg->u.chunk.format == TL_FORMAT_AUTO;
     case TL_CMD_DONE:
         return msg->u.done.output.len > TL_TEXT_MAX;
     case TL_CMD_FAIL:
@@ -543,20 +260,17 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
     case TL_CMD_JOB: {
         const tl_job_body_t *job = &msg->u.job;
         rc |= msgpack_pack_uint32 (pk, job->version);
-        rc |= s_pack_format (pk, job->format);
-        rc |= s_pack_filter (pk, &job->filter);
         rc |= job->strict ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
         rc |= msgpack_pack_uint64 (pk, job->input_bytes);
         rc |= msgpack_pack_array (pk, job->nfiles);
         for (uint32_t i = 0; i < job->nfiles && rc == 0; i++)
-            rc |= s_pack_str (pk, job->files[i].ptr, job->files[i].len);
+            rc |= tl__mp_pack_str (pk, job->files[i].ptr, job->files[i].len);
         break;
     }
     case TL_CMD_CHUNK: {
         const tl_chunk_body_t *chunk = &msg->u.chunk;
         rc |= msgpack_pack_uint64 (pk, chunk->chunk);
         rc |= msgpack_pack_uint32 (pk, chunk->file);
-        rc |= s_pack_str (pk, chunk->path.ptr, chunk->path.len);
         rc |= msgpack_pack_uint64 (pk, chunk->offset);
         rc |= s_pack_format (pk, chunk->format);
         rc |= s_pack_filter (pk, &chunk->filter);
@@ -595,12 +309,12 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_uint64 (pk, done->bad_lines);
         rc |= msgpack_pack_uint64 (pk, done->filtered);
         rc |= msgpack_pack_double (pk, done->seconds);
-        rc |= s_pack_str (pk, done->output.ptr, done->output.len);
+        rc |= tl__mp_pack_str (pk, done->output.ptr, done->output.len);
         break;
     }
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
-        rc |= s_pack_str (pk, msg->u.reason.ptr, msg->u.reason.len);
+        rc |= tl__mp_pack_str (pk, msg->u.reason.ptr, msg->u.reason.len);
         break;
     case TL_CMD_PONG:
         rc |= msgpack_pack_uint64 (pk, msg->u.merged);
@@ -616,7 +330,6 @@ int tl_msg_encode (const tl_msg_t *msg, msgpack_sbuffer *buf)
     assert (msg);
     assert (buf);
     assert (msg->cmd > TL_CMD_INVALID && msg->cmd < TL_CMD_COUNT_);
-    assert (msg->cmd != TL_CMD_JOB || msg->u.job.format < TL_FORMAT_COUNT_);
     assert (msg->cmd != TL_CMD_CHUNK || msg->u.chunk.format < TL_FORMAT_COUNT_);
     if (s_body_refused (msg)) return -1;
     size_t start = buf->size;
@@ -646,7 +359,7 @@ int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf)
     size_t cursor = 0;
     tl_entry_t entry;
     while (rc == 0 && tl_table_next (table, &cursor, &entry))
-        rc = s_pack_bin (&pk, entry.key, entry.len) | msgpack_pack_uint64 (&pk, entry.count);
+        rc = tl__mp_pack_bin (&pk, entry.key, entry.len) | msgpack_pack_uint64 (&pk, entry.count);
     if (rc != 0) {
         buf->size = start;
         return -1;
@@ -656,9 +369,9 @@ int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf)
 
 //  Reads one entry of a map frame: a str or bin key of at most TL_KEY_MAX bytes and a
 //  non-negative integer.
-static int s_read_entry (s_reader_t *r, tl_str_t *key, uint64_t *count)
+static int s_read_entry (tl__mp_reader_t *r, tl_str_t *key, uint64_t *count)
 {
-    if (s_read_str (r, TL_KEY_MAX, key) == -1 || s_read_u64 (r, count) == -1) return -1;
+    if (tl__mp_read_str (r, TL_KEY_MAX, key) == -1 || tl__mp_read_u64 (r, count) == -1) return -1;
     return 0;
 }
 
@@ -667,23 +380,23 @@ int tl_map_merge (const void *data, size_t size, tl_table_t *table, uint64_t *en
     assert (data || size == 0);
     assert (table);
     if (entries) *entries = 0;
-    s_reader_t r;
-    s_head_t h;
+    tl__mp_reader_t r;
+    tl__mp_head_t h;
     tl_str_t key;
     uint64_t count;
 
     //  Pass 1: validate everything, so a bad frame merges nothing.
-    s_reader_init (&r, data, size);
-    if (s_read_head (&r, &h) == -1 || h.kind != S_MAP) return -1;
+    tl__mp_init (&r, data, size);
+    if (tl__mp_read_head (&r, &h) == -1 || h.kind != TL__MP_MAP) return -1;
     uint64_t n = h.n;
     for (uint64_t i = 0; i < n; i++)
         if (s_read_entry (&r, &key, &count) == -1) return -1;
-    if (r.pos != r.end) return -1;
+    if (!tl__mp_at_end (&r)) return -1;
 
     //  Pass 2: merge. Only running out of memory can fail now, and the table API has
     //  no undo: the entries added so far stay (the caller drops the job anyway).
-    s_reader_init (&r, data, size);
-    (void)s_read_head (&r, &h);
+    tl__mp_init (&r, data, size);
+    (void)tl__mp_read_head (&r, &h);
     int rc = 0;
     for (uint64_t i = 0; i < n; i++) {
         (void)s_read_entry (&r, &key, &count);
@@ -693,128 +406,4 @@ int tl_map_merge (const void *data, size_t size, tl_table_t *table, uint64_t *en
     }
     if (entries) *entries = n;
     return rc;
-}
-
-//  ---------------------------------------------------------------------------------
-//  The feed: [topic, map with str keys]. Nothing decodes these in C but tally-watch
-//  (through tl_msgpack_check and msgpack_unpack), so they are plain msgpack maps that
-//  any language reads by key.
-
-//  Starts a feed body; remembers where, so a failure can cut it back.
-static void s_feed_start (msgpack_sbuffer *buf, msgpack_packer *pk, size_t *start)
-{
-    assert (buf);
-    *start = buf->size;
-    msgpack_packer_init (pk, buf, msgpack_sbuffer_write);
-}
-
-static int s_feed_end (msgpack_sbuffer *buf, size_t start, int rc)
-{
-    if (rc != 0) {
-        buf->size = start;
-        return -1;
-    }
-    return 0;
-}
-
-static int s_pack_u64_field (msgpack_packer *pk, const char *key, uint64_t value)
-{
-    return s_pack_cstr (pk, key) | msgpack_pack_uint64 (pk, value);
-}
-
-static int s_pack_double_field (msgpack_packer *pk, const char *key, double value)
-{
-    return s_pack_cstr (pk, key) | msgpack_pack_double (pk, value);
-}
-
-int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf)
-{
-    assert (progress);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 11);
-    rc |= s_pack_u64_field (&pk, "job", progress->job);
-    rc |= s_pack_u64_field (&pk, "chunks_done", progress->chunks_done);
-    rc |= s_pack_u64_field (&pk, "chunks_known", progress->chunks_known);
-    rc |= s_pack_cstr (&pk, "chunks_final");
-    rc |= progress->chunks_final ? msgpack_pack_true (&pk) : msgpack_pack_false (&pk);
-    rc |= s_pack_u64_field (&pk, "bytes", progress->bytes);
-    rc |= s_pack_u64_field (&pk, "input_bytes", progress->input_bytes);
-    rc |= s_pack_u64_field (&pk, "lines", progress->lines);
-    rc |= s_pack_u64_field (&pk, "bad_lines", progress->bad_lines);
-    rc |= s_pack_u64_field (&pk, "keys", progress->keys);
-    rc |= s_pack_double_field (&pk, "rate", progress->rate);
-    rc |= s_pack_double_field (&pk, "seconds", progress->seconds);
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf)
-{
-    assert (entries || n == 0);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 2);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_cstr (&pk, "top");
-    rc |= msgpack_pack_array (&pk, n);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc |= msgpack_pack_array (&pk, 2);
-        rc |= s_pack_bin (&pk, entries[i].key, entries[i].len);
-        rc |= msgpack_pack_uint64 (&pk, entries[i].count);
-    }
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
-                    size_t n, msgpack_sbuffer *buf)
-{
-    assert (entries || n == 0);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 4);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_u64_field (&pk, "batch", batch);
-    rc |= s_pack_u64_field (&pk, "batches", batches);
-    rc |= s_pack_cstr (&pk, "entries");
-    rc |= msgpack_pack_map (&pk, n);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc |= s_pack_bin (&pk, entries[i].key, entries[i].len);
-        rc |= msgpack_pack_uint64 (&pk, entries[i].count);
-    }
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf)
-{
-    assert (done);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 8);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_u64_field (&pk, "keys", done->keys);
-    rc |= s_pack_u64_field (&pk, "sum", done->sum);
-    rc |= s_pack_u64_field (&pk, "lines", done->lines);
-    rc |= s_pack_u64_field (&pk, "bad_lines", done->bad_lines);
-    rc |= s_pack_u64_field (&pk, "filtered", done->filtered);
-    rc |= s_pack_double_field (&pk, "seconds", done->seconds);
-    rc |= s_pack_cstr (&pk, "output");
-    rc |= s_pack_str (&pk, done->output.ptr, done->output.len);
-    return s_feed_end (buf, start, rc);
-}
-
-int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf)
-{
-    assert (reason);
-    msgpack_packer pk;
-    size_t start;
-    s_feed_start (buf, &pk, &start);
-    int rc = msgpack_pack_map (&pk, 2);
-    rc |= s_pack_u64_field (&pk, "job", job);
-    rc |= s_pack_cstr (&pk, "reason");
-    rc |= s_pack_cstr (&pk, reason);
-    return s_feed_end (buf, start, rc);
 }

@@ -10,7 +10,7 @@
     that claim more entries than the frame could hold, and trailing bytes are errors
     (-1), never a crash or an allocation larger than the frame justifies.
 
-    The feed that the sink publishes is [topic, msgpack map] and is encoded here too. */
+    The feed that the sink publishes ([topic, msgpack map]) is tl_feed.h.            */
 
 #ifndef TL_PROTO_H_INCLUDED
 #define TL_PROTO_H_INCLUDED
@@ -19,13 +19,15 @@
 #include "tl_table.h"
 #include <msgpack.h>
 
-//  Version carried in JOB; a sink refuses a job of another version.
-#define TL_PROTO_VERSION 1
+//  Version carried in JOB; a sink refuses a job of another version. 2: JOB lost format
+//  and filters, CHUNK lost path (nothing read them).
+#define TL_PROTO_VERSION 2
 //  Most chunk ids one ACK carries.
 #define TL_ACK_MAX 64
 //  Most files in one job.
 #define TL_FILES_MAX 65536
-//  Most bytes of a FAIL/CANCEL reason or a path that decoding accepts.
+//  Most bytes of a FAIL/CANCEL reason, a file name or an output path that decoding
+//  accepts.
 #define TL_TEXT_MAX 4096
 
 typedef enum {
@@ -50,10 +52,11 @@ typedef struct {
     size_t len;       //  Length
 } tl_str_t;
 
+//  A JOB of another version than TL_PROTO_VERSION decodes with only job and version
+//  set (every version starts with those two), so that the sink can say why it refuses
+//  it: check version before anything else.
 typedef struct {
-    uint32_t version;      //  TL_PROTO_VERSION
-    tl_format_t format;    //  As the user asked (may be AUTO)
-    tl_filter_t filter;    //  Filters applied by the workers
+    uint32_t version;      //  TL_PROTO_VERSION, or the peer's when it speaks another
     bool strict;           //  Malformed lines fail the job instead of being skipped
     uint64_t input_bytes;  //  Sum of the input files' sizes (on disk)
     uint32_t nfiles;       //  Number of files
@@ -63,7 +66,6 @@ typedef struct {
 typedef struct {
     uint64_t chunk;      //  Chunk id, 0.. in the order the ventilator cut them
     uint32_t file;       //  Index of the source file in the job
-    tl_str_t path;       //  Name of the source file
     uint64_t offset;     //  Byte offset of the first line in the (decompressed) file
     tl_format_t format;  //  Concrete format of these lines
     tl_filter_t filter;  //  Filters to apply
@@ -145,33 +147,5 @@ int tl_map_merge (const void *data, size_t size, tl_table_t *table, uint64_t *en
 //  containers' claimed sizes fit in the bytes, nested at most 32 deep. Returns 0 or -1.
 //  Call it before handing a hostile frame to msgpack_unpack.
 int tl_msgpack_check (const void *data, size_t size);
-
-//  --- The feed (PUB), topic frame then a msgpack map body ---
-//  Topics: "progress", "top", "totals", "done", "failed".
-
-typedef struct {
-    uint64_t job;           //  Job id
-    uint64_t chunks_done;   //  Chunks merged
-    uint64_t chunks_known;  //  Chunks known to exist (total once END arrived)
-    bool chunks_final;      //  chunks_known is the job's total
-    uint64_t bytes;         //  Payload bytes merged
-    uint64_t input_bytes;   //  Input size announced in JOB
-    uint64_t lines;         //  Lines merged
-    uint64_t bad_lines;     //  Malformed lines so far
-    uint64_t keys;          //  Distinct keys so far
-    double rate;            //  Bytes per second, recent
-    double seconds;         //  Since the job started
-} tl_progress_t;
-
-int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf);
-//  {"job", "top": [[key bin, count], ...]} with n entries.
-int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf);
-//  {"job", "batch", "batches", "entries": {key bin: total}} for n entries.
-int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
-                    size_t n, msgpack_sbuffer *buf);
-//  {"job", "keys", "sum", "lines", "bad_lines", "filtered", "seconds", "output"}.
-int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf);
-//  {"job", "reason"}.
-int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf);
 
 #endif

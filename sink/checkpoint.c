@@ -1,8 +1,9 @@
 /*  tl_checkpoint: the checkpoint file format, written and read back (see checkpoint.h).
 
-    File: "TLYCKP01", then four parts, each a little-endian uint64 length and bytes:
-    the job as a JOB frame 1; a msgpack array of the counters; the merged chunk ids
-    and the totals, each as a PARTIAL-style map (ids as 8-byte keys). The format only
+    File: "TLYCKP02", then four parts, each a little-endian uint64 length and bytes:
+    the job as a JOB frame 1 (protocol version 2: a TLYCKP01 file, with a version 1
+    JOB, is refused as malformed); a msgpack array of the counters; the merged chunk
+    ids and the totals, each as a PARTIAL-style map (ids as 8-byte keys). The format only
     has to be read by the sink that wrote it (or the next version of it): its parts
     are the protocol's own encodings, so one set of hostile-input checks covers both. */
 
@@ -19,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_MAGIC "TLYCKP01"
+#define S_MAGIC "TLYCKP02"
 
 //  Counters in the msgpack array, in this order, then the job's age as a float.
 #define S_COUNTERS 12
@@ -42,8 +43,6 @@ static int s_encode_job (tl_job_t *job, msgpack_sbuffer *buf)
     }
     tl_msg_t msg = {.cmd = TL_CMD_JOB, .job = tl_job_id (job)};
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
-                                .format = TL_FORMAT_AUTO,
-                                .filter = TL_FILTER_NONE,
                                 .input_bytes = tl_job_input_bytes (job),
                                 .nfiles = nfiles,
                                 .files = names};

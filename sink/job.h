@@ -9,6 +9,7 @@
 #ifndef TL_JOB_H_INCLUDED
 #define TL_JOB_H_INCLUDED
 
+#include "tl_feed.h"
 #include "tl_proto.h"
 
 typedef struct _tl_job_t tl_job_t;

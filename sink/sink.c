@@ -10,6 +10,7 @@
 
 #include "tl_opts.h"
 #include "tl_clock.h"
+#include "tl_feed.h"
 #include "tl_sock.h"
 #include "checkpoint.h"
 #include "job.h"

@@ -72,8 +72,6 @@ static void s_send_job (s_vent_t *self)
     for (size_t i = 0; i < self->files.count; i++)
         names[i] = (tl_str_t){self->files.names[i], strlen (self->files.names[i])};
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
-                                .format = self->spec.format,
-                                .filter = self->spec.filter,
                                 .strict = self->spec.strict,
                                 .input_bytes = self->files.bytes,
                                 .nfiles = (uint32_t)self->files.count,
@@ -89,10 +87,8 @@ static int s_send_chunk (s_vent_t *self, const tl_window_slot_t *slot)
 {
     tl_msg_t msg;
     s_msg_init (self, &msg, TL_CMD_CHUNK);
-    const char *path = self->files.names[slot->chunk.file];
     msg.u.chunk = (tl_chunk_body_t){.chunk = slot->id,
                                     .file = slot->chunk.file,
-                                    .path = {path, strlen (path)},
                                     .offset = slot->chunk.offset,
                                     .format = self->file_format[slot->chunk.file],
                                     .filter = self->spec.filter};

@@ -1,0 +1,346 @@
+/*  tl_feed: encodes and decodes the feed's bodies from one table per topic.
+
+    Why it is shaped this way: the keys of a body used to be typed twice, once in an
+    encoder and again as strings in tally-watch, and renaming one still compiled while
+    the watcher printed zeros. Here a topic is a table of fields (key name, type, where
+    the value lives in a tl_feed_msg_t). The encoders fill a tl_feed_msg_t and pack what
+    the table lists, in its order; the decoder reads each key of the map, looks it up in
+    the same table and stores the value where the table says. The only values that do
+    not live in the message are the entries of top and totals: the encoder packs them
+    from the caller's tl_entry_t array, the decoder hands them out through an iterator
+    over the frame, so decoding allocates nothing whatever the frame claims.        */
+
+#include "tl_feed.h"
+#include "tl_msgpack_int.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <string.h>
+
+//  How a field's value is packed and read.
+typedef enum {
+    S_U64,     //  uint64_t, packed as the shortest uint
+    S_BOOL,    //  bool
+    S_DOUBLE,  //  double, packed as float64
+    S_TEXT,    //  tl_str_t, packed as str
+    S_PAIRS,   //  tl_feed_entries_t: [[key bin, total uint], ...]
+    S_MAP      //  tl_feed_entries_t: {key bin: total uint}
+} s_type_t;
+
+typedef struct {
+    const char *name;  //  Key in the body map: the one place it is spelled
+    s_type_t type;     //  How its value is packed and read
+    size_t offset;     //  Where the value lives in a tl_feed_msg_t
+} s_field_t;
+
+#define S_AT(member) offsetof (tl_feed_msg_t, member)
+#define S_JOB                                                                                      \
+    {                                                                                              \
+        "job", S_U64, S_AT (job)                                                                   \
+    }
+
+static const s_field_t s_progress[] = {
+    S_JOB,
+    {"chunks_done", S_U64, S_AT (u.progress.chunks_done)},
+    {"chunks_known", S_U64, S_AT (u.progress.chunks_known)},
+    {"chunks_final", S_BOOL, S_AT (u.progress.chunks_final)},
+    {"bytes", S_U64, S_AT (u.progress.bytes)},
+    {"input_bytes", S_U64, S_AT (u.progress.input_bytes)},
+    {"lines", S_U64, S_AT (u.progress.lines)},
+    {"bad_lines", S_U64, S_AT (u.progress.bad_lines)},
+    {"keys", S_U64, S_AT (u.progress.keys)},
+    {"rate", S_DOUBLE, S_AT (u.progress.rate)},
+    {"seconds", S_DOUBLE, S_AT (u.progress.seconds)},
+};
+
+static const s_field_t s_top[] = {
+    S_JOB,
+    {"top", S_PAIRS, S_AT (u.top)},
+};
+
+static const s_field_t s_totals[] = {
+    S_JOB,
+    {"batch", S_U64, S_AT (u.totals.batch)},
+    {"batches", S_U64, S_AT (u.totals.batches)},
+    {"entries", S_MAP, S_AT (u.totals.entries)},
+};
+
+static const s_field_t s_done[] = {
+    S_JOB,
+    {"keys", S_U64, S_AT (u.done.keys)},
+    {"sum", S_U64, S_AT (u.done.sum)},
+    {"lines", S_U64, S_AT (u.done.lines)},
+    {"bad_lines", S_U64, S_AT (u.done.bad_lines)},
+    {"filtered", S_U64, S_AT (u.done.filtered)},
+    {"seconds", S_DOUBLE, S_AT (u.done.seconds)},
+    {"output", S_TEXT, S_AT (u.done.output)},
+};
+
+static const s_field_t s_failed[] = {
+    S_JOB,
+    {"reason", S_TEXT, S_AT (u.reason)},
+};
+
+typedef struct {
+    const char *name;         //  Topic: frame 0
+    const s_field_t *fields;  //  Body keys, in the order the encoder writes them
+    size_t nfields;           //  How many (at most 32: the decoder's seen-mask)
+} s_topic_t;
+
+#define S_TOPIC(name, fields)                                                                      \
+    {                                                                                              \
+        name, fields, sizeof fields / sizeof fields[0]                                             \
+    }
+
+static const s_topic_t s_topics[TL_FEED_COUNT_] = {
+    [TL_FEED_INVALID] = {"", NULL, 0},
+    [TL_FEED_PROGRESS] = S_TOPIC (TL_FEED_TOPIC_PROGRESS, s_progress),
+    [TL_FEED_TOP] = S_TOPIC (TL_FEED_TOPIC_TOP, s_top),
+    [TL_FEED_TOTALS] = S_TOPIC (TL_FEED_TOPIC_TOTALS, s_totals),
+    [TL_FEED_DONE] = S_TOPIC (TL_FEED_TOPIC_DONE, s_done),
+    [TL_FEED_FAILED] = S_TOPIC (TL_FEED_TOPIC_FAILED, s_failed),
+};
+
+const char *tl_feed_topic_name (tl_feed_topic_t topic)
+{
+    if (topic <= TL_FEED_INVALID || topic >= TL_FEED_COUNT_) return s_topics[TL_FEED_INVALID].name;
+    return s_topics[topic].name;
+}
+
+tl_feed_topic_t tl_feed_topic_parse (const void *data, size_t size)
+{
+    assert (data || size == 0);
+    for (int topic = TL_FEED_INVALID + 1; topic < TL_FEED_COUNT_; topic++) {
+        const char *name = s_topics[topic].name;
+        if (strlen (name) == size && memcmp (name, data, size) == 0) return (tl_feed_topic_t)topic;
+    }
+    return TL_FEED_INVALID;
+}
+
+//  ---------------------------------------------------------------------------------
+//  Encoding
+
+//  Packs one entry of top ([key, total]) or totals (key: total).
+static int s_pack_entry (msgpack_packer *pk, bool pair, const tl_entry_t *entry)
+{
+    if (pair && msgpack_pack_array (pk, 2) != 0) return -1;
+    if (tl__mp_pack_bin (pk, entry->key, entry->len) != 0) return -1;
+    return msgpack_pack_uint64 (pk, entry->count);
+}
+
+static int s_pack_entries (msgpack_packer *pk, bool pairs, const tl_entry_t *entries, size_t n)
+{
+    if ((pairs ? msgpack_pack_array (pk, n) : msgpack_pack_map (pk, n)) != 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (s_pack_entry (pk, pairs, &entries[i]) != 0) return -1;
+    return 0;
+}
+
+//  Packs one field: its key, then its value from msg (or, for the entry lists, from
+//  entries).
+static int s_pack_field (msgpack_packer *pk, const s_field_t *field, const tl_feed_msg_t *msg,
+                         const tl_entry_t *entries, size_t n)
+{
+    const char *at = (const char *)msg + field->offset;
+    if (tl__mp_pack_str (pk, field->name, strlen (field->name)) != 0) return -1;
+    switch (field->type) {
+    case S_U64:
+        return msgpack_pack_uint64 (pk, *(const uint64_t *)at);
+    case S_BOOL:
+        return *(const bool *)at ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
+    case S_DOUBLE:
+        return msgpack_pack_double (pk, *(const double *)at);
+    case S_TEXT: {
+        const tl_str_t *text = (const tl_str_t *)at;
+        return tl__mp_pack_str (pk, text->ptr, text->len);
+    }
+    case S_PAIRS:
+    case S_MAP:
+        return s_pack_entries (pk, field->type == S_PAIRS, entries, n);
+    }
+    return -1;
+}
+
+//  Appends msg's body to buf, the entry lists from entries[0..n). On failure buf is cut
+//  back to where it was.
+static int s_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t n,
+                     msgpack_sbuffer *buf)
+{
+    assert (buf);
+    assert (entries || n == 0);
+    //  What the decoder would refuse is not sent: it could not be read back.
+    if (n > UINT32_MAX) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].len > TL_KEY_MAX) return -1;
+    const s_topic_t *topic = &s_topics[msg->topic];
+    size_t start = buf->size;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map (&pk, (uint32_t)topic->nfields);
+    for (size_t i = 0; i < topic->nfields && rc == 0; i++)
+        rc = s_pack_field (&pk, &topic->fields[i], msg, entries, n);
+    if (rc != 0) {
+        buf->size = start;
+        return -1;
+    }
+    return 0;
+}
+
+int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf)
+{
+    assert (progress);
+    tl_feed_msg_t msg = {.topic = TL_FEED_PROGRESS, .job = progress->job};
+    msg.u.progress = *progress;
+    return s_encode (&msg, NULL, 0, buf);
+}
+
+int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf)
+{
+    tl_feed_msg_t msg = {.topic = TL_FEED_TOP, .job = job};
+    return s_encode (&msg, entries, n, buf);
+}
+
+int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
+                    size_t n, msgpack_sbuffer *buf)
+{
+    tl_feed_msg_t msg = {.topic = TL_FEED_TOTALS, .job = job};
+    msg.u.totals.batch = batch;
+    msg.u.totals.batches = batches;
+    return s_encode (&msg, entries, n, buf);
+}
+
+int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf)
+{
+    assert (done);
+    tl_feed_msg_t msg = {.topic = TL_FEED_DONE, .job = job};
+    msg.u.done = *done;
+    return s_encode (&msg, NULL, 0, buf);
+}
+
+int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf)
+{
+    assert (reason);
+    tl_feed_msg_t msg = {.topic = TL_FEED_FAILED, .job = job};
+    msg.u.reason = (tl_str_t){reason, strlen (reason)};
+    return s_encode (&msg, NULL, 0, buf);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Decoding
+
+//  Reads one entry of top ([key, total], exactly two elements) or totals (key: total):
+//  a str or bin key of at most TL_KEY_MAX bytes and a non-negative integer.
+static int s_read_entry (tl__mp_reader_t *r, bool pair, tl_str_t *key, uint64_t *total)
+{
+    uint32_t elements;
+    if (pair && (tl__mp_read_array (r, 2, &elements) == -1 || elements != 2)) return -1;
+    if (tl__mp_read_str (r, TL_KEY_MAX, key) == -1 || tl__mp_read_u64 (r, total) == -1) return -1;
+    return 0;
+}
+
+//  Reads an entry list's header, remembers where its entries start, and checks every
+//  entry, so that walking them later cannot fail.
+static int s_read_entries (tl__mp_reader_t *r, bool pairs, tl_feed_entries_t *entries)
+{
+    uint32_t count;
+    if ((pairs ? tl__mp_read_array (r, UINT32_MAX, &count)
+               : tl__mp_read_map (r, UINT32_MAX, &count)) == -1)
+        return -1;
+    *entries = (tl_feed_entries_t){r->pos, r->end, count, count, pairs};
+    tl_str_t key;
+    uint64_t total;
+    for (uint32_t i = 0; i < count; i++)
+        if (s_read_entry (r, pairs, &key, &total) == -1) return -1;
+    return 0;
+}
+
+bool tl_feed_entries_next (tl_feed_entries_t *self, tl_str_t *key, uint64_t *total)
+{
+    assert (self);
+    assert (key);
+    assert (total);
+    if (self->left == 0) return false;
+    tl__mp_reader_t r = {self->pos, self->end};
+    if (s_read_entry (&r, self->pairs, key, total) == -1) return false;
+    self->pos = r.pos;
+    self->left--;
+    return true;
+}
+
+//  Reads a field's value into msg where the table says.
+static int s_read_value (tl__mp_reader_t *r, const s_field_t *field, tl_feed_msg_t *msg)
+{
+    char *at = (char *)msg + field->offset;
+    switch (field->type) {
+    case S_U64:
+        return tl__mp_read_u64 (r, (uint64_t *)at);
+    case S_BOOL:
+        return tl__mp_read_bool (r, (bool *)at);
+    case S_DOUBLE:
+        return tl__mp_read_double (r, (double *)at);
+    case S_TEXT:
+        //  No limit but the frame's: the text is not copied.
+        return tl__mp_read_str (r, SIZE_MAX, (tl_str_t *)at);
+    case S_PAIRS:
+    case S_MAP:
+        return s_read_entries (r, field->type == S_PAIRS, (tl_feed_entries_t *)at);
+    }
+    return -1;
+}
+
+static const s_field_t *s_field_named (const s_topic_t *topic, tl_str_t name)
+{
+    for (size_t i = 0; i < topic->nfields; i++) {
+        const char *known = topic->fields[i].name;
+        if (strlen (known) == name.len && memcmp (known, name.ptr, name.len) == 0)
+            return &topic->fields[i];
+    }
+    return NULL;
+}
+
+static int s_decode_body (const s_topic_t *topic, const void *body, size_t size, tl_feed_msg_t *msg)
+{
+    assert (topic->nfields <= 32);
+    tl__mp_reader_t r;
+    tl__mp_init (&r, body, size);
+    uint32_t keys;
+    if (tl__mp_read_map (&r, UINT32_MAX, &keys) == -1) return -1;
+    uint32_t seen = 0;  //  Bit i: the topic's field i was read
+    for (uint32_t i = 0; i < keys; i++) {
+        tl_str_t name;
+        if (tl__mp_read_str (&r, SIZE_MAX, &name) == -1) return -1;
+        const s_field_t *field = s_field_named (topic, name);
+        if (!field) {
+            //  A key of a later version, or of another implementation: not ours to judge
+            //  beyond it being well-formed. The body map is depth 0, its values depth 1.
+            if (tl__mp_skip (&r, 1) == -1) return -1;
+            continue;
+        }
+        uint32_t bit = 1u << (field - topic->fields);
+        //  A key twice: which value is meant is anyone's guess, so neither is taken.
+        if (seen & bit) return -1;
+        seen |= bit;
+        if (s_read_value (&r, field, msg) == -1) return -1;
+    }
+    uint32_t all = (uint32_t)((1ull << topic->nfields) - 1);
+    if (seen != all || !tl__mp_at_end (&r)) return -1;
+    return 0;
+}
+
+int tl_feed_decode (const void *topic, size_t topic_size, const void *body, size_t size,
+                    tl_feed_msg_t *msg)
+{
+    assert (topic || topic_size == 0);
+    assert (body || size == 0);
+    assert (msg);
+    memset (msg, 0, sizeof *msg);
+    tl_feed_topic_t which = tl_feed_topic_parse (topic, topic_size);
+    if (which == TL_FEED_INVALID) return -1;
+    msg->topic = which;
+    if (s_decode_body (&s_topics[which], body, size, msg) == -1) {
+        memset (msg, 0, sizeof *msg);
+        return -1;
+    }
+    if (which == TL_FEED_PROGRESS) msg->u.progress.job = msg->job;
+    return 0;
+}

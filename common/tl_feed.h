@@ -1,0 +1,116 @@
+/*  tl_feed: what the sink publishes on its PUB socket, [topic, body] with the body a
+    msgpack map with str keys (docs/PROTOCOL.md, section 4). The sink encodes with the
+    tl_feed_* encoders; a subscriber (tally-watch) decodes with tl_feed_decode into a
+    typed message.
+
+    Each topic's keys are spelled once, in a table that the encoders and the decoder
+    both walk: renaming a key changes what is written and what is read together.
+    The decoder takes keys in any order and ignores keys it does not know (another
+    language's encoder orders a map freely; a later sink may add keys), and treats the
+    body as hostile as tl_proto does its frames.                                      */
+
+#ifndef TL_FEED_H_INCLUDED
+#define TL_FEED_H_INCLUDED
+
+#include "tl_proto.h"
+
+//  Topic names: frame 0 of a feed message. No topic is a prefix of another, so a SUB
+//  socket can subscribe to each alone.
+#define TL_FEED_TOPIC_PROGRESS "progress"
+#define TL_FEED_TOPIC_TOP      "top"
+#define TL_FEED_TOPIC_TOTALS   "totals"
+#define TL_FEED_TOPIC_DONE     "done"
+#define TL_FEED_TOPIC_FAILED   "failed"
+
+typedef enum {
+    TL_FEED_INVALID = 0,
+    TL_FEED_PROGRESS,  //  Periodically while a job runs: counters
+    TL_FEED_TOP,       //  Periodically while a job runs: the largest totals so far
+    TL_FEED_TOTALS,    //  Once the totals file is written: one batch of it
+    TL_FEED_DONE,      //  After the last totals batch
+    TL_FEED_FAILED,    //  The job failed or was cancelled
+    TL_FEED_COUNT_
+} tl_feed_topic_t;
+
+//  The topic's name for frame 0 ("progress", ...); "" for TL_FEED_INVALID.
+const char *tl_feed_topic_name (tl_feed_topic_t topic);
+
+//  Parses frame 0 (exact bytes). TL_FEED_INVALID for anything else.
+tl_feed_topic_t tl_feed_topic_parse (const void *data, size_t size);
+
+typedef struct {
+    uint64_t job;           //  Job id
+    uint64_t chunks_done;   //  Chunks merged
+    uint64_t chunks_known;  //  Chunks known to exist (total once END arrived)
+    bool chunks_final;      //  chunks_known is the job's total
+    uint64_t bytes;         //  Payload bytes merged
+    uint64_t input_bytes;   //  Input size announced in JOB
+    uint64_t lines;         //  Lines merged
+    uint64_t bad_lines;     //  Malformed lines so far
+    uint64_t keys;          //  Distinct keys so far
+    double rate;            //  Bytes per second, recent
+    double seconds;         //  Since the job started
+} tl_progress_t;
+
+//  The entries of a decoded top or totals body, read in place from the frame: nothing
+//  is copied or allocated, and the decoder has checked every entry, so walking them
+//  cannot fail. Valid while the frame is. Copy the struct to walk the list again.
+typedef struct {
+    const uint8_t *pos;  //  Next entry's first byte in the frame
+    const uint8_t *end;  //  One past the frame's last byte
+    uint32_t count;      //  Entries in the list
+    uint32_t left;       //  Entries not handed out yet
+    bool pairs;          //  [key, total] arrays (top), not map entries (totals)
+} tl_feed_entries_t;
+
+//  Hands out the next entry: its key bytes (pointing into the frame) and total.
+//  Returns false when every entry has been handed out.
+bool tl_feed_entries_next (tl_feed_entries_t *self, tl_str_t *key, uint64_t *total);
+
+typedef struct {
+    uint64_t batch;             //  This batch's number, 0 .. batches-1
+    uint64_t batches;           //  Batches the job's totals take
+    tl_feed_entries_t entries;  //  {key: total}, the next part of the totals file
+} tl_feed_totals_t;
+
+typedef struct {
+    tl_feed_topic_t topic;  //  Which body is set
+    uint64_t job;           //  Job id (every topic has one)
+    union {
+        tl_progress_t progress;   //  progress (its job is set too)
+        tl_feed_entries_t top;    //  top: the largest totals, largest first
+        tl_feed_totals_t totals;  //  totals
+        tl_done_body_t done;      //  done (as in DONE; output points into the frame)
+        tl_str_t reason;          //  failed: why, for humans
+    } u;
+} tl_feed_msg_t;
+
+//  Encoders: each appends a body to buf. Returns 0, or -1 when out of memory or a key
+//  is longer than TL_KEY_MAX (then buf is as it was: never half a body).
+
+//  {"job", "chunks_done", "chunks_known", "chunks_final", "bytes", "input_bytes",
+//   "lines", "bad_lines", "keys", "rate", "seconds"}.
+int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf);
+//  {"job", "top": [[key bin, count], ...]} with n entries.
+int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf);
+//  {"job", "batch", "batches", "entries": {key bin: total}} for n entries.
+int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
+                    size_t n, msgpack_sbuffer *buf);
+//  {"job", "keys", "sum", "lines", "bad_lines", "filtered", "seconds", "output"}.
+int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf);
+//  {"job", "reason"}.
+int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf);
+
+//  Decodes a feed message: frame 0 (topic) and frame 1 (body). Every key the topic
+//  defines must be there exactly once with its type (uint: any non-negative integer
+//  encoding; float: float32, float64 or a non-negative integer; bool: true/false; str:
+//  str or bin; keys in top and totals at most TL_KEY_MAX bytes), in any order; keys the
+//  topic does not define are skipped whatever their value (nested at most 32 deep).
+//  Refused: an unknown topic, a body that is not one map with str keys, a missing or
+//  repeated key, a wrong type, truncation, trailing bytes.
+//  Returns 0, or -1 (then msg is zeroed). Strings and entries point into body, which
+//  must outlive msg; msg owns nothing and needs no freeing.
+int tl_feed_decode (const void *topic, size_t topic_size, const void *body, size_t size,
+                    tl_feed_msg_t *msg);
+
+#endif
