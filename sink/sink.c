@@ -116,7 +116,7 @@ static void s_publish_failed (s_sink_t *self, uint64_t job, const char *reason)
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_failed (job, reason, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), "failed", &body);
+        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_FAILED, &body);
     msgpack_sbuffer_destroy (&body);
 }
 
@@ -163,7 +163,7 @@ static void s_publish_progress (s_sink_t *self, s_open_t *open)
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_progress (&progress, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), "progress", &body);
+        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_PROGRESS, &body);
     msgpack_sbuffer_destroy (&body);
 }
 
@@ -176,7 +176,7 @@ static void s_publish_top (s_sink_t *self, s_open_t *open)
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_top (tl_job_id (open->job), top, n, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), "top", &body);
+        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_TOP, &body);
     msgpack_sbuffer_destroy (&body);
     free (top);
 }
@@ -192,7 +192,7 @@ static void s_publish_totals (s_sink_t *self, s_open_t *open, const tl_entry_t *
         msgpack_sbuffer body;
         msgpack_sbuffer_init (&body);
         if (tl_feed_totals (tl_job_id (open->job), b, batches, entries + from, count, &body) == 0)
-            tl_publish (zsock_resolve (self->pub), "totals", &body);
+            tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_TOTALS, &body);
         msgpack_sbuffer_destroy (&body);
     }
 }
@@ -233,7 +233,7 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_done (tl_job_id (job), done, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), "done", &body);
+        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_DONE, &body);
     msgpack_sbuffer_destroy (&body);
     tl_msg_t msg = {.cmd = TL_CMD_DONE, .job = tl_job_id (job)};
     msg.u.done = *done;

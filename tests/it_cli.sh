@@ -75,7 +75,7 @@ usage_case "tally run --format bogus" "bogus" "$TALLY_BIN/tally" run --format bo
 usage_case "tally run --workers 0" "--workers" "$TALLY_BIN/tally" run --workers 0 "$one"
 usage_case "tally run --workers abc" "--workers" "$TALLY_BIN/tally" run --workers abc "$one"
 usage_case "tally run --output without a value" "--output" "$TALLY_BIN/tally" run "$one" --output
-# tally run hands these to the ventilator, which checks them: still exit 2, nothing left.
+# The job's options are checked by tally run with the ventilator's own check: exit 2, nothing left.
 usage_case "tally run --chunk-size abc" "abc" "$TALLY_BIN/tally" run --chunk-size abc "$one"
 usage_case "tally run --io bogus" "bogus" "$TALLY_BIN/tally" run --io bogus "$one"
 usage_case "tally run --progress bogus" "bogus" "$TALLY_BIN/tally" run --progress bogus "$one"
