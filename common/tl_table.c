@@ -4,7 +4,9 @@
 
     - Open addressing with linear probing over a power-of-two array of slots, doubled when
       more than 70% full. A probe walks adjacent slots, so a lookup touches one or two cache
-      lines, and the start slot is hash & mask (XXH3's low bits are well mixed).
+      lines, and the start slot is hash & mask (XXH3's low bits are well mixed). The hash
+      is keyed with a secret drawn at random when the process starts (s_secret), so that
+      nobody can craft keys whose start slots pile up.
 
     - A slot is 24 bytes: the full 64-bit XXH3 hash, the count, and one packed 64-bit
       reference to the key: length + 1 (21 bits), arena block index (23 bits) and offset
@@ -31,9 +33,13 @@
 #include "tl_table.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 //  Packing of slot_t.ref (see the header comment)
@@ -52,7 +58,7 @@
 #define TOUCHED_DIVISOR  8                        //  Track up to capacity / 8 filled slots
 
 typedef struct {
-    uint64_t hash;   //  XXH3_64bits of the key; emptiness is marked by ref, not here
+    uint64_t hash;   //  Keyed XXH3 of the key; emptiness is marked by ref, not here
     uint64_t count;  //  Total for the key
     uint64_t ref;    //  Packed (length + 1, block, offset) of the key; 0 when empty
 } slot_t;
@@ -101,9 +107,37 @@ static inline const char *s_ref_key (tl_table_t *self, uint64_t ref)
     return block->data + (ref & REF_OFFSET_MASK);
 }
 
+//  The process's hash secret: random bytes drawn once, so nobody outside this process
+//  can choose keys that collide in its tables (with a fixed hash, 100,000 crafted words
+//  that share their hashes' low bits turn every probe into a walk along one cluster, and
+//  counting quadratic). No hash ever leaves the process: keys travel as bytes.
+static unsigned char s_secret[192];  //  The size of XXH3's own (>= XXH3_SECRET_SIZE_MIN)
+static pthread_once_t s_secret_once = PTHREAD_ONCE_INIT;
+
+static void s_secret_init (void)
+{
+    size_t got = 0;
+    while (got < sizeof s_secret) {
+        ssize_t n = getrandom (s_secret + got, sizeof s_secret - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n < 0 && errno != EINTR)
+            break;
+    }
+    if (got < sizeof s_secret) {
+        //  No getrandom (a very old kernel or a seccomp filter): mix what differs from
+        //  run to run; weaker, but never the same fixed secret.
+        uint64_t mix[3] = {(uint64_t)time (NULL), (uint64_t)getpid (), (uint64_t)clock ()};
+        for (size_t i = 0; i < sizeof s_secret; i += 8) {
+            uint64_t v = XXH3_64bits_withSeed (mix, sizeof mix, i);
+            memcpy (s_secret + i, &v, sizeof s_secret - i < 8 ? sizeof s_secret - i : 8);
+        }
+    }
+}
+
 static inline uint64_t s_hash (const void *key, size_t len)
 {
-    return XXH3_64bits (key, len);
+    return XXH3_64bits_withSecret (key, len, s_secret, sizeof s_secret);
 }
 
 //  Finds the key's slot. Returns true with *index at the key, or false with *index at the
@@ -288,6 +322,7 @@ static inline void s_entry (tl_table_t *self, const slot_t *slot, tl_entry_t *en
 
 tl_table_t *tl_table_new (size_t capacity_hint)
 {
+    pthread_once (&s_secret_once, s_secret_init);
     size_t capacity = capacity_hint ? s_capacity_for (capacity_hint) : CAPACITY_DEFAULT;
     if (capacity == 0) return NULL;
     tl_table_t *self = calloc (1, sizeof (tl_table_t));
