@@ -119,8 +119,10 @@ static void s_send_done (s_drain_t *self)
 {
     tl_msg_t msg = {.cmd = TL_CMD_DONE, .job = self->job};
     const char *output = "(dropped by bench_drain)";
-    msg.u.done =
-        (tl_done_body_t){.seconds = tl_now () - self->started, .output = {output, strlen (output)}};
+    msg.u.done = (tl_done_body_t){.seconds = tl_now () - self->started,
+                                  .output = {output, strlen (output)},
+                                  .chunks = self->chunks,
+                                  .bytes = self->bytes};
     s_reply (self, &msg);
     self->done = true;
 }

@@ -10,6 +10,8 @@
 #include "tl_msgpack_int.h"
 
 #include <assert.h>
+#include <sys/random.h>
+#include <xxhash.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,10 +22,40 @@ static const char *s_cmd_names[TL_CMD_COUNT_] = {
 
 //  Number of elements in each command's frame-1 array.
 static const uint32_t s_cmd_fields[TL_CMD_COUNT_] = {
-    [TL_CMD_JOB] = 5,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 8,  [TL_CMD_PARTIAL] = 8,
-    [TL_CMD_END] = 4,  [TL_CMD_ACK] = 2,    [TL_CMD_DONE] = 8,   [TL_CMD_FAIL] = 2,
-    [TL_CMD_PING] = 1, [TL_CMD_PONG] = 2,   [TL_CMD_CANCEL] = 2,
+    [TL_CMD_JOB] = 6,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 9,
+    [TL_CMD_END] = 5,  [TL_CMD_ACK] = 2,    [TL_CMD_DONE] = 10,  [TL_CMD_FAIL] = 2,
+    [TL_CMD_PING] = 2, [TL_CMD_PONG] = 2,   [TL_CMD_CANCEL] = 3,
 };
+
+bool tl_cmd_has_secret (tl_cmd_t cmd)
+{
+    return cmd == TL_CMD_JOB || cmd == TL_CMD_END || cmd == TL_CMD_PING || cmd == TL_CMD_CANCEL;
+}
+
+uint64_t tl_chunk_tag (const uint8_t secret[TL_SECRET_SIZE], uint64_t job, uint64_t chunk)
+{
+    //  secret, then job and chunk as little-endian bytes: the same tag on any machine.
+    uint8_t input[TL_SECRET_SIZE + 16];
+    memcpy (input, secret, TL_SECRET_SIZE);
+    for (int i = 0; i < 8; i++) {
+        input[TL_SECRET_SIZE + i] = (uint8_t)(job >> (8 * i));
+        input[TL_SECRET_SIZE + 8 + i] = (uint8_t)(chunk >> (8 * i));
+    }
+    return XXH3_128bits (input, sizeof input).low64;
+}
+
+bool tl_secret_equal (const uint8_t a[TL_SECRET_SIZE], const uint8_t b[TL_SECRET_SIZE])
+{
+    uint8_t diff = 0;
+    for (size_t i = 0; i < TL_SECRET_SIZE; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+int tl_secret_new (uint8_t secret[TL_SECRET_SIZE])
+{
+    return getrandom (secret, TL_SECRET_SIZE, 0) == TL_SECRET_SIZE ? 0 : -1;
+}
 
 const char *tl_cmd_name (tl_cmd_t cmd)
 {
@@ -81,8 +113,23 @@ int tl_msgpack_check (const void *data, size_t size)
 //  Frame-1 decoders, one per body layout. Each reads the fields that follow the job id;
 //  tl_msg_decode has checked the array's element count, except JOB's.
 
+//  Reads a job's secret: a bin (or str) of exactly TL_SECRET_SIZE bytes.
+static int s_read_secret (tl__mp_reader_t *r, uint8_t *secret)
+{
+    tl_str_t bytes;
+    if (tl__mp_read_str (r, TL_SECRET_SIZE, &bytes) == -1 || bytes.len != TL_SECRET_SIZE) return -1;
+    memcpy (secret, bytes.ptr, TL_SECRET_SIZE);
+    return 0;
+}
+
+//  Reads a chunk id, refusing ids at or past TL_CHUNK_ID_MAX.
+static int s_read_chunk_id (tl__mp_reader_t *r, uint64_t *chunk)
+{
+    return tl__mp_read_uint (r, TL_CHUNK_ID_MAX - 1, chunk);
+}
+
 //  Reads a JOB's fields; fields is the array's element count, job id included.
-static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, tl_job_body_t *job)
+static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, uint8_t *secret, tl_job_body_t *job)
 {
     if (fields < 2 || tl__mp_read_u32 (r, &job->version) == -1) return -1;
     if (job->version != TL_PROTO_VERSION) {
@@ -95,8 +142,8 @@ static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, tl_job_body_t *job
         return 0;
     }
     uint32_t nfiles;
-    if (fields != s_cmd_fields[TL_CMD_JOB] || tl__mp_read_bool (r, &job->strict) == -1 ||
-        tl__mp_read_u64 (r, &job->input_bytes) == -1 ||
+    if (fields != s_cmd_fields[TL_CMD_JOB] || s_read_secret (r, secret) == -1 ||
+        tl__mp_read_bool (r, &job->strict) == -1 || tl__mp_read_u64 (r, &job->input_bytes) == -1 ||
         tl__mp_read_array (r, TL_FILES_MAX, &nfiles) == -1)
         return -1;
     if (nfiles > 0) {
@@ -113,17 +160,18 @@ static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, tl_job_body_t *job
 
 static int s_decode_chunk (tl__mp_reader_t *r, tl_chunk_body_t *chunk)
 {
-    if (tl__mp_read_u64 (r, &chunk->chunk) == -1 || tl__mp_read_u32 (r, &chunk->file) == -1 ||
-        tl__mp_read_u64 (r, &chunk->offset) == -1 || s_read_format (r, &chunk->format) == -1 ||
-        s_read_filter (r, &chunk->filter) == -1)
+    if (s_read_chunk_id (r, &chunk->chunk) == -1 || tl__mp_read_u64 (r, &chunk->tag) == -1 ||
+        tl__mp_read_u32 (r, &chunk->file) == -1 || tl__mp_read_u64 (r, &chunk->offset) == -1 ||
+        s_read_format (r, &chunk->format) == -1 || s_read_filter (r, &chunk->filter) == -1)
         return -1;
     return 0;
 }
 
 static int s_decode_partial (tl__mp_reader_t *r, tl_partial_body_t *partial)
 {
-    if (tl__mp_read_u64 (r, &partial->chunk) == -1 || tl__mp_read_u32 (r, &partial->file) == -1 ||
-        tl__mp_read_u64 (r, &partial->bytes) == -1 || tl__mp_read_u64 (r, &partial->lines) == -1 ||
+    if (s_read_chunk_id (r, &partial->chunk) == -1 || tl__mp_read_u64 (r, &partial->tag) == -1 ||
+        tl__mp_read_u32 (r, &partial->file) == -1 || tl__mp_read_u64 (r, &partial->bytes) == -1 ||
+        tl__mp_read_u64 (r, &partial->lines) == -1 ||
         tl__mp_read_u64 (r, &partial->bad_lines) == -1 ||
         tl__mp_read_u64 (r, &partial->filtered) == -1 ||
         tl__mp_read_array (r, TL_BAD_SAMPLES, &partial->bad_samples) == -1)
@@ -135,8 +183,8 @@ static int s_decode_partial (tl__mp_reader_t *r, tl_partial_body_t *partial)
 
 static int s_decode_end (tl__mp_reader_t *r, tl_end_body_t *end)
 {
-    if (tl__mp_read_u64 (r, &end->chunks) == -1 || tl__mp_read_u64 (r, &end->bytes) == -1 ||
-        tl__mp_read_u64 (r, &end->bad_lines) == -1)
+    if (tl__mp_read_uint (r, TL_CHUNK_ID_MAX, &end->chunks) == -1 ||
+        tl__mp_read_u64 (r, &end->bytes) == -1 || tl__mp_read_u64 (r, &end->bad_lines) == -1)
         return -1;
     return 0;
 }
@@ -155,16 +203,21 @@ static int s_decode_done (tl__mp_reader_t *r, tl_done_body_t *done)
         tl__mp_read_u64 (r, &done->lines) == -1 || tl__mp_read_u64 (r, &done->bad_lines) == -1 ||
         tl__mp_read_u64 (r, &done->filtered) == -1 ||
         tl__mp_read_double (r, &done->seconds) == -1 ||
-        tl__mp_read_str (r, TL_TEXT_MAX, &done->output) == -1)
+        tl__mp_read_str (r, TL_TEXT_MAX, &done->output) == -1 ||
+        tl__mp_read_u64 (r, &done->chunks) == -1 || tl__mp_read_u64 (r, &done->bytes) == -1)
         return -1;
     return 0;
 }
 
 static int s_decode_body (tl__mp_reader_t *r, uint32_t fields, tl_msg_t *msg)
 {
+    //  END, PING and CANCEL carry the secret right after the job id; JOB after its version.
+    if (msg->cmd != TL_CMD_JOB && tl_cmd_has_secret (msg->cmd) &&
+        s_read_secret (r, msg->secret) == -1)
+        return -1;
     switch (msg->cmd) {
     case TL_CMD_JOB:
-        return s_decode_job (r, fields, &msg->u.job);
+        return s_decode_job (r, fields, msg->secret, &msg->u.job);
     case TL_CMD_CHUNK:
         return s_decode_chunk (r, &msg->u.chunk);
     case TL_CMD_PARTIAL:
@@ -231,6 +284,11 @@ static int s_pack_filter (msgpack_packer *pk, const tl_filter_t *filter)
     return filter->skip_pos ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
 }
 
+static int s_pack_secret (msgpack_packer *pk, const uint8_t *secret)
+{
+    return tl__mp_pack_bin (pk, (const char *)secret, TL_SECRET_SIZE);
+}
+
 //  True when the body holds something its decoder refuses for its size or value.
 static bool s_body_refused (const tl_msg_t *msg)
 {
@@ -242,7 +300,11 @@ static bool s_body_refused (const tl_msg_t *msg)
             if (msg->u.job.files[i].len > TL_TEXT_MAX) return true;
         return false;
     case TL_CMD_CHUNK:
-        return msg->u.chunk.format == TL_FORMAT_AUTO;
+        return msg->u.chunk.format == TL_FORMAT_AUTO || msg->u.chunk.chunk >= TL_CHUNK_ID_MAX;
+    case TL_CMD_PARTIAL:
+        return msg->u.partial.chunk >= TL_CHUNK_ID_MAX;
+    case TL_CMD_END:
+        return msg->u.end.chunks > TL_CHUNK_ID_MAX;
     case TL_CMD_DONE:
         return msg->u.done.output.len > TL_TEXT_MAX;
     case TL_CMD_FAIL:
@@ -260,6 +322,7 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
     case TL_CMD_JOB: {
         const tl_job_body_t *job = &msg->u.job;
         rc |= msgpack_pack_uint32 (pk, job->version);
+        rc |= s_pack_secret (pk, msg->secret);
         rc |= job->strict ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
         rc |= msgpack_pack_uint64 (pk, job->input_bytes);
         rc |= msgpack_pack_array (pk, job->nfiles);
@@ -270,6 +333,7 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
     case TL_CMD_CHUNK: {
         const tl_chunk_body_t *chunk = &msg->u.chunk;
         rc |= msgpack_pack_uint64 (pk, chunk->chunk);
+        rc |= msgpack_pack_uint64 (pk, chunk->tag);
         rc |= msgpack_pack_uint32 (pk, chunk->file);
         rc |= msgpack_pack_uint64 (pk, chunk->offset);
         rc |= s_pack_format (pk, chunk->format);
@@ -280,6 +344,7 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         const tl_partial_body_t *partial = &msg->u.partial;
         assert (partial->bad_samples <= TL_BAD_SAMPLES);
         rc |= msgpack_pack_uint64 (pk, partial->chunk);
+        rc |= msgpack_pack_uint64 (pk, partial->tag);
         rc |= msgpack_pack_uint32 (pk, partial->file);
         rc |= msgpack_pack_uint64 (pk, partial->bytes);
         rc |= msgpack_pack_uint64 (pk, partial->lines);
@@ -291,6 +356,7 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         break;
     }
     case TL_CMD_END:
+        rc |= s_pack_secret (pk, msg->secret);
         rc |= msgpack_pack_uint64 (pk, msg->u.end.chunks);
         rc |= msgpack_pack_uint64 (pk, msg->u.end.bytes);
         rc |= msgpack_pack_uint64 (pk, msg->u.end.bad_lines);
@@ -310,16 +376,24 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_uint64 (pk, done->filtered);
         rc |= msgpack_pack_double (pk, done->seconds);
         rc |= tl__mp_pack_str (pk, done->output.ptr, done->output.len);
+        rc |= msgpack_pack_uint64 (pk, done->chunks);
+        rc |= msgpack_pack_uint64 (pk, done->bytes);
         break;
     }
-    case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
+        rc |= s_pack_secret (pk, msg->secret);
+        rc |= tl__mp_pack_str (pk, msg->u.reason.ptr, msg->u.reason.len);
+        break;
+    case TL_CMD_FAIL:
         rc |= tl__mp_pack_str (pk, msg->u.reason.ptr, msg->u.reason.len);
         break;
     case TL_CMD_PONG:
         rc |= msgpack_pack_uint64 (pk, msg->u.merged);
         break;
-    default:  //  ACCEPT, PING
+    case TL_CMD_PING:
+        rc |= s_pack_secret (pk, msg->secret);
+        break;
+    default:  //  ACCEPT
         break;
     }
     return rc ? -1 : 0;

@@ -20,8 +20,14 @@
 #include <msgpack.h>
 
 //  Version carried in JOB; a sink refuses a job of another version. 2: JOB lost format
-//  and filters, CHUNK lost path (nothing read them).
+//  and filters, CHUNK lost path (nothing read them); job control carries the job's
+//  secret, chunks and partials a tag derived from it, DONE the chunks and bytes merged.
 #define TL_PROTO_VERSION 2
+//  Bytes of a job's secret: drawn at random by the ventilator, sent to the sink in JOB
+//  and never published; END, PING and CANCEL without it are not obeyed.
+#define TL_SECRET_SIZE 16
+//  Chunk ids at or past this are refused: no count of chunks can wrap around.
+#define TL_CHUNK_ID_MAX (UINT64_C (1) << 48)
 //  Most chunk ids one ACK carries.
 #define TL_ACK_MAX 64
 //  Most files in one job.
@@ -65,6 +71,7 @@ typedef struct {
 
 typedef struct {
     uint64_t chunk;      //  Chunk id, 0.. in the order the ventilator cut them
+    uint64_t tag;        //  tl_chunk_tag of the chunk: the worker returns it in PARTIAL
     uint32_t file;       //  Index of the source file in the job
     uint64_t offset;     //  Byte offset of the first line in the (decompressed) file
     tl_format_t format;  //  Concrete format of these lines
@@ -73,6 +80,7 @@ typedef struct {
 
 typedef struct {
     uint64_t chunk;                       //  Chunk id
+    uint64_t tag;                         //  The CHUNK's tag, returned as it came
     uint32_t file;                        //  Source file index
     uint64_t bytes;                       //  Payload bytes mapped
     uint64_t lines;                       //  Lines seen
@@ -101,11 +109,14 @@ typedef struct {
     uint64_t filtered;   //  Lines left out by filters
     double seconds;      //  From JOB to DONE
     tl_str_t output;     //  Totals file written
+    uint64_t chunks;     //  Chunks merged (the ventilator checks it is what it sent)
+    uint64_t bytes;      //  Payload bytes merged (likewise)
 } tl_done_body_t;
 
 typedef struct {
-    tl_cmd_t cmd;  //  Which body is set
-    uint64_t job;  //  Job id (every command has one)
+    tl_cmd_t cmd;                    //  Which body is set
+    uint64_t job;                    //  Job id (every command has one)
+    uint8_t secret[TL_SECRET_SIZE];  //  The job's secret: JOB, END, PING, CANCEL
     union {
         tl_job_body_t job;
         tl_chunk_body_t chunk;
@@ -117,6 +128,22 @@ typedef struct {
         uint64_t merged;  //  PONG: chunks merged so far
     } u;
 } tl_msg_t;
+
+//  True for the commands that carry the job's secret (JOB, END, PING, CANCEL).
+bool tl_cmd_has_secret (tl_cmd_t cmd);
+
+//  The tag of chunk `chunk` of job `job` whose secret is `secret`: the sink merges a
+//  PARTIAL only with the tag of its chunk, so a peer that never saw the CHUNK cannot
+//  make one up. A keyed hash, not a cryptographic MAC: it keeps out peers that see no
+//  chunks (the feed's readers, strangers); workers, who see them, are trusted to count.
+uint64_t tl_chunk_tag (const uint8_t secret[TL_SECRET_SIZE], uint64_t job, uint64_t chunk);
+
+//  Compares two secrets in time that does not depend on where they differ. True when
+//  equal.
+bool tl_secret_equal (const uint8_t a[TL_SECRET_SIZE], const uint8_t b[TL_SECRET_SIZE]);
+
+//  Fills secret with random bytes (getrandom). Returns 0 or -1.
+int tl_secret_new (uint8_t secret[TL_SECRET_SIZE]);
 
 //  The command's name for frame 0 ("JOB", "CHUNK", ...).
 const char *tl_cmd_name (tl_cmd_t cmd);

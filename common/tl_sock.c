@@ -9,7 +9,7 @@
 
 static zcert_t *s_cert;     //  This process's CURVE certificate, NULL: CURVE off
 static char *s_server_key;  //  Server public key (Z85) for client sockets
-static zactor_t *s_auth;    //  zauth actor checking clients against the allow-list
+static tl_zap_t *s_zap;     //  Checks clients against each socket's allow list
 
 tl_sock_cfg_t tl_sock_cfg_default (void)
 {
@@ -19,12 +19,13 @@ tl_sock_cfg_t tl_sock_cfg_default (void)
                            .maxmsgsize = 0,
                            .immediate = false,
                            .heartbeat_ivl_ms = 1000,
-                           .heartbeat_timeout = 5000};
+                           .heartbeat_timeout = 5000,
+                           .zap_domain = TL_ZAP_INBOUND};
 }
 
 static void s_curve_free (void)
 {
-    zactor_destroy (&s_auth);
+    tl_zap_destroy (&s_zap);
     zcert_destroy (&s_cert);
     zstr_free (&s_server_key);
 }
@@ -53,14 +54,15 @@ int tl_curve_setup (const tl_curve_t *curve, const char *program)
             zcert_destroy (&server);
         }
     }
-    if (curve->allow_dir && *curve->allow_dir) {
-        if (!zsys_file_exists (curve->allow_dir)) {
-            fprintf (stderr, "%s: allow-list folder '%s' not found\n", program, curve->allow_dir);
+    const char *feed =
+        curve->allow_feed && *curve->allow_feed ? curve->allow_feed : curve->allow_dir;
+    if ((curve->allow_dir && *curve->allow_dir) || (feed && *feed)) {
+        const char *why;
+        s_zap = tl_zap_new (curve->allow_dir, feed, &why);
+        if (!s_zap) {
+            fprintf (stderr, "%s: %s\n", program, why);
             return -1;
         }
-        s_auth = zactor_new (zauth, NULL);
-        zstr_sendx (s_auth, "CURVE", curve->allow_dir, NULL);
-        zsock_wait (s_auth);
     }
     atexit (s_curve_free);
     return 0;
@@ -101,7 +103,7 @@ zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_serv
         zcert_apply (s_cert, sock);
         if (curve_server) {
             zsock_set_curve_server (sock, 1);
-            zsock_set_zap_domain (sock, "tally");
+            zsock_set_zap_domain (sock, cfg->zap_domain ? cfg->zap_domain : TL_ZAP_INBOUND);
         } else if (s_server_key)
             zsock_set_curve_serverkey (sock, s_server_key);
     }

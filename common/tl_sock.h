@@ -11,22 +11,25 @@
 
 #include "tl_opts.h"
 #include "tl_proto.h"
+#include "tl_zap.h"
 #include <czmq.h>
 
 //  Frames a message may have (identity + command + body + payload).
 #define TL_FRAMES_MAX 4
 
 typedef struct {
-    int sndhwm;             //  Send high-water mark (0: libzmq default)
-    int rcvhwm;             //  Receive high-water mark (0: libzmq default)
-    int linger_ms;          //  Linger on close (-1: forever)
-    int64_t maxmsgsize;     //  Largest inbound frame (0: no limit)
-    bool immediate;         //  Queue only to completed connections
-    int heartbeat_ivl_ms;   //  ZMTP heartbeat interval (0: off)
-    int heartbeat_timeout;  //  Heartbeat timeout in ms
+    int sndhwm;              //  Send high-water mark (0: libzmq default)
+    int rcvhwm;              //  Receive high-water mark (0: libzmq default)
+    int linger_ms;           //  Linger on close (-1: forever)
+    int64_t maxmsgsize;      //  Largest inbound frame (0: no limit)
+    bool immediate;          //  Queue only to completed connections
+    int heartbeat_ivl_ms;    //  ZMTP heartbeat interval (0: off)
+    int heartbeat_timeout;   //  Heartbeat timeout in ms
+    const char *zap_domain;  //  A CURVE server's allow list: TL_ZAP_INBOUND or TL_ZAP_FEED
 } tl_sock_cfg_t;
 
-//  Defaults: heartbeats every second, 5 s timeout, linger 2 s, libzmq HWMs.
+//  Defaults: heartbeats every second, 5 s timeout, linger 2 s, libzmq HWMs, the
+//  inbound allow list.
 tl_sock_cfg_t tl_sock_cfg_default (void);
 
 //  Keys for CURVE. A server has its secret key and an optional allow-list folder;
@@ -35,6 +38,7 @@ typedef struct {
     const char *secret_file;  //  This side's certificate (zcert secret file), NULL: off
     const char *server_key;   //  Server's public key (Z85, or a zcert file) for clients
     const char *allow_dir;    //  Folder of allowed clients' public certificates (servers)
+    const char *allow_feed;   //  The same for the feed's subscribers (NULL: allow_dir's)
 } tl_curve_t;
 
 //  The CURVE options every program shares, as tl_opts table entries over a tl_curve_t.
@@ -48,10 +52,16 @@ typedef struct {
 #define TL_OPT_CURVE_ALLOW(curve)                                                                  \
     TL_OPT ("curve-allow", 0, "TALLY_CURVE_ALLOW", TL_OPT_STR, &(curve).allow_dir, "DIR",          \
             "Folder of the public certificates of clients allowed to connect", 0, 0)
-//  The CURVE entries of a program that only connects (worker, watcher) and of one that
-//  only binds (sink).
+#define TL_OPT_CURVE_ALLOW_FEED(curve)                                                             \
+    TL_OPT ("curve-allow-feed", 0, "TALLY_CURVE_ALLOW_FEED", TL_OPT_STR, &(curve).allow_feed,      \
+            "DIR",                                                                                 \
+            "Folder of the public certificates of the feed's subscribers (default: "               \
+            "--curve-allow's); their keys then cannot reach the inbound socket",                   \
+            0, 0)
+//  The CURVE entries of a program that only connects (worker, watcher) and of the sink.
 #define TL_OPTS_CURVE_CLIENT(curve) TL_OPT_CURVE_SECRET (curve), TL_OPT_CURVE_SERVER (curve)
-#define TL_OPTS_CURVE_SERVER(curve) TL_OPT_CURVE_SECRET (curve), TL_OPT_CURVE_ALLOW (curve)
+#define TL_OPTS_CURVE_SERVER(curve)                                                                \
+    TL_OPT_CURVE_SECRET (curve), TL_OPT_CURVE_ALLOW (curve), TL_OPT_CURVE_ALLOW_FEED (curve)
 
 //  Sets up CURVE from environment and options once per process; returns 0 or -1 with
 //  a message on stderr. A NULL or empty secret_file leaves CURVE off.

@@ -23,7 +23,7 @@
 #define S_MAGIC "TLYCKP02"
 
 //  Counters in the msgpack array, in this order, then the job's age as a float.
-#define S_COUNTERS 12
+#define S_COUNTERS 13
 
 static int s_write_part (FILE *file, const void *data, size_t size)
 {
@@ -42,6 +42,7 @@ static int s_encode_job (tl_job_t *job, msgpack_sbuffer *buf)
         names[i] = (tl_str_t){name, strlen (name)};
     }
     tl_msg_t msg = {.cmd = TL_CMD_JOB, .job = tl_job_id (job)};
+    memcpy (msg.secret, tl_job_secret (job), TL_SECRET_SIZE);
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
                                 .input_bytes = tl_job_input_bytes (job),
                                 .nfiles = nfiles,
@@ -56,7 +57,8 @@ static void s_encode_counters (const tl_job_snapshot_t *snap, msgpack_sbuffer *b
     const tl_job_counters_t *c = &snap->counters;
     uint64_t counters[S_COUNTERS] = {c->chunks_done, c->chunks_seen, c->chunks_total, c->ended,
                                      c->bytes,       c->lines,       c->bad_lines,    c->filtered,
-                                     c->duplicates,  c->overflows,   c->bad_logged,   snap->strict};
+                                     c->duplicates,  c->overflows,   c->bad_logged,   snap->strict,
+                                     c->bytes_sent};
     msgpack_packer pk;
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     msgpack_pack_array (&pk, S_COUNTERS + 1);
@@ -149,7 +151,8 @@ static int s_decode_counters (const char *data, size_t size, tl_job_snapshot_t *
                                              .filtered = c[7],
                                              .duplicates = c[8],
                                              .overflows = c[9],
-                                             .bad_logged = c[10]};
+                                             .bad_logged = c[10],
+                                             .bytes_sent = c[12]};
         snap->strict = c[11];
         //  A checkpoint without the age restarts the job's clock.
         const msgpack_object *elapsed = &counters.via.array.ptr[S_COUNTERS];
@@ -178,7 +181,8 @@ tl_job_t *tl_checkpoint_restore (const void *data, size_t size, double now)
               tl_map_merge (parts[2], sizes[2], snap.merged, &entries) == 0 &&
               tl_map_merge (parts[3], sizes[3], snap.totals, &entries) >= 0;
     tl_job_t *job = NULL;
-    if (ok) job = tl_job_restore (msg.job, &msg.u.job, &snap, now);  //  Takes the tables
+    if (ok)
+        job = tl_job_restore (msg.job, msg.secret, &msg.u.job, &snap, now);  //  Takes the tables
     tl_table_destroy (&snap.merged);
     tl_table_destroy (&snap.totals);
     tl_msg_reset (&msg);

@@ -14,22 +14,25 @@
 #include <string.h>
 
 struct _tl_job_t {
-    uint64_t id;                 //  Job id
-    char **files;                //  Input names (for bad line messages)
-    uint32_t nfiles;             //  How many
-    uint64_t input_bytes;        //  Announced input size
-    bool strict;                 //  Malformed lines fail the job
-    tl_table_t *totals;          //  key -> total
-    tl_table_t *merged;          //  Chunk ids merged (8-byte keys)
-    tl_job_counters_t counters;  //  What the job has counted
-    double started;              //  JOB arrival
-    double rate_at;              //  Rate sample time
-    uint64_t rate_bytes;         //  Bytes at rate_at
-    double rate;                 //  Bytes per second, recent
+    uint64_t id;                     //  Job id
+    uint8_t secret[TL_SECRET_SIZE];  //  The ventilator's secret: who may steer the job
+    char **files;                    //  Input names (for bad line messages)
+    uint32_t nfiles;                 //  How many
+    uint64_t input_bytes;            //  Announced input size
+    bool strict;                     //  Malformed lines fail the job
+    tl_table_t *totals;              //  key -> total
+    tl_table_t *merged;              //  Chunk ids merged (8-byte keys)
+    tl_job_counters_t counters;      //  What the job has counted
+    double started;                  //  JOB arrival
+    double rate_at;                  //  Rate sample time
+    uint64_t rate_bytes;             //  Bytes at rate_at
+    double rate;                     //  Bytes per second, recent
 };
 
-tl_job_t *tl_job_new (uint64_t id, const tl_job_body_t *body, double now)
+tl_job_t *tl_job_new (uint64_t id, const uint8_t secret[TL_SECRET_SIZE], const tl_job_body_t *body,
+                      double now)
 {
+    assert (secret);
     assert (body);
     tl_job_t *self = calloc (1, sizeof *self);
     if (!self) return NULL;
@@ -41,6 +44,7 @@ tl_job_t *tl_job_new (uint64_t id, const tl_job_body_t *body, double now)
         return NULL;
     }
     self->id = id;
+    memcpy (self->secret, secret, TL_SECRET_SIZE);
     self->input_bytes = body->input_bytes;
     self->strict = body->strict;
     self->nfiles = body->nfiles;
@@ -76,11 +80,23 @@ static void s_outcome (tl_job_outcome_t *out, tl_job_verdict_t verdict, const ch
     snprintf (out->reason, sizeof out->reason, "%s", reason ? reason : "");
 }
 
-//  Every chunk merged, once END said how many there are.
+//  Every chunk merged, once END said how many there are, and the bytes merged are the
+//  bytes sent: otherwise the totals are not those of the input, and the job fails.
 static void s_check_complete (tl_job_t *self, tl_job_outcome_t *out)
 {
-    if (self->counters.ended && self->counters.chunks_done == self->counters.chunks_total)
-        out->verdict = TL_JOB_COMPLETE;
+    const tl_job_counters_t *c = &self->counters;
+    if (!c->ended || c->chunks_done != c->chunks_total) return;
+    if (c->bytes != c->bytes_sent) {
+        bool ack = out->ack;
+        uint64_t chunk = out->chunk;
+        s_outcome (out, TL_JOB_FAIL, NULL);
+        snprintf (out->reason, sizeof out->reason,
+                  "every chunk is merged, but they hold %llu bytes where the ventilator sent %llu",
+                  (unsigned long long)c->bytes, (unsigned long long)c->bytes_sent);
+        out->ack = ack, out->chunk = chunk;
+        return;
+    }
+    out->verdict = TL_JOB_COMPLETE;
 }
 
 static void s_log_bad_lines (tl_job_t *self, const tl_partial_body_t *partial)
@@ -147,6 +163,10 @@ void tl_job_partial (tl_job_t *self, const tl_partial_body_t *partial, const voi
     assert (partial);
     assert (out);
     uint64_t id = partial->chunk;
+    if (partial->tag != tl_chunk_tag (self->secret, self->id, id)) {
+        s_outcome (out, TL_JOB_JUNK, "PARTIAL without its chunk's tag (not from this job)");
+        return;
+    }
     if (tl_job_merged (self, id))
         //  The ventilator did not hear the first ACK: say it again, merge nothing.
         self->counters.duplicates++;
@@ -169,8 +189,8 @@ void tl_job_end (tl_job_t *self, const tl_end_body_t *end, tl_job_outcome_t *out
     tl_job_counters_t *c = &self->counters;
     if (end->chunks < c->chunks_seen)
         s_outcome (out, TL_JOB_FAIL, "END counts fewer chunks than were merged");
-    else if (c->ended && end->chunks != c->chunks_total)
-        s_outcome (out, TL_JOB_FAIL, "two ENDs disagree on the chunk count");
+    else if (c->ended && (end->chunks != c->chunks_total || end->bytes != c->bytes_sent))
+        s_outcome (out, TL_JOB_FAIL, "two ENDs disagree on the chunk or byte count");
     else if (self->strict && end->bad_lines)
         s_outcome (out, TL_JOB_FAIL, "lines longer than --max-line (--strict)");
     else {
@@ -178,6 +198,7 @@ void tl_job_end (tl_job_t *self, const tl_end_body_t *end, tl_job_outcome_t *out
             c->bad_lines += end->bad_lines;
         c->ended = true;
         c->chunks_total = end->chunks;
+        c->bytes_sent = end->bytes;
         s_outcome (out, TL_JOB_NONE, NULL);
         s_check_complete (self, out);
     }
@@ -194,6 +215,18 @@ uint64_t tl_job_id (tl_job_t *self)
 {
     assert (self);
     return self->id;
+}
+
+bool tl_job_owned_by (tl_job_t *self, const uint8_t secret[TL_SECRET_SIZE])
+{
+    assert (self);
+    return tl_secret_equal (self->secret, secret);
+}
+
+const uint8_t *tl_job_secret (tl_job_t *self)
+{
+    assert (self);
+    return self->secret;
 }
 
 const tl_job_counters_t *tl_job_counters (tl_job_t *self)
@@ -274,13 +307,13 @@ void tl_job_snapshot (tl_job_t *self, double now, tl_job_snapshot_t *snapshot)
                                     .totals = self->totals};
 }
 
-tl_job_t *tl_job_restore (uint64_t id, const tl_job_body_t *body, tl_job_snapshot_t *snapshot,
-                          double now)
+tl_job_t *tl_job_restore (uint64_t id, const uint8_t secret[TL_SECRET_SIZE],
+                          const tl_job_body_t *body, tl_job_snapshot_t *snapshot, double now)
 {
     assert (snapshot);
     tl_table_t *merged = snapshot->merged, *totals = snapshot->totals;
     snapshot->merged = snapshot->totals = NULL;
-    tl_job_t *self = merged && totals ? tl_job_new (id, body, now) : NULL;
+    tl_job_t *self = merged && totals ? tl_job_new (id, secret, body, now) : NULL;
     if (self && tl_table_size (merged) == snapshot->counters.chunks_done) {
         tl_table_destroy (&self->merged);
         tl_table_destroy (&self->totals);

@@ -43,6 +43,7 @@ typedef struct {
     uint64_t chunks_done;   //  Chunks merged
     uint64_t chunks_seen;   //  Highest chunk id merged + 1
     uint64_t chunks_total;  //  From END, valid when ended
+    uint64_t bytes_sent;    //  From END: payload bytes the ventilator sent, when ended
     bool ended;             //  END arrived
     uint64_t bytes;         //  Payload bytes merged
     uint64_t lines;         //  Lines merged
@@ -62,22 +63,27 @@ typedef struct {
     tl_table_t *totals;          //  key -> total
 } tl_job_snapshot_t;
 
-//  Creates an empty job from a JOB body (copying what it keeps) at time now. Returns
-//  NULL when memory is exhausted.
-tl_job_t *tl_job_new (uint64_t id, const tl_job_body_t *body, double now);
+//  Creates an empty job from a JOB message's id, secret and body (copying what it
+//  keeps) at time now. Returns NULL when memory is exhausted.
+tl_job_t *tl_job_new (uint64_t id, const uint8_t secret[TL_SECRET_SIZE], const tl_job_body_t *body,
+                      double now);
 
 //  Frees the job; sets *self_p to NULL. Harmless on NULL.
 void tl_job_destroy (tl_job_t **self_p);
 
 //  Takes one PARTIAL: its body and its map frame (key -> count, as tl_map_encode
 //  writes it, not yet validated). Merges it unless its chunk is merged already, and
-//  sets *out. A malformed map merges nothing and is junk; a valid one that runs out
-//  of memory half-way fails the job, since a resent copy would count that part twice.
+//  sets *out. A PARTIAL without its chunk's tag (tl_chunk_tag) is junk: it does not
+//  come from a CHUNK of this job. A malformed map merges nothing and is junk; a valid
+//  one that runs out of memory half-way fails the job, since a resent copy would count
+//  that part twice.
 void tl_job_partial (tl_job_t *self, const tl_partial_body_t *partial, const void *map,
                      size_t map_size, tl_job_outcome_t *out);
 
 //  Takes an END (the ventilator repeats it until DONE). Sets *out: FAIL when it
 //  contradicts what was merged or an earlier END, COMPLETE once every chunk is merged.
+//  A job whose every chunk is merged but whose bytes differ from END's fails: the
+//  totals would not be those of what the ventilator read.
 void tl_job_end (tl_job_t *self, const tl_end_body_t *end, tl_job_outcome_t *out);
 
 //  Takes a CANCEL: sets *out to TL_JOB_CANCELLED.
@@ -85,6 +91,12 @@ void tl_job_cancel (tl_job_t *self, tl_job_outcome_t *out);
 
 //  The job id from JOB.
 uint64_t tl_job_id (tl_job_t *self);
+
+//  True when secret is the job's: the sender may steer it (END, PING, CANCEL, JOB).
+bool tl_job_owned_by (tl_job_t *self, const uint8_t secret[TL_SECRET_SIZE]);
+
+//  The job's secret (for its checkpoint): TL_SECRET_SIZE bytes, the job's own.
+const uint8_t *tl_job_secret (tl_job_t *self);
 
 //  The counters; the struct is the job's own, valid until it is destroyed.
 const tl_job_counters_t *tl_job_counters (tl_job_t *self);
@@ -117,7 +129,7 @@ void tl_job_snapshot (tl_job_t *self, double now, tl_job_snapshot_t *snapshot);
 //  taking over the snapshot's tables: snapshot->merged and ->totals are set to NULL,
 //  whatever the result. Returns NULL when the state does not hold together (as many
 //  merged ids as chunks_done) or memory is exhausted.
-tl_job_t *tl_job_restore (uint64_t id, const tl_job_body_t *body, tl_job_snapshot_t *snapshot,
-                          double now);
+tl_job_t *tl_job_restore (uint64_t id, const uint8_t secret[TL_SECRET_SIZE],
+                          const tl_job_body_t *body, tl_job_snapshot_t *snapshot, double now);
 
 #endif

@@ -36,11 +36,12 @@ typedef struct {
 } s_open_t;
 
 typedef struct {
-    uint64_t id;                    //  Job id
-    uint8_t owner[S_IDENTITY_MAX];  //  Ventilator identity
-    size_t owner_size;              //  Its length
-    bool failed;                    //  Failed rather than done
-    tl_done_body_t done;            //  What DONE said (output points at s_sink_t.output)
+    uint64_t id;                     //  Job id
+    uint8_t secret[TL_SECRET_SIZE];  //  The job's secret: only its holder hears how it ended
+    uint8_t owner[S_IDENTITY_MAX];   //  Ventilator identity
+    size_t owner_size;               //  Its length
+    bool failed;                     //  Failed rather than done
+    tl_done_body_t done;             //  What DONE said (output points at s_sink_t.output)
 } s_finished_t;
 
 typedef struct {
@@ -125,6 +126,7 @@ static void s_remember (s_sink_t *self, s_open_t *open, bool failed, const tl_do
     s_finished_t *slot = &self->finished[self->nfinished++ % S_FINISHED_MAX];
     memset (slot, 0, sizeof *slot);
     slot->id = tl_job_id (open->job);
+    memcpy (slot->secret, tl_job_secret (open->job), TL_SECRET_SIZE);
     memcpy (slot->owner, open->owner, open->owner_size);
     slot->owner_size = open->owner_size;
     slot->failed = failed;
@@ -229,7 +231,9 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
                              .bad_lines = c->bad_lines,
                              .filtered = c->filtered,
                              .seconds = tl_job_seconds (job, tl_now ()),
-                             .output = {self->output, strlen (self->output)}};
+                             .output = {self->output, strlen (self->output)},
+                             .chunks = c->chunks_done,
+                             .bytes = c->bytes};
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_done (tl_job_id (job), done, &body) == 0)
@@ -282,12 +286,18 @@ static void s_settle (s_sink_t *self, s_open_t *open, const tl_job_outcome_t *ou
 static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
 {
     const tl_job_body_t *body = &msg->u.job;
-    if (s_open_find (self, msg->job)) {  //  The ventilator did not hear our ACCEPT yet
+    s_open_t *open = s_open_find (self, msg->job);
+    s_finished_t *finished = s_finished_find (self, msg->job);
+    if ((open && !tl_job_owned_by (open->job, msg->secret)) ||
+        (finished && !tl_secret_equal (finished->secret, msg->secret))) {
+        s_junk (self, "JOB with the id of another job");
+        return;
+    }
+    if (open) {  //  The ventilator did not hear our ACCEPT yet
         tl_msg_t accept = {.cmd = TL_CMD_ACCEPT, .job = msg->job};
         s_reply (self, owner, owner_size, &accept);
         return;
     }
-    s_finished_t *finished = s_finished_find (self, msg->job);
     if (finished) {
         s_reply_fail (self, owner, owner_size, msg->job, "job already finished");
         return;
@@ -299,12 +309,12 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         s_reply_fail (self, owner, owner_size, msg->job, reason);
         return;
     }
-    s_open_t *open = s_open_free (self);
+    open = s_open_free (self);
     if (!open || owner_size > S_IDENTITY_MAX) {
         s_reply_fail (self, owner, owner_size, msg->job, "sink busy: too many open jobs");
         return;
     }
-    open->job = tl_job_new (msg->job, body, tl_now ());
+    open->job = tl_job_new (msg->job, msg->secret, body, tl_now ());
     if (!open->job) {
         s_reply_fail (self, owner, owner_size, msg->job, "sink out of memory");
         return;
@@ -338,8 +348,12 @@ static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
 static void s_on_control_closed (s_sink_t *self, const uint8_t *owner, size_t owner_size,
                                  tl_msg_t *msg)
 {
-    if (msg->cmd == TL_CMD_CANCEL) return;
     s_finished_t *finished = s_finished_find (self, msg->job);
+    if (finished && !tl_secret_equal (finished->secret, msg->secret)) {
+        s_junk (self, "job control without the job's secret");
+        return;
+    }
+    if (msg->cmd == TL_CMD_CANCEL) return;
     if (finished && !finished->failed) {
         tl_msg_t done = {.cmd = TL_CMD_DONE, .job = msg->job};
         done.u.done = finished->done;
@@ -357,8 +371,14 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
         s_on_control_closed (self, owner, owner_size, msg);
         return;
     }
+    if (!tl_job_owned_by (open->job, msg->secret)) {
+        //  The feed publishes job ids: knowing one steers nothing.
+        s_junk (self, "job control without the job's secret");
+        return;
+    }
     if (owner_size != open->owner_size || memcmp (owner, open->owner, owner_size) != 0) {
-        //  The ventilator reconnected (new identity): answer it there from now on.
+        //  The ventilator reconnected (new identity; it holds the secret): answer it
+        //  there from now on.
         memcpy (open->owner, owner, owner_size);
         open->owner_size = owner_size;
     }
@@ -500,6 +520,7 @@ int main (int argc, char **argv)
     //  subscriber starts losing messages (numbered batches let it tell).
     cfg.sndhwm = 100000;
     cfg.maxmsgsize = 4096;
+    cfg.zap_domain = TL_ZAP_FEED;
     self.pub = self.router ? tl_sock_new (ZMQ_PUB, self.publish, true, true, &cfg, &why) : NULL;
     if (!self.router || !self.pub) {
         fprintf (stderr, "tally-sink: %s\n", why);

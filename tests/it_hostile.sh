@@ -4,12 +4,14 @@
 #     job runs (100 MB in 1K chunks, 50 MB sanitized): random multipart messages, Tally
 #     command names with garbage bodies, and PARTIALs for the running job whose maps hold
 #     real keys but are malformed (so that merging any part of one would change the
-#     totals), plus a few frames over the sink's --max-message. The job completes with
-#     gawk's totals; the sink lives on and serves another job.
+#     totals) and whose tags are guesses, plus a few frames over the sink's --max-message;
+#     then END, CANCEL, PING and JOB for the job with a guessed secret. The job completes
+#     with gawk's totals; the sink lives on and serves another job.
 # (b) CURVE (keys from tally keygen): workers with a key the sink and ventilator do not
 #     allow, or with a wrong server key, receive nothing and change nothing; tally-watch
-#     without keys hears nothing; a good worker completes the job with gawk's totals and
-#     tally-watch with the right keys reads the feed.
+#     without keys hears nothing; a watcher's key (on the feed's allow list only) cannot
+#     reach the sink's inbound socket; a good worker completes the job with gawk's totals
+#     and tally-watch with the right keys reads the feed.
 # (c) Hostile files through tally run: truncated and corrupt .gz, a binary file, a line
 #     beyond --max-line, CRLF line ends, malformed lines (with and without --strict).
 source "$(dirname "$0")/lib.sh"
@@ -32,8 +34,8 @@ start_vent junk --chunk-size 1K "$WORK"/data/*.tsv
 # The sender learns the job id from the feed, then sends: random multipart messages of 1 to
 # 5 frames; command names (and near misses) with garbage bodies; PARTIALs of the running
 # job, mostly for chunk ids not merged yet, whose maps hold real keys and then a defect;
-# PARTIALs of the job with a valid map but a wrong frame count or a broken header; and
-# last, three frames larger than the sink's --max-message.
+# PARTIALs of the job with a valid map but a wrong frame count or a broken header; three
+# frames larger than the sink's --max-message; and last, job control with a wrong secret.
 cat > "$WORK/junk.py" <<'PYEOF'
 import random, sys, time
 import msgpack, zmq
@@ -95,7 +97,10 @@ def garbage_body():
 def header(chunk=None, fields=None):
     if chunk is None:  # mostly chunks not merged yet (the feed lags by a quarter second)
         chunk = state["done"] + rng.randint(-100, 30000)
-    h = [job, max(chunk, 0), rng.randint(0, 3), 4096, rng.randint(1, 200), 0, 0, []]
+    # [job, chunk, tag, file, bytes, lines, bad_lines, filtered, bad_offsets]: the tag is
+    # a guess, as a stranger's must be (the real one comes only with the CHUNK).
+    h = [job, max(chunk, 0), rng.getrandbits(64), rng.randint(0, 3), 4096, rng.randint(1, 200),
+         0, 0, []]
     return pk.pack(fields if fields is not None else h)
 
 def entries(k):
@@ -167,12 +172,14 @@ for i in range(total):
             msg = [b"PARTIAL", header()]
         elif v == 2:  # a header with a field too many, or a negative chunk id
             msg = [b"PARTIAL", header(fields=rng.choice(
-                ([job, state["done"] + rng.randint(0, 30000), 0, 4096, 1, 0, 0, [], 0],
-                 [job, -1, 0, 4096, 1, 0, 0, []]))), valid_map()]
+                ([job, state["done"] + rng.randint(0, 30000), 0, 0, 4096, 1, 0, 0, [], 0],
+                 [job, -1, 0, 0, 4096, 1, 0, 0, []], [job, 2**48, 0, 0, 4096, 1, 0, 0, []],
+                 [job, 2**64 - 1, 0, 0, 4096, 1, 0, 0, []]))), valid_map()]
         elif v == 3:  # a header with a chunk id that is a string
-            msg = [b"PARTIAL", header(fields=[job, "3", 0, 4096, 1, 0, 0, []]), valid_map()]
+            msg = [b"PARTIAL", header(fields=[job, "3", 0, 0, 4096, 1, 0, 0, []]), valid_map()]
         else:         # bad_offset entries that are not integers
-            msg = [b"PARTIAL", header(fields=[job, state["done"] + 7000, 0, 4096, 1, 1, 0, ["x"]]),
+            msg = [b"PARTIAL",
+                   header(fields=[job, state["done"] + 7000, 0, 0, 4096, 1, 1, 0, ["x"]]),
                    valid_map()]
     counts[kind] += 1
     out.send_multipart(msg)
@@ -181,6 +188,17 @@ for i in range(total):
 for _ in range(3):
     out.send_multipart([b"PARTIAL", header(), b"\x80" + rng.randbytes(5 << 20)])
     counts["oversized"] += 1
+# Job control from a stranger who read the job id on the feed but lacks the job's secret:
+# an END that would complete the job early with what is merged so far, a CANCEL, a PING,
+# and a JOB with the same id. None may be obeyed.
+counts["forged control"] = 0
+for _ in range(5):
+    secret = rng.randbytes(16)
+    for msg in ([b"END", pk.pack([job, secret, state["done"], 4096 * state["done"], 0])],
+                [b"CANCEL", pk.pack([job, secret, "forged"])], [b"PING", pk.pack([job, secret])],
+                [b"JOB", pk.pack([job, 2, secret, False, 0, ["x"]])]):
+        out.send_multipart(msg)
+        counts["forged control"] += 1
 seconds = time.time() - began
 read_feed(100)
 print("sent %d messages (%s) to job %016x in %.1f s; the job had %d of %d%s chunks merged" % (
@@ -209,6 +227,8 @@ merged=$(grep -E -o 'done: [0-9]+ chunks \([0-9]+ duplicates\)' "$WORK/sink.log"
 echo "the sink: $merged"
 check "junk: the sink is alive" alive "$sink_pid"
 check "junk: the sink logged dropped messages" grep -q "dropped a message" "$WORK/sink.log"
+check "junk: the feed reported no failure of the job (forged END and CANCEL not obeyed)" \
+  bash -c "! grep -q 'cancelled\|failed' '$WORK/sink.log'"
 grep "dropped a message" "$WORK/sink.log" | tail -2
 # Junk is logged at most once a second: no two junk lines carry the same time stamp.
 check "junk: the sink logs junk at most once a second" test -z "$(grep "dropped a message" \
@@ -237,12 +257,16 @@ done
 check "curve: tally keygen writes a public and a secret certificate" \
   test -s "$keys/server" -a -s "$keys/server_secret" -a -s "$keys/intruder_secret"
 # The ventilator uses the server certificate for its connection to the sink, so the
-# allow-list holds the server's own public certificate too.
-cp "$keys/server" "$keys/worker" "$keys/watcher" "$WORK/allow/"
+# allow-list holds the server's own public certificate too. The watcher's key is on the
+# feed's list only: with it nobody reaches the inbound socket (job control, partials).
+mkdir -p "$WORK/allow-feed"
+cp "$keys/server" "$keys/worker" "$WORK/allow/"
+cp "$keys/watcher" "$WORK/allow-feed/"
 server=(--curve-secret "$keys/server_secret" --curve-allow "$WORK/allow")
 
 fault_endpoints
-start_sink "$WORK/curve-sink.log" "$WORK/curve.tsv" "${server[@]}"
+start_sink "$WORK/curve-sink.log" "$WORK/curve.tsv" "${server[@]}" \
+  --curve-allow-feed "$WORK/allow-feed"
 sink_pid=$SINK_PID
 start_watch "$WORK/curve.json" --curve-secret "$keys/watcher_secret" --curve-server "$keys/server"
 watch_pid=$WATCH_PID
@@ -272,6 +296,15 @@ check "curve: the worker whose key is not allowed mapped 0 chunks" \
   test "$(worker_chunks "$WORK/intruder.log")" -eq 0
 check "curve: the worker with a wrong server key mapped 0 chunks" \
   test "$(worker_chunks "$WORK/wrongserver.log")" -eq 0
+# A ventilator holding the watcher's key: the sink's inbound socket refuses it, so its
+# JOB is never answered (and neither would an END or a CANCEL be).
+"$TALLY_BIN/tally-ventilator" --bind "tcp://127.0.0.1:$(free_port)" --sink "$SINK" \
+  --curve-secret "$keys/watcher_secret" --curve-server "$keys/server" --timeout 3 \
+  --progress none "$sample" > "$WORK/watcher-vent.out" 2>&1 && status=0 || status=$?
+check "curve: the watcher's key cannot reach the sink's inbound socket (no answer, exit 1)" \
+  test "$status" -eq 1
+check "curve: ... and the ventilator says the sink did not answer" \
+  grep -q "no answer from the sink" "$WORK/watcher-vent.out"
 wait_pid "$plain_watch" 10 && status=0 || status=$?
 forget "$plain_watch"
 check "curve: tally-watch without keys hears nothing (exits 3 after its --timeout)" \

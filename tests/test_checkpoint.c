@@ -17,6 +17,7 @@
 //  Helpers
 
 static tl_str_t s_files[] = {{"one.tsv", 7}, {"two.tsv.gz", 10}};
+static const uint8_t s_secret[TL_SECRET_SIZE] = "0123456789abcdef";
 
 static tl_job_t *s_job_new (uint64_t id, bool strict)
 {
@@ -25,7 +26,7 @@ static tl_job_t *s_job_new (uint64_t id, bool strict)
                           .input_bytes = 12345,
                           .nfiles = 2,
                           .files = s_files};
-    tl_job_t *job = tl_job_new (id, &body, 0.0);
+    tl_job_t *job = tl_job_new (id, s_secret, &body, 0.0);
     cr_assert_not_null (job);
     return job;
 }
@@ -43,8 +44,12 @@ static tl_job_outcome_t s_feed (tl_job_t *job, uint64_t chunk, uint64_t bad_line
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     cr_assert_eq (tl_map_encode (table, &buf), 0);
-    tl_partial_body_t body = {
-        .chunk = chunk, .file = 1, .bytes = 100, .lines = chunk + 1, .bad_lines = bad_lines};
+    tl_partial_body_t body = {.chunk = chunk,
+                              .tag = tl_chunk_tag (s_secret, tl_job_id (job), chunk),
+                              .file = 1,
+                              .bytes = 100,
+                              .lines = chunk + 1,
+                              .bad_lines = bad_lines};
     tl_job_outcome_t out;
     tl_job_partial (job, &body, buf.data, buf.size, &out);
     msgpack_sbuffer_destroy (&buf);
@@ -128,7 +133,7 @@ static tl_job_t *s_job_part_way (uint64_t id)
     cr_assert (s_feed (job, 1, 0).ack);
     cr_assert (s_feed (job, 1, 0).ack);
     cr_assert (s_feed (job, 3, 0).ack);
-    tl_end_body_t end = {.chunks = 5, .bad_lines = 2};
+    tl_end_body_t end = {.chunks = 5, .bytes = 500, .bad_lines = 2};
     tl_job_outcome_t out;
     tl_job_end (job, &end, &out);
     cr_assert_eq (out.verdict, TL_JOB_NONE);
@@ -254,14 +259,14 @@ Test (checkpoint, altered_checkpoints_are_refused)
     data[0] = 'T';
 
     size_t at = s_counters_at (data, size);
-    cr_assert_eq ((uint8_t)data[at], 0x9d, "the counters are an array of 13");
+    cr_assert_eq ((uint8_t)data[at], 0x9e, "the counters are an array of 14");
     cr_assert_eq (data[at + 1], 3, "chunks_done is 3");
     data[at + 1] = 2;  //  Two chunks done, but three merged ids
     cr_assert_null (tl_checkpoint_restore (data, size, 1.0));
     data[at + 1] = 3;
-    data[at] = (char)0x9c;  //  An array of 12: the last counter is left over
+    data[at] = (char)0x9d;  //  An array of 13: the last counter is left over
     cr_assert_null (tl_checkpoint_restore (data, size, 1.0));
-    data[at] = (char)0x9d;
+    data[at] = (char)0x9e;
     data[at + 1] = (char)0xc0;  //  nil where a count belongs
     cr_assert_null (tl_checkpoint_restore (data, size, 1.0));
     data[at + 1] = 3;

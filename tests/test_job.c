@@ -45,6 +45,12 @@ typedef struct {
 
 static tl_str_t s_files[] = {{"a.tsv", 5}, {"b.tsv", 5}};
 
+//  Every test job's secret; a PARTIAL carries the tag it gives its chunk.
+static const uint8_t s_secret[TL_SECRET_SIZE] = "0123456789abcdef";
+
+//  A tag no chunk of a test job has (the right one is a 64-bit hash, never 1 here).
+#define S_WRONG_TAG 1
+
 static tl_job_t *s_job_new (uint64_t id, bool strict)
 {
     tl_job_body_t body = {.version = TL_PROTO_VERSION,
@@ -52,7 +58,7 @@ static tl_job_t *s_job_new (uint64_t id, bool strict)
                           .input_bytes = 1000,
                           .nfiles = 2,
                           .files = s_files};
-    tl_job_t *job = tl_job_new (id, &body, 0.0);
+    tl_job_t *job = tl_job_new (id, s_secret, &body, 0.0);
     cr_assert_not_null (job);
     return job;
 }
@@ -61,6 +67,13 @@ static tl_job_t *s_job_new (uint64_t id, bool strict)
 static tl_partial_body_t s_body (uint64_t chunk, size_t entries)
 {
     return (tl_partial_body_t){.chunk = chunk, .bytes = 10, .lines = entries};
+}
+
+//  body with the tag the ventilator gives its chunk in job.
+static tl_partial_body_t s_tagged (tl_job_t *job, tl_partial_body_t body)
+{
+    body.tag = tl_chunk_tag (s_secret, tl_job_id (job), body.chunk);
+    return body;
 }
 
 //  A map frame holding the entries, as a worker encodes it.
@@ -75,12 +88,14 @@ static void s_map (msgpack_sbuffer *buf, const s_kv_t *kv, size_t n)
     tl_table_destroy (&table);
 }
 
-//  Hands the job a PARTIAL with this body and these entries; returns the outcome.
+//  Hands the job a PARTIAL with this body and these entries, tagged as the ventilator
+//  tags its chunk unless the body has a tag already; returns the outcome.
 static tl_job_outcome_t s_feed_body (tl_job_t *job, tl_partial_body_t body, const s_kv_t *kv,
                                      size_t n)
 {
     msgpack_sbuffer buf;
     s_map (&buf, kv, n);
+    if (!body.tag) body.tag = tl_chunk_tag (s_secret, tl_job_id (job), body.chunk);
     tl_job_outcome_t out;
     memset (&out, 0xA5, sizeof out);  //  Whatever the job leaves unset shows
     tl_job_partial (job, &body, buf.data, buf.size, &out);
@@ -93,9 +108,10 @@ static tl_job_outcome_t s_feed (tl_job_t *job, uint64_t chunk, const s_kv_t *kv,
     return s_feed_body (job, s_body (chunk, n), kv, n);
 }
 
+//  An END for chunks chunks of s_body's 10 bytes each.
 static tl_job_outcome_t s_end (tl_job_t *job, uint64_t chunks, uint64_t bad_lines)
 {
-    tl_end_body_t end = {.chunks = chunks, .bytes = 0, .bad_lines = bad_lines};
+    tl_end_body_t end = {.chunks = chunks, .bytes = 10 * chunks, .bad_lines = bad_lines};
     tl_job_outcome_t out;
     memset (&out, 0xA5, sizeof out);
     tl_job_end (job, &end, &out);
@@ -151,7 +167,7 @@ Test (job, duplicate_map_is_not_even_read)
     //  A copy is acknowledged for its id alone: a different, even broken, map is not merged.
     tl_job_t *job = s_job_new (1, false);
     s_expect_ack (s_feed (job, 7, KV ({"x", 3})), TL_JOB_NONE, 7);
-    tl_partial_body_t body = s_body (7, 1);
+    tl_partial_body_t body = s_tagged (job, s_body (7, 1));
     tl_job_outcome_t out;
     tl_job_partial (job, &body, "\xc1", 1, &out);
     s_expect_ack (out, TL_JOB_NONE, 7);
@@ -223,7 +239,7 @@ Test (job, end_counting_fewer_chunks_than_merged_fails)
 Test (job, end_bad_lines_are_counted_once)
 {
     tl_job_t *job = s_job_new (1, false);
-    tl_partial_body_t body = s_body (0, 1);
+    tl_partial_body_t body = s_tagged (job, s_body (0, 1));
     body.bad_lines = 2;
     s_expect_ack (s_feed_body (job, body, KV ({"a", 1})), TL_JOB_NONE, 0);
     s_expect (s_end (job, 2, 5), TL_JOB_NONE, NULL);
@@ -254,7 +270,7 @@ Test (job, malformed_map_is_junk_and_merges_nothing)
     s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
     msgpack_sbuffer buf;
     s_map (&buf, KV ({"a", 5}, {"b", 6}, {"c", 7}));
-    tl_partial_body_t body = s_body (1, 3);
+    tl_partial_body_t body = s_tagged (job, s_body (1, 3));
     tl_job_outcome_t out;
     tl_job_partial (job, &body, buf.data, buf.size - 1, &out);  //  Cut short
     s_expect (out, TL_JOB_JUNK, "malformed");
@@ -317,7 +333,7 @@ Test (job, out_of_memory_half_way_through_a_merge_fails_the_job)
     msgpack_sbuffer buf;
     const char *shortkey;
     s_map_short_then_long (&buf, &shortkey, longkey, S_LONG_KEY);
-    tl_partial_body_t body = s_body (1, 2);
+    tl_partial_body_t body = s_tagged (job, s_body (1, 2));
     tl_job_outcome_t out;
     s_fail_from = S_LONG_KEY;
     tl_job_partial (job, &body, buf.data, buf.size, &out);
@@ -340,7 +356,7 @@ Test (job, out_of_memory_before_any_entry_leaves_the_job_for_a_resend)
     memset (longkey, 'L', S_LONG_KEY);
     msgpack_sbuffer buf;
     s_map (&buf, KV ({longkey, 4}));
-    tl_partial_body_t body = s_body (1, 1);
+    tl_partial_body_t body = s_tagged (job, s_body (1, 1));
     tl_job_outcome_t out;
     s_fail_from = S_LONG_KEY;
     tl_job_partial (job, &body, buf.data, buf.size, &out);
@@ -382,7 +398,7 @@ Test (job, strict_job_fails_on_a_bad_line)
 {
     tl_job_t *job = s_job_new (1, true);
     s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
-    tl_partial_body_t body = s_body (1, 1);
+    tl_partial_body_t body = s_tagged (job, s_body (1, 1));
     body.file = 1;
     body.bad_lines = 1;
     body.bad_samples = 1;
@@ -392,6 +408,7 @@ Test (job, strict_job_fails_on_a_bad_line)
     tl_job_destroy (&job);
 
     job = s_job_new (2, false);  //  The same without --strict is counted, not fatal
+    body = s_tagged (job, body);
     s_expect_ack (s_feed_body (job, body, KV ({"b", 1})), TL_JOB_NONE, 1);
     cr_assert_eq (tl_job_counters (job)->bad_lines, 1);
     tl_job_destroy (&job);
@@ -401,7 +418,7 @@ Test (job, strict_job_survives_junk)
 {
     //  A malformed frame claiming bad lines is junk: it must not fail a strict job.
     tl_job_t *job = s_job_new (1, true);
-    tl_partial_body_t body = s_body (0, 1);
+    tl_partial_body_t body = s_tagged (job, s_body (0, 1));
     body.bad_lines = 3;
     tl_job_outcome_t out;
     tl_job_partial (job, &body, "\x81\xc4", 2, &out);
@@ -423,7 +440,7 @@ Test (job, bad_line_positions_are_logged_for_the_first_ten)
 {
     tl_job_t *job = s_job_new (1, false);
     for (uint64_t chunk = 0; chunk < 4; chunk++) {
-        tl_partial_body_t body = s_body (chunk, 1);
+        tl_partial_body_t body = s_tagged (job, s_body (chunk, 1));
         body.bad_lines = 6;
         body.bad_samples = TL_BAD_SAMPLES;
         s_expect_ack (s_feed_body (job, body, KV ({"a", 1})), TL_JOB_NONE, chunk);
@@ -545,5 +562,65 @@ Test (job, progress_uses_the_time_it_is_given)
     cr_assert_float_eq (tl_job_seconds (job, 3.5), 3.5, 1e-9);
     cr_assert_str_eq (tl_job_file (job, 1), "b.tsv");
     cr_assert_str_eq (tl_job_file (job, 2), "?");
+    tl_job_destroy (&job);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Who may steer a job, and what a PARTIAL must prove
+
+Test (job, only_the_secret_owns_the_job)
+{
+    tl_job_t *job = s_job_new (1, false);
+    cr_assert (tl_job_owned_by (job, s_secret));
+    uint8_t other[TL_SECRET_SIZE];
+    memcpy (other, s_secret, sizeof other);
+    for (size_t i = 0; i < TL_SECRET_SIZE; i++) {
+        other[i] ^= 0x01;
+        cr_assert_not (tl_job_owned_by (job, other), "secret differing in byte %zu", i);
+        other[i] ^= 0x01;
+    }
+    cr_assert_eq (memcmp (tl_job_secret (job), s_secret, TL_SECRET_SIZE), 0);
+    tl_job_destroy (&job);
+}
+
+Test (job, partial_without_its_tag_is_junk_and_merges_nothing)
+{
+    tl_job_t *job = s_job_new (1, false);
+    tl_partial_body_t body = s_body (0, 1);
+    body.tag = S_WRONG_TAG;
+    s_expect (s_feed_body (job, body, KV ({"forged", 1000})), TL_JOB_JUNK, "tag");
+    //  Tagged for chunk 1, sent as chunk 0: also junk.
+    body.tag = tl_chunk_tag (s_secret, 1, 1);
+    s_expect (s_feed_body (job, body, KV ({"forged", 1000})), TL_JOB_JUNK, "tag");
+    //  Tagged with another job's secret (a stranger's guess): junk.
+    body.tag = tl_chunk_tag ((const uint8_t *)"fedcba9876543210", 1, 0);
+    s_expect (s_feed_body (job, body, KV ({"forged", 1000})), TL_JOB_JUNK, "tag");
+    cr_assert_eq (s_total (job, "forged"), 0xDEAD);
+    cr_assert_eq (tl_job_counters (job)->chunks_done, 0);
+    cr_assert_not (tl_job_merged (job, 0), "a forged copy must not take the chunk's place");
+    //  The worker's real PARTIAL for chunk 0 is merged afterwards.
+    s_expect_ack (s_feed (job, 0, KV ({"real", 1})), TL_JOB_NONE, 0);
+    cr_assert_eq (s_total (job, "real"), 1);
+    tl_job_destroy (&job);
+}
+
+Test (job, bytes_merged_must_be_the_bytes_sent)
+{
+    tl_job_t *job = s_job_new (1, false);
+    s_expect_ack (s_feed (job, 0, KV ({"a", 1})), TL_JOB_NONE, 0);
+    tl_end_body_t end = {.chunks = 2, .bytes = 25, .bad_lines = 0};  //  2 chunks of 10: 20
+    tl_job_outcome_t out;
+    tl_job_end (job, &end, &out);
+    s_expect (out, TL_JOB_NONE, NULL);
+    out = s_feed (job, 1, KV ({"b", 1}));
+    cr_assert_eq (out.verdict, TL_JOB_FAIL, "completion with 20 of 25 bytes: %s", out.reason);
+    cr_assert (strstr (out.reason, "20 bytes") && strstr (out.reason, "25"), "%s", out.reason);
+    tl_job_destroy (&job);
+
+    job = s_job_new (2, false);  //  ENDs that disagree on the bytes fail too
+    s_expect (s_end (job, 3, 0), TL_JOB_NONE, NULL);
+    end = (tl_end_body_t){.chunks = 3, .bytes = 31, .bad_lines = 0};
+    tl_job_end (job, &end, &out);
+    s_expect (out, TL_JOB_FAIL, "disagree");
     tl_job_destroy (&job);
 }

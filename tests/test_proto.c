@@ -2,7 +2,9 @@
     frame round-trips any key bytes; every decoder refuses hostile frames (truncated,
     wrong types, oversized claims, trailing bytes) without crashing, leaking or
     allocating what the frame does not justify; random mutations of valid frames never
-    crash and whatever decodes re-encodes. (The feed's bodies: test_feed.c.)
+    crash and whatever decodes re-encodes; a job's secret travels only in job control
+    (JOB, END, PING, CANCEL) and chunk tags are the documented XXH3 of it. (The feed's
+    bodies: test_feed.c.)
 
     Frames handed to decoders are copied to heap blocks of exactly their size, so that
     AddressSanitizer (the sanitized build) catches any read past a frame's end.       */
@@ -68,6 +70,8 @@ static bool s_filter_equal (const tl_filter_t *a, const tl_filter_t *b)
 static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
 {
     if (a->cmd != b->cmd || a->job != b->job) return false;
+    if (tl_cmd_has_secret (a->cmd) && memcmp (a->secret, b->secret, TL_SECRET_SIZE) != 0)
+        return false;
     switch (a->cmd) {
     case TL_CMD_JOB: {
         const tl_job_body_t *x = &a->u.job, *y = &b->u.job;
@@ -80,14 +84,15 @@ static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
     }
     case TL_CMD_CHUNK: {
         const tl_chunk_body_t *x = &a->u.chunk, *y = &b->u.chunk;
-        return x->chunk == y->chunk && x->file == y->file && x->offset == y->offset &&
-               x->format == y->format && s_filter_equal (&x->filter, &y->filter);
+        return x->chunk == y->chunk && x->tag == y->tag && x->file == y->file &&
+               x->offset == y->offset && x->format == y->format &&
+               s_filter_equal (&x->filter, &y->filter);
     }
     case TL_CMD_PARTIAL: {
         const tl_partial_body_t *x = &a->u.partial, *y = &b->u.partial;
-        if (x->chunk != y->chunk || x->file != y->file || x->bytes != y->bytes ||
-            x->lines != y->lines || x->bad_lines != y->bad_lines || x->filtered != y->filtered ||
-            x->bad_samples != y->bad_samples)
+        if (x->chunk != y->chunk || x->tag != y->tag || x->file != y->file ||
+            x->bytes != y->bytes || x->lines != y->lines || x->bad_lines != y->bad_lines ||
+            x->filtered != y->filtered || x->bad_samples != y->bad_samples)
             return false;
         for (uint32_t i = 0; i < x->bad_samples; i++)
             if (x->bad_offset[i] != y->bad_offset[i]) return false;
@@ -107,7 +112,7 @@ static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
         return x->keys == y->keys && x->sum == y->sum && x->lines == y->lines &&
                x->bad_lines == y->bad_lines && x->filtered == y->filtered &&
                memcmp (&x->seconds, &y->seconds, sizeof x->seconds) == 0 &&
-               s_str_equal (x->output, y->output);
+               s_str_equal (x->output, y->output) && x->chunks == y->chunks && x->bytes == y->bytes;
     }
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
@@ -134,6 +139,14 @@ static tl_str_t s_files[] = {
 };
 #define S_SAMPLES_MAX 32
 
+//  A secret for each seed, distinct from every other seed's (they differ at byte 0) and
+//  never all zero.
+static void s_secret (uint8_t secret[TL_SECRET_SIZE], uint8_t seed)
+{
+    for (size_t i = 0; i < TL_SECRET_SIZE; i++)
+        secret[i] = (uint8_t)(seed + 13 * i);
+}
+
 static size_t s_samples (tl_msg_t *m)
 {
     memset (s_long_text, 'p', TL_TEXT_MAX);
@@ -144,17 +157,21 @@ static size_t s_samples (tl_msg_t *m)
 
     m[n].cmd = TL_CMD_JOB;
     m[n].job = UINT64_MAX;
+    memset (m[n].secret, 0xff, TL_SECRET_SIZE);
     m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, true, UINT64_MAX, 4, s_files};
     n++;
     m[n].cmd = TL_CMD_JOB;
+    s_secret (m[n].secret, 1);
     m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, 0, NULL};
     n++;
     m[n].cmd = TL_CMD_JOB;
     m[n].job = 3;
+    m[n].secret[TL_SECRET_SIZE - 1] = 1;  //  all zero but the last byte
     m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 1, 1, s_files};
     n++;
     //  JOBs of other versions: only [job, version] is read back, so these carry nothing
-    //  else (tests of what follows the version: job_of_another_version_*).
+    //  else, no secret either (tests of what follows the version:
+    //  job_of_another_version_*).
     m[n].cmd = TL_CMD_JOB;
     m[n].u.job = (tl_job_body_t){0, false, 0, 0, NULL};
     n++;
@@ -167,29 +184,43 @@ static size_t s_samples (tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].job = (uint64_t)1 << 40;
-    m[n].u.chunk = (tl_chunk_body_t){
-        UINT64_MAX, UINT32_MAX, 12345678901ull, TL_FORMAT_NGRAM2020, {1, 2, true}};
+    m[n].u.chunk = (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, UINT64_MAX,          UINT32_MAX,
+                                     12345678901ull,      TL_FORMAT_NGRAM2020, {1, 2, true}};
     n++;
     m[n].cmd = TL_CMD_CHUNK;
-    m[n].u.chunk = (tl_chunk_body_t){0, 0, 0, TL_FORMAT_NGRAM2009, TL_FILTER_NONE};
+    m[n].u.chunk = (tl_chunk_body_t){0, 0, 0, 0, TL_FORMAT_NGRAM2009, TL_FILTER_NONE};
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].job = 9;
-    m[n].u.chunk = (tl_chunk_body_t){65536, 65536, 1ull << 33, TL_FORMAT_TEXT, TL_FILTER_NONE};
+    m[n].u.chunk = (tl_chunk_body_t){65536,      0x0123456789abcdefull, 65536,
+                                     1ull << 33, TL_FORMAT_TEXT,        TL_FILTER_NONE};
     n++;
     m[n].cmd = TL_CMD_PARTIAL;
     m[n].job = 42;
     m[n].u.partial = (tl_partial_body_t){
-        UINT64_MAX, UINT32_MAX, UINT64_MAX, 1000, 4, 2, 4, {0, 127, 65536, UINT64_MAX}};
+        TL_CHUNK_ID_MAX - 1,        UINT64_MAX, UINT32_MAX, UINT64_MAX, 1000, 4, 2, 4,
+        {0, 127, 65536, UINT64_MAX}};
     n++;
     m[n].cmd = TL_CMD_PARTIAL;
-    m[n].u.partial = (tl_partial_body_t){0, 0, 0, 0, 0, 0, 0, {0}};
+    m[n].u.partial = (tl_partial_body_t){0, 0, 0, 0, 0, 0, 0, 0, {0}};
+    n++;
+    m[n].cmd = TL_CMD_PARTIAL;
+    m[n].job = 43;
+    m[n].u.partial =
+        (tl_partial_body_t){1ull << 32, 1ull << 63, 2, 65536, 100, 0, 0, 1, {UINT32_MAX}};
     n++;
     m[n].cmd = TL_CMD_END;
     m[n].job = 5;
-    m[n].u.end = (tl_end_body_t){UINT64_MAX, 1ull << 32, 255};
+    s_secret (m[n].secret, 2);
+    m[n].u.end = (tl_end_body_t){TL_CHUNK_ID_MAX, 1ull << 32, 255};
     n++;
     m[n].cmd = TL_CMD_END;
+    s_secret (m[n].secret, 3);
+    n++;
+    m[n].cmd = TL_CMD_END;
+    m[n].job = UINT64_MAX;
+    s_secret (m[n].secret, 4);
+    m[n].u.end = (tl_end_body_t){TL_CHUNK_ID_MAX - 1, UINT64_MAX, UINT64_MAX};
     n++;
     m[n].cmd = TL_CMD_ACK;
     m[n].job = 6;
@@ -202,15 +233,16 @@ static size_t s_samples (tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_DONE;
     m[n].job = 8;
-    m[n].u.done =
-        (tl_done_body_t){UINT64_MAX, UINT64_MAX, 3, 2, 1, 1.5, {s_long_text, TL_TEXT_MAX}};
+    m[n].u.done = (tl_done_body_t){UINT64_MAX, UINT64_MAX, 3, 2, 1, 1.5, {s_long_text, TL_TEXT_MAX},
+                                   UINT64_MAX, UINT64_MAX};
     n++;
     m[n].cmd = TL_CMD_DONE;
-    m[n].u.done = (tl_done_body_t){0, 0, 0, 0, 0, 0.0, {"", 0}};
+    m[n].u.done = (tl_done_body_t){0, 0, 0, 0, 0, 0.0, {"", 0}, 0, 0};
     n++;
     m[n].cmd = TL_CMD_DONE;
     m[n].job = 1;
-    m[n].u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1e-9, s_str ("/tmp/out.tsv")};
+    m[n].u.done =
+        (tl_done_body_t){1, 2, 3, 4, 5, 1e-9, s_str ("/tmp/out.tsv"), TL_CHUNK_ID_MAX, 1ull << 40};
     n++;
     m[n].cmd = TL_CMD_FAIL;
     m[n].job = 10;
@@ -221,17 +253,22 @@ static size_t s_samples (tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_CANCEL;
     m[n].job = 11;
+    s_secret (m[n].secret, 5);
     m[n].u.reason = (tl_str_t){"", 0};
     n++;
     m[n].cmd = TL_CMD_CANCEL;
     m[n].job = 12;
+    s_secret (m[n].secret, 6);
     m[n].u.reason = s_str ("interrupted");
     n++;
     m[n].cmd = TL_CMD_PING;
     m[n].job = 127;
+    s_secret (m[n].secret, 7);
     n++;
     m[n].cmd = TL_CMD_PING;
     m[n].job = 128;
+    memset (m[n].secret, 0xff, TL_SECRET_SIZE);
+    m[n].secret[0] = 0;
     n++;
     m[n].cmd = TL_CMD_PONG;
     m[n].job = 65535;
@@ -299,6 +336,11 @@ Test (proto, every_command_round_trips)
         cr_assert_eq (rc, 0, "sample %zu", i);
         cr_assert (s_msg_equal (&samples[i], &msg), "sample %zu (%s) differs", i,
                    tl_cmd_name (samples[i].cmd));
+        //  A command without the secret leaves it zero; so does a JOB of another version.
+        static const uint8_t no_secret[TL_SECRET_SIZE];
+        if (!tl_cmd_has_secret (msg.cmd) ||
+            (msg.cmd == TL_CMD_JOB && msg.u.job.version != TL_PROTO_VERSION))
+            cr_assert_arr_eq (msg.secret, no_secret, TL_SECRET_SIZE, "sample %zu", i);
 
         //  Re-encoding the decoded message gives the same bytes: one canonical form.
         msgpack_sbuffer again;
@@ -309,14 +351,14 @@ Test (proto, every_command_round_trips)
 
         //  A frame of one command is never a valid frame of a command of another layout,
         //  but for JOB of another version: any [job, uint32, ...] can be one, and reads
-        //  as such (the sink answers it with a FAIL naming the versions).
+        //  as such (the sink answers it with a FAIL naming the versions); and PING
+        //  [job, secret] is FAIL [job, reason] with a reason of TL_SECRET_SIZE bytes.
         for (int other = TL_CMD_INVALID; other < TL_CMD_COUNT_; other++) {
             tl_msg_t wrong;
             bool same_layout = other == (int)samples[i].cmd ||
-                               (samples[i].cmd == TL_CMD_FAIL && other == TL_CMD_CANCEL) ||
-                               (samples[i].cmd == TL_CMD_CANCEL && other == TL_CMD_FAIL) ||
-                               (samples[i].cmd == TL_CMD_PING && other == TL_CMD_ACCEPT) ||
-                               (samples[i].cmd == TL_CMD_ACCEPT && other == TL_CMD_PING);
+                               (samples[i].cmd == TL_CMD_PING && other == TL_CMD_FAIL) ||
+                               (samples[i].cmd == TL_CMD_FAIL && other == TL_CMD_PING &&
+                                samples[i].u.reason.len == TL_SECRET_SIZE);
             if (same_layout) continue;
             int verdict = tl_msg_decode ((tl_cmd_t)other, buf.data, buf.size, &wrong);
             if (verdict == 0 && other == TL_CMD_JOB) {
@@ -384,17 +426,22 @@ Test (proto, job_with_the_most_files_round_trips)
     free (files);
 }
 
-//  strict is JOB's 3rd element, right after the version: both values encode to exactly
-//  the bytes expected and decode back to themselves.
-Test (proto, job_strict_follows_the_version)
+//  JOB is [job, version, secret, strict, input_bytes, files]: the secret is a bin8 of
+//  TL_SECRET_SIZE bytes right after the version, strict a bool right after it. Both values
+//  of strict encode to exactly the bytes expected and decode back to themselves.
+Test (proto, job_strict_follows_the_secret)
 {
     for (int combo = 0; combo < 2; combo++) {
         bool strict = combo & 1;
         tl_msg_t job = {.cmd = TL_CMD_JOB, .job = 5};
+        s_secret (job.secret, 0x40);
         job.u.job = (tl_job_body_t){.version = 2, .strict = strict};
-        //  [5, 2, strict, 0, []]
-        char want[] = "\x95\x05\x02\xc2\x00\x90";
-        want[3] = strict ? '\xc3' : '\xc2';
+        //  [5, 2, bin8 of 16 bytes, strict, 0, []]
+        char want[] = "\x96\x05\x02\xc4\x10"
+                      "0123456789abcdef"
+                      "\xc2\x00\x90";
+        memcpy (want + 5, job.secret, TL_SECRET_SIZE);
+        want[5 + TL_SECRET_SIZE] = strict ? '\xc3' : '\xc2';
         msgpack_sbuffer buf;
         msgpack_sbuffer_init (&buf);
         cr_assert_eq (tl_msg_encode (&job, &buf), 0);
@@ -425,11 +472,12 @@ Test (proto, job_strict_must_be_a_bool)
         {"nil", BYTES ("\xc0")},         {"str true", BYTES ("\xa4true")},
         {"empty array", BYTES ("\x90")}, {"float32 1.0", BYTES ("\xca\x3f\x80\x00\x00")},
     };
-    //  [5, 2, <strict>, 0, []]
-    static const char head[] = "\x95\x05\x02";
+    //  [5, 2, secret, <strict>, 0, []]
+    static const char head[] = "\x96\x05\x02\xc4\x10"
+                               "0123456789abcdef";
     const size_t head_size = sizeof head - 1;
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-        char frame[32];
+        char frame[64];
         memcpy (frame, head, head_size);
         memcpy (frame + head_size, values[i].value, values[i].size);
         memcpy (frame + head_size + values[i].size, "\x00\x90", 2);
@@ -439,12 +487,13 @@ Test (proto, job_strict_must_be_a_bool)
         cr_assert (s_msg_is_zero (&msg), "%s", values[i].what);
     }
     //  The same frame with a bool there is accepted, so the value alone was refused.
-    char frame[32];
+    char frame[64];
     memcpy (frame, head, head_size);
     memcpy (frame + head_size, "\xc3\x00\x90", 3);
     tl_msg_t msg;
     cr_assert_eq (s_decode_exact (TL_CMD_JOB, frame, head_size + 3, &msg), 0);
     cr_assert (msg.u.job.strict);
+    cr_assert_arr_eq (msg.secret, "0123456789abcdef", TL_SECRET_SIZE);
     tl_msg_reset (&msg);
 }
 
@@ -467,7 +516,18 @@ Test (proto, job_of_another_version_reads_job_and_version_only)
          3},
         {"version 0 alone", BYTES ("\x92\x07\x00"), 0, 0},
         {"version 2^32-1", BYTES ("\x93\x07\xce\xff\xff\xff\xff\xc0"), 0, UINT32_MAX},
+        {"version 3 with this version's layout",
+         BYTES ("\x96\x07\x03\xc4\x10"
+                "0123456789abcdef"
+                "\xc3\x01\x91\xa1x"),
+         0, 3},
         {"version 2 alone", BYTES ("\x92\x07\x02"), -1, 0},
+        {"version 2 without the secret", BYTES ("\x95\x07\x02\xc2\x00\x90"), -1, 0},
+        {"version 2 with a secret of 15 bytes",
+         BYTES ("\x96\x07\x02\xc4\x0f"
+                "0123456789abcde"
+                "\xc2\x00\x90"),
+         -1, 0},
         {"version 2 with a version 1 layout",
          BYTES ("\x99\x07\x02\xa4\x61uto\x00\xce\xff\xff\xff\xff\xc2\xc3\x63\x91\xa5\x61.tsv"), -1,
          0},
@@ -493,6 +553,8 @@ Test (proto, job_of_another_version_reads_job_and_version_only)
             cr_assert (!msg.u.job.strict && msg.u.job.input_bytes == 0 && msg.u.job.nfiles == 0 &&
                            !msg.u.job.files,
                        "%s", frames[i].what);
+            static const uint8_t no_secret[TL_SECRET_SIZE];
+            cr_assert_arr_eq (msg.secret, no_secret, TL_SECRET_SIZE, "%s", frames[i].what);
         } else
             cr_assert (s_msg_is_zero (&msg), "%s", frames[i].what);
         tl_msg_reset (&msg);
@@ -530,20 +592,35 @@ Test (proto, encode_refuses_what_decode_refuses)
     cr_assert_not_null (many);
     tl_str_t one_long[1] = {too_long};
 
-    tl_msg_t bad[6];
+    tl_msg_t bad[13];
     memset (bad, 0, sizeof bad);
     bad[0].cmd = TL_CMD_JOB;
     bad[0].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, TL_FILES_MAX + 1, many};
     bad[1].cmd = TL_CMD_JOB;
     bad[1].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, 1, one_long};
     bad[2].cmd = TL_CMD_CHUNK;
-    bad[2].u.chunk = (tl_chunk_body_t){0, 0, 0, TL_FORMAT_AUTO, TL_FILTER_NONE};
+    bad[2].u.chunk = (tl_chunk_body_t){0, 0, 0, 0, TL_FORMAT_AUTO, TL_FILTER_NONE};
     bad[3].cmd = TL_CMD_DONE;
     bad[3].u.done.output = too_long;
     bad[4].cmd = TL_CMD_FAIL;
     bad[4].u.reason = too_long;
     bad[5].cmd = TL_CMD_CANCEL;
     bad[5].u.reason = too_long;
+    //  Chunk ids from TL_CHUNK_ID_MAX on, chunk counts past it
+    bad[6].cmd = TL_CMD_CHUNK;
+    bad[6].u.chunk = (tl_chunk_body_t){TL_CHUNK_ID_MAX, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE};
+    bad[7].cmd = TL_CMD_CHUNK;
+    bad[7].u.chunk = (tl_chunk_body_t){UINT64_MAX, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE};
+    bad[8].cmd = TL_CMD_PARTIAL;
+    bad[8].u.partial.chunk = TL_CHUNK_ID_MAX;
+    bad[9].cmd = TL_CMD_PARTIAL;
+    bad[9].u.partial.chunk = UINT64_MAX;
+    bad[10].cmd = TL_CMD_END;
+    bad[10].u.end.chunks = TL_CHUNK_ID_MAX + 1;
+    bad[11].cmd = TL_CMD_END;
+    bad[11].u.end.chunks = UINT64_MAX;
+    bad[12].cmd = TL_CMD_CHUNK;
+    bad[12].u.chunk = (tl_chunk_body_t){1, 2, 3, 4, TL_FORMAT_AUTO, TL_FILTER_NONE};
 
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
@@ -551,6 +628,24 @@ Test (proto, encode_refuses_what_decode_refuses)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq (tl_msg_encode (&bad[i], &buf), -1, "bad %zu", i);
         cr_assert_eq (buf.size, 3, "bad %zu left bytes", i);
+    }
+
+    //  One below each limit is encoded (and decodes).
+    tl_msg_t good[3];
+    memset (good, 0, sizeof good);
+    good[0].cmd = TL_CMD_CHUNK;
+    good[0].u.chunk =
+        (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE};
+    good[1].cmd = TL_CMD_PARTIAL;
+    good[1].u.partial.chunk = TL_CHUNK_ID_MAX - 1;
+    good[2].cmd = TL_CMD_END;
+    good[2].u.end.chunks = TL_CHUNK_ID_MAX;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        msgpack_sbuffer_clear (&buf);
+        cr_assert_eq (tl_msg_encode (&good[i], &buf), 0, "good %zu", i);
+        tl_msg_t msg;
+        cr_assert_eq (s_decode_exact (good[i].cmd, buf.data, buf.size, &msg), 0, "good %zu", i);
+        cr_assert (s_msg_equal (&good[i], &msg), "good %zu", i);
     }
     msgpack_sbuffer_destroy (&buf);
     free (many);
@@ -564,7 +659,10 @@ Test (proto, encode_refuses_what_decode_refuses)
 typedef enum {
     F_U64,      //  uint64
     F_U32,      //  uint32
+    F_CHUNKID,  //  chunk id: a uint64 below TL_CHUNK_ID_MAX
+    F_NCHUNKS,  //  END's chunk count: a uint64 at most TL_CHUNK_ID_MAX
     F_VERSION,  //  JOB's version: a uint32 (TL_PROTO_VERSION in good frames)
+    F_SECRET,   //  a job's secret: bin (or str) of exactly TL_SECRET_SIZE bytes
     F_BOOL,     //  bool
     F_CFORMAT,  //  concrete format name
     F_TEXT,     //  str of at most TL_TEXT_MAX bytes
@@ -577,26 +675,38 @@ typedef enum {
 
 #define ALL_KINDS ((1u << F_KINDS_) - 1)
 #define K(f)      (1u << (f))
-#define K_INTS    (K (F_U64) | K (F_U32) | K (F_VERSION))
+#define K_INTS    (K (F_U64) | K (F_U32) | K (F_CHUNKID) | K (F_NCHUNKS) | K (F_VERSION))
+#define K_BIG     (K (F_U64) | K (F_CHUNKID) | K (F_NCHUNKS) | K (F_F64))  //  2^32 .. 2^48 - 1
 #define K_STRS    (K (F_CFORMAT) | K (F_TEXT))
 #define K_ARRAYS  (K (F_FILES) | K (F_OFFSETS) | K (F_IDS))
 
 static const struct {
     tl_cmd_t cmd;
     uint32_t count;
-    s_field_t fields[9];
+    s_field_t fields[10];
 } s_layouts[] = {
-    {TL_CMD_JOB, 5, {F_U64, F_VERSION, F_BOOL, F_U64, F_FILES}},
+    //  [job, version, secret, strict, input_bytes, files]
+    {TL_CMD_JOB, 6, {F_U64, F_VERSION, F_SECRET, F_BOOL, F_U64, F_FILES}},
+    //  [job]
     {TL_CMD_ACCEPT, 1, {F_U64}},
-    {TL_CMD_CHUNK, 8, {F_U64, F_U64, F_U32, F_U64, F_CFORMAT, F_U32, F_U32, F_BOOL}},
-    {TL_CMD_PARTIAL, 8, {F_U64, F_U64, F_U32, F_U64, F_U64, F_U64, F_U64, F_OFFSETS}},
-    {TL_CMD_END, 4, {F_U64, F_U64, F_U64, F_U64}},
+    //  [job, chunk, tag, file, offset, format, year_min, year_max, skip_pos]
+    {TL_CMD_CHUNK, 9, {F_U64, F_CHUNKID, F_U64, F_U32, F_U64, F_CFORMAT, F_U32, F_U32, F_BOOL}},
+    //  [job, chunk, tag, file, bytes, lines, bad_lines, filtered, bad_offsets]
+    {TL_CMD_PARTIAL, 9, {F_U64, F_CHUNKID, F_U64, F_U32, F_U64, F_U64, F_U64, F_U64, F_OFFSETS}},
+    //  [job, secret, chunks, bytes, bad_lines]
+    {TL_CMD_END, 5, {F_U64, F_SECRET, F_NCHUNKS, F_U64, F_U64}},
+    //  [job, chunks]
     {TL_CMD_ACK, 2, {F_U64, F_IDS}},
-    {TL_CMD_DONE, 8, {F_U64, F_U64, F_U64, F_U64, F_U64, F_U64, F_F64, F_TEXT}},
+    //  [job, keys, sum, lines, bad_lines, filtered, seconds, output, chunks, bytes]
+    {TL_CMD_DONE, 10, {F_U64, F_U64, F_U64, F_U64, F_U64, F_U64, F_F64, F_TEXT, F_U64, F_U64}},
+    //  [job, reason]
     {TL_CMD_FAIL, 2, {F_U64, F_TEXT}},
-    {TL_CMD_PING, 1, {F_U64}},
+    //  [job, secret]
+    {TL_CMD_PING, 2, {F_U64, F_SECRET}},
+    //  [job, merged]
     {TL_CMD_PONG, 2, {F_U64, F_U64}},
-    {TL_CMD_CANCEL, 2, {F_U64, F_TEXT}},
+    //  [job, secret, reason]
+    {TL_CMD_CANCEL, 3, {F_U64, F_SECRET, F_TEXT}},
 };
 #define S_LAYOUTS (sizeof s_layouts / sizeof s_layouts[0])
 
@@ -626,7 +736,16 @@ static void s_pack_good (msgpack_packer *pk, s_field_t kind)
     switch (kind) {
     case F_U64:
     case F_U32:
+    case F_CHUNKID:
+    case F_NCHUNKS:
         msgpack_pack_uint64 (pk, 5);
+        break;
+    case F_SECRET:
+        msgpack_pack_bin (pk, TL_SECRET_SIZE);
+        msgpack_pack_bin_body (pk,
+                               "\x00\xff"
+                               "23456789abcdef",
+                               TL_SECRET_SIZE);
         break;
     case F_BOOL:
         msgpack_pack_true (pk);
@@ -706,6 +825,26 @@ static void v_u64_max (msgpack_packer *pk)
 {
     msgpack_pack_uint64 (pk, UINT64_MAX);
 }
+static void v_2e48_less (msgpack_packer *pk)
+{
+    msgpack_pack_uint64 (pk, TL_CHUNK_ID_MAX - 1);
+}
+static void v_2e48 (msgpack_packer *pk)
+{
+    msgpack_pack_uint64 (pk, TL_CHUNK_ID_MAX);
+}
+static void v_2e48_more (msgpack_packer *pk)
+{
+    msgpack_pack_uint64 (pk, TL_CHUNK_ID_MAX + 1);
+}
+static void v_int64_2e48 (msgpack_packer *pk)
+{
+    msgpack_pack_fix_int64 (pk, (int64_t)TL_CHUNK_ID_MAX);
+}
+static void v_int64_2e48_less (msgpack_packer *pk)
+{
+    msgpack_pack_fix_int64 (pk, (int64_t)TL_CHUNK_ID_MAX - 1);
+}
 static void v_zero (msgpack_packer *pk)
 {
     msgpack_pack_uint64 (pk, 0);
@@ -784,6 +923,59 @@ static void v_bin32_claims_huge (msgpack_packer *pk)
            "abc",
            8);
 }
+static void s_pack_bin_repeat (msgpack_packer *pk, size_t len)
+{
+    msgpack_pack_bin (pk, len);
+    for (size_t i = 0; i < len; i++)
+        msgpack_pack_bin_body (pk, "\xa5", 1);
+}
+static void v_bin_0 (msgpack_packer *pk)
+{
+    s_pack_bin_repeat (pk, 0);
+}
+static void v_bin_1 (msgpack_packer *pk)
+{
+    s_pack_bin_repeat (pk, 1);
+}
+static void v_bin_15 (msgpack_packer *pk)
+{
+    s_pack_bin_repeat (pk, TL_SECRET_SIZE - 1);
+}
+static void v_bin_16 (msgpack_packer *pk)
+{
+    s_pack_bin_repeat (pk, TL_SECRET_SIZE);
+}
+static void v_bin_17 (msgpack_packer *pk)
+{
+    s_pack_bin_repeat (pk, TL_SECRET_SIZE + 1);
+}
+static void v_bin_32 (msgpack_packer *pk)
+{
+    s_pack_bin_repeat (pk, 2 * TL_SECRET_SIZE);
+}
+static void v_bin16_16 (msgpack_packer *pk)
+{
+    //  bin16 header for 16 bytes: not the shortest form, still a bin of 16 bytes
+    s_raw (pk, "\xc5\x00\x10", 3);
+    s_raw (pk, "0123456789abcdef", 16);
+}
+static void v_str_15 (msgpack_packer *pk)
+{
+    s_pack_repeat (pk, TL_SECRET_SIZE - 1);
+}
+static void v_str_16 (msgpack_packer *pk)
+{
+    s_pack_repeat (pk, TL_SECRET_SIZE);
+}
+static void v_str_17 (msgpack_packer *pk)
+{
+    s_pack_repeat (pk, TL_SECRET_SIZE + 1);
+}
+static void v_ext_16 (msgpack_packer *pk)
+{
+    s_raw (pk, "\xd8\x01", 2);
+    s_raw (pk, "0123456789abcdef", 16);
+}
 static void v_empty_map (msgpack_packer *pk)
 {
     msgpack_pack_map (pk, 0);
@@ -856,6 +1048,10 @@ static void v_array_65 (msgpack_packer *pk)
 {
     v_array_uints (pk, TL_ACK_MAX + 1);
 }
+static void v_array_16 (msgpack_packer *pk)
+{
+    v_array_uints (pk, TL_SECRET_SIZE);
+}
 static void v_files_too_many (msgpack_packer *pk)
 {
     msgpack_pack_array (pk, TL_FILES_MAX + 1);
@@ -897,10 +1093,15 @@ static const struct {
     {"int64 min", v_int64_min, 0},
     {"int8 100", v_int8_pos, K_INTS | K (F_F64)},
     {"int64 max", v_int64_pos, K (F_U64) | K (F_F64)},
+    {"int64 2^48 - 1", v_int64_2e48_less, K_BIG},
+    {"int64 2^48", v_int64_2e48, K_BIG & ~K (F_CHUNKID)},
     {"uint8 1", v_uint8, K_INTS | K (F_F64)},
     {"uint64 1", v_uint64_small, K_INTS | K (F_F64)},
     {"uint32 max as uint64", v_u32_max, K_INTS | K (F_F64)},
-    {"uint32 max + 1", v_u32_over, K (F_U64) | K (F_F64)},
+    {"uint32 max + 1", v_u32_over, K_BIG},
+    {"2^48 - 1", v_2e48_less, K_BIG},
+    {"2^48", v_2e48, K_BIG & ~K (F_CHUNKID)},
+    {"2^48 + 1", v_2e48_more, K (F_U64) | K (F_F64)},
     {"uint64 max", v_u64_max, K (F_U64) | K (F_F64)},
     {"zero", v_zero, K_INTS | K (F_F64)},
     {"float64", v_float64, K (F_F64)},
@@ -916,6 +1117,17 @@ static const struct {
     {"format upper case", v_str_format_case, K (F_TEXT)},
     {"str of TL_TEXT_MAX", v_str_text_max, K (F_TEXT)},
     {"str of TL_TEXT_MAX + 1", v_str_text_over, 0},
+    {"bin of 0 bytes", v_bin_0, K (F_TEXT)},
+    {"bin of 1 byte", v_bin_1, K (F_TEXT)},
+    {"bin of 15 bytes", v_bin_15, K (F_TEXT)},
+    {"bin of 16 bytes", v_bin_16, K (F_TEXT) | K (F_SECRET)},
+    {"bin16 of 16 bytes", v_bin16_16, K (F_TEXT) | K (F_SECRET)},
+    {"bin of 17 bytes", v_bin_17, K (F_TEXT)},
+    {"bin of 32 bytes", v_bin_32, K (F_TEXT)},
+    {"str of 15 bytes", v_str_15, K (F_TEXT)},
+    {"str of 16 bytes", v_str_16, K (F_TEXT) | K (F_SECRET)},
+    {"str of 17 bytes", v_str_17, K (F_TEXT)},
+    {"fixext16", v_ext_16, 0},
     {"str8 claims more", v_str8_claims_more, 0},
     {"str32 claims 2^32-1", v_str32_claims_huge, 0},
     {"bin32 claims 2^32-1", v_bin32_claims_huge, 0},
@@ -934,6 +1146,7 @@ static const struct {
     {"5 uints", v_array_5, K (F_IDS)},
     {"64 uints", v_array_64, K (F_IDS)},
     {"65 uints", v_array_65, 0},
+    {"16 uints", v_array_16, K (F_IDS)},
     {"TL_FILES_MAX + 1 files", v_files_too_many, 0},
     {"file name too long", v_files_name_too_long, 0},
     {"third file not a str", v_files_second_bad, 0},
@@ -1089,17 +1302,19 @@ Test (proto, any_integer_encoding_is_accepted)
                       "negative %zu", i);
     }
 
-    //  seconds: float32, float64 and integers
+    //  seconds: float32, float64 and integers (DONE [1, 0, 0, 0, 0, 0, seconds, "", 0, 0])
     static const struct {
         const char *bytes;
         size_t size;
         double value;
     } dones[] = {
-        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xca\x3f\xc0\x00\x00\xa0"), 1.5},
-        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\xa0"), 1.5},
-        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\x07\xa0"), 7.0},
-        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xcd\x01\x00\xa0"), 256.0},
-        {BYTES ("\x98\x01\x00\x00\x00\x00\x00\xd0\x07\xa0"), 7.0},
+        {BYTES ("\x9a\x01\x00\x00\x00\x00\x00\xca\x3f\xc0\x00\x00\xa0\x00\x00"), 1.5},
+        {BYTES ("\x9a\x01\x00\x00\x00\x00\x00\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\xa0\x00"
+                "\x00"),
+         1.5},
+        {BYTES ("\x9a\x01\x00\x00\x00\x00\x00\x07\xa0\x00\x00"), 7.0},
+        {BYTES ("\x9a\x01\x00\x00\x00\x00\x00\xcd\x01\x00\xa0\x00\x00"), 256.0},
+        {BYTES ("\x9a\x01\x00\x00\x00\x00\x00\xd0\x07\xa0\x00\x00"), 7.0},
     };
     for (size_t i = 0; i < sizeof dones / sizeof dones[0]; i++) {
         tl_msg_t msg;
@@ -1118,10 +1333,14 @@ Test (proto, bin_is_accepted_for_every_text)
     cr_assert_eq (rc, 0);
     cr_assert (s_str_equal (msg.u.reason, s_str ("oops")));
     free (frame);
-    //  JOB [1, 2, true, 0, [bin "\xff", str ""]]
-    frame =
-        s_decode_kept (TL_CMD_JOB, BYTES ("\x95\x01\x02\xc3\x00\x92\xc4\x01\xff\xa0"), &msg, &rc);
+    //  JOB [1, 2, str secret, true, 0, [bin "\xff", str ""]]: the secret may be a str too
+    frame = s_decode_kept (TL_CMD_JOB,
+                           BYTES ("\x96\x01\x02\xb0"
+                                  "0123456789abcdef"
+                                  "\xc3\x00\x92\xc4\x01\xff\xa0"),
+                           &msg, &rc);
     cr_assert_eq (rc, 0);
+    cr_assert_arr_eq (msg.secret, "0123456789abcdef", TL_SECRET_SIZE);
     cr_assert (msg.u.job.strict);
     cr_assert_eq (msg.u.job.nfiles, 2);
     cr_assert (s_str_equal (msg.u.job.files[0], (tl_str_t){"\xff", 1}));
@@ -1202,8 +1421,9 @@ Test (proto, huge_claims_fail_fast)
     msgpack_sbuffer_init (&buf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
-    msgpack_pack_array (&pk, 5);
-    for (int i = 0; i < 4; i++)
+    cr_assert_eq (s_layouts[0].cmd, TL_CMD_JOB);
+    msgpack_pack_array (&pk, s_layouts[0].count);
+    for (uint32_t i = 0; i + 1 < s_layouts[0].count; i++)
         s_pack_good (&pk, s_layouts[0].fields[i]);
     s_raw (&pk, "\xdc\xff\xff\xa1\x61\xa0", 6);
     tl_msg_t msg;
@@ -1214,6 +1434,404 @@ Test (proto, huge_claims_fail_fast)
     cr_assert_lt (s_now () - start, 0.5, "refusing huge claims took %.3f s", s_now () - start);
     cr_assert_eq (tl_table_size (table), 0);
     tl_table_destroy (&table);
+}
+
+//  ---------------------------------------------------------------------------------
+//  The job's secret and the chunk tags
+
+//  splitmix64 of x: spreads test values without touching the mutation test's generator.
+static uint64_t s_mix64 (uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void s_random_secret (uint8_t secret[TL_SECRET_SIZE], uint64_t seed)
+{
+    uint64_t a = s_mix64 (seed), b = s_mix64 (a);
+    memcpy (secret, &a, 8);
+    memcpy (secret + 8, &b, 8);
+}
+
+static const tl_cmd_t s_secret_cmds[] = {TL_CMD_JOB, TL_CMD_END, TL_CMD_PING, TL_CMD_CANCEL};
+#define S_SECRET_CMDS (sizeof s_secret_cmds / sizeof s_secret_cmds[0])
+
+Test (proto, only_job_end_ping_cancel_carry_the_secret)
+{
+    for (int cmd = TL_CMD_INVALID; cmd <= TL_CMD_COUNT_; cmd++) {
+        bool carries = false;
+        for (size_t i = 0; i < S_SECRET_CMDS; i++)
+            carries |= cmd == (int)s_secret_cmds[i];
+        cr_assert_eq (tl_cmd_has_secret ((tl_cmd_t)cmd), carries, "%s",
+                      tl_cmd_name ((tl_cmd_t)cmd));
+    }
+}
+
+//  A message of its command with ordinary values, for job `job` (PING: the job alone).
+static tl_msg_t s_secret_msg (tl_cmd_t cmd, uint64_t job)
+{
+    static tl_str_t files[] = {{"a.tsv", 5}};
+    tl_msg_t m = {.cmd = cmd, .job = job};
+    if (cmd == TL_CMD_JOB) m.u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 77, 1, files};
+    if (cmd == TL_CMD_END) m.u.end = (tl_end_body_t){10, 1000, 1};
+    if (cmd == TL_CMD_CANCEL) m.u.reason = s_str ("interrupted");
+    return m;
+}
+
+//  Each of JOB, END, PING and CANCEL carries the secret as a bin8 of TL_SECRET_SIZE bytes
+//  where the layout says (JOB: after the version; the others: after the job id), and
+//  decodes it back, whatever its bytes.
+Test (proto, secret_round_trips_in_job_end_ping_cancel)
+{
+    uint8_t secrets[6][TL_SECRET_SIZE];
+    memset (secrets[0], 0, TL_SECRET_SIZE);
+    memset (secrets[1], 0xff, TL_SECRET_SIZE);
+    s_secret (secrets[2], 0x5a);
+    s_random_secret (secrets[3], 1);
+    memset (secrets[4], 0, TL_SECRET_SIZE);
+    secrets[4][7] = 0xc4;  //  a msgpack header byte inside the secret
+    cr_assert_eq (tl_secret_new (secrets[5]), 0);
+    for (size_t c = 0; c < S_SECRET_CMDS; c++) {
+        for (size_t s = 0; s < sizeof secrets / sizeof secrets[0]; s++) {
+            tl_msg_t m = s_secret_msg (s_secret_cmds[c], 7);
+            memcpy (m.secret, secrets[s], TL_SECRET_SIZE);
+            msgpack_sbuffer buf;
+            msgpack_sbuffer_init (&buf);
+            cr_assert_eq (tl_msg_encode (&m, &buf), 0);
+            //  [7, 2, secret ...] for JOB, [7, secret ...] for the others
+            size_t at = m.cmd == TL_CMD_JOB ? 3 : 2;
+            cr_assert_geq (buf.size, at + 2 + TL_SECRET_SIZE);
+            cr_assert_eq ((uint8_t)buf.data[at], 0xc4, "%s secret %zu", tl_cmd_name (m.cmd), s);
+            cr_assert_eq ((uint8_t)buf.data[at + 1], TL_SECRET_SIZE);
+            cr_assert_arr_eq (buf.data + at + 2, secrets[s], TL_SECRET_SIZE);
+
+            tl_msg_t msg;
+            int rc;
+            void *frame = s_decode_kept (m.cmd, buf.data, buf.size, &msg, &rc);
+            cr_assert_eq (rc, 0, "%s secret %zu", tl_cmd_name (m.cmd), s);
+            cr_assert_arr_eq (msg.secret, secrets[s], TL_SECRET_SIZE, "%s secret %zu",
+                              tl_cmd_name (m.cmd), s);
+            cr_assert (tl_secret_equal (msg.secret, m.secret));
+            cr_assert (s_msg_equal (&m, &msg), "%s secret %zu", tl_cmd_name (m.cmd), s);
+
+            //  Another secret is another frame, and s_msg_equal sees it.
+            tl_msg_t other = m;
+            other.secret[TL_SECRET_SIZE - 1] ^= 1;
+            cr_assert_not (s_msg_equal (&other, &msg));
+            msgpack_sbuffer again;
+            msgpack_sbuffer_init (&again);
+            cr_assert_eq (tl_msg_encode (&other, &again), 0);
+            cr_assert_eq (again.size, buf.size);
+            cr_assert_neq (memcmp (again.data, buf.data, buf.size), 0);
+            msgpack_sbuffer_destroy (&again);
+
+            tl_msg_reset (&msg);
+            free (frame);
+            msgpack_sbuffer_destroy (&buf);
+        }
+    }
+}
+
+//  Searches haystack for needle.
+static bool s_contains (const void *haystack, size_t size, const void *needle, size_t len)
+{
+    for (size_t i = 0; i + len <= size; i++)
+        if (memcmp ((const char *)haystack + i, needle, len) == 0) return true;
+    return false;
+}
+
+//  The commands without the secret never carry it, whatever msg.secret holds: CHUNK goes
+//  to the workers, PARTIAL, ACK, DONE... are seen by whoever is on those sockets.
+Test (proto, secret_stays_out_of_the_other_commands)
+{
+    static const uint8_t pattern[TL_SECRET_SIZE] = "\x01SECRET-PATTERN";
+    tl_msg_t samples[S_SAMPLES_MAX];
+    size_t n = s_samples (samples);
+    size_t checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (tl_cmd_has_secret (samples[i].cmd)) continue;
+        msgpack_sbuffer plain, marked;
+        msgpack_sbuffer_init (&plain);
+        msgpack_sbuffer_init (&marked);
+        cr_assert_eq (tl_msg_encode (&samples[i], &plain), 0);
+        tl_msg_t m = samples[i];
+        memcpy (m.secret, pattern, TL_SECRET_SIZE);
+        cr_assert_eq (tl_msg_encode (&m, &marked), 0);
+        cr_assert_eq (marked.size, plain.size, "sample %zu", i);
+        cr_assert_eq (memcmp (marked.data, plain.data, plain.size), 0, "sample %zu", i);
+        cr_assert_not (s_contains (marked.data, marked.size, pattern, TL_SECRET_SIZE));
+        msgpack_sbuffer_destroy (&marked);
+        msgpack_sbuffer_destroy (&plain);
+        checked++;
+    }
+    cr_assert_gt (checked, 10);
+}
+
+//  Packs a layout's good values with, at its secret's place, a bin (or str) of len bytes.
+static void s_build_secret (msgpack_sbuffer *buf, size_t layout, size_t len, bool str)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, s_layouts[layout].count);
+    for (uint32_t i = 0; i < s_layouts[layout].count; i++) {
+        if (s_layouts[layout].fields[i] != F_SECRET) {
+            s_pack_good (&pk, s_layouts[layout].fields[i]);
+            continue;
+        }
+        char *bytes = malloc (len + 1);
+        cr_assert_not_null (bytes);
+        for (size_t b = 0; b < len; b++)
+            bytes[b] = (char)(b * 7 + 1);
+        if (str) {
+            msgpack_pack_str (&pk, len);
+            msgpack_pack_str_body (&pk, bytes, len);
+        } else {
+            msgpack_pack_bin (&pk, len);
+            msgpack_pack_bin_body (&pk, bytes, len);
+        }
+        free (bytes);
+    }
+}
+
+//  A secret is exactly TL_SECRET_SIZE bytes: every other length is refused, as a bin or
+//  as a str, in each command that carries one.
+Test (proto, secret_of_any_other_length_is_refused)
+{
+    size_t lens[65 + 5];  //  0..64, then 5 more
+    size_t nlens = 0;
+    for (size_t len = 0; len <= 64; len++)
+        lens[nlens++] = len;
+    lens[nlens++] = 255;
+    lens[nlens++] = 256;
+    lens[nlens++] = 65535;
+    lens[nlens++] = 65536;
+    lens[nlens++] = TL_TEXT_MAX;
+    size_t layouts = 0;
+    for (size_t l = 0; l < S_LAYOUTS; l++) {
+        if (!tl_cmd_has_secret (s_layouts[l].cmd)) continue;
+        layouts++;
+        for (size_t i = 0; i < nlens; i++) {
+            for (int str = 0; str < 2; str++) {
+                msgpack_sbuffer buf;
+                msgpack_sbuffer_init (&buf);
+                s_build_secret (&buf, l, lens[i], str);
+                tl_msg_t msg;
+                int want = lens[i] == TL_SECRET_SIZE ? 0 : -1;
+                cr_assert_eq (s_decode_exact (s_layouts[l].cmd, buf.data, buf.size, &msg), want,
+                              "%s with a %s secret of %zu bytes", tl_cmd_name (s_layouts[l].cmd),
+                              str ? "str" : "bin", lens[i]);
+                if (want == -1) cr_assert (s_msg_is_zero (&msg));
+                tl_msg_reset (&msg);
+                msgpack_sbuffer_destroy (&buf);
+            }
+        }
+    }
+    cr_assert_eq (layouts, S_SECRET_CMDS);
+}
+
+//  Known answers: the low 64 bits of XXH3_128bits (secret || job LE64 || chunk LE64),
+//  computed with python-xxhash 4.1.0 (its own xxHash 0.8.4), not with the library this
+//  test links.
+Test (proto, chunk_tag_known_answers)
+{
+    static const struct {
+        const char *secret;
+        uint64_t job, chunk, tag;
+    } known[] = {
+        {"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 0, 0, 0xa057271c9071c99dull},
+        {"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", 1, 2,
+         0x260f27a564a210aeull},
+        {"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", 2, 1,
+         0x4094d45e0de44922ull},
+        {"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", UINT64_MAX,
+         TL_CHUNK_ID_MAX - 1, 0xce45cf1bff38ec69ull},
+        {"\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xab\xac\xad\xae\xaf", 0x0123456789abcdefull,
+         123456789, 0xd26ab4f3e1564880ull},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        cr_assert_eq (tl_chunk_tag ((const uint8_t *)known[i].secret, known[i].job, known[i].chunk),
+                      known[i].tag, "known answer %zu: %016llx", i,
+                      (unsigned long long)tl_chunk_tag ((const uint8_t *)known[i].secret,
+                                                        known[i].job, known[i].chunk));
+}
+
+//  Parses "92 07 ..." into bytes; returns their count.
+static size_t s_unhex (const char *hex, char *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned byte;
+    int used;
+    while (sscanf (hex, " %2x%n", &byte, &used) == 1) {
+        cr_assert_lt (n, cap);
+        out[n++] = (char)byte;
+        hex += used;
+    }
+    return n;
+}
+
+//  The examples of docs/PROTOCOL.md ("Bytes on the wire"), byte for byte.
+Test (proto, documented_bytes_on_the_wire)
+{
+    static const uint8_t secret[TL_SECRET_SIZE] = {0x9c, 0x41, 0x0e, 0x7b, 0xd2, 0x55, 0xa8, 0x13,
+                                                   0x6f, 0xe0, 0x3b, 0x92, 0xc7, 0x18, 0x4d, 0xa6};
+    uint64_t tag = tl_chunk_tag (secret, 7, 3);
+    cr_assert_eq (tag, 0x8f5da55b01ab4e8dull, "%016llx", (unsigned long long)tag);
+    static tl_str_t files[] = {{"a.tsv", 5}};
+    tl_msg_t m[7];
+    memset (m, 0, sizeof m);
+    m[0] = (tl_msg_t){.cmd = TL_CMD_PING, .job = 7};
+    m[1] = (tl_msg_t){.cmd = TL_CMD_ACK, .job = 7, .u.ack = {2, {3, 4}}};
+    m[2] = (tl_msg_t){.cmd = TL_CMD_JOB, .job = 7};
+    m[2].u.job = (tl_job_body_t){2, false, 5000000, 1, files};
+    m[3] = (tl_msg_t){.cmd = TL_CMD_CHUNK, .job = 7};
+    m[3].u.chunk =
+        (tl_chunk_body_t){3, tag, 0, 1048576, TL_FORMAT_NGRAM2012, {1900, UINT32_MAX, false}};
+    m[4] = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = 7};
+    m[4].u.partial = (tl_partial_body_t){3, tag, 0, 1048576, 20000, 1, 0, 1, {1048600}};
+    m[5] = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {4, 4194304, 0}};
+    m[6] = (tl_msg_t){.cmd = TL_CMD_CANCEL, .job = 7, .u.reason = {"interrupted", 11}};
+    static const char *hex[7] = {
+        "92 07 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6",
+        "92 07 92 03 04",
+        "96 07 02 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 c2 ce 00 4c 4b 40 "
+        "91 a5 61 2e 74 73 76",
+        "99 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 ce 00 10 00 00 a9 6e 67 72 61 6d 32 30 31 "
+        "32 cd 07 6c ce ff ff ff ff c2",
+        "99 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 ce 00 10 00 00 cd 4e 20 01 00 91 ce 00 10 "
+        "00 18",
+        "95 07 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 04 ce 00 40 00 00 00",
+        "93 07 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 ab 69 6e 74 65 72 72 "
+        "75 70 74 65 64",
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        if (tl_cmd_has_secret (m[i].cmd)) memcpy (m[i].secret, secret, TL_SECRET_SIZE);
+        char want[64];
+        size_t size = s_unhex (hex[i], want, sizeof want);
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_msg_encode (&m[i], &buf), 0);
+        cr_assert_eq (buf.size, size, "%s", tl_cmd_name (m[i].cmd));
+        cr_assert_arr_eq (buf.data, want, size, "%s", tl_cmd_name (m[i].cmd));
+        tl_msg_t msg;
+        int rc;
+        void *frame = s_decode_kept (m[i].cmd, want, size, &msg, &rc);
+        cr_assert_eq (rc, 0, "%s", tl_cmd_name (m[i].cmd));
+        cr_assert (s_msg_equal (&m[i], &msg), "%s", tl_cmd_name (m[i].cmd));
+        tl_msg_reset (&msg);
+        free (frame);
+        msgpack_sbuffer_destroy (&buf);
+    }
+}
+
+static int s_u64_cmp (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+//  Sorts n tags and says whether any two are equal.
+static bool s_all_distinct (uint64_t *tags, size_t n)
+{
+    qsort (tags, n, sizeof *tags, s_u64_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (tags[i] == tags[i - 1]) return false;
+    return true;
+}
+
+//  The tag is a function of (secret, job, chunk) alone, and each of the three changes it.
+Test (proto, chunk_tag_is_deterministic_and_depends_on_all_its_inputs)
+{
+    uint8_t secret[TL_SECRET_SIZE];
+    s_random_secret (secret, 42);
+    uint64_t job = 0x1234, chunk = 77;
+    uint64_t tag = tl_chunk_tag (secret, job, chunk);
+    //  Same inputs, from another (misaligned) copy of the secret: same tag.
+    uint8_t copy[TL_SECRET_SIZE + 1];
+    memcpy (copy + 1, secret, TL_SECRET_SIZE);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq (tl_chunk_tag (copy + 1, job, chunk), tag);
+
+    //  Every bit of the secret, of the job id and of the chunk id counts.
+    for (size_t bit = 0; bit < 8 * TL_SECRET_SIZE; bit++) {
+        memcpy (copy, secret, TL_SECRET_SIZE);
+        copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        cr_assert_neq (tl_chunk_tag (copy, job, chunk), tag, "secret bit %zu", bit);
+    }
+    for (int bit = 0; bit < 64; bit++)
+        cr_assert_neq (tl_chunk_tag (secret, job ^ (1ull << bit), chunk), tag, "job bit %d", bit);
+    for (int bit = 0; bit < 48; bit++)
+        cr_assert_neq (tl_chunk_tag (secret, job, chunk ^ (1ull << bit)), tag, "chunk bit %d", bit);
+    //  job and chunk are not interchangeable
+    cr_assert_neq (tl_chunk_tag (secret, chunk, job), tag);
+
+    //  Thousands of chunks of one job, at the bottom and at the top of the id range, and
+    //  one chunk id across thousands of jobs and of secrets: no two tags alike.
+    enum { N = 4096 };
+    uint64_t *tags = malloc (3 * N * sizeof *tags);
+    cr_assert_not_null (tags);
+    for (uint64_t c = 0; c < N; c++) {
+        tags[c] = tl_chunk_tag (secret, job, c);
+        tags[N + c] = tl_chunk_tag (secret, job, TL_CHUNK_ID_MAX - 1 - c);
+    }
+    cr_assert (s_all_distinct (tags, 2 * N), "two chunks of one job share a tag");
+    for (uint64_t j = 0; j < N; j++)
+        tags[j] = tl_chunk_tag (secret, j, chunk);
+    cr_assert (s_all_distinct (tags, N), "one chunk of two jobs shares a tag");
+    for (uint64_t s = 0; s < N; s++) {
+        uint8_t other[TL_SECRET_SIZE];
+        s_random_secret (other, 1000 + s);
+        tags[s] = tl_chunk_tag (other, job, chunk);
+    }
+    cr_assert (s_all_distinct (tags, N), "one chunk under two secrets shares a tag");
+    free (tags);
+}
+
+Test (proto, secret_equal_compares_every_byte)
+{
+    uint8_t a[TL_SECRET_SIZE], b[TL_SECRET_SIZE];
+    s_random_secret (a, 5);
+    memcpy (b, a, TL_SECRET_SIZE);
+    cr_assert (tl_secret_equal (a, b));
+    cr_assert (tl_secret_equal (b, a));
+    cr_assert (tl_secret_equal (a, a));
+    for (size_t bit = 0; bit < 8 * TL_SECRET_SIZE; bit++) {
+        memcpy (b, a, TL_SECRET_SIZE);
+        b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        cr_assert_not (tl_secret_equal (a, b), "bit %zu", bit);
+        cr_assert_not (tl_secret_equal (b, a), "bit %zu", bit);
+    }
+    static const uint8_t zero[TL_SECRET_SIZE];
+    uint8_t z[TL_SECRET_SIZE] = {0};
+    cr_assert (tl_secret_equal (zero, z));
+    memset (b, 0xff, TL_SECRET_SIZE);
+    cr_assert_not (tl_secret_equal (zero, b));
+    //  Equal but for the last byte: the whole secret is compared, not a prefix.
+    memcpy (b, a, TL_SECRET_SIZE);
+    b[TL_SECRET_SIZE - 1]++;
+    cr_assert_not (tl_secret_equal (a, b));
+}
+
+Test (proto, secret_new_draws_every_byte)
+{
+    enum { DRAWS = 64 };
+    uint8_t secrets[DRAWS][TL_SECRET_SIZE];
+    static const uint8_t zero[TL_SECRET_SIZE];
+    for (int i = 0; i < DRAWS; i++) {
+        memset (secrets[i], 0, TL_SECRET_SIZE);
+        cr_assert_eq (tl_secret_new (secrets[i]), 0);
+        cr_assert_not (tl_secret_equal (secrets[i], zero), "draw %d is all zero", i);
+        for (int j = 0; j < i; j++)
+            cr_assert_not (tl_secret_equal (secrets[i], secrets[j]), "draws %d and %d", i, j);
+    }
+    //  Each byte takes more than one value over the draws (2^-504 to fail by chance).
+    for (size_t b = 0; b < TL_SECRET_SIZE; b++) {
+        bool varies = false;
+        for (int i = 1; i < DRAWS; i++)
+            varies |= secrets[i][b] != secrets[0][b];
+        cr_assert (varies, "byte %zu never changes", b);
+    }
 }
 
 //  ---------------------------------------------------------------------------------
@@ -1818,7 +2436,7 @@ static const char *s_interop_script =
     "d = sys.argv[1]\n"
     "def load(name, raw=True):\n"
     "    with open(os.path.join(d, name), 'rb') as f:\n"
-    "        return msgpack.unpackb(f.read(), raw=raw)\n"
+    "        return msgpack.unpackb(f.read(), raw=raw, unicode_errors='surrogateescape')\n"
     "def save(name, obj):\n"
     "    with open(os.path.join(d, name), 'wb') as f:\n"
     "        f.write(msgpack.packb(obj))\n"
@@ -1835,27 +2453,49 @@ static const char *s_interop_script =
     "        print(f'{name}: got {got!r}, want {want!r}')\n"
     "        sys.exit(1)\n"
     "M = 2**64 - 1\n"
-    "expect('JOB', load('job'), [7, 2, False, 12345,\n"
+    "C = 2**48\n"
+    "S_JOB = bytes(range(15)) + b'\\xff'\n"
+    "S_END = b'\\xee' * 15 + b'\\x00'\n"
+    "S_PING = b'P' * 16\n"
+    "S_CANCEL = b'C' * 16\n"
+    "expect('JOB', load('job'), [7, 2, S_JOB, False, 12345,\n"
     "                            [b'a.tsv', b'\\xff\\x00.gz']])\n"
     "expect('ACCEPT', load('accept'), [7])\n"
-    "expect('CHUNK', load('chunk'), [7, 3, 1, 1048576, b'ngram2020', 0, 2**32 - 1,\n"
-    "                                False])\n"
-    "expect('PARTIAL', load('partial'), [7, 3, 1, 100, 10, 1, 2, [5, M]])\n"
-    "expect('END', load('end'), [7, 4, 400, 1])\n"
+    "expect('CHUNK', load('chunk'), [7, C - 1, M, 1, 1048576, b'ngram2020', 0,\n"
+    "                                2**32 - 1, False])\n"
+    "expect('PARTIAL', load('partial'), [7, 3, 0x0123456789abcdef, 1, 100, 10, 1, 2,\n"
+    "                                    [5, M]])\n"
+    "expect('END', load('end'), [7, S_END, C, 400, 1])\n"
     "expect('ACK', load('ack'), [7, [3, 4, M]])\n"
-    "expect('DONE', load('done'), [7, 1, 2, 3, 4, 5, 1.25, b'/tmp/out.tsv'])\n"
+    "expect('DONE', load('done'), [7, 1, 2, 3, 4, 5, 1.25, b'/tmp/out.tsv', 6, M])\n"
     "expect('FAIL', load('fail'), [7, b'unknown job'])\n"
-    "expect('PING', load('ping'), [7])\n"
+    "expect('PING', load('ping'), [7, S_PING])\n"
     "expect('PONG', load('pong'), [7, 9])\n"
-    "expect('CANCEL', load('cancel'), [7, b'interrupted'])\n"
+    "expect('CANCEL', load('cancel'), [7, S_CANCEL, b'interrupted'])\n"
     "expect('map', load('map'), {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0})\n"
-    "save('py_job', [7, 2, True, 99, ['x', 'y\\u00e9']])\n"
+    "for name, at in (('job', 2), ('end', 1), ('ping', 1), ('cancel', 1)):\n"
+    "    secret = load(name, raw=False)[at]\n"
+    "    if type(secret) is not bytes or len(secret) != 16:\n"
+    "        print(f'{name}: the secret is {secret!r}, not a bin of 16 bytes')\n"
+    "        sys.exit(1)\n"
+    "P = b'py secret 16 b!!'\n"
+    "save('py_job', [7, 2, P, True, 99, ['x', 'y\\u00e9']])\n"
     "save('py_job_v1', [8, 1, 'auto', 0, 2**32 - 1, False, True, 99, ['x']])\n"
-    "save('py_chunk', [7, 3, 1, 0, 'text', 5, 6, True])\n"
-    "save('py_partial', [M, 3, 1, 100, 10, 1, 2, [5]])\n"
+    "save('py_chunk', [7, 3, M, 1, 0, 'text', 5, 6, True])\n"
+    "save('py_partial', [M, C - 1, 12345, 1, 100, 10, 1, 2, [5]])\n"
+    "save('py_end', [7, P, C, 400, 1])\n"
+    "save('py_ping', [7, P])\n"
+    "save('py_cancel', [7, P, 'bye'])\n"
     "save('py_map', {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0, 'str': 1})\n"
-    "save('py_done', [7, 1, 2, 3, 4, 5, 1.25, '/tmp/out.tsv'])\n"
+    "save('py_done', [7, 1, 2, 3, 4, 5, 1.25, '/tmp/out.tsv', 6, 7000])\n"
     "save('py_ack', [7, [1, 2, 3]])\n"
+    "save('py_bad_chunk', [7, C, 0, 1, 0, 'text', 5, 6, True])\n"
+    "save('py_bad_partial', [7, C, 0, 1, 100, 10, 1, 2, []])\n"
+    "save('py_bad_end', [7, P, C + 1, 400, 1])\n"
+    "save('py_bad_ping', [7, P[:15]])\n"
+    "save('py_bad_cancel', [7, P + b'!', 'bye'])\n"
+    "save('py_bad_job', [7, 2, P[:15], True, 99, []])\n"
+    "save('py_old_ping', [7])\n"
     "print('ok')\n";
 
 static void s_write_file (const char *dir, const char *name, const void *data, size_t size)
@@ -1895,30 +2535,38 @@ static void s_write_c_frames (const char *dir)
 {
     static tl_str_t files[] = {{"a.tsv", 5}, {"\xff\0.gz", 5}};
     tl_msg_t m = {.cmd = TL_CMD_JOB, .job = 7};
+    for (int i = 0; i < 15; i++)
+        m.secret[i] = (uint8_t)i;
+    m.secret[15] = 0xff;
     m.u.job = (tl_job_body_t){2, false, 12345, 2, files};
     s_write_msg (dir, "job", &m);
     m = (tl_msg_t){.cmd = TL_CMD_ACCEPT, .job = 7};
     s_write_msg (dir, "accept", &m);
     m = (tl_msg_t){.cmd = TL_CMD_CHUNK, .job = 7};
-    m.u.chunk = (tl_chunk_body_t){3, 1, 1048576, TL_FORMAT_NGRAM2020, TL_FILTER_NONE};
+    m.u.chunk = (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, UINT64_MAX,    1, 1048576,
+                                  TL_FORMAT_NGRAM2020, TL_FILTER_NONE};
     s_write_msg (dir, "chunk", &m);
     m = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = 7};
-    m.u.partial = (tl_partial_body_t){3, 1, 100, 10, 1, 2, 2, {5, UINT64_MAX}};
+    m.u.partial =
+        (tl_partial_body_t){3, 0x0123456789abcdefull, 1, 100, 10, 1, 2, 2, {5, UINT64_MAX}};
     s_write_msg (dir, "partial", &m);
-    m = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {4, 400, 1}};
+    m = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {TL_CHUNK_ID_MAX, 400, 1}};
+    memset (m.secret, 0xee, TL_SECRET_SIZE - 1);
     s_write_msg (dir, "end", &m);
     m = (tl_msg_t){.cmd = TL_CMD_ACK, .job = 7, .u.ack = {3, {3, 4, UINT64_MAX}}};
     s_write_msg (dir, "ack", &m);
-    tl_done_body_t done = {1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}};
+    tl_done_body_t done = {1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}, 6, UINT64_MAX};
     m = (tl_msg_t){.cmd = TL_CMD_DONE, .job = 7, .u.done = done};
     s_write_msg (dir, "done", &m);
     m = (tl_msg_t){.cmd = TL_CMD_FAIL, .job = 7, .u.reason = {"unknown job", 11}};
     s_write_msg (dir, "fail", &m);
     m = (tl_msg_t){.cmd = TL_CMD_PING, .job = 7};
+    memset (m.secret, 'P', TL_SECRET_SIZE);
     s_write_msg (dir, "ping", &m);
     m = (tl_msg_t){.cmd = TL_CMD_PONG, .job = 7, .u.merged = 9};
     s_write_msg (dir, "pong", &m);
     m = (tl_msg_t){.cmd = TL_CMD_CANCEL, .job = 7, .u.reason = {"interrupted", 11}};
+    memset (m.secret, 'C', TL_SECRET_SIZE);
     s_write_msg (dir, "cancel", &m);
 
     msgpack_sbuffer buf;
@@ -1945,10 +2593,12 @@ static char *s_read_msg (const char *dir, const char *name, tl_cmd_t cmd, tl_msg
 
 static void s_check_python_frames (const char *dir)
 {
+    static const char py_secret[] = "py secret 16 b!!";
     tl_msg_t m;
     char *data = s_read_msg (dir, "py_job", TL_CMD_JOB, &m);
     cr_assert_eq (m.job, 7);
     cr_assert_eq (m.u.job.version, 2);
+    cr_assert_arr_eq (m.secret, py_secret, TL_SECRET_SIZE);
     cr_assert (m.u.job.strict);
     cr_assert_eq (m.u.job.input_bytes, 99);
     cr_assert_eq (m.u.job.nfiles, 2);
@@ -1966,22 +2616,57 @@ static void s_check_python_frames (const char *dir)
     free (data);
 
     data = s_read_msg (dir, "py_chunk", TL_CMD_CHUNK, &m);
-    tl_chunk_body_t chunk = {3, 1, 0, TL_FORMAT_TEXT, {5, 6, true}};
+    tl_chunk_body_t chunk = {3, UINT64_MAX, 1, 0, TL_FORMAT_TEXT, {5, 6, true}};
     tl_msg_t want = {.cmd = TL_CMD_CHUNK, .job = 7, .u.chunk = chunk};
     cr_assert (s_msg_equal (&m, &want));
     free (data);
 
     data = s_read_msg (dir, "py_partial", TL_CMD_PARTIAL, &m);
     want = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = UINT64_MAX};
-    want.u.partial = (tl_partial_body_t){3, 1, 100, 10, 1, 2, 1, {5}};
+    want.u.partial = (tl_partial_body_t){TL_CHUNK_ID_MAX - 1, 12345, 1, 100, 10, 1, 2, 1, {5}};
+    cr_assert (s_msg_equal (&m, &want));
+    free (data);
+
+    data = s_read_msg (dir, "py_end", TL_CMD_END, &m);
+    want = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {TL_CHUNK_ID_MAX, 400, 1}};
+    memcpy (want.secret, py_secret, TL_SECRET_SIZE);
+    cr_assert (s_msg_equal (&m, &want));
+    free (data);
+
+    data = s_read_msg (dir, "py_ping", TL_CMD_PING, &m);
+    want = (tl_msg_t){.cmd = TL_CMD_PING, .job = 7};
+    memcpy (want.secret, py_secret, TL_SECRET_SIZE);
+    cr_assert (s_msg_equal (&m, &want));
+    free (data);
+
+    data = s_read_msg (dir, "py_cancel", TL_CMD_CANCEL, &m);
+    want = (tl_msg_t){.cmd = TL_CMD_CANCEL, .job = 7, .u.reason = {"bye", 3}};
+    memcpy (want.secret, py_secret, TL_SECRET_SIZE);
     cr_assert (s_msg_equal (&m, &want));
     free (data);
 
     data = s_read_msg (dir, "py_done", TL_CMD_DONE, &m);
     want = (tl_msg_t){.cmd = TL_CMD_DONE, .job = 7};
-    want.u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}};
+    want.u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}, 6, 7000};
     cr_assert (s_msg_equal (&m, &want));
     free (data);
+
+    //  Past the chunk id limit, a secret of 15 or 17 bytes, the old PING without one
+    static const struct {
+        const char *name;
+        tl_cmd_t cmd;
+    } refused[] = {
+        {"py_bad_chunk", TL_CMD_CHUNK},   {"py_bad_partial", TL_CMD_PARTIAL},
+        {"py_bad_end", TL_CMD_END},       {"py_bad_ping", TL_CMD_PING},
+        {"py_bad_cancel", TL_CMD_CANCEL}, {"py_bad_job", TL_CMD_JOB},
+        {"py_old_ping", TL_CMD_PING},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        size_t size;
+        data = s_read_file (dir, refused[i].name, &size);
+        cr_assert_eq (s_decode_exact (refused[i].cmd, data, size, &m), -1, "%s", refused[i].name);
+        free (data);
+    }
 
     data = s_read_msg (dir, "py_ack", TL_CMD_ACK, &m);
     want = (tl_msg_t){.cmd = TL_CMD_ACK, .job = 7, .u.ack = {3, {1, 2, 3}}};
@@ -2003,17 +2688,28 @@ static void s_check_python_frames (const char *dir)
     free (data);
 }
 
-Test (proto, python_msgpack_reads_and_writes_the_documented_layouts)
+//  Finds a python3 that runs `statement` (python3 on the PATH first, then the system's):
+//  false when none does.
+static bool s_find_python (const char *statement, char *python, size_t size)
 {
-    FILE *probe = popen ("for p in python3 /usr/bin/python3; do "
-                         "$p -c 'import msgpack' 2>/dev/null && { echo $p; break; }; done",
-                         "r");
+    char command[512];
+    snprintf (command, sizeof command,
+              "for p in python3 /usr/bin/python3; do "
+              "$p -c '%s' 2>/dev/null && { echo $p; break; }; done",
+              statement);
+    FILE *probe = popen (command, "r");
     cr_assert_not_null (probe);
-    char python[256] = "";
-    if (!fgets (python, sizeof python, probe)) python[0] = 0;
+    if (!fgets (python, (int)size, probe)) python[0] = 0;
     pclose (probe);
     python[strcspn (python, "\n")] = 0;
-    if (!python[0]) cr_skip_test ("no python3 with the msgpack module");
+    return python[0] != 0;
+}
+
+Test (proto, python_msgpack_reads_and_writes_the_documented_layouts)
+{
+    char python[256];
+    if (!s_find_python ("import msgpack", python, sizeof python))
+        cr_skip_test ("no python3 with the msgpack module");
 
     char dir[] = "/tmp/test_proto.XXXXXX";
     cr_assert_not_null (mkdtemp (dir));
@@ -2031,6 +2727,99 @@ Test (proto, python_msgpack_reads_and_writes_the_documented_layouts)
     cr_assert_str_eq (output, "ok\n");
     s_check_python_frames (dir);
 
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    cr_assert_eq (system (command), 0);
+}
+
+//  An implementation of XXH3-128 written from the xxHash specification for 32-byte inputs
+//  (the 17-to-128-byte path with the default secret, of which 32 bytes are used), checked
+//  against python-xxhash when that module is there. It reads "secret_hex job chunk tag"
+//  lines and says "ok" and how many it checked.
+static const char *s_tag_script =
+    "import struct, sys\n"
+    "M = 2**64 - 1\n"
+    "P1, P2, P4 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x85EBCA77C2B2AE63\n"
+    "K = bytes.fromhex('b8fe6c3923a44bbe7c01812cf721ad1c'\n"
+    "                  'ded46de9839097db7240a4a4b7b3671f')\n"
+    "def le(b, i):\n"
+    "    return struct.unpack_from('<Q', b, i)[0]\n"
+    "def mix16(b, i, s):\n"
+    "    p = (le(b, i) ^ le(K, s)) * (le(b, i + 8) ^ le(K, s + 8))\n"
+    "    return (p & M) ^ (p >> 64)\n"
+    "def avalanche(h):\n"
+    "    h ^= h >> 37\n"
+    "    h = (h * 0x165667919E3779F9) & M\n"
+    "    return h ^ (h >> 32)\n"
+    "def xxh3_128(b):\n"
+    "    assert len(b) == 32\n"
+    "    lo = ((32 * P1 + mix16(b, 0, 0)) & M) ^ ((le(b, 16) + le(b, 24)) & M)\n"
+    "    hi = mix16(b, 16, 16) ^ ((le(b, 0) + le(b, 8)) & M)\n"
+    "    low = avalanche((lo + hi) & M)\n"
+    "    high = -avalanche((lo * P1 + hi * P4 + 32 * P2) & M) & M\n"
+    "    return high << 64 | low\n"
+    "try:\n"
+    "    import xxhash\n"
+    "    reference = xxhash.xxh3_128_intdigest\n"
+    "except ImportError:\n"
+    "    reference = None\n"
+    "n = 0\n"
+    "for line in open(sys.argv[1]):\n"
+    "    secret, job, chunk, tag = line.split()\n"
+    "    data = bytes.fromhex(secret) + struct.pack('<QQ', int(job), int(chunk))\n"
+    "    want = xxh3_128(data)\n"
+    "    if reference and reference(data) != want:\n"
+    "        print(f'the pure XXH3 differs from python-xxhash on {data.hex()}')\n"
+    "        sys.exit(1)\n"
+    "    if want & M != int(tag, 16):\n"
+    "        print(f'{line.strip()}: want tag {want & M:016x}')\n"
+    "        sys.exit(1)\n"
+    "    n += 1\n"
+    "print('ok', n, 'xxhash' if reference else 'no-xxhash-module')\n";
+
+//  tl_chunk_tag is the low 64 bits of XXH3_128bits over secret || job LE64 || chunk LE64,
+//  as docs/PROTOCOL.md tells a client in another language to compute it: checked by an
+//  implementation in Python that shares nothing with the C library.
+Test (proto, chunk_tag_equals_an_independent_xxh3_in_python)
+{
+    char python[256];
+    if (!s_find_python ("import struct", python, sizeof python))
+        cr_skip_test ("no python3 found: the independent computation of the tags did not run "
+                      "(chunk_tag_known_answers still checks them)");
+    char dir[] = "/tmp/test_proto_tag.XXXXXX";
+    cr_assert_not_null (mkdtemp (dir));
+    s_write_file (dir, "check.py", s_tag_script, strlen (s_tag_script));
+    char path[512];
+    snprintf (path, sizeof path, "%s/tags", dir);
+    FILE *file = fopen (path, "w");
+    cr_assert_not_null (file);
+    enum { N = 2000 };
+    for (uint64_t i = 0; i < N; i++) {
+        uint8_t secret[TL_SECRET_SIZE];
+        s_random_secret (secret, i);
+        uint64_t job = i < 8 ? (uint64_t[]){0, 1, UINT64_MAX, 1ull << 63}[i % 4] : s_mix64 (~i);
+        uint64_t chunk = i < 8 ? (uint64_t[]){0, 1, TL_CHUNK_ID_MAX - 1, 255}[i / 2]
+                               : s_mix64 (i << 1) % TL_CHUNK_ID_MAX;
+        for (size_t b = 0; b < TL_SECRET_SIZE; b++)
+            fprintf (file, "%02x", secret[b]);
+        fprintf (file, " %llu %llu %016llx\n", (unsigned long long)job, (unsigned long long)chunk,
+                 (unsigned long long)tl_chunk_tag (secret, job, chunk));
+    }
+    cr_assert_eq (fclose (file), 0);
+    char command[1024];
+    snprintf (command, sizeof command, "%s %s/check.py %s 2>&1", python, dir, path);
+    FILE *script = popen (command, "r");
+    cr_assert_not_null (script);
+    char output[4096] = "";
+    size_t got = fread (output, 1, sizeof output - 1, script);
+    output[got] = 0;
+    int status = pclose (script);
+    cr_assert_eq (status, 0, "python says: %s", output);
+    char want[64];
+    snprintf (want, sizeof want, "ok %d ", N);
+    cr_assert_eq (strncmp (output, want, strlen (want)), 0, "python says: %s", output);
+    if (strstr (output, "no-xxhash-module"))
+        cr_log_info ("%s has no xxhash module: tags checked against the pure-Python XXH3 only",
+                     python);
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     cr_assert_eq (system (command), 0);
 }

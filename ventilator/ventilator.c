@@ -28,21 +28,22 @@ typedef struct {
     tl_curve_t curve;     //  CURVE keys
 
     //  State
-    tl_files_t files;          //  Inputs
-    tl_format_t *file_format;  //  Format of each file (detected on its first chunk)
-    zsock_t *push;             //  Chunks out
-    zsock_t *sink;             //  DEALER to the sink
-    zsock_t *monitor;          //  PAIR end of the PUSH socket's monitor: worker disconnects
-    tl_source_t *source;       //  Reads and cuts the files
-    tl_bar_t *progress;        //  Bar or log lines
-    uint64_t job;              //  Job id
-    bool accepted;             //  Sink accepted the job
-    tl_window_t *unacked;      //  Chunks cut and not yet acknowledged, and when to resend
-    bool source_done;          //  Every chunk is cut
-    bool end_sent;             //  END told the sink the count
-    uint64_t cut_bytes;        //  Payload bytes cut
-    double heard_at;           //  Last message from the sink
-    double pinged_at;          //  Last PING or JOB sent
+    tl_files_t files;                //  Inputs
+    tl_format_t *file_format;        //  Format of each file (detected on its first chunk)
+    zsock_t *push;                   //  Chunks out
+    zsock_t *sink;                   //  DEALER to the sink
+    zsock_t *monitor;                //  PAIR end of the PUSH socket's monitor: worker disconnects
+    tl_source_t *source;             //  Reads and cuts the files
+    tl_bar_t *progress;              //  Bar or log lines
+    uint64_t job;                    //  Job id
+    uint8_t secret[TL_SECRET_SIZE];  //  The job's secret: only its holder steers the job
+    bool accepted;                   //  Sink accepted the job
+    tl_window_t *unacked;            //  Chunks cut and not yet acknowledged, and when to resend
+    bool source_done;                //  Every chunk is cut
+    bool end_sent;                   //  END told the sink the count
+    uint64_t cut_bytes;              //  Payload bytes cut
+    double heard_at;                 //  Last message from the sink
+    double pinged_at;                //  Last PING or JOB sent
 } s_vent_t;
 
 static void s_free_buf (void *data, void *hint)
@@ -56,6 +57,7 @@ static void s_msg_init (s_vent_t *self, tl_msg_t *msg, tl_cmd_t cmd)
     memset (msg, 0, sizeof *msg);
     msg->cmd = cmd;
     msg->job = self->job;
+    if (tl_cmd_has_secret (cmd)) memcpy (msg->secret, self->secret, TL_SECRET_SIZE);
 }
 
 static int s_send_to_sink (s_vent_t *self, tl_msg_t *msg)
@@ -88,6 +90,7 @@ static int s_send_chunk (s_vent_t *self, const tl_window_slot_t *slot)
     tl_msg_t msg;
     s_msg_init (self, &msg, TL_CMD_CHUNK);
     msg.u.chunk = (tl_chunk_body_t){.chunk = slot->id,
+                                    .tag = tl_chunk_tag (self->secret, self->job, slot->id),
                                     .file = slot->chunk.file,
                                     .offset = slot->chunk.offset,
                                     .format = self->file_format[slot->chunk.file],
@@ -198,6 +201,8 @@ static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
                    (unsigned long long)resent);
 }
 
+static void s_cancel (s_vent_t *self, const char *reason);
+
 //  Handles one message from the sink. Returns 1 when the job is over (exit code in
 //  *status), 0 otherwise.
 static int s_on_sink (s_vent_t *self, int *status)
@@ -222,7 +227,33 @@ static int s_on_sink (s_vent_t *self, int *status)
     case TL_CMD_ACK:
         s_on_ack (self, &msg.u.ack);
         break;
+    case TL_CMD_PONG:
+        if (msg.u.merged < tl_window_acked (self->unacked)) {
+            tl_bar_finish (self->progress);
+            fprintf (stderr,
+                     "tally-ventilator: the sink reports %llu chunks merged, but had acknowledged "
+                     "%llu: it lost merged chunks (did it restart without its checkpoint?)\n",
+                     (unsigned long long)msg.u.merged,
+                     (unsigned long long)tl_window_acked (self->unacked));
+            s_cancel (self, "the sink lost merged chunks");
+            *status = 1;
+            over = 1;
+        }
+        break;
     case TL_CMD_DONE:
+        if (msg.u.done.chunks != tl_window_added (self->unacked) ||
+            msg.u.done.bytes != self->cut_bytes) {
+            tl_bar_finish (self->progress);
+            fprintf (stderr,
+                     "tally-ventilator: the sink reports %llu chunks and %llu bytes merged, but "
+                     "this job sent %llu chunks and %llu bytes: its totals are not trusted\n",
+                     (unsigned long long)msg.u.done.chunks, (unsigned long long)msg.u.done.bytes,
+                     (unsigned long long)tl_window_added (self->unacked),
+                     (unsigned long long)self->cut_bytes);
+            *status = 1;
+            over = 1;
+            break;
+        }
         tl_bar_update (self->progress, self->files.bytes, tl_window_acked_bytes (self->unacked),
                        tl_window_acked (self->unacked), tl_window_added (self->unacked), true);
         tl_bar_finish (self->progress);
@@ -398,6 +429,10 @@ int main (int argc, char **argv)
     if (getrandom (&job, sizeof job, 0) != sizeof job)
         job = (uint64_t)tl_now () * 1000003u ^ (uint64_t)getpid ();
     self.job = job;
+    if (tl_secret_new (self.secret) != 0) {
+        fprintf (stderr, "tally-ventilator: cannot draw the job's secret: %s\n", strerror (errno));
+        return 1;
+    }
     self.unacked = tl_window_new ((size_t)self.spec.window, self.spec.retry);
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
     if (!self.unacked || !self.file_format) {

@@ -71,6 +71,7 @@ static int s_handle (s_worker_t *self, tl_frames_t *in)
 
     tl_msg_t out = {.cmd = TL_CMD_PARTIAL, .job = msg.job};
     out.u.partial = (tl_partial_body_t){.chunk = chunk->chunk,
+                                        .tag = chunk->tag,
                                         .file = chunk->file,
                                         .bytes = size,
                                         .lines = stats.lines,

@@ -2,7 +2,12 @@
     feed topic, the rest is the command's frame 1 and the topic's body; the same bytes
     also go to the PARTIAL map merger and the generic msgpack checker. A decoder may
     reject anything but must never crash, leak or allocate more than the frame
-    justifies; what it accepts must encode again and decode to the same message.    */
+    justifies; what it accepts must respect the protocol's limits (chunk ids, no secret
+    outside JOB/END/PING/CANCEL) and encode again and decode to the same message.
+
+    Seeds (tests/fuzz/corpus-proto): the first byte is the command's index - 1 (JOB 0,
+    ACCEPT 1, CHUNK 2, PARTIAL 3, END 4, ACK 5, DONE 6, FAIL 7, PING 8, PONG 9, CANCEL 10),
+    then the frame 1 of docs/PROTOCOL.md; feed-* seeds pick a topic the same way.      */
 
 #include "tl_feed.h"
 #include "tl_proto.h"
@@ -12,16 +17,47 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
+//  What the decoder promises about what it accepted: chunk ids below TL_CHUNK_ID_MAX, a
+//  chunk count at most that, and no secret but in the commands that carry one.
+static void s_check_limits (const tl_msg_t *msg)
+{
+    static const uint8_t zero[TL_SECRET_SIZE];
+    if (!tl_cmd_has_secret (msg->cmd) && !tl_secret_equal (msg->secret, zero)) abort ();
+    if (msg->cmd == TL_CMD_CHUNK && msg->u.chunk.chunk >= TL_CHUNK_ID_MAX) abort ();
+    if (msg->cmd == TL_CMD_PARTIAL && msg->u.partial.chunk >= TL_CHUNK_ID_MAX) abort ();
+    if (msg->cmd == TL_CMD_END && msg->u.end.chunks > TL_CHUNK_ID_MAX) abort ();
+}
+
+//  The job id, the secret, chunk ids, tags and counts survive a re-encoding.
+static bool s_same_guarded (const tl_msg_t *a, const tl_msg_t *b)
+{
+    if (a->job != b->job || !tl_secret_equal (a->secret, b->secret)) return false;
+    switch (a->cmd) {
+    case TL_CMD_CHUNK:
+        return a->u.chunk.chunk == b->u.chunk.chunk && a->u.chunk.tag == b->u.chunk.tag;
+    case TL_CMD_PARTIAL:
+        return a->u.partial.chunk == b->u.partial.chunk && a->u.partial.tag == b->u.partial.tag;
+    case TL_CMD_END:
+        return a->u.end.chunks == b->u.end.chunks && a->u.end.bytes == b->u.end.bytes;
+    case TL_CMD_DONE:
+        return a->u.done.chunks == b->u.done.chunks && a->u.done.bytes == b->u.done.bytes;
+    default:
+        return true;
+    }
+}
+
 static void s_fuzz_msg (uint8_t pick, const uint8_t *frame, size_t size)
 {
     tl_cmd_t cmd = (tl_cmd_t)(1 + pick % (TL_CMD_COUNT_ - 1));
     tl_msg_t msg;
     if (tl_msg_decode (cmd, frame, size, &msg) != 0) return;
+    s_check_limits (&msg);
     msgpack_sbuffer again;
     msgpack_sbuffer_init (&again);
     if (tl_msg_encode (&msg, &again) != 0) abort ();
     tl_msg_t back;
-    if (tl_msg_decode (cmd, again.data, again.size, &back) != 0 || back.job != msg.job) abort ();
+    if (tl_msg_decode (cmd, again.data, again.size, &back) != 0 || !s_same_guarded (&msg, &back))
+        abort ();
     tl_msg_reset (&back);
     msgpack_sbuffer_destroy (&again);
     tl_msg_reset (&msg);
