@@ -10,6 +10,7 @@
     that AddressSanitizer (the sanitized build) catches any read past a body's end.  */
 
 #include "tl_feed.h"
+#include "tl_test.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -666,17 +667,6 @@ static int s_try (const s_sample_t *sample, const s_body_t *body, const s_item_t
     return rc;
 }
 
-static uint64_t s_rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t s_random (void)
-{
-    //  splitmix64: fixed seed, so a failure reproduces
-    uint64_t z = (s_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 #define S_KEYS_MAX 16  //  More than any topic has
 
 Test (feed, keys_in_any_order)
@@ -701,7 +691,7 @@ Test (feed, keys_in_any_order)
             for (uint32_t j = 0; j < k; j++)
                 items[j] = (s_item_t){(int)j, NULL, 0};
             for (uint32_t j = k; j > 1; j--) {
-                uint32_t other = (uint32_t)(s_random () % j);
+                uint32_t other = (uint32_t)(tl_test_random () % j);
                 s_item_t swap = items[j - 1];
                 items[j - 1] = items[other];
                 items[other] = swap;
@@ -1153,46 +1143,6 @@ Test (feed, hostile_sizes)
 //  Random mutations: never a crash (ASan in the sanitized build); whatever decodes
 //  encodes again and decodes to the same message.
 
-//  Mutates body[0..*size) in place (capacity cap); bytes that parsers treat specially
-//  are favoured so that headers turn into other headers.
-static void s_mutate (uint8_t *body, size_t *size, size_t cap)
-{
-    static const uint8_t special[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1,
-                                      0xc2, 0xc3, 0xc4, 0xc6, 0xca, 0xcb, 0xcc, 0xcf, 0xd0, 0xd3,
-                                      0xd4, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff};
-    int ops = 1 + (int)(s_random () % 3);
-    for (int op = 0; op < ops; op++) {
-        size_t at = *size ? s_random () % *size : 0;
-        switch (s_random () % 6) {
-        case 0:
-            if (*size) body[at] = (uint8_t)s_random ();
-            break;
-        case 1:
-            if (*size) body[at] ^= (uint8_t)(1u << (s_random () % 8));
-            break;
-        case 2:
-            if (*size) body[at] = special[s_random () % sizeof special];
-            break;
-        case 3:
-            *size = *size ? s_random () % *size : 0;
-            break;
-        case 4:
-            if (*size < cap) {
-                memmove (body + at + 1, body + at, *size - at);
-                body[at] = special[s_random () % sizeof special];
-                (*size)++;
-            }
-            break;
-        default:
-            if (*size) {
-                memmove (body + at, body + at + 1, *size - at - 1);
-                (*size)--;
-            }
-            break;
-        }
-    }
-}
-
 //  Decodes a mutant as every topic; what decodes must encode again to a body that
 //  decodes to the same message. Returns how many topics accepted it.
 static size_t s_decode_mutant (const uint8_t *body, size_t size)
@@ -1252,10 +1202,10 @@ Test (feed, random_mutations_never_crash, .timeout = 120)
     cr_assert_not_null (work);
     size_t decoded = 0;
     for (int round = 0; round < 100000; round++) {
-        const msgpack_sbuffer *seed = &corpus[s_random () % ncorpus];
+        const msgpack_sbuffer *seed = &corpus[tl_test_random () % ncorpus];
         size_t size = seed->size;
         memcpy (work, seed->data, size);
-        s_mutate (work, &size, cap);
+        tl_test_mutate (work, &size, cap);
         uint8_t *body = s_exact (work, size);
         decoded += s_decode_mutant (body, size);
         free (body);

@@ -10,6 +10,7 @@
     AddressSanitizer (the sanitized build) catches any read past a frame's end.       */
 
 #include "tl_proto.h"
+#include "tl_test.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -2267,57 +2268,6 @@ Test (proto, msgpack_check_limits_nesting_to_32)
 //  accepts re-encodes and decodes to the same message; a refused map leaves the table
 //  alone; whatever tl_msgpack_check accepts, msgpack-c unpacks.
 
-static uint64_t s_rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t s_random (void)
-{
-    //  splitmix64: fixed seed, so a failure reproduces
-    uint64_t z = (s_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-//  Mutates frame[0..*size) in place (capacity cap); bytes that parsers treat specially
-//  are favoured so that headers turn into other headers.
-static void s_mutate (uint8_t *frame, size_t *size, size_t cap)
-{
-    static const uint8_t special[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1,
-                                      0xc4, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcc, 0xcf, 0xd0, 0xd3,
-                                      0xd4, 0xd8, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff};
-    int ops = 1 + (int)(s_random () % 3);
-    for (int op = 0; op < ops; op++) {
-        size_t at = *size ? s_random () % *size : 0;
-        switch (s_random () % 6) {
-        case 0:
-            if (*size) frame[at] = (uint8_t)s_random ();
-            break;
-        case 1:
-            if (*size) frame[at] ^= (uint8_t)(1u << (s_random () % 8));
-            break;
-        case 2:
-            if (*size) frame[at] = special[s_random () % sizeof special];
-            break;
-        case 3:
-            *size = *size ? s_random () % *size : 0;
-            break;
-        case 4:
-            if (*size < cap) {
-                memmove (frame + at + 1, frame + at, *size - at);
-                frame[at] = special[s_random () % sizeof special];
-                (*size)++;
-            }
-            break;
-        default:
-            if (*size) {
-                memmove (frame + at, frame + at + 1, *size - at - 1);
-                (*size)--;
-            }
-            break;
-        }
-    }
-}
-
 static void s_decode_mutant (const uint8_t *frame, size_t size, size_t *accepted)
 {
     for (int cmd = TL_CMD_INVALID + 1; cmd < TL_CMD_COUNT_; cmd++) {
@@ -2400,10 +2350,10 @@ Test (proto, random_mutations_never_crash, .timeout = 120)
     cap += 16;
     uint8_t *work = malloc (cap);
     for (int round = 0; round < 100000; round++) {
-        const msgpack_sbuffer *seed = &corpus[s_random () % ncorpus];
+        const msgpack_sbuffer *seed = &corpus[tl_test_random () % ncorpus];
         size_t size = seed->size;
         memcpy (work, seed->data, size);
-        s_mutate (work, &size, cap);
+        tl_test_mutate (work, &size, cap);
         uint8_t *frame = s_exact (work, size);
         s_decode_mutant (frame, size, &decoded);
         s_merge_mutant (frame, size, table, &merged);
