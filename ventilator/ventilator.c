@@ -398,7 +398,8 @@ int main (int argc, char **argv)
     if (getrandom (&job, sizeof job, 0) != sizeof job)
         job = (uint64_t)tl_now () * 1000003u ^ (uint64_t)getpid ();
     self.job = job;
-    self.unacked = tl_window_new ((size_t)self.spec.window, self.spec.retry);
+    self.unacked =
+        tl_window_new ((size_t)self.spec.window, self.spec.retry, (uint32_t)self.spec.max_attempts);
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
     if (!self.unacked || !self.file_format) {
         fprintf (stderr, "tally-ventilator: out of memory\n");
