@@ -32,7 +32,7 @@ typedef struct {
     tl_format_t *file_format;  //  Format of each file (detected on its first chunk)
     zsock_t *push;             //  Chunks out
     zsock_t *sink;             //  DEALER to the sink
-    zsock_t *monitor;          //  PAIR end of the PUSH socket's monitor: worker disconnects
+    zsock_t *monitor;          //  PAIR end of the PUSH socket's monitor: workers come and go
     tl_source_t *source;       //  Reads and cuts the files
     tl_bar_t *progress;        //  Bar or log lines
     uint64_t job;              //  Job id
@@ -43,6 +43,11 @@ typedef struct {
     uint64_t cut_bytes;        //  Payload bytes cut
     double heard_at;           //  Last message from the sink
     double pinged_at;          //  Last PING or JOB sent
+    double bound_at;           //  When the PUSH socket was bound
+    int workers;               //  Workers connected now (handshake done, not gone)
+    int refused;               //  Connections whose handshake failed, not yet closed
+    bool worker_seen;          //  A worker has connected at least once
+    double warned_at;          //  Last "no worker connected" warning (0: none)
 } s_vent_t;
 
 static void s_free_buf (void *data, void *hint)
@@ -159,8 +164,13 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
         tl_window_ack (self->unacked, ack->chunk[i], now);
 }
 
-//  A worker's connection closed (it died, stopped, or its host vanished and the
-//  heartbeat noticed): whatever was queued to it or being mapped there is lost.
+//  A worker came or went. When one's connection closes (it died, stopped, dropped a
+//  message over its --max-message, or its host vanished and the heartbeat noticed),
+//  whatever was queued to it or being mapped there is lost. A connection that never
+//  finished its handshake (a port scan, a worker with the wrong CURVE keys, retrying)
+//  was never given a chunk: its close must not make every chunk out suspect, since
+//  suspect resends count as attempts. libzmq reports such a handshake's failure just
+//  before its close, from the same thread, which is how the two closes are told apart.
 static void s_on_monitor (s_vent_t *self)
 {
     //  libzmq's monitor events: frame 1 is a 16-bit event and a 32-bit value, frame 2
@@ -171,12 +181,69 @@ static void s_on_monitor (s_vent_t *self)
     const uint8_t *event = tl_frames_data (&in, 0, &size);
     uint16_t id = 0;
     if (event && size >= 2) memcpy (&id, event, sizeof id);
-    if (id == ZMQ_EVENT_DISCONNECTED) {
+    switch (id) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        self->workers++;
+        self->worker_seen = true;
+        if (self->spec.verbose) zsys_info ("a worker connected (%d now)", self->workers);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        self->refused++;
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (self->refused > 0) {
+            self->refused--;
+            break;
+        }
+        if (self->workers > 0) self->workers--;
         tl_window_disconnected (self->unacked);
         if (self->spec.verbose)
-            zsys_info ("a worker disconnected; chunks it may hold will be sent again");
+            zsys_info ("a worker disconnected (%d left); chunks it may hold will be sent again",
+                       self->workers);
+        break;
+    default:
+        break;
     }
     tl_frames_close (&in);
+}
+
+//  endpoint as a worker elsewhere would name it: a wildcard or localhost host becomes
+//  HOST, for the user to fill in. Returns buf.
+static const char *s_endpoint_for_worker (const char *endpoint, char *buf, size_t size)
+{
+    static const char *local[] = {"tcp://*:", "tcp://0.0.0.0:", "tcp://localhost:"};
+    for (size_t i = 0; i < sizeof local / sizeof *local; i++) {
+        size_t len = strlen (local[i]);
+        if (strncmp (endpoint, local[i], len) == 0) {
+            snprintf (buf, size, "tcp://HOST:%s", endpoint + len);
+            return buf;
+        }
+    }
+    snprintf (buf, size, "%s", endpoint);
+    return buf;
+}
+
+//  Chunks wait and no worker has ever connected: says so every 5 s from 3 s on, since a
+//  job that waits for nobody looks exactly like a job that hangs. A warning, not
+//  progress, so --quiet keeps it; once a worker has come, losing workers is normal. An
+//  ack also proves a worker, one that connected before the monitor started.
+static void s_warn_no_worker (s_vent_t *self, double now)
+{
+    if (self->worker_seen || tl_window_acked (self->unacked) > 0) return;
+    if (now - self->bound_at < 3 || now - self->warned_at < 5) return;
+    char push[256], sink[256];
+    tl_bar_clear (self->progress);
+    fprintf (stderr,
+             "tally-ventilator: no worker connected to %s for %.0f s; start one with: "
+             "tally-worker --ventilator %s --sink %s%s\n",
+             self->bind, now - self->bound_at,
+             s_endpoint_for_worker (self->bind, push, sizeof push),
+             s_endpoint_for_worker (self->sink_ep, sink, sizeof sink),
+             self->curve.secret_file ? " and its CURVE keys" : "");
+    fflush (stderr);
+    self->warned_at = now;
 }
 
 static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
@@ -253,6 +320,14 @@ static void s_cancel (s_vent_t *self, const char *reason)
     s_send_to_sink (self, &msg);
 }
 
+//  Whether chunks wait to go out: some cut and never sent, or more to cut with room for
+//  them. Resends are found by the clock, so only these wait on POLLOUT.
+static bool s_chunks_wait (s_vent_t *self)
+{
+    return self->accepted && (!tl_window_all_sent (self->unacked) ||
+                              (!self->source_done && tl_window_has_room (self->unacked)));
+}
+
 static int s_run (s_vent_t *self)
 {
     self->heard_at = tl_now ();
@@ -302,10 +377,8 @@ static int s_run (s_vent_t *self)
                        tl_window_acked_bytes (self->unacked), tl_window_acked (self->unacked),
                        tl_window_added (self->unacked), self->source_done);
 
-        //  Resends are found by the clock, so only new or stalled chunks wait on POLLOUT.
-        bool want_out =
-            self->accepted && (!tl_window_all_sent (self->unacked) ||
-                               (!self->source_done && tl_window_has_room (self->unacked)));
+        bool want_out = s_chunks_wait (self);
+        if (want_out) s_warn_no_worker (self, now);
         zmq_pollitem_t items[] = {{zsock_resolve (self->sink), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0},
                                   {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
@@ -377,11 +450,15 @@ int main (int argc, char **argv)
         fprintf (stderr, "tally-ventilator: %s\n", why);
         return 1;
     }
+    self.bound_at = tl_now ();
     //  libzmq's own socket monitor rather than CZMQ's zmonitor actor: no thread of ours
     //  to stop, and nothing to trip over when a signal comes during start-up.
     char monitor_ep[64];
     snprintf (monitor_ep, sizeof monitor_ep, "inproc://tally-monitor-%p", (void *)&self);
-    if (zmq_socket_monitor (zsock_resolve (self.push), monitor_ep, ZMQ_EVENT_DISCONNECTED) != 0 ||
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_DISCONNECTED;
+    if (zmq_socket_monitor (zsock_resolve (self.push), monitor_ep, events) != 0 ||
         !(self.monitor = zsock_new_pair (monitor_ep))) {
         fprintf (stderr, "tally-ventilator: cannot monitor the worker socket\n");
         return 1;
