@@ -47,6 +47,7 @@ typedef struct {
     int workers;               //  Workers connected now (handshake done, not gone)
     int refused;               //  Connections whose handshake failed, not yet closed
     bool worker_seen;          //  A worker has connected at least once
+    double workers_gone_at;    //  When the last worker connected left
     double warned_at;          //  Last "no worker connected" warning (0: none)
 } s_vent_t;
 
@@ -152,8 +153,12 @@ static int s_pump (s_vent_t *self)
             if (failed) return -1;
         }
         if (!slot) return 0;
-        if (s_send_chunk (self, slot) != 0)
-            return 0;  //  Socket full: the poll tells us when it drains
+        if (s_send_chunk (self, slot) != 0) {
+            //  Socket full: the poll tells us when it drains. Or nobody to take it: then
+            //  a chunk whose worker left with it loses its attempt all the same.
+            if (self->workers == 0) tl_window_undelivered (self->unacked, slot, now);
+            return 0;
+        }
     }
 }
 
@@ -197,7 +202,7 @@ static void s_on_monitor (s_vent_t *self)
             self->refused--;
             break;
         }
-        if (self->workers > 0) self->workers--;
+        if (self->workers > 0 && --self->workers == 0) self->workers_gone_at = tl_now ();
         tl_window_disconnected (self->unacked);
         if (self->spec.verbose)
             zsys_info ("a worker disconnected (%d left); chunks it may hold will be sent again",
@@ -261,8 +266,10 @@ static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
     fflush (stdout);
     uint64_t resent = tl_window_resent (self->unacked);
     if (resent)
-        zsys_info ("%llu chunks were sent again (lost or late workers); each was merged once",
-                   (unsigned long long)resent);
+        zsys_info ("%llu chunks were sent again (lost or late workers); each was merged once; "
+                   "the most attempts a chunk took: %u (--max-attempts %ld)",
+                   (unsigned long long)resent, tl_window_most_attempts (self->unacked),
+                   self->spec.max_attempts);
 }
 
 //  Handles one message from the sink. Returns 1 when the job is over (exit code in
@@ -280,6 +287,7 @@ static int s_on_sink (s_vent_t *self, int *status)
         return 0;
     }
     self->heard_at = tl_now ();
+    tl_window_heard (self->unacked, self->heard_at);
     switch (cmd) {
     case TL_CMD_ACCEPT:
         if (!self->accepted && self->spec.verbose)
@@ -320,6 +328,41 @@ static void s_cancel (s_vent_t *self, const char *reason)
     s_send_to_sink (self, &msg);
 }
 
+//  A chunk failed every attempt it may take: names it and what usually causes it, and
+//  cancels the job at the sink. The job cannot complete without the chunk.
+static void s_fail_chunk (s_vent_t *self, const tl_window_slot_t *slot, double now)
+{
+    const tl_chunk_t *chunk = &slot->chunk;
+    uint32_t attempts = tl_window_attempts (self->unacked, slot);
+    uint32_t sends = tl_window_sends (self->unacked, slot);
+    char size[32], times[64], stranded[128] = "";
+    tl_human_bytes ((double)chunk->size, size, sizeof size);
+    snprintf (times, sizeof times, "%u time%s", sends, sends == 1 ? "" : "s");
+    //  Fewer sends than attempts: its last attempts found no worker to take them, as when
+    //  a worker drops a message over its --max-message and never reconnects. More: backup
+    //  copies.
+    if (sends < attempts && self->workers == 0)
+        snprintf (stranded, sizeof stranded,
+                  "; no worker has been connected to take it again for %.0f s",
+                  now - self->workers_gone_at);
+    else if (sends != attempts)
+        snprintf (times + strlen (times), sizeof times - strlen (times), " (%u attempts)",
+                  attempts);
+    tl_bar_finish (self->progress);
+    fprintf (stderr,
+             "tally-ventilator: chunk %llu (%s, bytes %llu..%llu, %s) was sent %s and never "
+             "merged%s. Likely causes: the chunk is larger than a worker's --max-message (lower "
+             "--chunk-size or raise the worker's --max-message), or a worker crashes or runs "
+             "out of memory on these lines (see the workers' logs).\n",
+             (unsigned long long)slot->id, self->files.names[chunk->file],
+             (unsigned long long)chunk->offset,
+             (unsigned long long)(chunk->offset + chunk->size - 1), size, times, stranded);
+    char reason[96];
+    snprintf (reason, sizeof reason, "chunk %llu not merged after %u attempts",
+              (unsigned long long)slot->id, attempts);
+    s_cancel (self, reason);
+}
+
 //  Whether chunks wait to go out: some cut and never sent, or more to cut with room for
 //  them. Resends are found by the clock, so only these wait on POLLOUT.
 static bool s_chunks_wait (s_vent_t *self)
@@ -357,6 +400,11 @@ static int s_run (s_vent_t *self)
                 self->end_sent = false;  //  END again until DONE: it is idempotent
             } else
                 s_send_job (self);
+        }
+        const tl_window_slot_t *lost = tl_window_failed (self->unacked, now, self->source_done);
+        if (lost) {
+            s_fail_chunk (self, lost, now);
+            return 1;
         }
         if (self->accepted && s_pump (self) != 0) {
             tl_bar_finish (self->progress);
