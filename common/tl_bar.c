@@ -152,4 +152,14 @@ void tl_bar_finish (tl_bar_t *self)
     if (elapsed > 0) self->rate = (double)self->payload / elapsed;
     if (self->bar || now - self->started >= 5.0) s_draw (self, now);
     if (self->drawn) fputc ('\n', stderr);
+    self->drawn = false;
+}
+
+void tl_bar_clear (tl_bar_t *self)
+{
+    if (!self || !self->drawn) return;
+    fputs ("\r\033[K", stderr);
+    fflush (stderr);
+    self->drawn = false;
+    self->last_draw = 0;  //  Back at once under the message
 }

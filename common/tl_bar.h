@@ -31,6 +31,10 @@ void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t ch
 //  Draws a last time and ends the bar's line.
 void tl_bar_finish (tl_bar_t *self);
 
+//  Erases the bar's line, if one is on screen, so that a message can take its place;
+//  the next tl_bar_update draws the bar again below it. Log lines need no erasing.
+void tl_bar_clear (tl_bar_t *self);
+
 //  Parses "auto", "bar", "log", "none". Returns 0 or -1.
 int tl_bar_mode_parse (const char *text, tl_bar_mode_t *mode);
 

@@ -15,6 +15,7 @@ tl_jobspec_t tl_jobspec_defaults (void)
                           .year_min = 0,
                           .year_max = UINT32_MAX,
                           .retry = 5,
+                          .max_attempts = 5,
                           .timeout = 60};
 }
 

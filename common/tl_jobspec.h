@@ -32,6 +32,7 @@ typedef struct {
     bool skip_pos;              //  --skip-pos
     bool strict;                //  --strict: a malformed line fails the job
     double retry;               //  --retry: least seconds before a resend
+    long max_attempts;          //  --max-attempts: failed attempts that fail a chunk
     double timeout;             //  --timeout: seconds of sink silence that fail the job
     bool verbose;               //  --verbose
     //  Derived by tl_jobspec_check
@@ -42,7 +43,7 @@ typedef struct {
 } tl_jobspec_t;
 
 //  The defaults: auto format, io and progress, 1M chunks, 16M lines, 64 in flight,
-//  no filters, resend after 5 s, give up after 60 s of silence.
+//  no filters, resend after 5 s, 5 attempts per chunk, give up after 60 s of silence.
 tl_jobspec_t tl_jobspec_defaults (void);
 
 //  The job's options as tl_opts table entries over a tl_jobspec_t, in one list.
@@ -68,6 +69,9 @@ tl_jobspec_t tl_jobspec_defaults (void);
                 "A malformed line fails the job (default: skipped and counted)", 0, 0),            \
         TL_OPT ("retry", 0, "TALLY_RETRY", TL_OPT_REAL, &(spec).retry, "SECONDS",                  \
                 "Least time before an unacknowledged chunk is sent again (default 5)", 0, 0),      \
+        TL_OPT ("max-attempts", 0, "TALLY_MAX_ATTEMPTS", TL_OPT_INT, &(spec).max_attempts, "N",    \
+                "Fail the job when a chunk is still not merged after N attempts (default 5)", 1,   \
+                1000),                                                                             \
         TL_OPT ("timeout", 0, "TALLY_TIMEOUT", TL_OPT_REAL, &(spec).timeout, "SECONDS",            \
                 "Give up when the sink is silent this long (default 60)", 0, 0),                   \
         TL_OPT ("progress", 0, "TALLY_PROGRESS", TL_OPT_STR, &(spec).progress_name, "MODE",        \

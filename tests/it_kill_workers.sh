@@ -75,6 +75,8 @@ noticed=$(grep -c "a worker disconnected" "$WORK/kills.err" || true)
 check "the ventilator noticed at least 3 of the deaths ($noticed)" test "$noticed" -ge 3
 merged=$(grep -E -o 'done: [0-9]+ chunks \([0-9]+ duplicates\)' "$WORK/sink.log" | tail -1)
 echo "the sink: $merged"
+# How close the job came to failing a chunk: attempts are failures, not sends.
+grep -E -o 'the most attempts a chunk took: [0-9]+ \(--max-attempts [0-9]+\)' "$WORK/kills.err" || true
 for pid in "${workers[@]}"; do stop_pid "$pid" 5 || true; done
 echo "job time without kills: ${calm_seconds:-?} s, with kills every second: ${kill_seconds:-?} s"
 

@@ -3,7 +3,8 @@
     Drives the window with a fake clock (plain seconds passed to each call) and real
     tl_buf buffers from a source pool, whose reference counts show exactly how many the
     window still holds: ids, capacity, acks, the resend deadlines while streaming, at the
-    tail and after a worker left, the order of resends, the latency estimate, counters. */
+    tail and after a worker left, the order of resends, the latency estimate, counters,
+    and which sends count as attempts and when a chunk has failed them all.             */
 
 #include <criterion/criterion.h>
 #include <stdatomic.h>
@@ -85,11 +86,29 @@ static const tl_window_slot_t *s_add (tl_window_t *window, size_t size, uint64_t
     return slot;
 }
 
-static tl_window_t *s_new (size_t capacity, double retry)
+static tl_window_t *s_new_max (size_t capacity, double retry, uint32_t max_attempts)
 {
-    tl_window_t *window = tl_window_new (capacity, retry);
+    tl_window_t *window = tl_window_new (capacity, retry, max_attempts);
     cr_assert_not_null (window);
     return window;
+}
+
+static tl_window_t *s_new (size_t capacity, double retry)
+{
+    return s_new_max (capacity, retry, 5);
+}
+
+//  Sends slot's chunk at time now, which must be due then; checks the attempts it has
+//  opened and the times it was sent afterwards.
+static void s_send (tl_window_t *window, const tl_window_slot_t *slot, double now, bool last_cut,
+                    uint32_t attempts, uint32_t sends)
+{
+    cr_assert_eq (tl_window_due (window, now, last_cut), slot, "due at %g", now);
+    cr_assert_null (tl_window_failed (window, now, last_cut), "nothing failed at %g", now);
+    tl_window_sent (window, slot, now);
+    cr_assert_eq (tl_window_attempts (window, slot), attempts, "attempts after the send at %g",
+                  now);
+    cr_assert_eq (tl_window_sends (window, slot), sends, "sends after the send at %g", now);
 }
 
 //  Gives the window a latency of exactly seconds: a spare chunk sent at 0 and acked then.
@@ -427,5 +446,169 @@ Test (window, resent_counter)
     cr_assert_eq (tl_window_resent (window), 3);
     cr_assert_eq (tl_window_ack (window, 0, 11), 0);
     cr_assert_eq (tl_window_resent (window), 3, "an ack does not change it");
+    tl_window_destroy (&window);
+}
+
+//  --------------------------------------------------------------------------
+//  Attempts: which sends count, and a chunk that fails them all
+
+Test (window, tail_backups_do_not_count)
+{
+    //  retry 8, no latency yet: streaming interval max(8, 5) = 8, tail max(2, 2) = 2
+    tl_window_t *window = s_new_max (4, 8, 3);
+    const tl_window_slot_t *slot = s_add (window, 10, 0);
+    s_send (window, slot, 100, true, 1, 1);
+    tl_window_heard (window, 101);
+    //  Backup copies every 2 s, all within the first attempt
+    s_send (window, slot, 102, true, 1, 2);
+    s_send (window, slot, 104, true, 1, 3);
+    s_send (window, slot, 106, true, 1, 4);
+    //  A whole streaming interval after the attempt opened, with the sink up: a new one
+    cr_assert_null (tl_window_due (window, 107.875, true));
+    s_send (window, slot, 108, true, 2, 5);
+    s_send (window, slot, 110, true, 2, 6);
+    //  A slow worker answers at last: the chunk took two attempts, not six sends
+    cr_assert_eq (tl_window_ack (window, 0, 111), 0);
+    cr_assert_eq (tl_window_most_attempts (window), 2);
+    cr_assert_eq (tl_window_resent (window), 5);
+    tl_window_destroy (&window);
+
+    //  One attempt allowed: backups still go out, and only the next attempt fails
+    window = s_new_max (4, 8, 1);
+    slot = s_add (window, 10, 0);
+    s_send (window, slot, 100, true, 1, 1);
+    tl_window_heard (window, 101);
+    s_send (window, slot, 102, true, 1, 2);
+    s_send (window, slot, 104, true, 1, 3);
+    s_send (window, slot, 106, true, 1, 4);
+    cr_assert_null (tl_window_due (window, 108, true), "not sent an attempt too many");
+    cr_assert_eq (tl_window_failed (window, 108, true), slot);
+    tl_window_destroy (&window);
+}
+
+Test (window, timeouts_count_while_the_sink_answers)
+{
+    //  retry 6, no latency yet: streaming interval max(6, 5) = 6
+    tl_window_t *window = s_new_max (4, 6, 2);
+    const tl_window_slot_t *slot = s_add (window, 10, 0);
+    s_send (window, slot, 0, false, 1, 1);
+    //  The sink has never answered: its silence, not the chunk, explains the wait
+    s_send (window, slot, 6, false, 1, 2);
+    s_send (window, slot, 12, false, 1, 3);
+    //  An ack of another chunk says the sink is up: the next timeout is an attempt
+    const tl_window_slot_t *other = s_add (window, 10, 1);
+    s_send (window, other, 12.5, false, 1, 1);
+    cr_assert_eq (tl_window_ack (window, other->id, 13), 0);
+    s_send (window, slot, 18, false, 2, 4);
+    //  Both attempts used; a timeout with no answer since still only sends a copy
+    s_send (window, slot, 24, false, 2, 5);
+    tl_window_heard (window, 25);
+    //  The third attempt is reported, not sent
+    cr_assert_null (tl_window_failed (window, 29.875, false), "not due yet");
+    cr_assert_null (tl_window_due (window, 30, false));
+    cr_assert_eq (tl_window_failed (window, 30, false), slot);
+    cr_assert_eq (tl_window_failed (window, 60, false), slot, "and stays reported");
+    cr_assert_eq (tl_window_attempts (window, slot), 2);
+    cr_assert_eq (tl_window_sends (window, slot), 5);
+    cr_assert_eq (tl_window_inflight (window), 1, "kept: the job cannot end without it");
+    tl_window_destroy (&window);
+}
+
+Test (window, disconnect_resends_count)
+{
+    //  Suspect resends open attempts at once, whether the sink answered or not
+    tl_window_t *window = s_new_max (4, 5, 3);
+    const tl_window_slot_t *slot = s_add (window, 10, 0);
+    s_send (window, slot, 10, false, 1, 1);
+    tl_window_disconnected (window);
+    s_send (window, slot, 10.25, false, 2, 2);
+    tl_window_disconnected (window);
+    s_send (window, slot, 10.5, false, 3, 3);
+    tl_window_disconnected (window);
+    cr_assert_null (tl_window_failed (window, 10.71875, false), "not due yet");
+    cr_assert_null (tl_window_due (window, 10.75, false));
+    cr_assert_eq (tl_window_failed (window, 10.75, false), slot);
+    //  Acknowledged after all (a copy was merged): it leaves, and nothing is failed
+    cr_assert_eq (tl_window_ack (window, 0, 11), 0);
+    cr_assert_null (tl_window_failed (window, 11, false));
+    cr_assert_eq (tl_window_most_attempts (window), 3);
+    tl_window_destroy (&window);
+
+    //  A chunk out when a worker left, answered in time, took one attempt
+    window = s_new_max (4, 5, 1);
+    slot = s_add (window, 10, 0);
+    s_send (window, slot, 10, false, 1, 1);
+    tl_window_disconnected (window);
+    cr_assert_null (tl_window_failed (window, 10.125, false));
+    cr_assert_eq (tl_window_ack (window, 0, 10.125), 0);
+    cr_assert_eq (tl_window_most_attempts (window), 1);
+    tl_window_destroy (&window);
+}
+
+Test (window, failed_chunk_does_not_block_others)
+{
+    //  retry 5, no latency yet: streaming interval 5
+    tl_window_t *window = s_new_max (4, 5, 1);
+    const tl_window_slot_t *a = s_add (window, 10, 0);
+    const tl_window_slot_t *b = s_add (window, 10, 1);
+    s_send (window, a, 0, false, 1, 1);
+    s_send (window, b, 2, false, 1, 1);
+    tl_window_heard (window, 3);
+    const tl_window_slot_t *c = s_add (window, 10, 2);
+    //  a has failed; the chunk not sent yet still goes out
+    cr_assert_eq (tl_window_failed (window, 5, false), a);
+    cr_assert_eq (tl_window_due (window, 5, false), c);
+    tl_window_sent (window, c, 5);
+    //  Both failed: neither is sent, and the one that waited longest is reported
+    cr_assert_null (tl_window_due (window, 7, false));
+    cr_assert_eq (tl_window_failed (window, 7, false), a);
+    tl_window_destroy (&window);
+}
+
+Test (window, undelivered_attempts_count)
+{
+    //  retry 5, no latency yet: streaming interval 5
+    tl_window_t *window = s_new_max (4, 5, 3);
+    const tl_window_slot_t *slot = s_add (window, 10, 0);
+    const tl_window_slot_t *unsent = s_add (window, 10, 1);
+    s_send (window, slot, 10, false, 1, 1);
+    tl_window_heard (window, 11);
+    //  Its worker left and none is there to take it: nothing counts within the interval,
+    //  as a worker may be back in a moment
+    tl_window_disconnected (window);
+    cr_assert_eq (tl_window_due (window, 10.25, false), slot);
+    tl_window_undelivered (window, slot, 10.25);
+    tl_window_undelivered (window, slot, 14.875);
+    cr_assert_eq (tl_window_attempts (window, slot), 1);
+    //  A whole interval with nobody to take it: one attempt failed, once
+    tl_window_undelivered (window, slot, 15);
+    tl_window_undelivered (window, slot, 17);
+    cr_assert_eq (tl_window_attempts (window, slot), 2);
+    cr_assert_eq (tl_window_sends (window, slot), 1, "nothing was sent");
+    //  A chunk never sent is only waiting for its first worker
+    tl_window_undelivered (window, unsent, 17);
+    cr_assert_eq (tl_window_attempts (window, unsent), 0);
+    //  A worker comes back: the chunk goes at once, as its next attempt
+    s_send (window, slot, 17, false, 3, 2);
+    //  Lost again with that worker: the next attempt is reported, not sent
+    tl_window_disconnected (window);
+    cr_assert_null (tl_window_failed (window, 17.125, false), "not due yet");
+    cr_assert_eq (tl_window_failed (window, 17.25, false), slot);
+    cr_assert_eq (tl_window_due (window, 17.25, false), unsent);
+    tl_window_destroy (&window);
+
+    //  The sink silent: no attempt counts, however long the wait
+    window = s_new_max (4, 5, 2);
+    slot = s_add (window, 10, 0);
+    s_send (window, slot, 10, false, 1, 1);
+    tl_window_disconnected (window);
+    tl_window_undelivered (window, slot, 100);
+    cr_assert_eq (tl_window_attempts (window, slot), 1);
+    tl_window_heard (window, 100);
+    tl_window_undelivered (window, slot, 101);
+    cr_assert_eq (tl_window_attempts (window, slot), 2);
+    cr_assert_eq (tl_window_failed (window, 101, false), slot);
+    tl_window_undelivered (window, slot, 200);
+    cr_assert_eq (tl_window_attempts (window, slot), 2, "never beyond max_attempts");
     tl_window_destroy (&window);
 }

@@ -32,7 +32,7 @@ typedef struct {
     tl_format_t *file_format;        //  Format of each file (detected on its first chunk)
     zsock_t *push;                   //  Chunks out
     zsock_t *sink;                   //  DEALER to the sink
-    zsock_t *monitor;                //  PAIR end of the PUSH socket's monitor: worker disconnects
+    zsock_t *monitor;                //  PAIR end of the PUSH socket's monitor: workers come and go
     tl_source_t *source;             //  Reads and cuts the files
     tl_bar_t *progress;              //  Bar or log lines
     uint64_t job;                    //  Job id
@@ -44,6 +44,12 @@ typedef struct {
     uint64_t cut_bytes;              //  Payload bytes cut
     double heard_at;                 //  Last message from the sink
     double pinged_at;                //  Last PING or JOB sent
+    double bound_at;                 //  When the PUSH socket was bound
+    int workers;                     //  Workers connected now (handshake done, not gone)
+    int refused;                     //  Connections whose handshake failed, not yet closed
+    bool worker_seen;                //  A worker has connected at least once
+    double workers_gone_at;          //  When the last worker connected left
+    double warned_at;                //  Last "no worker connected" warning (0: none)
 } s_vent_t;
 
 static void s_free_buf (void *data, void *hint)
@@ -150,8 +156,12 @@ static int s_pump (s_vent_t *self)
             if (failed) return -1;
         }
         if (!slot) return 0;
-        if (s_send_chunk (self, slot) != 0)
-            return 0;  //  Socket full: the poll tells us when it drains
+        if (s_send_chunk (self, slot) != 0) {
+            //  Socket full: the poll tells us when it drains. Or nobody to take it: then
+            //  a chunk whose worker left with it loses its attempt all the same.
+            if (self->workers == 0) tl_window_undelivered (self->unacked, slot, now);
+            return 0;
+        }
     }
 }
 
@@ -162,8 +172,13 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
         tl_window_ack (self->unacked, ack->chunk[i], now);
 }
 
-//  A worker's connection closed (it died, stopped, or its host vanished and the
-//  heartbeat noticed): whatever was queued to it or being mapped there is lost.
+//  A worker came or went. When one's connection closes (it died, stopped, dropped a
+//  message over its --max-message, or its host vanished and the heartbeat noticed),
+//  whatever was queued to it or being mapped there is lost. A connection that never
+//  finished its handshake (a port scan, a worker with the wrong CURVE keys, retrying)
+//  was never given a chunk: its close must not make every chunk out suspect, since
+//  suspect resends count as attempts. libzmq reports such a handshake's failure just
+//  before its close, from the same thread, which is how the two closes are told apart.
 static void s_on_monitor (s_vent_t *self)
 {
     //  libzmq's monitor events: frame 1 is a 16-bit event and a 32-bit value, frame 2
@@ -174,12 +189,69 @@ static void s_on_monitor (s_vent_t *self)
     const uint8_t *event = tl_frames_data (&in, 0, &size);
     uint16_t id = 0;
     if (event && size >= 2) memcpy (&id, event, sizeof id);
-    if (id == ZMQ_EVENT_DISCONNECTED) {
+    switch (id) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        self->workers++;
+        self->worker_seen = true;
+        if (self->spec.verbose) zsys_info ("a worker connected (%d now)", self->workers);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        self->refused++;
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (self->refused > 0) {
+            self->refused--;
+            break;
+        }
+        if (self->workers > 0 && --self->workers == 0) self->workers_gone_at = tl_now ();
         tl_window_disconnected (self->unacked);
         if (self->spec.verbose)
-            zsys_info ("a worker disconnected; chunks it may hold will be sent again");
+            zsys_info ("a worker disconnected (%d left); chunks it may hold will be sent again",
+                       self->workers);
+        break;
+    default:
+        break;
     }
     tl_frames_close (&in);
+}
+
+//  endpoint as a worker elsewhere would name it: a wildcard or localhost host becomes
+//  HOST, for the user to fill in. Returns buf.
+static const char *s_endpoint_for_worker (const char *endpoint, char *buf, size_t size)
+{
+    static const char *local[] = {"tcp://*:", "tcp://0.0.0.0:", "tcp://localhost:"};
+    for (size_t i = 0; i < sizeof local / sizeof *local; i++) {
+        size_t len = strlen (local[i]);
+        if (strncmp (endpoint, local[i], len) == 0) {
+            snprintf (buf, size, "tcp://HOST:%s", endpoint + len);
+            return buf;
+        }
+    }
+    snprintf (buf, size, "%s", endpoint);
+    return buf;
+}
+
+//  Chunks wait and no worker has ever connected: says so every 5 s from 3 s on, since a
+//  job that waits for nobody looks exactly like a job that hangs. A warning, not
+//  progress, so --quiet keeps it; once a worker has come, losing workers is normal. An
+//  ack also proves a worker, one that connected before the monitor started.
+static void s_warn_no_worker (s_vent_t *self, double now)
+{
+    if (self->worker_seen || tl_window_acked (self->unacked) > 0) return;
+    if (now - self->bound_at < 3 || now - self->warned_at < 5) return;
+    char push[256], sink[256];
+    tl_bar_clear (self->progress);
+    fprintf (stderr,
+             "tally-ventilator: no worker connected to %s for %.0f s; start one with: "
+             "tally-worker --ventilator %s --sink %s%s\n",
+             self->bind, now - self->bound_at,
+             s_endpoint_for_worker (self->bind, push, sizeof push),
+             s_endpoint_for_worker (self->sink_ep, sink, sizeof sink),
+             self->curve.secret_file ? " and its CURVE keys" : "");
+    fflush (stderr);
+    self->warned_at = now;
 }
 
 static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
@@ -197,8 +269,10 @@ static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
     fflush (stdout);
     uint64_t resent = tl_window_resent (self->unacked);
     if (resent)
-        zsys_info ("%llu chunks were sent again (lost or late workers); each was merged once",
-                   (unsigned long long)resent);
+        zsys_info ("%llu chunks were sent again (lost or late workers); each was merged once; "
+                   "the most attempts a chunk took: %u (--max-attempts %ld)",
+                   (unsigned long long)resent, tl_window_most_attempts (self->unacked),
+                   self->spec.max_attempts);
 }
 
 static void s_cancel (s_vent_t *self, const char *reason);
@@ -218,6 +292,7 @@ static int s_on_sink (s_vent_t *self, int *status)
         return 0;
     }
     self->heard_at = tl_now ();
+    tl_window_heard (self->unacked, self->heard_at);
     switch (cmd) {
     case TL_CMD_ACCEPT:
         if (!self->accepted && self->spec.verbose)
@@ -284,6 +359,49 @@ static void s_cancel (s_vent_t *self, const char *reason)
     s_send_to_sink (self, &msg);
 }
 
+//  A chunk failed every attempt it may take: names it and what usually causes it, and
+//  cancels the job at the sink. The job cannot complete without the chunk.
+static void s_fail_chunk (s_vent_t *self, const tl_window_slot_t *slot, double now)
+{
+    const tl_chunk_t *chunk = &slot->chunk;
+    uint32_t attempts = tl_window_attempts (self->unacked, slot);
+    uint32_t sends = tl_window_sends (self->unacked, slot);
+    char size[32], times[64], stranded[128] = "";
+    tl_human_bytes ((double)chunk->size, size, sizeof size);
+    snprintf (times, sizeof times, "%u time%s", sends, sends == 1 ? "" : "s");
+    //  Fewer sends than attempts: its last attempts found no worker to take them, as when
+    //  a worker drops a message over its --max-message and never reconnects. More: backup
+    //  copies.
+    if (sends < attempts && self->workers == 0)
+        snprintf (stranded, sizeof stranded,
+                  "; no worker has been connected to take it again for %.0f s",
+                  now - self->workers_gone_at);
+    else if (sends != attempts)
+        snprintf (times + strlen (times), sizeof times - strlen (times), " (%u attempts)",
+                  attempts);
+    tl_bar_finish (self->progress);
+    fprintf (stderr,
+             "tally-ventilator: chunk %llu (%s, bytes %llu..%llu, %s) was sent %s and never "
+             "merged%s. Likely causes: the chunk is larger than a worker's --max-message (lower "
+             "--chunk-size or raise the worker's --max-message), or a worker crashes or runs "
+             "out of memory on these lines (see the workers' logs).\n",
+             (unsigned long long)slot->id, self->files.names[chunk->file],
+             (unsigned long long)chunk->offset,
+             (unsigned long long)(chunk->offset + chunk->size - 1), size, times, stranded);
+    char reason[96];
+    snprintf (reason, sizeof reason, "chunk %llu not merged after %u attempts",
+              (unsigned long long)slot->id, attempts);
+    s_cancel (self, reason);
+}
+
+//  Whether chunks wait to go out: some cut and never sent, or more to cut with room for
+//  them. Resends are found by the clock, so only these wait on POLLOUT.
+static bool s_chunks_wait (s_vent_t *self)
+{
+    return self->accepted && (!tl_window_all_sent (self->unacked) ||
+                              (!self->source_done && tl_window_has_room (self->unacked)));
+}
+
 static int s_run (s_vent_t *self)
 {
     self->heard_at = tl_now ();
@@ -314,6 +432,11 @@ static int s_run (s_vent_t *self)
             } else
                 s_send_job (self);
         }
+        const tl_window_slot_t *lost = tl_window_failed (self->unacked, now, self->source_done);
+        if (lost) {
+            s_fail_chunk (self, lost, now);
+            return 1;
+        }
         if (self->accepted && s_pump (self) != 0) {
             tl_bar_finish (self->progress);
             fprintf (stderr, "tally-ventilator: %s\n", tl_source_error (self->source));
@@ -333,10 +456,8 @@ static int s_run (s_vent_t *self)
                        tl_window_acked_bytes (self->unacked), tl_window_acked (self->unacked),
                        tl_window_added (self->unacked), self->source_done);
 
-        //  Resends are found by the clock, so only new or stalled chunks wait on POLLOUT.
-        bool want_out =
-            self->accepted && (!tl_window_all_sent (self->unacked) ||
-                               (!self->source_done && tl_window_has_room (self->unacked)));
+        bool want_out = s_chunks_wait (self);
+        if (want_out) s_warn_no_worker (self, now);
         zmq_pollitem_t items[] = {{zsock_resolve (self->sink), 0, ZMQ_POLLIN, 0},
                                   {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0},
                                   {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
@@ -408,11 +529,15 @@ int main (int argc, char **argv)
         fprintf (stderr, "tally-ventilator: %s\n", why);
         return 1;
     }
+    self.bound_at = tl_now ();
     //  libzmq's own socket monitor rather than CZMQ's zmonitor actor: no thread of ours
     //  to stop, and nothing to trip over when a signal comes during start-up.
     char monitor_ep[64];
     snprintf (monitor_ep, sizeof monitor_ep, "inproc://tally-monitor-%p", (void *)&self);
-    if (zmq_socket_monitor (zsock_resolve (self.push), monitor_ep, ZMQ_EVENT_DISCONNECTED) != 0 ||
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_DISCONNECTED;
+    if (zmq_socket_monitor (zsock_resolve (self.push), monitor_ep, events) != 0 ||
         !(self.monitor = zsock_new_pair (monitor_ep))) {
         fprintf (stderr, "tally-ventilator: cannot monitor the worker socket\n");
         return 1;
@@ -433,7 +558,8 @@ int main (int argc, char **argv)
         fprintf (stderr, "tally-ventilator: cannot draw the job's secret: %s\n", strerror (errno));
         return 1;
     }
-    self.unacked = tl_window_new ((size_t)self.spec.window, self.spec.retry);
+    self.unacked =
+        tl_window_new ((size_t)self.spec.window, self.spec.retry, (uint32_t)self.spec.max_attempts);
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
     if (!self.unacked || !self.file_format) {
         fprintf (stderr, "tally-ventilator: out of memory\n");

@@ -3,8 +3,10 @@
 
     Delivery is at-least-once: a chunk stays here until its id is acknowledged and is sent
     again when its answer is late, sooner at the tail of the job and sooner still when a
-    worker left while it was out. No sockets and no clock: every call that needs the time
-    is given it, so the policy runs the same under a test's fake clock.                  */
+    worker left while it was out. A chunk that keeps failing is not sent forever: after
+    max_attempts failed attempts it is reported (tl_window_failed) and the job can fail.
+    No sockets and no clock: every call that needs the time is given it, so the policy
+    runs the same under a test's fake clock.                                             */
 
 #ifndef TL_WINDOW_H_INCLUDED
 #define TL_WINDOW_H_INCLUDED
@@ -25,9 +27,10 @@ typedef struct {
 } tl_window_slot_t;
 
 //  A window of at most capacity chunks (> 0). A chunk not acknowledged retry seconds
-//  after its last send may go out again (later when acks are slow: see tl_window_due).
-//  Returns NULL when out of memory.
-tl_window_t *tl_window_new (size_t capacity, double retry);
+//  after its last send may go out again (later when acks are slow: see tl_window_due),
+//  in at most max_attempts attempts (> 0: see tl_window_sent). Returns NULL when out of
+//  memory.
+tl_window_t *tl_window_new (size_t capacity, double retry, uint32_t max_attempts);
 
 //  Releases the buffer of every chunk still held, frees the window and sets *self_p to
 //  NULL; harmless on NULL.
@@ -47,17 +50,43 @@ const tl_window_slot_t *tl_window_add (tl_window_t *self, const tl_chunk_t *chun
 //  added, and each has gone out) after max(retry / 4, 4 x latency), as backup tasks for
 //  the stragglers that decide the finish; when a worker left since it went out, after
 //  max(0.25, 3 x latency). Before an ack has measured the latency, the first two rules
-//  take it as 0.5 s and the third waits 0.25 s.
+//  take it as 0.5 s and the third waits 0.25 s. A chunk whose next send would open an
+//  attempt beyond max_attempts is never returned: tl_window_failed reports it instead.
 const tl_window_slot_t *tl_window_due (tl_window_t *self, double now, bool last_cut);
 
-//  Records that slot's chunk went out at time now.
+//  A chunk that has failed max_attempts attempts and is due for one more at time now (the
+//  one that has waited longest), or NULL. Such a chunk stays in the window, never sent
+//  again: the job cannot complete without it.
+const tl_window_slot_t *tl_window_failed (tl_window_t *self, double now, bool last_cut);
+
+//  Records that slot's chunk went out at time now. The send opens a new attempt when it
+//  is the chunk's first, or a worker left while the chunk was out, or a whole streaming
+//  interval, max(retry, 10 x latency), has passed since the last attempt opened and the
+//  sink has answered since (tl_window_heard): the chunk's answer was due and the sink
+//  was there to give it. Any other send (a backup at the tail, a copy while the sink is
+//  silent) belongs to the attempt that is running.
 void tl_window_sent (tl_window_t *self, const tl_window_slot_t *slot, double now);
+
+//  slot's chunk was due at time now, but no worker was connected to take it. Once a
+//  whole streaming interval has passed since its last attempt opened (with the sink
+//  answering), that attempt counts as failed and the next as made and failed too: a
+//  chunk whose worker left with it must not wait forever for workers that never come (a
+//  worker that dropped it for being over its --max-message never reconnects). Within
+//  the interval nothing counts, so a worker restarted in a moment gets the chunk at once
+//  as its next attempt. A chunk never sent is not affected: before its first send,
+//  waiting for workers is normal.
+void tl_window_undelivered (tl_window_t *self, const tl_window_slot_t *slot, double now);
 
 //  The sink acknowledged chunk id at time now: releases the chunk and frees its slot.
 //  A chunk acknowledged after its first send gives a latency sample (a resent one cannot
-//  say which copy was answered). Returns 0, or -1 when id is not in the window (never cut,
-//  or acknowledged already) and nothing changed.
+//  say which copy was answered). An ack also tells that the sink answered at time now.
+//  Returns 0, or -1 when id is not in the window (never cut, or acknowledged already) and
+//  no chunk changed.
 int tl_window_ack (tl_window_t *self, uint64_t id, double now);
+
+//  The sink answered at time now (any message of the job): it is up, so from now on a
+//  missing ack is the chunk's attempt failing, not the sink's silence.
+void tl_window_heard (tl_window_t *self, double now);
 
 //  A worker's connection closed: every chunk out at this moment may be lost with it.
 //  Chunks not yet sent are not affected.
@@ -78,6 +107,13 @@ uint64_t tl_window_acked_bytes (tl_window_t *self);
 
 //  Sends after a chunk's first.
 uint64_t tl_window_resent (tl_window_t *self);
+
+//  Attempts slot's chunk has opened, and times it was sent.
+uint32_t tl_window_attempts (tl_window_t *self, const tl_window_slot_t *slot);
+uint32_t tl_window_sends (tl_window_t *self, const tl_window_slot_t *slot);
+
+//  Most attempts a chunk took before its ack, so far.
+uint32_t tl_window_most_attempts (tl_window_t *self);
 
 //  Smoothed send-to-ack seconds, 0 until the first sample.
 double tl_window_latency (tl_window_t *self);
