@@ -8,10 +8,14 @@
 # (b) workers that die on every chunk they get, each restarted at once (a supervisor and
 #     an input that crashes them): every copy is a real attempt, and after --max-attempts
 #     of them the ventilator exits 1 the same way;
-# (c) a ventilator without workers: within 10 s it says "no worker connected", with the
+# (c) a worker that takes every chunk and never answers (as one out of memory that logs
+#     and goes on): timeouts are attempts, since the sink answers meanwhile, but the
+#     backup copies of the job's tail are not; the ventilator exits 1 having sent the
+#     chunk more times than its --max-attempts;
+# (d) a ventilator without workers: within 10 s it says "no worker connected", with the
 #     command that starts one; a worker started then completes the job with gawk's
 #     totals (exit 0), and the warning stops once the worker is there;
-# (d) --max-attempts is one of the job's options: tally run and tally-ventilator list it
+# (e) --max-attempts is one of the job's options: tally run and tally-ventilator list it
 #     in --help with TALLY_MAX_ATTEMPTS, and refuse a value out of 1..1000.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
@@ -30,6 +34,20 @@ chunk_named() {
   grep -E -q "chunk [0-9]+ \\($WORK/data/part-0[01]\\.tsv, bytes [0-9]+\\.\\.[0-9]+, .*\\) was sent [0-9]+ times?.* and never merged" \
     "$WORK/$1.err"
 }
+
+# A stand-in worker: "crash" dies holding the first chunk it gets, "drop" takes every
+# chunk and never answers.
+cat > "$WORK/bad_worker.py" <<'PYEOF'
+import os, sys, zmq
+pull = zmq.Context().socket(zmq.PULL)
+pull.setsockopt(zmq.RCVHWM, 1)
+pull.connect(sys.argv[2])
+pull.recv_multipart()
+if sys.argv[1] == "crash":
+    os._exit(3)
+while True:
+    pull.recv_multipart()
+PYEOF
 
 # ---------------------------------------------------------------------------------------
 # (a) A worker whose --max-message is below the chunk size.
@@ -57,22 +75,14 @@ check "a: the sink is alive" alive "$sink_pid"
 
 # ---------------------------------------------------------------------------------------
 # (b) Workers that die holding the first chunk they get, restarted at once: a stand-in
-# for a worker that crashes or runs out of memory on some lines, under a supervisor.
-cat > "$WORK/crash.py" <<'PYEOF'
-import os, sys, zmq
-pull = zmq.Context().socket(zmq.PULL)
-pull.setsockopt(zmq.RCVHWM, 1)
-pull.connect(sys.argv[1])
-pull.recv_multipart()
-os._exit(3)  # dies holding the chunk, as a crash would
-PYEOF
+# for a worker that crashes on some lines, under a supervisor.
 : > "$WORK/crashes"
 t0=$(now)
 start_vent crash --chunk-size 64K --retry 1 "$WORK"/data/*.tsv
 vent=$VENT_PID
 (
   while kill -0 "$vent" 2> /dev/null; do
-    timeout 10 "$PY" "$WORK/crash.py" "$VENT" && s=0 || s=$?
+    timeout 10 "$PY" "$WORK/bad_worker.py" crash "$VENT" && s=0 || s=$?
     [ "$s" -eq 3 ] && echo crash >> "$WORK/crashes"
   done
 ) &
@@ -96,40 +106,64 @@ check "b: the sink logs the job cancelled" \
   wait_until 10 test "$(grep -c "cancelled: chunk [0-9]* not merged" "$WORK/sink.log")" -eq 2
 
 # ---------------------------------------------------------------------------------------
-# (c) No worker at first.
+# (c) A worker that never answers. With --retry 1 and no ack to measure the latency, an
+# attempt times out after max(1, 10 x 0.5) = 5 s; the window holds the whole job (about
+# 64 chunks), all out at once, so it is the tail from the start, and backup copies go
+# every max(1 / 4, 4 x 0.5) = 2 s.
+start "$PY" "$WORK/bad_worker.py" drop "$VENT"
+silent=$LAST_PID
+t0=$(now)
+start_vent silent --chunk-size 64K --window 256 --retry 1 "$WORK"/data/*.tsv
+wait_pid "$VENT_PID" 90 && status=0 || status=$?
+seconds=$(elapsed "$t0")
+forget "$VENT_PID"
+echo "(c) the ventilator exited with status $status after $seconds s"
+grep "never merged" "$WORK/silent.err" || tail -5 "$WORK/silent.err"
+check "c: the ventilator exits 1" test "$status" -eq 1
+check "c: within 60 s" gawk -v s="$seconds" 'BEGIN { exit !(s < 60) }'
+check "c: it names the file and the chunk's bytes" chunk_named silent
+sends=$(sed -n -E 's/.* was sent ([0-9]+) times \(5 attempts\) and never merged.*/\1/p' "$WORK/silent.err")
+check "c: five attempts, more sends: backups are not attempts (${sends:-no count})" \
+  test "${sends:-0}" -gt 5
+check "c: the sink logs the job cancelled" \
+  wait_until 10 test "$(grep -c "cancelled: chunk [0-9]* not merged" "$WORK/sink.log")" -eq 3
+stop_pid "$silent" 5 || true
+
+# ---------------------------------------------------------------------------------------
+# (d) No worker at first.
 start_vent idle --chunk-size 4K --verbose "$WORK"/data/*.tsv
 t0=$(now)
-check "c: the ventilator says no worker is connected within 10 s" \
+check "d: the ventilator says no worker is connected within 10 s" \
   wait_until 10 grep -q "no worker connected to $VENT for [0-9]* s" "$WORK/idle.err"
-echo "(c) warned after $(elapsed "$t0") s: $(grep -m1 "no worker" "$WORK/idle.err")"
-check "c: with the command that starts one" \
+echo "(d) warned after $(elapsed "$t0") s: $(grep -m1 "no worker" "$WORK/idle.err")"
+check "d: with the command that starts one" \
   grep -q -F "start one with: tally-worker --ventilator $VENT --sink $SINK" "$WORK/idle.err"
-check "c: the job waits" alive "$VENT_PID"
+check "d: the job waits" alive "$VENT_PID"
 start_worker "$WORK/late.log" --quiet
 late=$LAST_PID
 await_job idle "a worker started late" "$totals"
 # Nothing after the worker's arrival: the ventilator logs it (--verbose) when it comes.
-check "c: no warning once the worker is there" \
+check "d: no warning once the worker is there" \
   gawk '/a worker connected/ { seen = 1 } seen && /no worker connected/ { bad = 1 }
         END { exit !(seen && !bad) }' "$WORK/idle.err"
 stop_pid "$late" 5 || true
 
 # ---------------------------------------------------------------------------------------
-# (d) The option.
+# (e) The option.
 for program in "tally run" tally-ventilator; do
   # shellcheck disable=SC2086  # "tally run" is a program and its command
   $TALLY_BIN/$program --help > "$WORK/help.txt" 2>&1 || true
-  check "d: $program --help lists --max-attempts with TALLY_MAX_ATTEMPTS" \
+  check "e: $program --help lists --max-attempts with TALLY_MAX_ATTEMPTS" \
     grep -q -E -- "--max-attempts.*TALLY_MAX_ATTEMPTS|TALLY_MAX_ATTEMPTS.*--max-attempts" \
     "$WORK/help.txt"
 done
 for bad in 0 1001 x; do
   "$TALLY_BIN/tally" run --max-attempts "$bad" "$WORK/data" > /dev/null 2>&1 && status=0 || status=$?
-  check "d: tally run --max-attempts $bad exits 2" test "$status" -eq 2
+  check "e: tally run --max-attempts $bad exits 2" test "$status" -eq 2
 done
 TALLY_MAX_ATTEMPTS=0 "$TALLY_BIN/tally-ventilator" "$WORK/data" > /dev/null 2>&1 && status=0 ||
   status=$?
-check "d: TALLY_MAX_ATTEMPTS=0 makes tally-ventilator exit 2" test "$status" -eq 2
+check "e: TALLY_MAX_ATTEMPTS=0 makes tally-ventilator exit 2" test "$status" -eq 2
 
 stop_pid "$watch_pid" 2 || true
 stop_pid "$sink_pid" 5 && status=0 || status=$?

@@ -69,8 +69,8 @@ void tl_window_sent (tl_window_t *self, const tl_window_slot_t *slot, double now
 
 //  slot's chunk was due at time now, but no worker was connected to take it. Once a
 //  whole streaming interval has passed since its last attempt opened (with the sink
-//  answering), that attempt counts as failed and the next as made and failed too: a
-//  chunk whose worker left with it must not wait forever for workers that never come (a
+//  answering), one more attempt counts as made and failed, up to max_attempts: a chunk
+//  whose worker left with it must not wait forever for workers that never come (a
 //  worker that dropped it for being over its --max-message never reconnects). Within
 //  the interval nothing counts, so a worker restarted in a moment gets the chunk at once
 //  as its next attempt. A chunk never sent is not affected: before its first send,
