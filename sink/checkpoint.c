@@ -8,6 +8,7 @@
     are the protocol's own encodings, so one set of hostile-input checks covers both. */
 
 #include "checkpoint.h"
+#include "replace.h"
 
 #include <czmq.h>
 #include <dirent.h>
@@ -65,29 +66,30 @@ static void s_encode_counters (const tl_job_snapshot_t *snap, msgpack_sbuffer *b
     msgpack_pack_double (&pk, snap->seconds);
 }
 
-//  Writes the parts to temp, flushed and fsynced, then renames it to path.
-static int s_write_file (const char *temp, const char *path, msgpack_sbuffer *parts)
+//  Writes the parts to path through a temporary file beside it (tl_replace), readable
+//  by the sink's user only.
+static int s_write_file (const char *path, msgpack_sbuffer *parts)
 {
-    FILE *file = fopen (temp, "w");
-    if (!file) return -1;
+    tl_replace_t *replace = tl_replace_new (path, 0600);
+    if (!replace) return -1;
+    FILE *file = tl_replace_file (replace);
     int rc = fwrite (S_MAGIC, 8, 1, file) == 1 ? 0 : -1;
     for (int i = 0; i < 4 && rc == 0; i++)
         rc = s_write_part (file, parts[i].data, parts[i].size);
-    rc = rc == 0 && fflush (file) == 0 && fsync (fileno (file)) == 0 ? 0 : -1;
-    rc = fclose (file) == 0 && rc == 0 ? 0 : -1;
-    if (rc == 0) rc = rename (temp, path);
-    if (rc != 0) unlink (temp);
-    return rc;
+    if (rc != 0) {
+        tl_replace_destroy (&replace);
+        return -1;
+    }
+    return tl_replace_commit (&replace, NULL);
 }
 
 int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
 {
     assert (dir);
     assert (job);
-    char path[4096], temp[4200];
+    char path[4096];
     snprintf (path, sizeof path, "%s/tally-sink-%016llx.checkpoint", dir,
               (unsigned long long)tl_job_id (job));
-    snprintf (temp, sizeof temp, "%s.tmp", path);
     tl_job_snapshot_t snap;
     tl_job_snapshot (job, now, &snap);
     msgpack_sbuffer parts[4];
@@ -97,7 +99,7 @@ int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
     s_encode_counters (&snap, &parts[1]);
     if (rc == 0) rc = tl_map_encode (snap.merged, &parts[2]);
     if (rc == 0) rc = tl_map_encode (snap.totals, &parts[3]);
-    if (rc == 0) rc = s_write_file (temp, path, parts);
+    if (rc == 0) rc = s_write_file (path, parts);
     for (int i = 0; i < 4; i++)
         msgpack_sbuffer_destroy (&parts[i]);
     if (rc == 0)

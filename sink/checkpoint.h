@@ -12,7 +12,7 @@
 
 #include "job.h"
 
-//  Writes job to DIR/tally-sink-ID.checkpoint (a temporary file, fsynced, renamed),
+//  Writes job to DIR/tally-sink-ID.checkpoint (through a temporary file: tl_replace),
 //  with its age taken at time now. Returns 0 or -1; logs either way.
 int tl_checkpoint_save (const char *dir, tl_job_t *job, double now);
 

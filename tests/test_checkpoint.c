@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 //  ---------------------------------------------------------------------------------
@@ -203,6 +204,28 @@ Test (checkpoint, strict_survives_a_round_trip)
     cr_assert (strstr (out.reason, "two.tsv.gz"), "%s", out.reason);
     free (data);
     tl_job_destroy (&back);
+    tl_job_destroy (&job);
+    s_remove_folder (dir);
+}
+
+Test (checkpoint, saving_follows_no_link_and_keeps_the_file_private)
+{
+    char *dir = s_folder ();
+    char victim[4200], link[4300];
+    snprintf (victim, sizeof victim, "%s/victim", dir);
+    snprintf (link, sizeof link, "%s.tmp", s_path (dir, 9));  //  The name it once used
+    FILE *file = fopen (victim, "w");
+    cr_assert_not_null (file);
+    fclose (file);
+    cr_assert_eq (symlink (victim, link), 0);
+    tl_job_t *job = s_job_part_way (9);
+    cr_assert_eq (tl_checkpoint_save (dir, job, 1.0), 0);
+    struct stat st;
+    cr_assert_eq (stat (victim, &st), 0);
+    cr_assert_eq (st.st_size, 0, "the link's target is untouched");
+    cr_assert_eq (stat (s_path (dir, 9), &st), 0);
+    cr_assert_eq (st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    cr_assert_eq (s_count_files (dir), 3, "the checkpoint, the link and its target");
     tl_job_destroy (&job);
     s_remove_folder (dir);
 }

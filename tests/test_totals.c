@@ -1,7 +1,10 @@
-/*  test_totals: the totals file (sink/totals.c). It holds "key TAB total" lines in the
-    order given, replaces an older file whole, and when it cannot be written leaves
-    neither a temporary file nor a changed target behind.                            */
+/*  test_totals: the totals file (sink/totals.c) and the file replacement it is
+    written through (sink/replace.c). It holds "key TAB total" lines in the order
+    given, replaces an older file whole, and when it cannot be written leaves neither
+    a temporary file nor a changed target behind. Temporary names cannot be guessed,
+    and a symbolic link planted where one was expected is never followed.           */
 
+#include "replace.h"
 #include "totals.h"
 #include "tl_test.h"
 
@@ -92,4 +95,140 @@ Test (totals, a_failed_rename_leaves_no_temporary_file)
     struct stat st;
     cr_assert_eq (stat (path, &st), 0);
     cr_assert (S_ISDIR (st.st_mode), "the folder is still there");
+}
+
+Test (totals, the_file_is_readable_as_the_umask_allows)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    mode_t old = umask (027);
+    tl_entry_t entry = {"a", 1, 1};
+    cr_assert_eq (tl_totals_write (path, &entry, 1), 0);
+    umask (old);
+    struct stat st;
+    cr_assert_eq (stat (path, &st), 0);
+    cr_assert_eq (st.st_mode & 0777, 0640, "mode %o", st.st_mode & 0777);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Temporary files
+
+//  The one entry of s_dir other than path's own name, in a static buffer; fails the
+//  test unless there is exactly one.
+static const char *s_other_entry (const char *name)
+{
+    static char found[256];
+    int n = 0;
+    DIR *folder = opendir (s_dir);
+    cr_assert_not_null (folder);
+    struct dirent *entry;
+    while ((entry = readdir (folder)))
+        if (strcmp (entry->d_name, ".") && strcmp (entry->d_name, "..") &&
+            strcmp (entry->d_name, name)) {
+            snprintf (found, sizeof found, "%s", entry->d_name);
+            n++;
+        }
+    closedir (folder);
+    cr_assert_eq (n, 1, "%d other entries", n);
+    return found;
+}
+
+Test (totals, temporary_names_differ_and_cannot_be_guessed)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    tl_replace_t *one = tl_replace_new (path, 0666);
+    cr_assert_not_null (one);
+    char first[256];
+    snprintf (first, sizeof first, "%s", s_other_entry ("totals.tsv"));
+    tl_replace_t *two = tl_replace_new (path, 0666);
+    cr_assert_not_null (two, "a second writer of the same file gets a name of its own");
+    s_expect_files (2);
+    tl_replace_destroy (&one);
+    const char *second = s_other_entry ("totals.tsv");
+    cr_assert_str_neq (first, second);
+    char pid_name[64];
+    snprintf (pid_name, sizeof pid_name, "totals.tsv.tmp.%d", (int)getpid ());
+    cr_assert_str_neq (first, pid_name, "the name is not made of the pid");
+    cr_assert_str_neq (second, pid_name);
+    cr_assert_eq (strncmp (first, "totals.tsv.tmp.", 15), 0, "%s", first);
+    cr_assert_eq (strlen (first), strlen ("totals.tsv.tmp.") + 6, "%s", first);
+    tl_replace_destroy (&two);
+    cr_assert_null (two);
+    s_expect_files (0);
+
+    tl_entry_t entry = {"a", 1, 1};
+    cr_assert_eq (tl_totals_write (path, &entry, 1), 0);
+    cr_assert_eq (tl_totals_write (path, &entry, 1), 0);
+    s_expect_files (1);  //  Two writes leave only the totals behind
+}
+
+Test (totals, a_symbolic_link_at_the_old_temporary_name_is_not_followed)
+{
+    char path[256], victim[256], link[300];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    snprintf (victim, sizeof victim, "%s/victim", s_dir);
+    snprintf (link, sizeof link, "%s.tmp.%d", path, (int)getpid ());
+    FILE *file = fopen (victim, "w");
+    cr_assert_not_null (file);
+    fputs ("precious\n", file);
+    fclose (file);
+    cr_assert_eq (symlink (victim, link), 0);
+
+    tl_entry_t entry = {"key", 3, 42};
+    cr_assert_eq (tl_totals_write (path, &entry, 1), 0);
+    size_t size;
+    char *data = tl_test_read_file (victim, &size);
+    cr_assert_eq (size, 9);
+    cr_assert (memcmp (data, "precious\n", 9) == 0, "the link's target is untouched");
+    free (data);
+    data = tl_test_read_file (path, &size);
+    cr_assert_eq (size, 7);
+    cr_assert (memcmp (data, "key\t42\n", 7) == 0);
+    free (data);
+    struct stat st;
+    cr_assert_eq (lstat (link, &st), 0);
+    cr_assert (S_ISLNK (st.st_mode), "the planted link is left alone");
+    s_expect_files (3);
+}
+
+Test (totals, a_symbolic_link_at_the_totals_name_is_replaced_not_followed)
+{
+    char path[256], victim[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    snprintf (victim, sizeof victim, "%s/victim", s_dir);
+    FILE *file = fopen (victim, "w");
+    cr_assert_not_null (file);
+    fputs ("precious\n", file);
+    fclose (file);
+    cr_assert_eq (symlink (victim, path), 0);
+    tl_entry_t entry = {"key", 3, 42};
+    cr_assert_eq (tl_totals_write (path, &entry, 1), 0);
+    struct stat st;
+    cr_assert_eq (lstat (path, &st), 0);
+    cr_assert (S_ISREG (st.st_mode), "the totals are a file of their own");
+    size_t size;
+    char *data = tl_test_read_file (victim, &size);
+    cr_assert (size == 9 && memcmp (data, "precious\n", 9) == 0, "the link's target is untouched");
+    free (data);
+}
+
+Test (totals, the_reader_a_commit_returns_outlives_a_later_replacement)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    tl_replace_t *replace = tl_replace_new (path, 0666);
+    cr_assert_not_null (replace);
+    fputs ("first\t1\n", tl_replace_file (replace));
+    int fd;
+    cr_assert_eq (tl_replace_commit (&replace, &fd), 0);
+    cr_assert_null (replace);
+    cr_assert_geq (fd, 0);
+    tl_entry_t entry = {"second", 6, 2};
+    cr_assert_eq (tl_totals_write (path, &entry, 1), 0);
+    char buffer[64] = "";
+    cr_assert_eq (read (fd, buffer, sizeof buffer), 8);
+    cr_assert (memcmp (buffer, "first\t1\n", 8) == 0, "%s", buffer);
+    close (fd);
+    s_expect_files (1);
 }
