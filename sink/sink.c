@@ -197,6 +197,12 @@ static void s_publish_totals (s_sink_t *self, s_open_t *open, const tl_entry_t *
     }
 }
 
+//  Says why the totals file cannot be written, from errno.
+static void s_cannot_write (s_sink_t *self, char *reason, size_t size)
+{
+    snprintf (reason, size, "cannot write totals to %s: %s", self->output, strerror (errno));
+}
+
 //  Writes the totals file, publishes the totals and tells the ventilator DONE; sets
 //  *done to what DONE said. Returns 0, or -1 when the job failed instead (reported).
 static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
@@ -211,8 +217,8 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
         return -1;
     }
     if (tl_totals_write (self->output, entries, n) != 0) {
-        char reason[512];
-        snprintf (reason, sizeof reason, "cannot write %s: %s", self->output, strerror (errno));
+        char reason[TL_JOB_REASON_MAX];
+        s_cannot_write (self, reason, sizeof reason);
         free (entries);
         s_report_failure (self, open, reason);
         return -1;
@@ -302,6 +308,15 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
     s_open_t *open = s_open_free (self);
     if (!open || owner_size > S_IDENTITY_MAX) {
         s_reply_fail (self, owner, owner_size, msg->job, "sink busy: too many open jobs");
+        return;
+    }
+    //  Found now rather than after the whole job is merged for nothing.
+    if (tl_totals_check (self->output) != 0) {
+        char reason[TL_JOB_REASON_MAX];
+        s_cannot_write (self, reason, sizeof reason);
+        zsys_error ("job %016llx refused: %s", (unsigned long long)msg->job, reason);
+        s_reply_fail (self, owner, owner_size, msg->job, reason);
+        s_publish_failed (self, msg->job, reason);
         return;
     }
     open->job = tl_job_new (msg->job, body, tl_now ());

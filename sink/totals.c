@@ -31,3 +31,9 @@ int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n)
     }
     return tl_replace_commit (&replace, NULL);
 }
+
+int tl_totals_check (const char *path)
+{
+    assert (path);
+    return tl_replace_check (path);
+}

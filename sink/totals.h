@@ -12,4 +12,8 @@
 //  path left as it was).
 int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n);
 
+//  Whether the totals file could be written to path now (its folder exists and takes
+//  a new file; path is not a folder). Returns 0, or -1 with errno set.
+int tl_totals_check (const char *path);
+
 #endif

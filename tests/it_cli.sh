@@ -115,6 +115,16 @@ PYEOF
 check "tally-ventilator with a missing file: never contacts the sink" \
   test "$(cat "$WORK/contact")" = "2 silent"
 
+# A totals file that cannot be written fails the job when the sink is given it, not after
+# the job was merged for nothing.
+bad_output="$WORK/no-such-folder/totals.tsv"
+run bad-output "$TALLY_BIN/tally" run --workers 1 --output "$bad_output" "$one"
+check "an output in a missing folder: exits 1" test "$status" -eq 1
+check "an output in a missing folder: the reason names it" \
+  grep -qF "cannot write totals to $bad_output: No such file or directory" "$err"
+[ "$status" -eq 1 ] || sed 's/^/    stderr: /' "$err"
+check "an output in a missing folder: nothing left running" no_leftovers
+
 # Options from the environment.
 expected_ngram "$one" > "$WORK/expected.tsv"
 run env-output env TALLY_OUTPUT="$WORK/env.tsv" "$TALLY_BIN/tally" run --workers 1 "$one"

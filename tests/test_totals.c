@@ -232,3 +232,27 @@ Test (totals, the_reader_a_commit_returns_outlives_a_later_replacement)
     close (fd);
     s_expect_files (1);
 }
+
+Test (totals, check_says_whether_the_file_could_be_written)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    cr_assert_eq (tl_totals_check (path), 0);
+    s_expect_files (0);  //  The file it tried is gone
+    snprintf (path, sizeof path, "%s/missing/totals.tsv", s_dir);
+    errno = 0;
+    cr_assert_eq (tl_totals_check (path), -1);
+    cr_assert_eq (errno, ENOENT);
+    snprintf (path, sizeof path, "%s", s_dir);
+    errno = 0;
+    cr_assert_eq (tl_totals_check (path), -1, "the path is a folder");
+    cr_assert_eq (errno, EISDIR);
+    if (geteuid () != 0) {  //  Root writes into any folder
+        cr_assert_eq (chmod (s_dir, 0500), 0);
+        snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+        errno = 0;
+        cr_assert_eq (tl_totals_check (path), -1);
+        cr_assert_eq (errno, EACCES);
+        cr_assert_eq (chmod (s_dir, 0700), 0);
+    }
+}
