@@ -47,7 +47,7 @@ typedef struct {
     const char *bind;                       //  Inbound endpoint
     const char *publish;                    //  Feed endpoint
     const char *output;                     //  Totals file
-    const char *state_dir;                  //  Where open jobs are checkpointed on shutdown
+    const char *state_dir;                  //  Folder of the checkpoints (the sink's own)
     long top_k;                             //  Keys in "top"
     long batch;                             //  Keys per "totals" message
     double interval;                        //  Seconds between progress messages
@@ -462,6 +462,17 @@ static int s_save_open (s_sink_t *self)
     return lost;
 }
 
+//  The state folder when none is given: ".tally-sink" beside the totals file, a
+//  folder of the sink's own rather than the output's folder, which others may write.
+//  Returns a new string (the caller frees it), or NULL when memory is exhausted.
+static char *s_default_state_dir (const char *output)
+{
+    char *copy = strdup (output), *dir = NULL;
+    if (copy && asprintf (&dir, "%s/.tally-sink", dirname (copy)) < 0) dir = NULL;
+    free (copy);
+    return dir;
+}
+
 int main (int argc, char **argv)
 {
     s_sink_t self = {.bind = "tcp://*:5558",
@@ -486,8 +497,8 @@ int main (int argc, char **argv)
         TL_OPT ("interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
                 "Time between progress messages (default 0.25)", 0, 0),
         TL_OPT ("state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
-                "Where open jobs are checkpointed on shutdown and restored at start (default: the "
-                "output's folder)",
+                "The sink's own folder, where open jobs are checkpointed on shutdown (default: "
+                ".tally-sink beside the output)",
                 0, 0),
         TL_OPT_QUIET (self.quiet),
         TL_OPTS_CURVE_SERVER (self.curve),
@@ -499,9 +510,15 @@ int main (int argc, char **argv)
                     TL_CLI_OPTS (opts)};
     tl_sock_start (&cli, argc, argv, &self.curve);
     if (!*self.output) tl_cli_usage_error (&cli, "--output is empty");
-    char *output_copy = strdup (self.output);
-    if (!self.state_dir || !*self.state_dir)
-        self.state_dir = output_copy ? dirname (output_copy) : ".";
+    char *default_state = NULL;
+    if (!self.state_dir || !*self.state_dir) {
+        default_state = s_default_state_dir (self.output);
+        if (!default_state) {
+            fprintf (stderr, "tally-sink: out of memory\n");
+            return 1;
+        }
+        self.state_dir = default_state;
+    }
     if (self.interval < 0.01 || self.interval > 3600)
         tl_cli_usage_error (&cli, "--interval must be from 0.01 to 3600 seconds");
     const char *why;
@@ -544,7 +561,7 @@ int main (int argc, char **argv)
         zsys_warning ("stopped with %d job(s) open that could not be saved", lost);
     else if (!self.quiet)
         zsys_info ("stopped");
-    free (output_copy);
+    free (default_state);
     zsock_destroy (&self.router);
     zsock_destroy (&self.pub);
     return 0;

@@ -3,9 +3,10 @@
 # separately on TCP loopback and a job of 100 MB (50 MB sanitized) in 1K chunks that lasts
 # several seconds:
 # (a) a worker: it exits within 2 s; the other workers finish the job with gawk's totals;
-# (b) the sink: it exits within 5 s, writes no totals file and leaves a checkpoint;
-#     restarted with the same options it takes the checkpoint back (and deletes it), and
-#     the job completes with gawk's totals;
+# (b) the sink: it exits within 5 s, writes no totals file and leaves a checkpoint in
+#     its own folder (.tally-sink beside the totals, mode 0700); restarted with the same
+#     options it takes the checkpoint back (and deletes it), and the job completes with
+#     gawk's totals;
 # (c) the sink SIGKILLed (no checkpoint) and restarted: the ventilator exits non-zero
 #     within 10 s saying the sink does not know the job; no totals file;
 # (d) the ventilator: it exits non-zero within 2 s, no totals file; the sink cancels the
@@ -34,9 +35,9 @@ worker1=$LAST_PID
 start_worker "$WORK/worker2.log"
 worker2=$LAST_PID
 
-# begin_job NAME: a sink writing $WORK/NAME/totals.tsv (its checkpoints go there too), a
-# feed watcher, and a ventilator over the data; returns once a fifth of the job is merged,
-# with the job still running.
+# begin_job NAME: a sink writing $WORK/NAME/totals.tsv (its checkpoints go to
+# $WORK/NAME/.tally-sink), a feed watcher, and a ventilator over the data; returns once a
+# fifth of the job is merged, with the job still running.
 begin_job() {
   local name=$1
   mkdir -p "$WORK/$name"
@@ -66,8 +67,9 @@ timed_stop() {
 # within SECONDS LIMIT: SECONDS <= LIMIT (decimals allowed).
 within() { gawk -v s="$1" -v l="$2" 'BEGIN { exit !(s <= l) }'; }
 
-# checkpoints DIR: the sink's checkpoint files in DIR (one a line).
-checkpoints() { ls "$1"/tally-sink-*.checkpoint* 2> /dev/null || true; }
+# checkpoints DIR: the checkpoint files of a sink writing DIR/totals.tsv, in its state
+# folder DIR/.tally-sink (one a line).
+checkpoints() { ls "$1"/.tally-sink/tally-sink-*.checkpoint* 2> /dev/null || true; }
 
 # ---------------------------------------------------------------------------------------
 # (a) SIGTERM to a worker.
@@ -93,6 +95,9 @@ check "b: the sink exits within 5 s of SIGTERM" within "$STOP_SECONDS" 5
 check "b: no totals file" no_totals "$WORK/b/totals.tsv"
 check "b: the sink leaves one checkpoint" test "$(checkpoints "$WORK/b" | wc -l)" -eq 1
 checkpoints "$WORK/b"
+check "b: the state folder is the sink's alone (mode 0700)" \
+  test "$(stat -c %a "$WORK/b/.tally-sink")" = 700
+check "b: no checkpoint beside the totals" test -z "$(ls "$WORK"/b/tally-sink-* 2> /dev/null)"
 check "b: the sink says it checkpointed the job" grep -q "checkpointed to" "$WORK/b/sink.log"
 check "b: the ventilator waits for the sink" alive "$VENT_PID"
 sleep 1
