@@ -33,6 +33,7 @@ typedef struct {
     size_t owner_size;              //  Its length (0 for a restored job until it speaks)
     uint64_t ack[TL_ACK_MAX];       //  Chunk ids to acknowledge
     uint32_t nack;                  //  How many
+    double heard_at;                //  Last JOB, END, PING or CANCEL taken for the job
 } s_open_t;
 
 typedef struct {
@@ -51,6 +52,7 @@ typedef struct {
     long top_k;                             //  Keys in "top"
     long batch;                             //  Keys per "totals" message
     double interval;                        //  Seconds between progress messages
+    double job_timeout;                     //  Seconds a job's ventilator may be silent
     size_t max_msg;                         //  Largest inbound frame
     bool quiet;                             //  --quiet
     tl_curve_t curve;                       //  CURVE keys
@@ -285,10 +287,38 @@ static void s_settle (s_sink_t *self, s_open_t *open, const tl_job_outcome_t *ou
     open->nack = 0;
 }
 
+//  The sink took a JOB, END, PING or CANCEL for an open job: its ventilator is alive.
+//  Every message that proves it goes through here.
+static void s_heard (s_open_t *open, double now)
+{
+    open->heard_at = now;
+}
+
+//  Fails every job whose ventilator has been silent for --job-timeout (it PINGs every
+//  second while it lives): one that was SIGKILLed, OOM-killed or lost with its host
+//  cannot finish its job, which would otherwise hold its table and its slot for good,
+//  and be checkpointed and restored again at every restart. Called only when the loop
+//  has handled every message that arrived, so that a sink that fell behind does not
+//  count its own delay as the ventilator's silence.
+static void s_expire_silent (s_sink_t *self, double now)
+{
+    for (int i = 0; i < S_JOBS_MAX; i++) {
+        s_open_t *open = &self->open[i];
+        if (!open->job || now - open->heard_at < self->job_timeout) continue;
+        tl_job_outcome_t out = {.verdict = TL_JOB_FAIL};
+        snprintf (out.reason, sizeof out.reason,
+                  "no word from the ventilator for %.0f s (--job-timeout): job abandoned",
+                  now - open->heard_at);
+        s_settle (self, open, &out);
+    }
+}
+
 static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
 {
     const tl_job_body_t *body = &msg->u.job;
-    if (s_open_find (self, msg->job)) {  //  The ventilator did not hear our ACCEPT yet
+    s_open_t *open = s_open_find (self, msg->job);
+    if (open) {  //  The ventilator did not hear our ACCEPT yet
+        s_heard (open, tl_now ());
         tl_msg_t accept = {.cmd = TL_CMD_ACCEPT, .job = msg->job};
         s_reply (self, owner, owner_size, &accept);
         return;
@@ -305,7 +335,7 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         s_reply_fail (self, owner, owner_size, msg->job, reason);
         return;
     }
-    s_open_t *open = s_open_free (self);
+    open = s_open_free (self);
     if (!open || owner_size > S_IDENTITY_MAX) {
         s_reply_fail (self, owner, owner_size, msg->job, "sink busy: too many open jobs");
         return;
@@ -327,6 +357,7 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
     memcpy (open->owner, owner, owner_size);
     open->owner_size = owner_size;
     open->nack = 0;
+    s_heard (open, tl_now ());
     if (!self->quiet)
         zsys_info ("job %016llx opened: %u files, %llu bytes", (unsigned long long)msg->job,
                    body->nfiles, (unsigned long long)body->input_bytes);
@@ -377,6 +408,7 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
         memcpy (open->owner, owner, owner_size);
         open->owner_size = owner_size;
     }
+    s_heard (open, tl_now ());
     if (msg->cmd == TL_CMD_PING) {
         tl_msg_t pong = {.cmd = TL_CMD_PONG, .job = msg->job};
         pong.u.merged = tl_job_counters (open->job)->chunks_done;
@@ -446,7 +478,8 @@ static int s_take_restored (void *arg, tl_job_t *job)
     s_sink_t *self = arg;
     s_open_t *open = s_open_free (self);
     if (!open) return -1;
-    *open = (s_open_t){.job = job};
+    //  Its ventilator gets --job-timeout from now to be heard again.
+    *open = (s_open_t){.job = job, .heard_at = tl_now ()};
     return 0;
 }
 
@@ -481,6 +514,7 @@ int main (int argc, char **argv)
                      .top_k = 10,
                      .batch = 10000,
                      .interval = 0.25,
+                     .job_timeout = 120,
                      .max_msg = TL_MAXMSG_DEFAULT};
     tl_opt_t opts[] = {
         TL_OPT ("bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
@@ -496,6 +530,8 @@ int main (int argc, char **argv)
         TL_OPT_MAX_MESSAGE (self.max_msg, "Largest inbound frame accepted (default 256M)"),
         TL_OPT ("interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
                 "Time between progress messages (default 0.25)", 0, 0),
+        TL_OPT ("job-timeout", 0, "TALLY_JOB_TIMEOUT", TL_OPT_REAL, &self.job_timeout, "SECONDS",
+                "Fail a job whose ventilator has been silent this long (default 120)", 0, 0),
         TL_OPT ("state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
                 "The sink's own folder, where open jobs are checkpointed on shutdown (default: "
                 ".tally-sink beside the output)",
@@ -521,6 +557,9 @@ int main (int argc, char **argv)
     }
     if (self.interval < 0.01 || self.interval > 3600)
         tl_cli_usage_error (&cli, "--interval must be from 0.01 to 3600 seconds");
+    //  The ventilator PINGs every second: less than a few seconds would fail live jobs.
+    if (!(self.job_timeout >= 3))
+        tl_cli_usage_error (&cli, "--job-timeout must be at least 3 seconds");
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = (int64_t)self.max_msg;
@@ -548,13 +587,18 @@ int main (int argc, char **argv)
         int rc = zmq_poll (&item, 1, (long)(self.interval * 1000 / 2));
         if (rc == -1 && errno != EINTR) break;
         //  Drain what is there, but come back to the clock now and then.
+        bool caught_up = false;
         for (int n = 0; n < 1000 && !zsys_interrupted; n++) {
             tl_frames_t in;
-            if (tl_frames_recv (zsock_resolve (self.router), &in, ZMQ_DONTWAIT) < 0) break;
+            if (tl_frames_recv (zsock_resolve (self.router), &in, ZMQ_DONTWAIT) < 0) {
+                caught_up = true;
+                break;
+            }
             s_on_message (&self, &in);
             tl_frames_close (&in);
         }
         s_tick (&self);
+        if (caught_up) s_expire_silent (&self, tl_now ());
     }
     int lost = s_save_open (&self);
     if (lost)

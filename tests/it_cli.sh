@@ -83,6 +83,7 @@ usage_case "tally run --year-min after --year-max" "--year-min" \
   "$TALLY_BIN/tally" run --year-min 2000 --year-max 1990 "$one"
 usage_case "tally-sink with an argument" "extra" "$TALLY_BIN/tally-sink" extra
 usage_case "tally-sink --interval 0" "--interval" "$TALLY_BIN/tally-sink" --interval 0
+usage_case "tally-sink --job-timeout 1" "--job-timeout" "$TALLY_BIN/tally-sink" --job-timeout 1
 usage_case "tally-watch without an endpoint" "missing" "$TALLY_BIN/tally-watch"
 usage_case "tally-ventilator --chunk-size abc" "abc" "$TALLY_BIN/tally-ventilator" --chunk-size abc "$one"
 usage_case "tally-ventilator --format bogus" "bogus" "$TALLY_BIN/tally-ventilator" --format bogus "$one"
