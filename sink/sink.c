@@ -218,7 +218,7 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
         s_report_failure (self, open, "sink out of memory sorting the totals");
         return -1;
     }
-    if (tl_totals_write (self->output, entries, n) != 0) {
+    if (tl_totals_write (self->output, entries, n, NULL) != 0) {
         char reason[TL_JOB_REASON_MAX];
         s_cannot_write (self, reason, sizeof reason);
         free (entries);
