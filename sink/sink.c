@@ -4,9 +4,10 @@
     ventilators (JOB, END, PING, CANCEL), which get ACCEPT, ACK, PONG, DONE or FAIL
     back. This file is the loop: it finds the job a message is for, hands the message
     to the job (job.c decides: merge, acknowledge, junk, fail, complete), and does what
-    the job decided: replies, the totals file (totals.c), the feed. Open jobs are
-    checkpointed on shutdown and restored at start (checkpoint.c). Job after job, no
-    restart.                                                                          */
+    the job decided: replies, the totals file (totals.c), the feed (publisher.c, which
+    sends at its subscribers' pace). Open jobs are checkpointed on shutdown and
+    restored at start (checkpoint.c); a job whose ventilator has gone silent is failed
+    (--job-timeout). Job after job, no restart.                                       */
 
 #include "tl_opts.h"
 #include "tl_clock.h"
@@ -14,6 +15,7 @@
 #include "tl_sock.h"
 #include "checkpoint.h"
 #include "job.h"
+#include "publisher.h"
 #include "totals.h"
 
 #include <errno.h>
@@ -57,7 +59,7 @@ typedef struct {
     bool quiet;                             //  --quiet
     tl_curve_t curve;                       //  CURVE keys
     zsock_t *router;                        //  Inbound
-    zsock_t *pub;                           //  Feed
+    tl_publisher_t *feed;                   //  The feed's socket and queue
     s_open_t open[S_JOBS_MAX];              //  Open jobs
     s_finished_t finished[S_FINISHED_MAX];  //  Recently finished, a ring
     size_t nfinished;                       //  Entries written to the ring
@@ -115,11 +117,7 @@ static void s_reply_fail (s_sink_t *self, const uint8_t *owner, size_t owner_siz
 
 static void s_publish_failed (s_sink_t *self, uint64_t job, const char *reason)
 {
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    if (tl_feed_failed (job, reason, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_FAILED, &body);
-    msgpack_sbuffer_destroy (&body);
+    tl_publisher_failed (self->feed, job, reason);
 }
 
 static void s_remember (s_sink_t *self, s_open_t *open, bool failed, const tl_done_body_t *done)
@@ -165,7 +163,7 @@ static void s_publish_progress (s_sink_t *self, s_open_t *open)
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_progress (&progress, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_PROGRESS, &body);
+        tl_publisher_send (self->feed, TL_FEED_TOPIC_PROGRESS, progress.job, &body);
     msgpack_sbuffer_destroy (&body);
 }
 
@@ -175,28 +173,13 @@ static void s_publish_top (s_sink_t *self, s_open_t *open)
     tl_entry_t *top = calloc (k ? k : 1, sizeof *top);
     if (!top) return;
     size_t n = tl_table_top (tl_job_totals (open->job), k, top);
+    n = tl_publisher_top_fit (top, n);  //  Long keys make a shorter list
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_top (tl_job_id (open->job), top, n, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_TOP, &body);
+        tl_publisher_send (self->feed, TL_FEED_TOPIC_TOP, tl_job_id (open->job), &body);
     msgpack_sbuffer_destroy (&body);
     free (top);
-}
-
-static void s_publish_totals (s_sink_t *self, s_open_t *open, const tl_entry_t *entries, size_t n)
-{
-    size_t batch = (size_t)self->batch;
-    //  A job without keys still publishes one (empty) batch: "totals" always precede "done".
-    uint64_t batches = n ? (n + batch - 1) / batch : 1;
-    for (uint64_t b = 0; b < batches; b++) {
-        size_t from = b * batch;
-        size_t count = n - from < batch ? n - from : batch;
-        msgpack_sbuffer body;
-        msgpack_sbuffer_init (&body);
-        if (tl_feed_totals (tl_job_id (open->job), b, batches, entries + from, count, &body) == 0)
-            tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_TOTALS, &body);
-        msgpack_sbuffer_destroy (&body);
-    }
 }
 
 //  Says why the totals file cannot be written, from errno.
@@ -205,8 +188,10 @@ static void s_cannot_write (s_sink_t *self, char *reason, size_t size)
     snprintf (reason, size, "cannot write totals to %s: %s", self->output, strerror (errno));
 }
 
-//  Writes the totals file, publishes the totals and tells the ventilator DONE; sets
-//  *done to what DONE said. Returns 0, or -1 when the job failed instead (reported).
+//  Writes the totals file, tells the ventilator DONE and queues the totals for the
+//  feed (which reads them back from the file as subscribers take them, so neither the
+//  file nor DONE waits for the feed); sets *done to what DONE said. Returns 0, or -1
+//  when the job failed instead (reported).
 static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
 {
     tl_job_t *job = open->job;
@@ -218,18 +203,14 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
         s_report_failure (self, open, "sink out of memory sorting the totals");
         return -1;
     }
-    if (tl_totals_write (self->output, entries, n, NULL) != 0) {
+    int written;
+    if (tl_totals_write (self->output, entries, n, &written) != 0) {
         char reason[TL_JOB_REASON_MAX];
         s_cannot_write (self, reason, sizeof reason);
         free (entries);
         s_report_failure (self, open, reason);
         return -1;
     }
-    s_publish_progress (self, open);
-    s_publish_top (self, open);
-    s_publish_totals (self, open, entries, n);
-    free (entries);
-
     const tl_job_counters_t *c = tl_job_counters (job);
     *done = (tl_done_body_t){.keys = tl_table_size (totals),
                              .sum = tl_table_sum (totals),
@@ -238,11 +219,10 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
                              .filtered = c->filtered,
                              .seconds = tl_job_seconds (job, tl_now ()),
                              .output = {self->output, strlen (self->output)}};
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    if (tl_feed_done (tl_job_id (job), done, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_DONE, &body);
-    msgpack_sbuffer_destroy (&body);
+    s_publish_progress (self, open);
+    s_publish_top (self, open);
+    tl_publisher_totals (self->feed, tl_job_id (job), written, entries, n, done);
+    free (entries);
     tl_msg_t msg = {.cmd = TL_CMD_DONE, .job = tl_job_id (job)};
     msg.u.done = *done;
     s_reply (self, open->owner, open->owner_size, &msg);
@@ -526,7 +506,9 @@ int main (int argc, char **argv)
         TL_OPT ("top", 0, "TALLY_TOP", TL_OPT_INT, &self.top_k, "K",
                 "Keys in the feed's top list (default 10)", 1, 10000),
         TL_OPT ("batch", 0, "TALLY_BATCH", TL_OPT_INT, &self.batch, "N",
-                "Keys per totals message on the feed (default 10000)", 1, 1000000),
+                "Keys per totals message on the feed, at most (default 10000; a message also "
+                "ends at 256 KiB)",
+                1, 1000000),
         TL_OPT_MAX_MESSAGE (self.max_msg, "Largest inbound frame accepted (default 256M)"),
         TL_OPT ("interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
                 "Time between progress messages (default 0.25)", 0, 0),
@@ -566,15 +548,11 @@ int main (int argc, char **argv)
     cfg.rcvhwm = 10000;
     cfg.sndhwm = 10000;
     self.router = tl_sock_new (ZMQ_ROUTER, self.bind, true, true, &cfg, &why);
-    cfg = tl_sock_cfg_default ();
-    //  Totals go out in batches; room for a whole large job's worth before a slow
-    //  subscriber starts losing messages (numbered batches let it tell).
-    cfg.sndhwm = 100000;
-    cfg.maxmsgsize = 4096;
-    self.pub = self.router ? tl_sock_new (ZMQ_PUB, self.publish, true, true, &cfg, &why) : NULL;
-    if (!self.router || !self.pub) {
+    self.feed = self.router ? tl_publisher_new (self.publish, (size_t)self.batch, &why) : NULL;
+    if (!self.router || !self.feed) {
         fprintf (stderr, "tally-sink: %s\n", why);
         zsock_destroy (&self.router);
+        free (default_state);
         return 1;
     }
     if (!self.quiet)
@@ -582,9 +560,12 @@ int main (int argc, char **argv)
                    self.output);
     tl_checkpoint_load_all (self.state_dir, tl_now (), s_take_restored, &self);
 
+    long feed_wait = -1;  //  Milliseconds the feed may wait for its next turn (-1: idle)
     while (!zsys_interrupted) {
+        long timeout = (long)(self.interval * 1000 / 2);
+        if (feed_wait >= 0 && feed_wait < timeout) timeout = feed_wait;
         zmq_pollitem_t item = {zsock_resolve (self.router), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (&item, 1, (long)(self.interval * 1000 / 2));
+        int rc = zmq_poll (&item, 1, timeout);
         if (rc == -1 && errno != EINTR) break;
         //  Drain what is there, but come back to the clock now and then.
         bool caught_up = false;
@@ -599,6 +580,7 @@ int main (int argc, char **argv)
         }
         s_tick (&self);
         if (caught_up) s_expire_silent (&self, tl_now ());
+        feed_wait = tl_publisher_pump (self.feed, tl_now ());
     }
     int lost = s_save_open (&self);
     if (lost)
@@ -607,6 +589,6 @@ int main (int argc, char **argv)
         zsys_info ("stopped");
     free (default_state);
     zsock_destroy (&self.router);
-    zsock_destroy (&self.pub);
+    tl_publisher_destroy (&self.feed);
     return 0;
 }
