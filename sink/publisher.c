@@ -320,13 +320,12 @@ void tl_publisher_failed (tl_publisher_t *self, uint64_t job, const char *reason
     s_enqueue (self, item);
 }
 
-//  Drops the head job. A feed that caught up waits for every subscriber again: a
-//  stall is judged anew.
+//  Drops the head job.
 static void s_dequeue (tl_publisher_t *self)
 {
     s_item_destroy (&self->queue[self->head]);
     self->head = (self->head + 1) % S_QUEUE_MAX;
-    if (--self->queued == 0) self->blocked_at = 0;
+    self->queued--;
 }
 
 //  Encodes the head job's next message into pending: its next totals batch, else its
