@@ -10,6 +10,10 @@
 #     source as root), in which case uid:gid 1000:1000, the first user on most hosts.
 #   TALLY_UID=0 is honoured (rootless Docker, where root in the container is you).
 # Only that folder changes owner (when its user cannot write it), never its contents.
+# The sink's state folder ($TALLY_STATE_DIR, by default .tally-sink in that folder, which
+# the sink makes itself) is made for that user with mode 0700 when it is set and missing,
+# e.g. on a volume whose root is root's; an existing one is left as it is (the sink checks
+# it is its user's alone, and says why when it is not).
 set -eu
 if [ "$(id -u)" != 0 ]; then
     exec "$@"
@@ -30,6 +34,12 @@ else
 fi
 if ! setpriv --reuid="$uid" --regid="$gid" --clear-groups test -w "$dir"; then
     chown "$uid:$gid" "$dir"
+fi
+state=${TALLY_STATE_DIR:-}
+if [ -n "$state" ] && [ ! -e "$state" ]; then
+    mkdir -p "$(dirname "$state")"
+    mkdir -m 0700 "$state"
+    chown "$uid:$gid" "$state"
 fi
 exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs --inh-caps=-all \
     --bounding-set=-all "$@"

@@ -8,6 +8,7 @@
     are the protocol's own encodings, so one set of hostile-input checks covers both. */
 
 #include "checkpoint.h"
+#include "replace.h"
 
 #include <czmq.h>
 #include <dirent.h>
@@ -67,18 +68,55 @@ static void s_encode_counters (const tl_job_snapshot_t *snap, msgpack_sbuffer *b
     msgpack_pack_double (&pk, snap->seconds);
 }
 
-//  Writes the parts to temp, flushed and fsynced, then renames it to path.
-static int s_write_file (const char *temp, const char *path, msgpack_sbuffer *parts)
+//  Writes the parts to path through a temporary file beside it (tl_replace), readable
+//  by the sink's user only.
+static int s_write_file (const char *path, msgpack_sbuffer *parts)
 {
-    FILE *file = fopen (temp, "w");
-    if (!file) return -1;
+    tl_replace_t *replace = tl_replace_new (path, 0600);
+    if (!replace) return -1;
+    FILE *file = tl_replace_file (replace);
     int rc = fwrite (S_MAGIC, 8, 1, file) == 1 ? 0 : -1;
     for (int i = 0; i < 4 && rc == 0; i++)
         rc = s_write_part (file, parts[i].data, parts[i].size);
-    rc = rc == 0 && fflush (file) == 0 && fsync (fileno (file)) == 0 ? 0 : -1;
-    rc = fclose (file) == 0 && rc == 0 ? 0 : -1;
-    if (rc == 0) rc = rename (temp, path);
-    if (rc != 0) unlink (temp);
+    if (rc != 0) {
+        tl_replace_destroy (&replace);
+        return -1;
+    }
+    return tl_replace_commit (&replace, NULL);
+}
+
+//  Whether the folder open at fd may hold the sink's checkpoints: owned by the sink's
+//  user and writable by nobody else, so that nobody else can plant, swap or remove
+//  one. Returns 0, or -1 with why (of size bytes) saying what is wrong.
+static int s_folder_trusted (int fd, char *why, size_t size)
+{
+    struct stat st;
+    if (fstat (fd, &st) != 0)
+        snprintf (why, size, "%s", strerror (errno));
+    else if (st.st_uid != geteuid ())
+        snprintf (why, size, "owned by uid %u, not by this user (uid %u)", (unsigned)st.st_uid,
+                  (unsigned)geteuid ());
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
+        snprintf (why, size, "writable by group or others (mode %04o)",
+                  (unsigned)(st.st_mode & 07777));
+    else
+        return 0;
+    return -1;
+}
+
+//  Makes dir (mode 0700) unless it exists and checks that it is the sink's own. Returns
+//  0, or -1 with why set.
+static int s_prepare_folder (const char *dir, char *why, size_t size)
+{
+    int fd = -1;
+    if (mkdir (dir, 0700) == 0 || errno == EEXIST)
+        fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (why, size, "%s", strerror (errno));
+        return -1;
+    }
+    int rc = s_folder_trusted (fd, why, size);
+    close (fd);
     return rc;
 }
 
@@ -86,10 +124,15 @@ int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
 {
     assert (dir);
     assert (job);
-    char path[4096], temp[4200];
+    char why[128];
+    if (s_prepare_folder (dir, why, sizeof why) != 0) {
+        zsys_error ("job %016llx: no checkpoint written in %s: %s",
+                    (unsigned long long)tl_job_id (job), dir, why);
+        return -1;
+    }
+    char path[4096];
     snprintf (path, sizeof path, "%s/tally-sink-%016llx.checkpoint", dir,
               (unsigned long long)tl_job_id (job));
-    snprintf (temp, sizeof temp, "%s.tmp", path);
     tl_job_snapshot_t snap;
     tl_job_snapshot (job, now, &snap);
     msgpack_sbuffer parts[4];
@@ -99,7 +142,7 @@ int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
     s_encode_counters (&snap, &parts[1]);
     if (rc == 0) rc = tl_map_encode (snap.merged, &parts[2]);
     if (rc == 0) rc = tl_map_encode (snap.totals, &parts[3]);
-    if (rc == 0) rc = s_write_file (temp, path, parts);
+    if (rc == 0) rc = s_write_file (path, parts);
     for (int i = 0; i < 4; i++)
         msgpack_sbuffer_destroy (&parts[i]);
     if (rc == 0)
@@ -189,20 +232,41 @@ tl_job_t *tl_checkpoint_restore (const void *data, size_t size, double now)
     return job;
 }
 
-//  Restores the checkpoint at path. Returns the job or NULL.
-static tl_job_t *s_load (const char *path, double now)
+//  Opens the checkpoint name in the folder open at dir_fd, unless it is anything but a
+//  regular file of the sink's user (a link is not followed). Returns the descriptor
+//  and sets *size, or returns -1 with why set.
+static int s_open_checkpoint (int dir_fd, const char *name, size_t *size, char *why,
+                              size_t why_size)
 {
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    //  O_NONBLOCK: a FIFO planted under a checkpoint's name must not block the start.
+    int fd = openat (dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    tl_job_t *job = NULL;
-    if (fd >= 0 && fstat (fd, &st) == 0 && st.st_size > 0) {
-        void *data = mmap (NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (data != MAP_FAILED) {
-            job = tl_checkpoint_restore (data, (size_t)st.st_size, now);
-            munmap (data, (size_t)st.st_size);
-        }
+    if (fd < 0)
+        snprintf (why, why_size, "%s", errno == ELOOP ? "a symbolic link" : strerror (errno));
+    else if (fstat (fd, &st) != 0)
+        snprintf (why, why_size, "%s", strerror (errno));
+    else if (!S_ISREG (st.st_mode))
+        snprintf (why, why_size, "not a regular file");
+    else if (st.st_uid != geteuid ())
+        snprintf (why, why_size, "owned by uid %u, not by this user (uid %u)", (unsigned)st.st_uid,
+                  (unsigned)geteuid ());
+    else {
+        *size = (size_t)st.st_size;
+        return fd;
     }
     if (fd >= 0) close (fd);
+    return -1;
+}
+
+//  Restores the checkpoint of size bytes open at fd. Returns the job or NULL.
+static tl_job_t *s_load (int fd, size_t size, double now)
+{
+    tl_job_t *job = NULL;
+    void *data = size ? mmap (NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    if (data != MAP_FAILED) {
+        job = tl_checkpoint_restore (data, size, now);
+        munmap (data, size);
+    }
     return job;
 }
 
@@ -210,8 +274,22 @@ void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn 
 {
     assert (dir);
     assert (take);
-    DIR *folder = opendir (dir);
-    if (!folder) return;
+    int dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        if (errno != ENOENT)
+            zsys_error ("cannot read checkpoints in %s: %s", dir, strerror (errno));
+        return;
+    }
+    char why[128];
+    DIR *folder = NULL;
+    if (s_folder_trusted (dir_fd, why, sizeof why) != 0)
+        zsys_error ("not loading checkpoints from %s: it is %s", dir, why);
+    else if (!(folder = fdopendir (dir_fd)))
+        zsys_error ("cannot read checkpoints in %s: %s", dir, strerror (errno));
+    if (!folder) {
+        close (dir_fd);
+        return;
+    }
     struct dirent *entry;
     while ((entry = readdir (folder))) {
         unsigned long long id;
@@ -221,7 +299,15 @@ void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn 
             continue;
         char path[4200];
         snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
-        tl_job_t *job = s_load (path, now);
+        size_t size;
+        int fd = s_open_checkpoint (dir_fd, entry->d_name, &size, why, sizeof why);
+        if (fd < 0) {
+            //  Not the sink's own: left where it is, for whoever made it.
+            zsys_error ("ignored checkpoint %s: %s", path, why);
+            continue;
+        }
+        tl_job_t *job = s_load (fd, size, now);
+        close (fd);
         uint64_t merged = job ? tl_job_counters (job)->chunks_done : 0;
         size_t keys = job ? tl_table_size (tl_job_totals (job)) : 0;
         if (job && take (arg, job) == 0)
@@ -233,7 +319,7 @@ void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn 
             tl_job_destroy (&job);
         }
         //  Taken (or refused): a later crash must not bring this state back stale.
-        unlink (path);
+        unlinkat (dir_fd, entry->d_name, 0);
     }
-    closedir (folder);
+    closedir (folder);  //  Closes dir_fd too
 }

@@ -4,9 +4,10 @@
     ventilators (JOB, END, PING, CANCEL), which get ACCEPT, ACK, PONG, DONE or FAIL
     back. This file is the loop: it finds the job a message is for, hands the message
     to the job (job.c decides: merge, acknowledge, junk, fail, complete), and does what
-    the job decided: replies, the totals file (totals.c), the feed. Open jobs are
-    checkpointed on shutdown and restored at start (checkpoint.c). Job after job, no
-    restart.                                                                          */
+    the job decided: replies, the totals file (totals.c), the feed (publisher.c, which
+    sends at its subscribers' pace). Open jobs are checkpointed on shutdown and
+    restored at start (checkpoint.c); a job whose ventilator has gone silent is failed
+    (--job-timeout). Job after job, no restart.                                       */
 
 #include "tl_opts.h"
 #include "tl_clock.h"
@@ -14,6 +15,7 @@
 #include "tl_sock.h"
 #include "checkpoint.h"
 #include "job.h"
+#include "publisher.h"
 #include "totals.h"
 
 #include <errno.h>
@@ -33,6 +35,7 @@ typedef struct {
     size_t owner_size;              //  Its length (0 for a restored job until it speaks)
     uint64_t ack[TL_ACK_MAX];       //  Chunk ids to acknowledge
     uint32_t nack;                  //  How many
+    double heard_at;                //  Last JOB, END, PING or CANCEL taken for the job
 } s_open_t;
 
 typedef struct {
@@ -48,15 +51,16 @@ typedef struct {
     const char *bind;                       //  Inbound endpoint
     const char *publish;                    //  Feed endpoint
     const char *output;                     //  Totals file
-    const char *state_dir;                  //  Where open jobs are checkpointed on shutdown
+    const char *state_dir;                  //  Folder of the checkpoints (the sink's own)
     long top_k;                             //  Keys in "top"
     long batch;                             //  Keys per "totals" message
     double interval;                        //  Seconds between progress messages
+    double job_timeout;                     //  Seconds a job's ventilator may be silent
     size_t max_msg;                         //  Largest inbound frame
     bool quiet;                             //  --quiet
     tl_curve_t curve;                       //  CURVE keys
     zsock_t *router;                        //  Inbound
-    zsock_t *pub;                           //  Feed
+    tl_publisher_t *feed;                   //  The feed's socket and queue
     s_open_t open[S_JOBS_MAX];              //  Open jobs
     s_finished_t finished[S_FINISHED_MAX];  //  Recently finished, a ring
     size_t nfinished;                       //  Entries written to the ring
@@ -114,11 +118,7 @@ static void s_reply_fail (s_sink_t *self, const uint8_t *owner, size_t owner_siz
 
 static void s_publish_failed (s_sink_t *self, uint64_t job, const char *reason)
 {
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    if (tl_feed_failed (job, reason, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_FAILED, &body);
-    msgpack_sbuffer_destroy (&body);
+    tl_publisher_failed (self->feed, job, reason);
 }
 
 static void s_remember (s_sink_t *self, s_open_t *open, bool failed, const tl_done_body_t *done)
@@ -165,7 +165,7 @@ static void s_publish_progress (s_sink_t *self, s_open_t *open)
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_progress (&progress, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_PROGRESS, &body);
+        tl_publisher_send (self->feed, TL_FEED_TOPIC_PROGRESS, progress.job, &body);
     msgpack_sbuffer_destroy (&body);
 }
 
@@ -175,32 +175,25 @@ static void s_publish_top (s_sink_t *self, s_open_t *open)
     tl_entry_t *top = calloc (k ? k : 1, sizeof *top);
     if (!top) return;
     size_t n = tl_table_top (tl_job_totals (open->job), k, top);
+    n = tl_publisher_top_fit (top, n);  //  Long keys make a shorter list
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     if (tl_feed_top (tl_job_id (open->job), top, n, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_TOP, &body);
+        tl_publisher_send (self->feed, TL_FEED_TOPIC_TOP, tl_job_id (open->job), &body);
     msgpack_sbuffer_destroy (&body);
     free (top);
 }
 
-static void s_publish_totals (s_sink_t *self, s_open_t *open, const tl_entry_t *entries, size_t n)
+//  Says why the totals file cannot be written, from errno.
+static void s_cannot_write (s_sink_t *self, char *reason, size_t size)
 {
-    size_t batch = (size_t)self->batch;
-    //  A job without keys still publishes one (empty) batch: "totals" always precede "done".
-    uint64_t batches = n ? (n + batch - 1) / batch : 1;
-    for (uint64_t b = 0; b < batches; b++) {
-        size_t from = b * batch;
-        size_t count = n - from < batch ? n - from : batch;
-        msgpack_sbuffer body;
-        msgpack_sbuffer_init (&body);
-        if (tl_feed_totals (tl_job_id (open->job), b, batches, entries + from, count, &body) == 0)
-            tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_TOTALS, &body);
-        msgpack_sbuffer_destroy (&body);
-    }
+    snprintf (reason, size, "cannot write totals to %s: %s", self->output, strerror (errno));
 }
 
-//  Writes the totals file, publishes the totals and tells the ventilator DONE; sets
-//  *done to what DONE said. Returns 0, or -1 when the job failed instead (reported).
+//  Writes the totals file, tells the ventilator DONE and queues the totals for the
+//  feed (which reads them back from the file as subscribers take them, so neither the
+//  file nor DONE waits for the feed); sets *done to what DONE said. Returns 0, or -1
+//  when the job failed instead (reported).
 static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
 {
     tl_job_t *job = open->job;
@@ -212,18 +205,14 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
         s_report_failure (self, open, "sink out of memory sorting the totals");
         return -1;
     }
-    if (tl_totals_write (self->output, entries, n) != 0) {
-        char reason[512];
-        snprintf (reason, sizeof reason, "cannot write %s: %s", self->output, strerror (errno));
+    int written;
+    if (tl_totals_write (self->output, entries, n, &written) != 0) {
+        char reason[TL_JOB_REASON_MAX];
+        s_cannot_write (self, reason, sizeof reason);
         free (entries);
         s_report_failure (self, open, reason);
         return -1;
     }
-    s_publish_progress (self, open);
-    s_publish_top (self, open);
-    s_publish_totals (self, open, entries, n);
-    free (entries);
-
     const tl_job_counters_t *c = tl_job_counters (job);
     *done = (tl_done_body_t){.keys = tl_table_size (totals),
                              .sum = tl_table_sum (totals),
@@ -234,11 +223,10 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
                              .output = {self->output, strlen (self->output)},
                              .chunks = c->chunks_done,
                              .bytes = c->bytes};
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    if (tl_feed_done (tl_job_id (job), done, &body) == 0)
-        tl_publish (zsock_resolve (self->pub), TL_FEED_TOPIC_DONE, &body);
-    msgpack_sbuffer_destroy (&body);
+    s_publish_progress (self, open);
+    s_publish_top (self, open);
+    tl_publisher_totals (self->feed, tl_job_id (job), written, entries, n, done);
+    free (entries);
     tl_msg_t msg = {.cmd = TL_CMD_DONE, .job = tl_job_id (job)};
     msg.u.done = *done;
     s_reply (self, open->owner, open->owner_size, &msg);
@@ -283,6 +271,32 @@ static void s_settle (s_sink_t *self, s_open_t *open, const tl_job_outcome_t *ou
     open->nack = 0;
 }
 
+//  The sink took a JOB, END, PING or CANCEL for an open job: its ventilator is alive.
+//  Every message that proves it goes through here.
+static void s_heard (s_open_t *open, double now)
+{
+    open->heard_at = now;
+}
+
+//  Fails every job whose ventilator has been silent for --job-timeout (it PINGs every
+//  second while it lives): one that was SIGKILLed, OOM-killed or lost with its host
+//  cannot finish its job, which would otherwise hold its table and its slot for good,
+//  and be checkpointed and restored again at every restart. Called only when the loop
+//  has handled every message that arrived, so that a sink that fell behind does not
+//  count its own delay as the ventilator's silence.
+static void s_expire_silent (s_sink_t *self, double now)
+{
+    for (int i = 0; i < S_JOBS_MAX; i++) {
+        s_open_t *open = &self->open[i];
+        if (!open->job || now - open->heard_at < self->job_timeout) continue;
+        tl_job_outcome_t out = {.verdict = TL_JOB_FAIL};
+        snprintf (out.reason, sizeof out.reason,
+                  "no word from the ventilator for %.0f s (--job-timeout): job abandoned",
+                  now - open->heard_at);
+        s_settle (self, open, &out);
+    }
+}
+
 static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
 {
     const tl_job_body_t *body = &msg->u.job;
@@ -294,6 +308,7 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         return;
     }
     if (open) {  //  The ventilator did not hear our ACCEPT yet
+        s_heard (open, tl_now ());
         tl_msg_t accept = {.cmd = TL_CMD_ACCEPT, .job = msg->job};
         s_reply (self, owner, owner_size, &accept);
         return;
@@ -314,6 +329,15 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         s_reply_fail (self, owner, owner_size, msg->job, "sink busy: too many open jobs");
         return;
     }
+    //  Found now rather than after the whole job is merged for nothing.
+    if (tl_totals_check (self->output) != 0) {
+        char reason[TL_JOB_REASON_MAX];
+        s_cannot_write (self, reason, sizeof reason);
+        zsys_error ("job %016llx refused: %s", (unsigned long long)msg->job, reason);
+        s_reply_fail (self, owner, owner_size, msg->job, reason);
+        s_publish_failed (self, msg->job, reason);
+        return;
+    }
     open->job = tl_job_new (msg->job, msg->secret, body, tl_now ());
     if (!open->job) {
         s_reply_fail (self, owner, owner_size, msg->job, "sink out of memory");
@@ -322,6 +346,7 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
     memcpy (open->owner, owner, owner_size);
     open->owner_size = owner_size;
     open->nack = 0;
+    s_heard (open, tl_now ());
     if (!self->quiet)
         zsys_info ("job %016llx opened: %u files, %llu bytes", (unsigned long long)msg->job,
                    body->nfiles, (unsigned long long)body->input_bytes);
@@ -382,6 +407,7 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
         memcpy (open->owner, owner, owner_size);
         open->owner_size = owner_size;
     }
+    s_heard (open, tl_now ());
     if (msg->cmd == TL_CMD_PING) {
         tl_msg_t pong = {.cmd = TL_CMD_PONG, .job = msg->job};
         pong.u.merged = tl_job_counters (open->job)->chunks_done;
@@ -451,7 +477,8 @@ static int s_take_restored (void *arg, tl_job_t *job)
     s_sink_t *self = arg;
     s_open_t *open = s_open_free (self);
     if (!open) return -1;
-    *open = (s_open_t){.job = job};
+    //  Its ventilator gets --job-timeout from now to be heard again.
+    *open = (s_open_t){.job = job, .heard_at = tl_now ()};
     return 0;
 }
 
@@ -467,6 +494,17 @@ static int s_save_open (s_sink_t *self)
     return lost;
 }
 
+//  The state folder when none is given: ".tally-sink" beside the totals file, a
+//  folder of the sink's own rather than the output's folder, which others may write.
+//  Returns a new string (the caller frees it), or NULL when memory is exhausted.
+static char *s_default_state_dir (const char *output)
+{
+    char *copy = strdup (output), *dir = NULL;
+    if (copy && asprintf (&dir, "%s/.tally-sink", dirname (copy)) < 0) dir = NULL;
+    free (copy);
+    return dir;
+}
+
 int main (int argc, char **argv)
 {
     s_sink_t self = {.bind = "tcp://*:5558",
@@ -475,6 +513,7 @@ int main (int argc, char **argv)
                      .top_k = 10,
                      .batch = 10000,
                      .interval = 0.25,
+                     .job_timeout = 120,
                      .max_msg = TL_MAXMSG_DEFAULT};
     tl_opt_t opts[] = {
         TL_OPT ("bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
@@ -486,13 +525,17 @@ int main (int argc, char **argv)
         TL_OPT ("top", 0, "TALLY_TOP", TL_OPT_INT, &self.top_k, "K",
                 "Keys in the feed's top list (default 10)", 1, 10000),
         TL_OPT ("batch", 0, "TALLY_BATCH", TL_OPT_INT, &self.batch, "N",
-                "Keys per totals message on the feed (default 10000)", 1, 1000000),
+                "Keys per totals message on the feed, at most (default 10000; a message also "
+                "ends at 256 KiB)",
+                1, 1000000),
         TL_OPT_MAX_MESSAGE (self.max_msg, "Largest inbound frame accepted (default 256M)"),
         TL_OPT ("interval", 0, "TALLY_INTERVAL", TL_OPT_REAL, &self.interval, "SECONDS",
                 "Time between progress messages (default 0.25)", 0, 0),
+        TL_OPT ("job-timeout", 0, "TALLY_JOB_TIMEOUT", TL_OPT_REAL, &self.job_timeout, "SECONDS",
+                "Fail a job whose ventilator has been silent this long (default 120)", 0, 0),
         TL_OPT ("state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
-                "Where open jobs are checkpointed on shutdown and restored at start (default: the "
-                "output's folder)",
+                "The sink's own folder, where open jobs are checkpointed on shutdown (default: "
+                ".tally-sink beside the output)",
                 0, 0),
         TL_OPT_QUIET (self.quiet),
         TL_OPTS_CURVE_SERVER (self.curve),
@@ -504,27 +547,31 @@ int main (int argc, char **argv)
                     TL_CLI_OPTS (opts)};
     tl_sock_start (&cli, argc, argv, &self.curve);
     if (!*self.output) tl_cli_usage_error (&cli, "--output is empty");
-    char *output_copy = strdup (self.output);
-    if (!self.state_dir || !*self.state_dir)
-        self.state_dir = output_copy ? dirname (output_copy) : ".";
+    char *default_state = NULL;
+    if (!self.state_dir || !*self.state_dir) {
+        default_state = s_default_state_dir (self.output);
+        if (!default_state) {
+            fprintf (stderr, "tally-sink: out of memory\n");
+            return 1;
+        }
+        self.state_dir = default_state;
+    }
     if (self.interval < 0.01 || self.interval > 3600)
         tl_cli_usage_error (&cli, "--interval must be from 0.01 to 3600 seconds");
+    //  The ventilator PINGs every second: less than a few seconds would fail live jobs.
+    if (!(self.job_timeout >= 3))
+        tl_cli_usage_error (&cli, "--job-timeout must be at least 3 seconds");
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = (int64_t)self.max_msg;
     cfg.rcvhwm = 10000;
     cfg.sndhwm = 10000;
     self.router = tl_sock_new (ZMQ_ROUTER, self.bind, true, true, &cfg, &why);
-    cfg = tl_sock_cfg_default ();
-    //  Totals go out in batches; room for a whole large job's worth before a slow
-    //  subscriber starts losing messages (numbered batches let it tell).
-    cfg.sndhwm = 100000;
-    cfg.maxmsgsize = 4096;
-    cfg.zap_domain = TL_ZAP_FEED;
-    self.pub = self.router ? tl_sock_new (ZMQ_PUB, self.publish, true, true, &cfg, &why) : NULL;
-    if (!self.router || !self.pub) {
+    self.feed = self.router ? tl_publisher_new (self.publish, (size_t)self.batch, &why) : NULL;
+    if (!self.router || !self.feed) {
         fprintf (stderr, "tally-sink: %s\n", why);
         zsock_destroy (&self.router);
+        free (default_state);
         return 1;
     }
     if (!self.quiet)
@@ -532,26 +579,35 @@ int main (int argc, char **argv)
                    self.output);
     tl_checkpoint_load_all (self.state_dir, tl_now (), s_take_restored, &self);
 
+    long feed_wait = -1;  //  Milliseconds the feed may wait for its next turn (-1: idle)
     while (!zsys_interrupted) {
+        long timeout = (long)(self.interval * 1000 / 2);
+        if (feed_wait >= 0 && feed_wait < timeout) timeout = feed_wait;
         zmq_pollitem_t item = {zsock_resolve (self.router), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (&item, 1, (long)(self.interval * 1000 / 2));
+        int rc = zmq_poll (&item, 1, timeout);
         if (rc == -1 && errno != EINTR) break;
         //  Drain what is there, but come back to the clock now and then.
+        bool caught_up = false;
         for (int n = 0; n < 1000 && !zsys_interrupted; n++) {
             tl_frames_t in;
-            if (tl_frames_recv (zsock_resolve (self.router), &in, ZMQ_DONTWAIT) < 0) break;
+            if (tl_frames_recv (zsock_resolve (self.router), &in, ZMQ_DONTWAIT) < 0) {
+                caught_up = true;
+                break;
+            }
             s_on_message (&self, &in);
             tl_frames_close (&in);
         }
         s_tick (&self);
+        if (caught_up) s_expire_silent (&self, tl_now ());
+        feed_wait = tl_publisher_pump (self.feed, tl_now ());
     }
     int lost = s_save_open (&self);
     if (lost)
         zsys_warning ("stopped with %d job(s) open that could not be saved", lost);
     else if (!self.quiet)
         zsys_info ("stopped");
-    free (output_copy);
+    free (default_state);
     zsock_destroy (&self.router);
-    zsock_destroy (&self.pub);
+    tl_publisher_destroy (&self.feed);
     return 0;
 }

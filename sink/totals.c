@@ -1,25 +1,25 @@
-/*  tl_totals: writes a job's sorted totals to its file atomically (see totals.h).   */
+/*  tl_totals: writes a job's sorted totals to its file atomically, and reads the file
+    back in the feed's batches (see totals.h).                                       */
 
 #include "totals.h"
+#include "replace.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n)
+int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n, int *read_fd)
 {
     assert (path);
     assert (entries || n == 0);
-    char *temp;
-    if (asprintf (&temp, "%s.tmp.%d", path, (int)getpid ()) < 0) return -1;
-    FILE *file = fopen (temp, "w");
-    if (!file) {
-        free (temp);
-        return -1;
-    }
+    if (read_fd) *read_fd = -1;
+    tl_replace_t *replace = tl_replace_new (path, 0666);
+    if (!replace) return -1;
+    FILE *file = tl_replace_file (replace);
     //  One job's totals can be gigabytes: write them in large blocks. The sink writes
     //  one file at a time, so one buffer serves every call.
     static char buffer[1 << 20];
@@ -29,15 +29,189 @@ int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n)
         ok = fwrite (entries[i].key, 1, entries[i].len, file) == entries[i].len &&
              fprintf (file, "\t%llu\n", (unsigned long long)entries[i].count) > 0;
     }
-    ok = ok && fflush (file) == 0 && fsync (fileno (file)) == 0;
-    int saved = errno;
-    ok = fclose (file) == 0 && ok;
-    if (ok && rename (temp, path) != 0) {
-        saved = errno;
-        ok = false;
+    if (!ok) {
+        tl_replace_destroy (&replace);
+        return -1;
     }
-    if (!ok) unlink (temp);
-    free (temp);
-    errno = saved;
-    return ok ? 0 : -1;
+    return tl_replace_commit (&replace, read_fd);
+}
+
+int tl_totals_check (const char *path)
+{
+    assert (path);
+    return tl_replace_check (path);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Batches
+
+size_t tl_totals_entry_bytes (const tl_entry_t *entry)
+{
+    assert (entry);
+    size_t len = entry->len, header = len < 256 ? 2 : len < 65536 ? 3 : 5;
+    uint64_t count = entry->count;
+    size_t total = count < 128          ? 1
+                   : count < 256        ? 2
+                   : count < 65536      ? 3
+                   : count < 1ull << 32 ? 5
+                                        : 9;
+    return header + len + total;
+}
+
+//  Whether an entry of size bytes starts a new batch after n entries of bytes in all.
+static bool s_cut_before (size_t n, size_t bytes, size_t size, size_t max_keys, size_t max_bytes)
+{
+    return n > 0 && (n >= max_keys || bytes + size > max_bytes);
+}
+
+uint64_t tl_totals_batches (const tl_entry_t *entries, size_t n, size_t max_keys, size_t max_bytes)
+{
+    assert (entries || n == 0);
+    uint64_t batches = 1;
+    size_t in_batch = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t size = tl_totals_entry_bytes (&entries[i]);
+        if (s_cut_before (in_batch, bytes, size, max_keys, max_bytes)) {
+            batches++;
+            in_batch = bytes = 0;
+        }
+        in_batch++;
+        bytes += size;
+    }
+    return batches;
+}
+
+struct _tl_totals_reader_t {
+    FILE *file;           //  The totals file
+    size_t max_keys;      //  Entries in a batch, at most
+    size_t max_bytes;     //  tl_totals_entry_bytes in a batch, at most (but one entry)
+    char *line;           //  The last line read (getline's buffer), without its LF
+    size_t line_size;     //  Its allocation
+    bool waiting;         //  The last line read starts the next batch
+    size_t key_len;       //  Its key's length (the bytes before its last TAB)
+    uint64_t count;       //  Its total
+    char *keys;           //  The batch's keys, one after the other
+    size_t keys_size;     //  Their allocation
+    tl_entry_t *entries;  //  The batch (keys point into keys)
+    size_t entries_size;  //  Their allocation, in entries
+    uint64_t skipped;     //  Lines that were not "key TAB total"
+};
+
+tl_totals_reader_t *tl_totals_reader_new (int fd, size_t max_keys, size_t max_bytes)
+{
+    assert (fd >= 0);
+    assert (max_keys > 0);
+    tl_totals_reader_t *self = calloc (1, sizeof *self);
+    if (self && lseek (fd, 0, SEEK_SET) == 0) self->file = fdopen (fd, "r");
+    if (!self || !self->file) {
+        close (fd);
+        free (self);
+        return NULL;
+    }
+    self->max_keys = max_keys;
+    self->max_bytes = max_bytes;
+    return self;
+}
+
+void tl_totals_reader_destroy (tl_totals_reader_t **self_p)
+{
+    assert (self_p);
+    tl_totals_reader_t *self = *self_p;
+    if (!self) return;
+    fclose (self->file);
+    free (self->line);
+    free (self->keys);
+    free (self->entries);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Parses the line just read as "key TAB total" (the key is what comes before the
+//  last TAB: a key may hold a TAB, never a LF). Returns 0, or -1 when it is not.
+static int s_parse (tl_totals_reader_t *self, size_t len)
+{
+    const char *tab = memrchr (self->line, '\t', len);
+    const char *digits = tab ? tab + 1 : NULL, *end = self->line + len;
+    if (!digits || digits == end || end - digits > 20) return -1;
+    uint64_t count = 0;
+    for (const char *p = digits; p < end; p++) {
+        unsigned digit = (unsigned)(*p - '0');
+        if (digit > 9 || count > (UINT64_MAX - digit) / 10) return -1;
+        count = count * 10 + digit;
+    }
+    self->key_len = (size_t)(tab - self->line);
+    self->count = count;
+    return self->key_len <= TL_KEY_MAX ? 0 : -1;
+}
+
+//  Reads lines until one is "key TAB total"; sets self->waiting. Returns 0 (also at
+//  the end of the file: then nothing waits), or -1 with errno when it cannot read.
+static int s_read_line (tl_totals_reader_t *self)
+{
+    while (true) {
+        errno = 0;
+        ssize_t len = getline (&self->line, &self->line_size, self->file);
+        if (len < 0) return ferror (self->file) || errno == ENOMEM ? -1 : 0;
+        if (len > 0 && self->line[len - 1] == '\n') len--;
+        if (s_parse (self, (size_t)len) == 0) {
+            self->waiting = true;
+            return 0;
+        }
+        self->skipped++;
+    }
+}
+
+//  Makes room for entry n and key_len more key bytes after used. Returns 0 or -1.
+static int s_reserve (tl_totals_reader_t *self, size_t n, size_t used, size_t key_len)
+{
+    if (n == self->entries_size) {
+        size_t size = self->entries_size ? self->entries_size * 2 : 1024;
+        tl_entry_t *entries = realloc (self->entries, size * sizeof *entries);
+        if (!entries) return -1;
+        self->entries = entries;
+        self->entries_size = size;
+    }
+    if (!self->keys || used + key_len > self->keys_size) {
+        size_t size = self->keys_size ? self->keys_size : 1 << 16;
+        while (size < used + key_len)
+            size *= 2;
+        char *keys = realloc (self->keys, size);
+        if (!keys) return -1;
+        self->keys = keys;
+        self->keys_size = size;
+    }
+    return 0;
+}
+
+int tl_totals_reader_next (tl_totals_reader_t *self, const tl_entry_t **entries, size_t *n)
+{
+    assert (self && entries && n);
+    *entries = NULL;
+    *n = 0;
+    size_t count = 0, used = 0, bytes = 0;
+    while (true) {
+        if (!self->waiting && s_read_line (self) != 0) return -1;
+        if (!self->waiting) break;  //  The end of the file
+        size_t size =
+            tl_totals_entry_bytes (&(tl_entry_t){self->line, (uint32_t)self->key_len, self->count});
+        if (s_cut_before (count, bytes, size, self->max_keys, self->max_bytes)) break;
+        if (s_reserve (self, count, used, self->key_len) != 0) return -1;
+        memcpy (self->keys + used, self->line, self->key_len);
+        //  The key is pointed to once the batch is whole: keys may move while it grows.
+        self->entries[count++] = (tl_entry_t){NULL, (uint32_t)self->key_len, self->count};
+        used += self->key_len;
+        bytes += size;
+        self->waiting = false;
+    }
+    for (size_t i = 0, at = 0; i < count; at += self->entries[i++].len)
+        self->entries[i].key = self->keys + at;
+    *entries = self->entries;
+    *n = count;
+    return 0;
+}
+
+uint64_t tl_totals_reader_skipped (tl_totals_reader_t *self)
+{
+    assert (self);
+    return self->skipped;
 }

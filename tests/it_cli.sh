@@ -83,6 +83,7 @@ usage_case "tally run --year-min after --year-max" "--year-min" \
   "$TALLY_BIN/tally" run --year-min 2000 --year-max 1990 "$one"
 usage_case "tally-sink with an argument" "extra" "$TALLY_BIN/tally-sink" extra
 usage_case "tally-sink --interval 0" "--interval" "$TALLY_BIN/tally-sink" --interval 0
+usage_case "tally-sink --job-timeout 1" "--job-timeout" "$TALLY_BIN/tally-sink" --job-timeout 1
 usage_case "tally-watch without an endpoint" "missing" "$TALLY_BIN/tally-watch"
 usage_case "tally-ventilator --chunk-size abc" "abc" "$TALLY_BIN/tally-ventilator" --chunk-size abc "$one"
 usage_case "tally-ventilator --format bogus" "bogus" "$TALLY_BIN/tally-ventilator" --format bogus "$one"
@@ -114,6 +115,16 @@ print(run.returncode, "contacted" if select.select([listener], [], [], 1.0)[0] e
 PYEOF
 check "tally-ventilator with a missing file: never contacts the sink" \
   test "$(cat "$WORK/contact")" = "2 silent"
+
+# A totals file that cannot be written fails the job when the sink is given it, not after
+# the job was merged for nothing.
+bad_output="$WORK/no-such-folder/totals.tsv"
+run bad-output "$TALLY_BIN/tally" run --workers 1 --output "$bad_output" "$one"
+check "an output in a missing folder: exits 1" test "$status" -eq 1
+check "an output in a missing folder: the reason names it" \
+  grep -qF "cannot write totals to $bad_output: No such file or directory" "$err"
+[ "$status" -eq 1 ] || sed 's/^/    stderr: /' "$err"
+check "an output in a missing folder: nothing left running" no_leftovers
 
 # Options from the environment.
 expected_ngram "$one" > "$WORK/expected.tsv"

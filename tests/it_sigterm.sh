@@ -3,14 +3,20 @@
 # separately on TCP loopback and a job of 100 MB (50 MB sanitized) in 1K chunks that lasts
 # several seconds:
 # (a) a worker: it exits within 2 s; the other workers finish the job with gawk's totals;
-# (b) the sink: it exits within 5 s, writes no totals file and leaves a checkpoint;
-#     restarted with the same options it takes the checkpoint back (and deletes it), and
-#     the job completes with gawk's totals;
+# (b) the sink: it exits within 5 s, writes no totals file and leaves a checkpoint in
+#     its own folder (.tally-sink beside the totals, mode 0700); restarted with the same
+#     options it takes the checkpoint back (and deletes it), and the job completes with
+#     gawk's totals;
 # (c) the sink SIGKILLed (no checkpoint) and restarted: the ventilator exits non-zero
 #     within 10 s saying the sink does not know the job; no totals file;
 # (d) the ventilator: it exits non-zero within 2 s, no totals file; the sink cancels the
 #     job, stays up and serves the next job with gawk's totals;
-# (e) tally-watch, the workers and the sink end when told, and nothing is left running.
+# (e) SIGKILL to the ventilator (no CANCEL): once it has been silent for --job-timeout
+#     (5 s here) the sink fails the job, says why in its log and on the feed, and serves
+#     the next job;
+# (f) a job restored from a checkpoint whose ventilator was SIGKILLed meanwhile: the
+#     sink fails it --job-timeout after the restart, and does not checkpoint it again;
+# (g) tally-watch, the workers and the sink end when told, and nothing is left running.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
 mb=$(half_scaled 100)
@@ -34,13 +40,14 @@ worker1=$LAST_PID
 start_worker "$WORK/worker2.log"
 worker2=$LAST_PID
 
-# begin_job NAME: a sink writing $WORK/NAME/totals.tsv (its checkpoints go there too), a
-# feed watcher, and a ventilator over the data; returns once a fifth of the job is merged,
-# with the job still running.
+# begin_job NAME [SINK ARGS...]: a sink writing $WORK/NAME/totals.tsv (its checkpoints go to
+# $WORK/NAME/.tally-sink), a feed watcher, and a ventilator over the data; returns once a
+# fifth of the job is merged, with the job still running.
 begin_job() {
   local name=$1
+  shift
   mkdir -p "$WORK/$name"
-  start_sink "$WORK/$name/sink.log" "$WORK/$name/totals.tsv"
+  start_sink "$WORK/$name/sink.log" "$WORK/$name/totals.tsv" "$@"
   start_watch "$WORK/$name/feed.json"
   start_vent "$name" --chunk-size "$chunk" --retry 1 "$WORK"/data/*.tsv
   check "$name: a fifth of the job is merged" \
@@ -66,8 +73,9 @@ timed_stop() {
 # within SECONDS LIMIT: SECONDS <= LIMIT (decimals allowed).
 within() { gawk -v s="$1" -v l="$2" 'BEGIN { exit !(s <= l) }'; }
 
-# checkpoints DIR: the sink's checkpoint files in DIR (one a line).
-checkpoints() { ls "$1"/tally-sink-*.checkpoint* 2> /dev/null || true; }
+# checkpoints DIR: the checkpoint files of a sink writing DIR/totals.tsv, in its state
+# folder DIR/.tally-sink (one a line).
+checkpoints() { ls "$1"/.tally-sink/tally-sink-*.checkpoint* 2> /dev/null || true; }
 
 # ---------------------------------------------------------------------------------------
 # (a) SIGTERM to a worker.
@@ -93,6 +101,9 @@ check "b: the sink exits within 5 s of SIGTERM" within "$STOP_SECONDS" 5
 check "b: no totals file" no_totals "$WORK/b/totals.tsv"
 check "b: the sink leaves one checkpoint" test "$(checkpoints "$WORK/b" | wc -l)" -eq 1
 checkpoints "$WORK/b"
+check "b: the state folder is the sink's alone (mode 0700)" \
+  test "$(stat -c %a "$WORK/b/.tally-sink")" = 700
+check "b: no checkpoint beside the totals" test -z "$(ls "$WORK"/b/tally-sink-* 2> /dev/null)"
 check "b: the sink says it checkpointed the job" grep -q "checkpointed to" "$WORK/b/sink.log"
 check "b: the ventilator waits for the sink" alive "$VENT_PID"
 sleep 1
@@ -143,22 +154,58 @@ forget "$VENT_PID"
 check "d: the sink serves the next job (ventilator exits 0)" test "$status" -eq 0
 same_file "d: the next job's totals equal gawk's" "$WORK/expected-sample.tsv" "$WORK/d/totals.tsv"
 stop_pid "$WATCH_PID" 2 || true
+stop_pid "$SINK_PID" 5 || true
 
 # ---------------------------------------------------------------------------------------
-# (e) Everything ends when told: tally-watch (which saw the sink restart twice), the two
-# workers (which outlived four sinks), the idle sink.
+# (e) SIGKILL to the ventilator: the sink gives up on the job after --job-timeout.
+job_timeout=(--job-timeout 5)
+silent="no word from the ventilator for [0-9]+ s \(--job-timeout\)"
+begin_job e "${job_timeout[@]}"
+timed_stop "$VENT_PID" KILL
+check "e: the sink fails the job of the killed ventilator" \
+  wait_until 60 grep -qE "failed: $silent" "$WORK/e/sink.log"
+grep -E "failed: $silent" "$WORK/e/sink.log" || true
+check "e: the feed says the job failed, and why" \
+  wait_until 5 grep -qE "\"topic\":\"failed\".*$silent" "$WORK/e/feed.json"
+check "e: no totals file" no_totals "$WORK/e/totals.tsv"
+start_vent e2 "$sample"
+wait_pid "$VENT_PID" 120 && status=0 || status=$?
+forget "$VENT_PID"
+check "e: the sink serves the next job (ventilator exits 0)" test "$status" -eq 0
+same_file "e: the next job's totals equal gawk's" "$WORK/expected-sample.tsv" "$WORK/e/totals.tsv"
+stop_pid "$SINK_PID" 5 || true
+stop_pid "$WATCH_PID" 2 || true
+
+# ---------------------------------------------------------------------------------------
+# (f) A restored job whose ventilator is gone: failed after --job-timeout from the restart.
+begin_job f "${job_timeout[@]}"
+timed_stop "$SINK_PID" TERM
+check "f: the sink leaves a checkpoint" test "$(checkpoints "$WORK/f" | wc -l)" -eq 1
+timed_stop "$VENT_PID" KILL
+start_sink "$WORK/f/sink2.log" "$WORK/f/totals.tsv" "${job_timeout[@]}"
+check "f: the restarted sink restores the job" \
+  wait_until 10 grep -q "restored from" "$WORK/f/sink2.log"
+check "f: and fails it, its ventilator being gone" \
+  wait_until 60 grep -qE "failed: $silent" "$WORK/f/sink2.log"
+check "f: no totals file" no_totals "$WORK/f/totals.tsv"
+stop_pid "$WATCH_PID" 2 || true
+
+# ---------------------------------------------------------------------------------------
+# (g) Everything ends when told: tally-watch (which saw the sink restart again and again),
+# the two workers (which outlived every sink but the last), the idle sink.
 # stopped_in NAME PID SECONDS: SIGTERM to PID; checks it exits 0 within SECONDS.
 stopped_in() {
   timed_stop "$2" TERM
-  echo "(e) $1 exited with status $STOP_STATUS in $STOP_SECONDS s"
-  check "e: $1 exits within $3 s of SIGTERM" within "$STOP_SECONDS" "$3"
-  check "e: $1 exits 0" test "$STOP_STATUS" -eq 0
+  echo "(g) $1 exited with status $STOP_STATUS in $STOP_SECONDS s"
+  check "g: $1 exits within $3 s of SIGTERM" within "$STOP_SECONDS" "$3"
+  check "g: $1 exits 0" test "$STOP_STATUS" -eq 0
 }
 stopped_in tally-watch "$watch_all" 2
-check "e: tally-watch printed the jobs' progress" grep -q " progress: " "$WORK/watch-all.txt"
+check "g: tally-watch printed the jobs' progress" grep -q " progress: " "$WORK/watch-all.txt"
 stopped_in "worker 1" "$worker1" 2
 stopped_in "worker 2" "$worker2" 2
 stopped_in "the idle sink" "$SINK_PID" 5
-check "e: the idle sink leaves no checkpoint" test -z "$(checkpoints "$WORK/d")"
-check "e: no tally process left" no_leftovers
+check "g: the idle sink leaves no checkpoint (not of the job it failed either)" \
+  test -z "$(checkpoints "$WORK/f")"
+check "g: no tally process left" no_leftovers
 finish

@@ -2,7 +2,9 @@
     read back has the same totals, merged chunk ids, counters, files and age, and goes
     on as if the sink had never stopped; a checkpoint cut short or altered is refused;
     loading a folder hands over every good checkpoint and deletes every checkpoint
-    file, good or bad, and nothing else.                                            */
+    file, good or bad, and nothing else. Only the sink's own folder is trusted: none
+    is read from (or written to) a folder that others may write, and no file is read
+    that is a link, not a regular file, or another user's.                         */
 
 #include "checkpoint.h"
 #include "tl_test.h"
@@ -11,6 +13,8 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 //  ---------------------------------------------------------------------------------
@@ -212,6 +216,28 @@ Test (checkpoint, strict_survives_a_round_trip)
     s_remove_folder (dir);
 }
 
+Test (checkpoint, saving_follows_no_link_and_keeps_the_file_private)
+{
+    char *dir = s_folder ();
+    char victim[4200], link[4300];
+    snprintf (victim, sizeof victim, "%s/victim", dir);
+    snprintf (link, sizeof link, "%s.tmp", s_path (dir, 9));  //  The name it once used
+    FILE *file = fopen (victim, "w");
+    cr_assert_not_null (file);
+    fclose (file);
+    cr_assert_eq (symlink (victim, link), 0);
+    tl_job_t *job = s_job_part_way (9);
+    cr_assert_eq (tl_checkpoint_save (dir, job, 1.0), 0);
+    struct stat st;
+    cr_assert_eq (stat (victim, &st), 0);
+    cr_assert_eq (st.st_size, 0, "the link's target is untouched");
+    cr_assert_eq (stat (s_path (dir, 9), &st), 0);
+    cr_assert_eq (st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    cr_assert_eq (s_count_files (dir), 3, "the checkpoint, the link and its target");
+    tl_job_destroy (&job);
+    s_remove_folder (dir);
+}
+
 //  ---------------------------------------------------------------------------------
 //  Refused
 
@@ -329,5 +355,101 @@ Test (checkpoint, load_all_takes_good_ones_and_deletes_every_checkpoint)
     tl_job_destroy (&one);
     tl_job_destroy (&two);
     tl_job_destroy (&three);
+    s_remove_folder (dir);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Whose folder, whose files
+
+//  Saves jobs ids[0..n-1] (fresh, empty) to dir.
+static void s_save_jobs (const char *dir, const uint64_t *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        tl_job_t *job = s_job_new (ids[i], false);
+        cr_assert_eq (tl_checkpoint_save (dir, job, 1.0), 0);
+        tl_job_destroy (&job);
+    }
+}
+
+//  Loads dir; returns how many jobs were taken (and destroys them).
+static int s_load_count (const char *dir)
+{
+    s_taker_t taker = {.room = 4};
+    tl_checkpoint_load_all (dir, 5.0, s_take, &taker);
+    for (int i = 0; i < taker.taken; i++)
+        tl_job_destroy (&taker.jobs[i]);
+    return taker.taken;
+}
+
+Test (checkpoint, a_folder_others_may_write_is_not_loaded)
+{
+    char *dir = s_folder ();
+    s_save_jobs (dir, (uint64_t[]){1, 2}, 2);
+    cr_assert_eq (chmod (dir, 0777), 0);
+    cr_assert_eq (s_load_count (dir), 0, "a folder anyone may write");
+    cr_assert_eq (s_count_files (dir), 2, "its files are left alone");
+    cr_assert_eq (chmod (dir, 0770), 0);
+    cr_assert_eq (s_load_count (dir), 0, "a folder its group may write");
+    cr_assert_eq (s_count_files (dir), 2);
+    cr_assert_eq (chmod (dir, 0755), 0);
+    cr_assert_eq (s_load_count (dir), 2, "a folder only its owner writes");
+    cr_assert_eq (s_count_files (dir), 0);
+    s_remove_folder (dir);
+}
+
+Test (checkpoint, a_folder_of_another_user_is_not_loaded)
+{
+    if (geteuid () != 0) cr_skip_test ("only root can give a folder to another user");
+    char *dir = s_folder ();
+    s_save_jobs (dir, (uint64_t[]){1}, 1);
+    cr_assert_eq (chown (dir, 65534, 65534), 0);  //  nobody
+    cr_assert_eq (s_load_count (dir), 0);
+    cr_assert_eq (s_count_files (dir), 1);
+    cr_assert_eq (chown (dir, 0, 0), 0);
+    cr_assert_eq (s_load_count (dir), 1);
+    s_remove_folder (dir);
+}
+
+Test (checkpoint, only_regular_files_of_the_sinks_user_are_loaded)
+{
+    char *dir = s_folder (), *elsewhere = s_folder ();
+    s_save_jobs (dir, (uint64_t[]){1, 2}, 2);
+    s_save_jobs (elsewhere, (uint64_t[]){3}, 1);
+    char target[4200];
+    snprintf (target, sizeof target, "%s", s_path (elsewhere, 3));
+    cr_assert_eq (symlink (target, s_path (dir, 3)), 0, "a link to a good checkpoint");
+    cr_assert_eq (mkfifo (s_path (dir, 4), 0600), 0, "a FIFO must not block the start");
+    int expected = 1, left = 3;
+    if (geteuid () == 0)
+        cr_assert_eq (chown (s_path (dir, 2), 65534, 65534), 0, "a file of nobody's");
+    else
+        expected = 2, left = 2;  //  Without root no file can be another user's
+    cr_assert_eq (s_load_count (dir), expected);
+    cr_assert_eq (s_count_files (dir), left, "what it would not read is left in place");
+    cr_assert_eq (access (s_path (dir, 1), F_OK), -1, "its own checkpoint is deleted");
+    cr_assert_eq (access (target, F_OK), 0, "the link's target is untouched");
+    s_remove_folder (dir);
+    s_remove_folder (elsewhere);
+}
+
+Test (checkpoint, saving_makes_a_private_folder_and_refuses_a_shared_one)
+{
+    char *dir = s_folder ();
+    char state[256];
+    snprintf (state, sizeof state, "%s/.tally-sink", dir);
+    tl_job_t *job = s_job_new (5, false);
+    cr_assert_eq (tl_checkpoint_save (state, job, 1.0), 0, "the missing folder is made");
+    struct stat st;
+    cr_assert_eq (stat (state, &st), 0);
+    cr_assert (S_ISDIR (st.st_mode));
+    cr_assert_eq (st.st_mode & 0777, 0700, "mode %o", st.st_mode & 0777);
+    cr_assert_eq (s_count_files (state), 1);
+
+    cr_assert_eq (chmod (state, 0777), 0);
+    cr_assert_eq (unlink (s_path (state, 5)), 0);
+    cr_assert_eq (tl_checkpoint_save (state, job, 1.0), -1, "a folder anyone may write");
+    cr_assert_eq (s_count_files (state), 0, "nothing written there");
+    tl_job_destroy (&job);
+    rmdir (state);
     s_remove_folder (dir);
 }
