@@ -10,7 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-int tl_parse_size (const char *text, size_t *value)
+//  Parses a size such as "1048576", "64K", "1M", "1MiB", "2G". Returns 0 or -1.
+static int s_parse_size (const char *text, size_t *value)
 {
     if (!text || !*text) return -1;
     errno = 0;
@@ -75,7 +76,7 @@ static int s_set (tl_opt_t *opt, const char *text)
         return text ? s_parse_bool (text, (bool *)opt->value) : (*(bool *)opt->value = true, 0);
     case TL_OPT_SIZE: {
         size_t number;
-        if (tl_parse_size (text, &number) != 0) return -1;
+        if (s_parse_size (text, &number) != 0) return -1;
         if ((opt->min || opt->max) && (number < (size_t)opt->min || number > (size_t)opt->max))
             return -1;
         *(size_t *)opt->value = number;

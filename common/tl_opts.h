@@ -78,7 +78,4 @@ int tl_opts_forward (const tl_opt_t *opts, size_t n, char **argv, int *argc, int
 void tl_cli_usage_error (const tl_cli_t *cli, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3), noreturn));
 
-//  Parses a size such as "1048576", "64K", "1M", "1MiB", "2G". Returns 0 or -1.
-int tl_parse_size (const char *text, size_t *value);
-
 #endif

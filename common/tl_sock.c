@@ -30,7 +30,9 @@ static void s_curve_free (void)
     zstr_free (&s_server_key);
 }
 
-int tl_curve_setup (const tl_curve_t *curve, const char *program)
+//  Sets up CURVE from the options once per process; returns 0 or -1 with a message on
+//  stderr. A NULL or empty secret_file leaves CURVE off.
+static int s_curve_setup (const tl_curve_t *curve, const char *program)
 {
     if (!curve || !curve->secret_file || !*curve->secret_file) return 0;
     s_cert = zcert_load (curve->secret_file);
@@ -74,7 +76,7 @@ int tl_sock_start (const tl_cli_t *cli, int argc, char **argv, const tl_curve_t 
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident (cli->program);
-    if (tl_curve_setup (curve, cli->program) != 0) exit (2);
+    if (s_curve_setup (curve, cli->program) != 0) exit (2);
     return first;
 }
 

@@ -63,10 +63,6 @@ typedef struct {
 #define TL_OPTS_CURVE_SERVER(curve)                                                                \
     TL_OPT_CURVE_SECRET (curve), TL_OPT_CURVE_ALLOW (curve), TL_OPT_CURVE_ALLOW_FEED (curve)
 
-//  Sets up CURVE from environment and options once per process; returns 0 or -1 with
-//  a message on stderr. A NULL or empty secret_file leaves CURVE off.
-int tl_curve_setup (const tl_curve_t *curve, const char *program);
-
 //  How every program that opens sockets starts: parses its options (tl_cli_parse:
 //  exits on --help, --version and bad usage), sends CZMQ's logs to stderr (stdout is
 //  for results) under the program's name, and sets up CURVE from curve (NULL: off),
