@@ -78,7 +78,7 @@ static void s_on_control (s_drain_t *self, tl_frames_t *in)
             s_reply (self, &reply);
         } else if (cmd == TL_CMD_PING) {
             reply.cmd = TL_CMD_PONG;
-            reply.u.merged = self->chunks;
+            reply.u.state = (tl_state_body_t){.merged = self->chunks, .known = true};
             s_reply (self, &reply);
         } else if (cmd == TL_CMD_END) {
             self->ended = true;

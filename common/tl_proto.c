@@ -16,15 +16,15 @@
 #include <string.h>
 
 static const char *s_cmd_names[TL_CMD_COUNT_] = {
-    "INVALID", "JOB",  "ACCEPT", "CHUNK", "PARTIAL", "END",
-    "ACK",     "DONE", "FAIL",   "PING",  "PONG",    "CANCEL",
+    "INVALID", "JOB",  "ACCEPT", "CHUNK", "PARTIAL", "END",  "ACK",
+    "DONE",    "FAIL", "PING",   "PONG",  "CANCEL",  "HAVE",
 };
 
 //  Number of elements in each command's frame-1 array.
 static const uint32_t s_cmd_fields[TL_CMD_COUNT_] = {
-    [TL_CMD_JOB] = 6,  [TL_CMD_ACCEPT] = 1, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 9,
+    [TL_CMD_JOB] = 6,  [TL_CMD_ACCEPT] = 3, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 9,
     [TL_CMD_END] = 5,  [TL_CMD_ACK] = 2,    [TL_CMD_DONE] = 10,  [TL_CMD_FAIL] = 2,
-    [TL_CMD_PING] = 2, [TL_CMD_PONG] = 2,   [TL_CMD_CANCEL] = 3,
+    [TL_CMD_PING] = 2, [TL_CMD_PONG] = 4,   [TL_CMD_CANCEL] = 3, [TL_CMD_HAVE] = 3,
 };
 
 bool tl_cmd_has_secret (tl_cmd_t cmd)
@@ -209,6 +209,15 @@ static int s_decode_done (tl__mp_reader_t *r, tl_done_body_t *done)
     return 0;
 }
 
+static int s_decode_have (tl__mp_reader_t *r, tl_have_body_t *have)
+{
+    //  Bits past TL_CHUNK_ID_MAX name no chunk: the ventilator bounds what it keeps.
+    if (s_read_chunk_id (r, &have->first) == -1 ||
+        tl__mp_read_str (r, TL_HAVE_MAX, &have->bits) == -1 || have->bits.len == 0)
+        return -1;
+    return 0;
+}
+
 static int s_decode_body (tl__mp_reader_t *r, uint32_t fields, tl_msg_t *msg)
 {
     //  END, PING and CANCEL carry the secret right after the job id; JOB after its version.
@@ -231,9 +240,21 @@ static int s_decode_body (tl__mp_reader_t *r, uint32_t fields, tl_msg_t *msg)
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
         return tl__mp_read_str (r, TL_TEXT_MAX, &msg->u.reason);
+    case TL_CMD_ACCEPT:
+        msg->u.state.known = true;
+        return tl__mp_read_u64 (r, &msg->u.state.incarnation) == -1 ||
+                       tl__mp_read_u64 (r, &msg->u.state.merged) == -1
+                   ? -1
+                   : 0;
     case TL_CMD_PONG:
-        return tl__mp_read_u64 (r, &msg->u.merged);
-    default:  //  ACCEPT, PING: the job id is all
+        return tl__mp_read_u64 (r, &msg->u.state.incarnation) == -1 ||
+                       tl__mp_read_u64 (r, &msg->u.state.merged) == -1 ||
+                       tl__mp_read_bool (r, &msg->u.state.known) == -1
+                   ? -1
+                   : 0;
+    case TL_CMD_HAVE:
+        return s_decode_have (r, &msg->u.have);
+    default:  //  PING: the job id is all
         return 0;
     }
 }
@@ -310,6 +331,9 @@ static bool s_body_refused (const tl_msg_t *msg)
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
         return msg->u.reason.len > TL_TEXT_MAX;
+    case TL_CMD_HAVE:
+        return msg->u.have.bits.len == 0 || msg->u.have.bits.len > TL_HAVE_MAX ||
+               msg->u.have.first >= TL_CHUNK_ID_MAX;
     default:
         return false;
     }
@@ -387,13 +411,23 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
     case TL_CMD_FAIL:
         rc |= tl__mp_pack_str (pk, msg->u.reason.ptr, msg->u.reason.len);
         break;
+    case TL_CMD_ACCEPT:
+        rc |= msgpack_pack_uint64 (pk, msg->u.state.incarnation);
+        rc |= msgpack_pack_uint64 (pk, msg->u.state.merged);
+        break;
     case TL_CMD_PONG:
-        rc |= msgpack_pack_uint64 (pk, msg->u.merged);
+        rc |= msgpack_pack_uint64 (pk, msg->u.state.incarnation);
+        rc |= msgpack_pack_uint64 (pk, msg->u.state.merged);
+        rc |= msg->u.state.known ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
+        break;
+    case TL_CMD_HAVE:
+        rc |= msgpack_pack_uint64 (pk, msg->u.have.first);
+        rc |= tl__mp_pack_bin (pk, msg->u.have.bits.ptr, msg->u.have.bits.len);
         break;
     case TL_CMD_PING:
         rc |= s_pack_secret (pk, msg->secret);
         break;
-    default:  //  ACCEPT
+    default:
         break;
     }
     return rc ? -1 : 0;

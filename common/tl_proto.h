@@ -22,7 +22,9 @@
 //  Version carried in JOB; a sink refuses a job of another version. 2: JOB lost format
 //  and filters, CHUNK lost path (nothing read them); job control carries the job's
 //  secret, chunks and partials a tag derived from it, DONE the chunks and bytes merged.
-#define TL_PROTO_VERSION 2
+//  3: ACCEPT and PONG carry the sink's incarnation and merged count, PONG whether the
+//  sink knows the job; HAVE lists the chunks a sink holds (crash recovery).
+#define TL_PROTO_VERSION 3
 //  Bytes of a job's secret: drawn at random by the ventilator, sent to the sink in JOB
 //  and never published; END, PING and CANCEL without it are not obeyed.
 #define TL_SECRET_SIZE 16
@@ -30,6 +32,8 @@
 #define TL_CHUNK_ID_MAX (UINT64_C (1) << 48)
 //  Most chunk ids one ACK carries.
 #define TL_ACK_MAX 64
+//  Most bytes of chunk bitmap in one HAVE (so one HAVE covers 512 Ki chunk ids).
+#define TL_HAVE_MAX 65536
 //  Most files in one job.
 #define TL_FILES_MAX 65536
 //  Most bytes of a FAIL/CANCEL reason, a file name or an output path that decoding
@@ -47,8 +51,9 @@ typedef enum {
     TL_CMD_DONE,     //  sink -> ventilator: every chunk merged, totals written
     TL_CMD_FAIL,     //  sink -> ventilator: the job failed (reason)
     TL_CMD_PING,     //  ventilator -> sink: is my job alive?
-    TL_CMD_PONG,     //  sink -> ventilator: yes, this many chunks merged
+    TL_CMD_PONG,     //  sink -> ventilator: the job's state at this sink
     TL_CMD_CANCEL,   //  ventilator -> sink: drop the job (reason)
+    TL_CMD_HAVE,     //  sink -> ventilator: which chunks of a range the sink holds
     TL_CMD_COUNT_
 } tl_cmd_t;
 
@@ -113,6 +118,23 @@ typedef struct {
     uint64_t bytes;      //  Payload bytes merged (likewise)
 } tl_done_body_t;
 
+//  ACCEPT and PONG: the job as this sink holds it. A sink draws a new incarnation
+//  each time it starts: a ventilator that sees another one than before knows the sink
+//  restarted, and may have lost what it merged after its last checkpoint.
+typedef struct {
+    uint64_t incarnation;  //  The sink process's random id
+    uint64_t merged;       //  Chunks merged so far
+    bool known;            //  PONG: the sink has the job (ACCEPT: always true)
+} tl_state_body_t;
+
+//  HAVE: bit i of bits (byte i / 8, bit i % 8, least significant first) says whether
+//  chunk first + i is merged. A sink sends HAVEs covering every chunk id it merged,
+//  then an ACCEPT whose merged count their set bits add up to.
+typedef struct {
+    uint64_t first;  //  Chunk id of bit 0
+    tl_str_t bits;   //  Bitmap, 1 to TL_HAVE_MAX bytes
+} tl_have_body_t;
+
 typedef struct {
     tl_cmd_t cmd;                    //  Which body is set
     uint64_t job;                    //  Job id (every command has one)
@@ -124,8 +146,9 @@ typedef struct {
         tl_end_body_t end;
         tl_ack_body_t ack;
         tl_done_body_t done;
-        tl_str_t reason;  //  FAIL, CANCEL
-        uint64_t merged;  //  PONG: chunks merged so far
+        tl_str_t reason;        //  FAIL, CANCEL
+        tl_state_body_t state;  //  ACCEPT, PONG
+        tl_have_body_t have;    //  HAVE
     } u;
 } tl_msg_t;
 

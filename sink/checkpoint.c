@@ -8,7 +8,7 @@
     are the protocol's own encodings, so one set of hostile-input checks covers both. */
 
 #include "checkpoint.h"
-#include "replace.h"
+#include "tl_replace.h"
 
 #include <czmq.h>
 #include <dirent.h>
@@ -120,7 +120,7 @@ static int s_prepare_folder (const char *dir, char *why, size_t size)
     return rc;
 }
 
-int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
+int tl_checkpoint_write (const char *dir, tl_job_t *job, double now, uint64_t *bytes)
 {
     assert (dir);
     assert (job);
@@ -143,16 +143,36 @@ int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
     if (rc == 0) rc = tl_map_encode (snap.merged, &parts[2]);
     if (rc == 0) rc = tl_map_encode (snap.totals, &parts[3]);
     if (rc == 0) rc = s_write_file (path, parts);
-    for (int i = 0; i < 4; i++)
+    uint64_t size = 8;
+    for (int i = 0; i < 4; i++) {
+        size += 8 + parts[i].size;
         msgpack_sbuffer_destroy (&parts[i]);
-    if (rc == 0)
-        zsys_info ("job %016llx checkpointed to %s (%llu chunks merged)",
-                   (unsigned long long)tl_job_id (job), path,
-                   (unsigned long long)snap.counters.chunks_done);
-    else
+    }
+    if (rc != 0)
         zsys_error ("job %016llx: cannot write checkpoint %s: %s",
                     (unsigned long long)tl_job_id (job), path, strerror (errno));
+    else if (bytes)
+        *bytes = size;
     return rc;
+}
+
+int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
+{
+    int rc = tl_checkpoint_write (dir, job, now, NULL);
+    if (rc == 0)
+        zsys_info ("job %016llx checkpointed in %s (%llu chunks merged)",
+                   (unsigned long long)tl_job_id (job), dir,
+                   (unsigned long long)tl_job_counters (job)->chunks_done);
+    return rc;
+}
+
+void tl_checkpoint_remove (const char *dir, uint64_t id)
+{
+    assert (dir);
+    char path[4096];
+    snprintf (path, sizeof path, "%s/tally-sink-%016llx.checkpoint", dir, (unsigned long long)id);
+    if (unlink (path) != 0 && errno != ENOENT)
+        zsys_warning ("cannot remove checkpoint %s: %s", path, strerror (errno));
 }
 
 //  Reads the next part of a checkpoint; returns its bytes or NULL when the file is cut.
@@ -294,9 +314,14 @@ void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn 
     while ((entry = readdir (folder))) {
         unsigned long long id;
         int used = 0;
-        if (sscanf (entry->d_name, "tally-sink-%16llx.checkpoint%n", &id, &used) != 1 ||
-            entry->d_name[used] != 0)
+        if (sscanf (entry->d_name, "tally-sink-%16llx.checkpoint%n", &id, &used) != 1) continue;
+        if (strncmp (entry->d_name + used, ".tmp.", 5) == 0) {
+            //  A checkpoint whose writer was killed half-way: the whole one before it
+            //  is still in place.
+            unlinkat (dir_fd, entry->d_name, 0);
             continue;
+        }
+        if (entry->d_name[used] != 0) continue;
         char path[4200];
         snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
         size_t size;
@@ -310,15 +335,15 @@ void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn 
         close (fd);
         uint64_t merged = job ? tl_job_counters (job)->chunks_done : 0;
         size_t keys = job ? tl_table_size (tl_job_totals (job)) : 0;
-        if (job && take (arg, job) == 0)
+        if (job && take (arg, job) == 0) {
+            //  Kept: until the job's next checkpoint replaces it, it is the state a
+            //  sink killed again comes back to.
             zsys_info ("job %016llx restored from %s: %llu chunks merged, %zu keys", id, path,
                        (unsigned long long)merged, keys);
-        else {
-            zsys_error ("ignored checkpoint %s: %s", path,
-                        job ? "too many open jobs" : "malformed");
-            tl_job_destroy (&job);
+            continue;
         }
-        //  Taken (or refused): a later crash must not bring this state back stale.
+        zsys_error ("ignored checkpoint %s: %s", path, job ? "too many open jobs" : "malformed");
+        tl_job_destroy (&job);
         unlinkat (dir_fd, entry->d_name, 0);
     }
     closedir (folder);  //  Closes dir_fd too

@@ -1,11 +1,12 @@
-/*  tl_checkpoint: open jobs kept across a sink restart.
+/*  tl_checkpoint: open jobs kept across a sink restart, even a SIGKILL.
 
-    On SIGTERM or SIGINT (docker stop, a restart) the sink writes each open job to
-    DIR/tally-sink-JOB.checkpoint and, started again, takes it back and deletes the
-    file: the ventilator's next PING finds the job, and chunks it had not seen
-    acknowledged are merged once as usual, so the totals stay exact. A sink that dies
-    without its shutdown (SIGKILL, a crash) leaves no checkpoint, and the ventilator's
-    PING gets "unknown job": the job fails with that message rather than going wrong.
+    The sink writes each open job to DIR/tally-sink-JOB.checkpoint every
+    --checkpoint-interval seconds (from a forked child: sink.c) and on SIGTERM or
+    SIGINT, always whole (tl_replace: temporary file, fsync, rename, folder fsync).
+    Started again, it takes every checkpoint back. A checkpoint is a consistent state
+    from the past: the ventilator, told by HAVE which chunks it holds, sends again the
+    ones merged after it, so the totals stay exact. A job's file is removed when the
+    job ends; a restored job's file stays until its next checkpoint replaces it.
 
     DIR is the sink's own state folder: a checkpoint is the state of someone's job, so
     the sink writes and reads checkpoints only in a folder that its user owns and
@@ -21,6 +22,12 @@
 //  Returns 0 or -1; logs either way.
 int tl_checkpoint_save (const char *dir, tl_job_t *job, double now);
 
+//  The same, logging only failures; sets *bytes (when not NULL) to the file's size.
+int tl_checkpoint_write (const char *dir, tl_job_t *job, double now, uint64_t *bytes);
+
+//  Removes job id's checkpoint from dir, if there is one.
+void tl_checkpoint_remove (const char *dir, uint64_t id);
+
 //  Rebuilds a job from the bytes of a checkpoint at time now. Returns the job (the
 //  caller destroys it), or NULL when the bytes are not a whole, well-formed checkpoint
 //  or memory is exhausted.
@@ -31,11 +38,11 @@ tl_job_t *tl_checkpoint_restore (const void *data, size_t size, double now);
 typedef int (tl_checkpoint_take_fn) (void *arg, tl_job_t *job);
 
 //  Restores every checkpoint in dir and offers each job to take(arg, job); deletes
-//  each checkpoint file it read, taken or refused, so that a later crash cannot bring
-//  stale state back. Reads nothing when dir is owned by another user or writable by
-//  group or others, and only regular files owned by the sink's user (opened with
-//  O_NOFOLLOW); what it will not read it leaves in place. Logs what it restored and
-//  what it ignored, and why. A missing dir holds none.
+//  the files it refused (malformed, no room) and temporary files left by a writer that
+//  was killed, and keeps those taken. Reads nothing when dir is owned by another user or writable
+//  by group or others, and only regular files owned by the sink's user (opened with O_NOFOLLOW);
+//  what it will not read it leaves in place. Logs what it restored and what it ignored, and why. A
+//  missing dir holds none.
 void tl_checkpoint_load_all (const char *dir, double now, tl_checkpoint_take_fn *take, void *arg);
 
 #endif

@@ -242,6 +242,24 @@ bool tl_job_merged (tl_job_t *self, uint64_t chunk)
     return tl_table_get (self->merged, &chunk, sizeof chunk, &seen);
 }
 
+uint8_t *tl_job_merged_bitmap (tl_job_t *self, size_t *size)
+{
+    assert (self && size);
+    *size = (size_t)((self->counters.chunks_seen + 7) / 8);
+    uint8_t *bits = calloc (*size ? *size : 1, 1);
+    if (!bits) return NULL;
+    size_t cursor = 0;
+    tl_entry_t entry;
+    while (tl_table_next (self->merged, &cursor, &entry)) {
+        uint64_t id;
+        assert (entry.len == sizeof id);
+        memcpy (&id, entry.key, sizeof id);
+        assert (id < self->counters.chunks_seen);
+        bits[id / 8] |= (uint8_t)(1u << (id % 8));
+    }
+    return bits;
+}
+
 tl_table_t *tl_job_totals (tl_job_t *self)
 {
     assert (self);

@@ -104,6 +104,11 @@ const tl_job_counters_t *tl_job_counters (tl_job_t *self);
 //  True when chunk is merged.
 bool tl_job_merged (tl_job_t *self, uint64_t chunk);
 
+//  The merged chunk ids as a bitmap (bit i of byte i / 8, least significant first, for
+//  chunk i) of *size bytes, enough for chunks_seen ids. The caller frees it. NULL when
+//  memory is exhausted.
+uint8_t *tl_job_merged_bitmap (tl_job_t *self, size_t *size);
+
 //  The totals so far (key -> total). The table is the job's own: read it, do not
 //  change it. Valid until the job is destroyed.
 tl_table_t *tl_job_totals (tl_job_t *self);

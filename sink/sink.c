@@ -5,11 +5,16 @@
     back. This file is the loop: it finds the job a message is for, hands the message
     to the job (job.c decides: merge, acknowledge, junk, fail, complete), and does what
     the job decided: replies, the totals file (totals.c), the feed (publisher.c, which
-    sends at its subscribers' pace). Open jobs are checkpointed on shutdown and
-    restored at start (checkpoint.c); a job whose ventilator has gone silent is failed
-    (--job-timeout). Job after job, no restart.                                       */
+    sends at its subscribers' pace). Open jobs are checkpointed every
+    --checkpoint-interval seconds by a forked child, which writes the copy-on-write
+    image of the tables while the loop goes on merging (as Redis's background save
+    does), and on shutdown; a sink started again restores them (checkpoint.c) and tells
+    each job's ventilator which chunks it holds (HAVE), so that it sends the rest
+    again. A job whose ventilator has gone silent is failed (--job-timeout). Job after
+    job, no restart.                                                                  */
 
 #include "tl_opts.h"
+#include "tl_bar.h"
 #include "tl_clock.h"
 #include "tl_feed.h"
 #include "tl_sock.h"
@@ -19,10 +24,16 @@
 #include "totals.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define S_IDENTITY_MAX 256  //  ROUTER identities libzmq makes are 5 bytes
 #define S_JOBS_MAX     64   //  Jobs open at once
@@ -47,6 +58,23 @@ typedef struct {
     tl_done_body_t done;             //  What DONE said (output points at s_sink_t.output)
 } s_finished_t;
 
+//  The background checkpoint: a child writing the open jobs as they were at fork.
+typedef struct {
+    pid_t pid;                 //  The child, 0 when none runs
+    int pipe;                  //  Read end: the child's report
+    double started;            //  When it was forked
+    double pause;              //  Seconds fork() held the loop
+    uint64_t ids[S_JOBS_MAX];  //  Jobs it writes
+    int nids;                  //  How many
+} s_saver_t;
+
+//  What the child reports through the pipe when it is done.
+typedef struct {
+    uint64_t bytes;  //  Bytes written
+    int saved;       //  Jobs written
+    int failed;      //  Jobs that could not be
+} s_saver_report_t;
+
 typedef struct {
     const char *bind;                       //  Inbound endpoint
     const char *publish;                    //  Feed endpoint
@@ -56,6 +84,10 @@ typedef struct {
     long batch;                             //  Keys per "totals" message
     double interval;                        //  Seconds between progress messages
     double job_timeout;                     //  Seconds a job's ventilator may be silent
+    double ckpt_interval;                   //  Seconds between checkpoints (0: none)
+    double ckpt_due;                        //  When the next checkpoint starts
+    s_saver_t saver;                        //  The checkpoint being written, if any
+    uint64_t incarnation;                   //  Random id of this sink process
     size_t max_msg;                         //  Largest inbound frame
     bool quiet;                             //  --quiet
     tl_curve_t curve;                       //  CURVE keys
@@ -267,6 +299,9 @@ static void s_settle (s_sink_t *self, s_open_t *open, const tl_job_outcome_t *ou
         break;
     }
     s_remember (self, open, failed, failed ? NULL : &done);
+    //  Its checkpoint would bring an ended job back after a restart. One the saver
+    //  is writing now is removed when it is done (s_saver_reap).
+    tl_checkpoint_remove (self->state_dir, tl_job_id (open->job));
     tl_job_destroy (&open->job);
     open->nack = 0;
 }
@@ -297,6 +332,39 @@ static void s_expire_silent (s_sink_t *self, double now)
     }
 }
 
+//  Tells the job's ventilator which chunks are merged (HAVE, in pieces, only those
+//  that hold any), then ACCEPT with their count, which the HAVEs' bits add up to.
+static void s_accept (s_sink_t *self, s_open_t *open)
+{
+    uint64_t id = tl_job_id (open->job);
+    const tl_job_counters_t *c = tl_job_counters (open->job);
+    if (c->chunks_done > 0) {
+        size_t size;
+        uint8_t *bits = tl_job_merged_bitmap (open->job, &size);
+        if (!bits) {
+            zsys_error ("job %016llx: out of memory listing its merged chunks",
+                        (unsigned long long)id);
+            return;  //  The ventilator asks again
+        }
+        for (size_t at = 0; at < size; at += TL_HAVE_MAX) {
+            size_t len = size - at < TL_HAVE_MAX ? size - at : TL_HAVE_MAX;
+            bool any = false;
+            for (size_t i = 0; i < len && !any; i++)
+                any = bits[at + i] != 0;
+            if (!any) continue;
+            tl_msg_t have = {.cmd = TL_CMD_HAVE, .job = id};
+            have.u.have =
+                (tl_have_body_t){.first = (uint64_t)at * 8, .bits = {(const char *)bits + at, len}};
+            s_reply (self, open->owner, open->owner_size, &have);
+        }
+        free (bits);
+    }
+    tl_msg_t accept = {.cmd = TL_CMD_ACCEPT, .job = id};
+    accept.u.state = (tl_state_body_t){
+        .incarnation = self->incarnation, .merged = c->chunks_done, .known = true};
+    s_reply (self, open->owner, open->owner_size, &accept);
+}
+
 static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
 {
     const tl_job_body_t *body = &msg->u.job;
@@ -307,14 +375,28 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         s_junk (self, "JOB with the id of another job");
         return;
     }
-    if (open) {  //  The ventilator did not hear our ACCEPT yet
+    if (open) {
+        //  The ventilator did not hear our ACCEPT yet, or it started again (--job-file),
+        //  or this sink did (restored from a checkpoint): either way it learns which
+        //  chunks are merged here, and is answered at its identity from now on.
+        if (owner_size <= S_IDENTITY_MAX) {
+            memcpy (open->owner, owner, owner_size);
+            open->owner_size = owner_size;
+        }
         s_heard (open, tl_now ());
-        tl_msg_t accept = {.cmd = TL_CMD_ACCEPT, .job = msg->job};
-        s_reply (self, owner, owner_size, &accept);
+        s_accept (self, open);
         return;
     }
     if (finished) {
-        s_reply_fail (self, owner, owner_size, msg->job, "job already finished");
+        //  Its ventilator was started again (--job-file) after the job ended: say how
+        if (finished->failed) {
+            s_reply_fail (self, owner, owner_size, msg->job, "job failed");
+            return;
+        }
+        tl_msg_t done = {.cmd = TL_CMD_DONE, .job = msg->job};
+        done.u.done = finished->done;
+        done.u.done.output = (tl_str_t){self->output, strlen (self->output)};
+        s_reply (self, owner, owner_size, &done);
         return;
     }
     if (body->version != TL_PROTO_VERSION) {
@@ -350,8 +432,7 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
     if (!self->quiet)
         zsys_info ("job %016llx opened: %u files, %llu bytes", (unsigned long long)msg->job,
                    body->nfiles, (unsigned long long)body->input_bytes);
-    tl_msg_t accept = {.cmd = TL_CMD_ACCEPT, .job = msg->job};
-    s_reply (self, owner, owner_size, &accept);
+    s_accept (self, open);
 }
 
 static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
@@ -379,14 +460,19 @@ static void s_on_control_closed (s_sink_t *self, const uint8_t *owner, size_t ow
         return;
     }
     if (msg->cmd == TL_CMD_CANCEL) return;
-    if (finished && !finished->failed) {
+    if (!finished) {
+        //  This sink does not have the job: it restarted before the job's first
+        //  checkpoint, or lost it. The ventilator opens it again and sends it all.
+        tl_msg_t pong = {.cmd = TL_CMD_PONG, .job = msg->job};
+        pong.u.state = (tl_state_body_t){.incarnation = self->incarnation, .known = false};
+        s_reply (self, owner, owner_size, &pong);
+    } else if (!finished->failed) {
         tl_msg_t done = {.cmd = TL_CMD_DONE, .job = msg->job};
         done.u.done = finished->done;
         done.u.done.output = (tl_str_t){self->output, strlen (self->output)};
         s_reply (self, owner, owner_size, &done);
     } else
-        s_reply_fail (self, owner, owner_size, msg->job,
-                      finished ? "job failed" : "unknown job (did the sink restart?)");
+        s_reply_fail (self, owner, owner_size, msg->job, "job failed");
 }
 
 static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_size, tl_msg_t *msg)
@@ -410,7 +496,9 @@ static void s_on_control (s_sink_t *self, const uint8_t *owner, size_t owner_siz
     s_heard (open, tl_now ());
     if (msg->cmd == TL_CMD_PING) {
         tl_msg_t pong = {.cmd = TL_CMD_PONG, .job = msg->job};
-        pong.u.merged = tl_job_counters (open->job)->chunks_done;
+        pong.u.state = (tl_state_body_t){.incarnation = self->incarnation,
+                                         .merged = tl_job_counters (open->job)->chunks_done,
+                                         .known = true};
         s_reply (self, owner, owner_size, &pong);
         return;
     }
@@ -482,9 +570,101 @@ static int s_take_restored (void *arg, tl_job_t *job)
     return 0;
 }
 
+//  The saver's child: writes every open job as it was at fork, reports, and exits
+//  without running the parent's exit handlers (CZMQ's would touch sockets it shares).
+static void s_saver_child (s_sink_t *self, int report_fd, pid_t parent, double now)
+{
+    //  Dies with the sink: a checkpoint half-written is a temporary file, and the whole
+    //  one before it stays in place.
+    prctl (PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid () != parent) _exit (1);
+    s_saver_report_t report = {0};
+    for (int i = 0; i < S_JOBS_MAX; i++) {
+        if (!self->open[i].job) continue;
+        uint64_t bytes = 0;
+        if (tl_checkpoint_write (self->state_dir, self->open[i].job, now, &bytes) == 0) {
+            report.saved++;
+            report.bytes += bytes;
+        } else
+            report.failed++;
+    }
+    ssize_t rc = write (report_fd, &report, sizeof report);
+    _exit (rc == (ssize_t)sizeof report && report.failed == 0 ? 0 : 1);
+}
+
+//  Starts a background checkpoint of the open jobs when one is due and none runs.
+static void s_saver_start (s_sink_t *self, double now)
+{
+    if (self->ckpt_interval <= 0 || self->saver.pid || now < self->ckpt_due) return;
+    self->ckpt_due = now + self->ckpt_interval;
+    s_saver_t *saver = &self->saver;
+    saver->nids = 0;
+    for (int i = 0; i < S_JOBS_MAX; i++)
+        if (self->open[i].job) saver->ids[saver->nids++] = tl_job_id (self->open[i].job);
+    if (saver->nids == 0) return;
+    int fds[2];
+    if (pipe2 (fds, O_CLOEXEC) != 0) {
+        zsys_error ("no checkpoint: %s", strerror (errno));
+        return;
+    }
+    pid_t parent = getpid ();
+    double before = tl_now ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        close (fds[0]);
+        s_saver_child (self, fds[1], parent, now);
+    }
+    saver->pause = tl_now () - before;
+    close (fds[1]);
+    if (pid < 0) {
+        zsys_error ("no checkpoint: cannot fork: %s", strerror (errno));
+        close (fds[0]);
+        return;
+    }
+    saver->pid = pid;
+    saver->pipe = fds[0];
+    saver->started = before;
+}
+
+//  Collects the background checkpoint when it has ended (or waits for it, when block).
+//  Removes the checkpoints it wrote of jobs that ended meanwhile.
+static void s_saver_reap (s_sink_t *self, bool block)
+{
+    s_saver_t *saver = &self->saver;
+    if (!saver->pid) return;
+    int status;
+    pid_t rc;
+    do
+        rc = waitpid (saver->pid, &status, block ? 0 : WNOHANG);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0) return;
+    double took = tl_now () - saver->started;
+    s_saver_report_t report = {0};
+    bool reported = read (saver->pipe, &report, sizeof report) == (ssize_t)sizeof report;
+    close (saver->pipe);
+    saver->pid = 0;
+    for (int i = 0; i < saver->nids; i++)
+        if (!s_open_find (self, saver->ids[i]))
+            tl_checkpoint_remove (self->state_dir, saver->ids[i]);
+    if (!reported || report.failed || rc < 0 || !WIFEXITED (status) || WEXITSTATUS (status)) {
+        zsys_error ("checkpoint failed (%d of %d jobs written): the jobs go on, and a restart "
+                    "would take them back from their previous checkpoint",
+                    reported ? report.saved : 0, saver->nids);
+        return;
+    }
+    if (!self->quiet) {
+        char size[32], rate[32];
+        tl_human_bytes ((double)report.bytes, size, sizeof size);
+        tl_human_bytes (took > 0 ? (double)report.bytes / took : 0, rate, sizeof rate);
+        zsys_info ("checkpoint: %d job(s), %s in %.2f s (%s/s); the merge paused %.1f ms",
+                   report.saved, size, took, rate, saver->pause * 1000);
+    }
+}
+
 //  Checkpoints the jobs still open and destroys them. Returns how many were lost.
 static int s_save_open (s_sink_t *self)
 {
+    s_saver_reap (self, true);  //  Its rename must not land after ours
     int lost = 0;
     for (int i = 0; i < S_JOBS_MAX; i++)
         if (self->open[i].job) {
@@ -514,6 +694,7 @@ int main (int argc, char **argv)
                      .batch = 10000,
                      .interval = 0.25,
                      .job_timeout = 120,
+                     .ckpt_interval = 30,
                      .max_msg = TL_MAXMSG_DEFAULT};
     tl_opt_t opts[] = {
         TL_OPT ("bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
@@ -534,8 +715,13 @@ int main (int argc, char **argv)
         TL_OPT ("job-timeout", 0, "TALLY_JOB_TIMEOUT", TL_OPT_REAL, &self.job_timeout, "SECONDS",
                 "Fail a job whose ventilator has been silent this long (default 120)", 0, 0),
         TL_OPT ("state-dir", 0, "TALLY_STATE_DIR", TL_OPT_STR, &self.state_dir, "DIR",
-                "The sink's own folder, where open jobs are checkpointed on shutdown (default: "
-                ".tally-sink beside the output)",
+                "The sink's own folder, where open jobs are checkpointed (default: .tally-sink "
+                "beside the output)",
+                0, 0),
+        TL_OPT ("checkpoint-interval", 0, "TALLY_CHECKPOINT_INTERVAL", TL_OPT_REAL,
+                &self.ckpt_interval, "SECONDS",
+                "Checkpoint open jobs this often, so that a sink killed and started again "
+                "loses at most this much work (default 30; 0: only on shutdown)",
                 0, 0),
         TL_OPT_QUIET (self.quiet),
         TL_OPTS_CURVE_SERVER (self.curve),
@@ -561,6 +747,10 @@ int main (int argc, char **argv)
     //  The ventilator PINGs every second: less than a few seconds would fail live jobs.
     if (!(self.job_timeout >= 3))
         tl_cli_usage_error (&cli, "--job-timeout must be at least 3 seconds");
+    if (!(self.ckpt_interval >= 0 && self.ckpt_interval <= 86400))
+        tl_cli_usage_error (&cli, "--checkpoint-interval must be from 0 to 86400 seconds");
+    if (getrandom (&self.incarnation, sizeof self.incarnation, 0) != sizeof self.incarnation)
+        self.incarnation = (uint64_t)(tl_now () * 1e6) ^ ((uint64_t)getpid () << 40);
     const char *why;
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = (int64_t)self.max_msg;
@@ -578,6 +768,7 @@ int main (int argc, char **argv)
         zsys_info ("listening on %s, publishing on %s, totals to %s", self.bind, self.publish,
                    self.output);
     tl_checkpoint_load_all (self.state_dir, tl_now (), s_take_restored, &self);
+    self.ckpt_due = tl_now () + self.ckpt_interval;
 
     long feed_wait = -1;  //  Milliseconds the feed may wait for its next turn (-1: idle)
     while (!zsys_interrupted) {
@@ -599,6 +790,8 @@ int main (int argc, char **argv)
         }
         s_tick (&self);
         if (caught_up) s_expire_silent (&self, tl_now ());
+        s_saver_reap (&self, false);
+        s_saver_start (&self, tl_now ());
         feed_wait = tl_publisher_pump (self.feed, tl_now ());
     }
     int lost = s_save_open (&self);

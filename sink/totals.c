@@ -2,7 +2,7 @@
     back in the feed's batches (see totals.h).                                       */
 
 #include "totals.h"
-#include "replace.h"
+#include "tl_replace.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -322,7 +322,7 @@ static int s_take (void *arg, tl_job_t *job)
     return 0;
 }
 
-Test (checkpoint, load_all_takes_good_ones_and_deletes_every_checkpoint)
+Test (checkpoint, load_all_keeps_what_it_took_and_deletes_the_rest)
 {
     char *dir = s_folder ();
     tl_job_t *one = s_job_part_way (1), *two = s_job_new (2, false), *three = s_job_new (3, true);
@@ -338,12 +338,21 @@ Test (checkpoint, load_all_takes_good_ones_and_deletes_every_checkpoint)
     FILE *keep = fopen (other, "w");
     cr_assert_not_null (keep);
     fclose (keep);
+    char partial[4200];  //  What a writer killed half-way leaves
+    snprintf (partial, sizeof partial, "%s/tally-sink-0000000000000001.checkpoint.tmp.Ab12Cd", dir);
+    FILE *half = fopen (partial, "w");
+    cr_assert_not_null (half);
+    fclose (half);
 
     s_taker_t taker = {.room = 2};
     tl_checkpoint_load_all (dir, 5.0, s_take, &taker);
     cr_assert_eq (taker.taken, 2, "two taken, one refused for room, one malformed");
-    cr_assert_eq (s_count_files (dir), 1, "only the file that is not a checkpoint is left");
+    cr_assert_eq (s_count_files (dir), 3, "the two taken and the file that is not a checkpoint");
     cr_assert_eq (access (other, F_OK), 0);
+    cr_assert_eq (access (partial, F_OK), -1, "a half-written temporary file is removed");
+    for (int i = 0; i < taker.taken; i++)
+        cr_assert_eq (access (s_path (dir, tl_job_id (taker.jobs[i])), F_OK), 0,
+                      "a job taken keeps its checkpoint until the next replaces it");
     for (int i = 0; i < taker.taken; i++) {
         uint64_t id = tl_job_id (taker.jobs[i]);
         cr_assert (id >= 1 && id <= 3);
@@ -393,7 +402,7 @@ Test (checkpoint, a_folder_others_may_write_is_not_loaded)
     cr_assert_eq (s_count_files (dir), 2);
     cr_assert_eq (chmod (dir, 0755), 0);
     cr_assert_eq (s_load_count (dir), 2, "a folder only its owner writes");
-    cr_assert_eq (s_count_files (dir), 0);
+    cr_assert_eq (s_count_files (dir), 2, "kept for the next restart");
     s_remove_folder (dir);
 }
 
@@ -419,14 +428,14 @@ Test (checkpoint, only_regular_files_of_the_sinks_user_are_loaded)
     snprintf (target, sizeof target, "%s", s_path (elsewhere, 3));
     cr_assert_eq (symlink (target, s_path (dir, 3)), 0, "a link to a good checkpoint");
     cr_assert_eq (mkfifo (s_path (dir, 4), 0600), 0, "a FIFO must not block the start");
-    int expected = 1, left = 3;
+    int expected = 1, left = 4;
     if (geteuid () == 0)
         cr_assert_eq (chown (s_path (dir, 2), 65534, 65534), 0, "a file of nobody's");
     else
-        expected = 2, left = 2;  //  Without root no file can be another user's
+        expected = 2, left = 4;  //  Without root no file can be another user's
     cr_assert_eq (s_load_count (dir), expected);
     cr_assert_eq (s_count_files (dir), left, "what it would not read is left in place");
-    cr_assert_eq (access (s_path (dir, 1), F_OK), -1, "its own checkpoint is deleted");
+    cr_assert_eq (access (s_path (dir, 1), F_OK), 0, "its own checkpoint is kept");
     cr_assert_eq (access (target, F_OK), 0, "the link's target is untouched");
     s_remove_folder (dir);
     s_remove_folder (elsewhere);
@@ -451,5 +460,22 @@ Test (checkpoint, saving_makes_a_private_folder_and_refuses_a_shared_one)
     cr_assert_eq (s_count_files (state), 0, "nothing written there");
     tl_job_destroy (&job);
     rmdir (state);
+    s_remove_folder (dir);
+}
+
+Test (checkpoint, write_reports_the_size_and_remove_deletes)
+{
+    char *dir = s_folder ();
+    tl_job_t *job = s_job_part_way (7);
+    uint64_t bytes = 0;
+    cr_assert_eq (tl_checkpoint_write (dir, job, 1.0, &bytes), 0);
+    struct stat st;
+    cr_assert_eq (stat (s_path (dir, 7), &st), 0);
+    cr_assert_eq ((uint64_t)st.st_size, bytes, "reported %llu, file %lld",
+                  (unsigned long long)bytes, (long long)st.st_size);
+    tl_checkpoint_remove (dir, 7);
+    cr_assert_eq (access (s_path (dir, 7), F_OK), -1);
+    tl_checkpoint_remove (dir, 7);  //  Gone already: harmless
+    tl_job_destroy (&job);
     s_remove_folder (dir);
 }

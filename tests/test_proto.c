@@ -118,8 +118,12 @@ static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
     case TL_CMD_FAIL:
     case TL_CMD_CANCEL:
         return s_str_equal (a->u.reason, b->u.reason);
+    case TL_CMD_ACCEPT:
     case TL_CMD_PONG:
-        return a->u.merged == b->u.merged;
+        return a->u.state.incarnation == b->u.state.incarnation &&
+               a->u.state.merged == b->u.state.merged && a->u.state.known == b->u.state.known;
+    case TL_CMD_HAVE:
+        return a->u.have.first == b->u.have.first && s_str_equal (a->u.have.bits, b->u.have.bits);
     default:
         return true;
     }
@@ -182,6 +186,7 @@ static size_t s_samples (tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_ACCEPT;
     m[n].job = 7;
+    m[n].u.state = (tl_state_body_t){UINT64_MAX, 12, true};
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].job = (uint64_t)1 << 40;
@@ -273,11 +278,19 @@ static size_t s_samples (tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_PONG;
     m[n].job = 65535;
-    m[n].u.merged = 65536;
+    m[n].u.state = (tl_state_body_t){1, 65536, true};
     n++;
     m[n].cmd = TL_CMD_PONG;
     m[n].job = UINT32_MAX;
-    m[n].u.merged = (uint64_t)UINT32_MAX + 1;
+    m[n].u.state = (tl_state_body_t){0, (uint64_t)UINT32_MAX + 1, false};
+    n++;
+    m[n].cmd = TL_CMD_HAVE;
+    m[n].job = 9;
+    m[n].u.have = (tl_have_body_t){TL_CHUNK_ID_MAX - 8, {"\x01", 1}};
+    n++;
+    m[n].cmd = TL_CMD_HAVE;
+    m[n].job = 10;
+    m[n].u.have = (tl_have_body_t){0, {"\xff\x00\x80", 3}};
     n++;
     cr_assert (n <= S_SAMPLES_MAX);
     return n;
@@ -288,8 +301,8 @@ static size_t s_samples (tl_msg_t *m)
 
 Test (proto, cmd_names_parse_back)
 {
-    static const char *names[] = {"JOB",  "ACCEPT", "CHUNK", "PARTIAL", "END",   "ACK",
-                                  "DONE", "FAIL",   "PING",  "PONG",    "CANCEL"};
+    static const char *names[] = {"JOB",  "ACCEPT", "CHUNK", "PARTIAL", "END",    "ACK",
+                                  "DONE", "FAIL",   "PING",  "PONG",    "CANCEL", "HAVE"};
     cr_assert_eq (sizeof names / sizeof names[0], TL_CMD_COUNT_ - 1);
     for (int cmd = TL_CMD_INVALID + 1; cmd < TL_CMD_COUNT_; cmd++) {
         const char *name = tl_cmd_name ((tl_cmd_t)cmd);
@@ -436,9 +449,9 @@ Test (proto, job_strict_follows_the_secret)
         bool strict = combo & 1;
         tl_msg_t job = {.cmd = TL_CMD_JOB, .job = 5};
         s_secret (job.secret, 0x40);
-        job.u.job = (tl_job_body_t){.version = 2, .strict = strict};
-        //  [5, 2, bin8 of 16 bytes, strict, 0, []]
-        char want[] = "\x96\x05\x02\xc4\x10"
+        job.u.job = (tl_job_body_t){.version = 3, .strict = strict};
+        //  [5, 3, bin8 of 16 bytes, strict, 0, []]
+        char want[] = "\x96\x05\x03\xc4\x10"
                       "0123456789abcdef"
                       "\xc2\x00\x90";
         memcpy (want + 5, job.secret, TL_SECRET_SIZE);
@@ -473,8 +486,8 @@ Test (proto, job_strict_must_be_a_bool)
         {"nil", BYTES ("\xc0")},         {"str true", BYTES ("\xa4true")},
         {"empty array", BYTES ("\x90")}, {"float32 1.0", BYTES ("\xca\x3f\x80\x00\x00")},
     };
-    //  [5, 2, secret, <strict>, 0, []]
-    static const char head[] = "\x96\x05\x02\xc4\x10"
+    //  [5, 3, secret, <strict>, 0, []]
+    static const char head[] = "\x96\x05\x03\xc4\x10"
                                "0123456789abcdef";
     const size_t head_size = sizeof head - 1;
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
@@ -513,24 +526,24 @@ Test (proto, job_of_another_version_reads_job_and_version_only)
         {"version 1 (format, filters, strict, input_bytes, files)",
          BYTES ("\x99\x07\x01\xa4\x61uto\x00\xce\xff\xff\xff\xff\xc2\xc3\x63\x91\xa5\x61.tsv"), 0,
          1},
-        {"version 3 with a map and an ext", BYTES ("\x95\x07\x03\x81\xa1k\x90\xd4\x01\x00\xc0"), 0,
-         3},
+        {"version 4 with a map and an ext", BYTES ("\x95\x07\x04\x81\xa1k\x90\xd4\x01\x00\xc0"), 0,
+         4},
         {"version 0 alone", BYTES ("\x92\x07\x00"), 0, 0},
         {"version 2^32-1", BYTES ("\x93\x07\xce\xff\xff\xff\xff\xc0"), 0, UINT32_MAX},
-        {"version 3 with this version's layout",
-         BYTES ("\x96\x07\x03\xc4\x10"
+        {"version 4 with this version's layout",
+         BYTES ("\x96\x07\x04\xc4\x10"
                 "0123456789abcdef"
                 "\xc3\x01\x91\xa1x"),
-         0, 3},
-        {"version 2 alone", BYTES ("\x92\x07\x02"), -1, 0},
-        {"version 2 without the secret", BYTES ("\x95\x07\x02\xc2\x00\x90"), -1, 0},
-        {"version 2 with a secret of 15 bytes",
-         BYTES ("\x96\x07\x02\xc4\x0f"
+         0, 4},
+        {"version 3 alone", BYTES ("\x92\x07\x03"), -1, 0},
+        {"version 3 without the secret", BYTES ("\x95\x07\x03\xc2\x00\x90"), -1, 0},
+        {"version 3 with a secret of 15 bytes",
+         BYTES ("\x96\x07\x03\xc4\x0f"
                 "0123456789abcde"
                 "\xc2\x00\x90"),
          -1, 0},
-        {"version 2 with a version 1 layout",
-         BYTES ("\x99\x07\x02\xa4\x61uto\x00\xce\xff\xff\xff\xff\xc2\xc3\x63\x91\xa5\x61.tsv"), -1,
+        {"version 3 with a version 1 layout",
+         BYTES ("\x99\x07\x03\xa4\x61uto\x00\xce\xff\xff\xff\xff\xc2\xc3\x63\x91\xa5\x61.tsv"), -1,
          0},
         {"no version", BYTES ("\x91\x07"), -1, 0},
         {"version 2^32", BYTES ("\x92\x07\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), -1, 0},
@@ -671,6 +684,7 @@ typedef enum {
     F_FILES,    //  array of at most TL_FILES_MAX texts
     F_OFFSETS,  //  array of at most TL_BAD_SAMPLES uint64
     F_IDS,      //  array of at most TL_ACK_MAX uint64
+    F_BITS,     //  HAVE's bitmap: bin (or str) of 1 to TL_HAVE_MAX bytes
     F_KINDS_
 } s_field_t;
 
@@ -688,8 +702,8 @@ static const struct {
 } s_layouts[] = {
     //  [job, version, secret, strict, input_bytes, files]
     {TL_CMD_JOB, 6, {F_U64, F_VERSION, F_SECRET, F_BOOL, F_U64, F_FILES}},
-    //  [job]
-    {TL_CMD_ACCEPT, 1, {F_U64}},
+    //  [job, incarnation, merged]
+    {TL_CMD_ACCEPT, 3, {F_U64, F_U64, F_U64}},
     //  [job, chunk, tag, file, offset, format, year_min, year_max, skip_pos]
     {TL_CMD_CHUNK, 9, {F_U64, F_CHUNKID, F_U64, F_U32, F_U64, F_CFORMAT, F_U32, F_U32, F_BOOL}},
     //  [job, chunk, tag, file, bytes, lines, bad_lines, filtered, bad_offsets]
@@ -704,10 +718,12 @@ static const struct {
     {TL_CMD_FAIL, 2, {F_U64, F_TEXT}},
     //  [job, secret]
     {TL_CMD_PING, 2, {F_U64, F_SECRET}},
-    //  [job, merged]
-    {TL_CMD_PONG, 2, {F_U64, F_U64}},
+    //  [job, incarnation, merged, known]
+    {TL_CMD_PONG, 4, {F_U64, F_U64, F_U64, F_BOOL}},
     //  [job, secret, reason]
     {TL_CMD_CANCEL, 3, {F_U64, F_SECRET, F_TEXT}},
+    //  [job, first, bits]
+    {TL_CMD_HAVE, 3, {F_U64, F_CHUNKID, F_BITS}},
 };
 #define S_LAYOUTS (sizeof s_layouts / sizeof s_layouts[0])
 
@@ -759,6 +775,10 @@ static void s_pack_good (msgpack_packer *pk, s_field_t kind)
         break;
     case F_TEXT:
         s_pack_text (pk, "x", 1);
+        break;
+    case F_BITS:
+        msgpack_pack_bin (pk, 1);
+        msgpack_pack_bin_body (pk, "\x05", 1);
         break;
     case F_F64:
         msgpack_pack_double (pk, 2.5);
@@ -1109,25 +1129,25 @@ static const struct {
     {"float32", v_float32, K (F_F64)},
     {"true", v_true, K (F_BOOL)},
     {"false", v_false, K (F_BOOL)},
-    {"str x", v_str_x, K (F_TEXT)},
+    {"str x", v_str_x, K (F_TEXT) | K (F_BITS)},
     {"empty str", v_str_empty, K (F_TEXT)},
-    {"str auto", v_str_auto, K (F_TEXT)},
-    {"bin text", v_bin_format, K_STRS},
-    {"format with NUL", v_str_format_nul, K (F_TEXT)},
-    {"format with space", v_str_format_space, K (F_TEXT)},
-    {"format upper case", v_str_format_case, K (F_TEXT)},
-    {"str of TL_TEXT_MAX", v_str_text_max, K (F_TEXT)},
-    {"str of TL_TEXT_MAX + 1", v_str_text_over, 0},
+    {"str auto", v_str_auto, K (F_TEXT) | K (F_BITS)},
+    {"bin text", v_bin_format, K_STRS | K (F_BITS)},
+    {"format with NUL", v_str_format_nul, K (F_TEXT) | K (F_BITS)},
+    {"format with space", v_str_format_space, K (F_TEXT) | K (F_BITS)},
+    {"format upper case", v_str_format_case, K (F_TEXT) | K (F_BITS)},
+    {"str of TL_TEXT_MAX", v_str_text_max, K (F_TEXT) | K (F_BITS)},
+    {"str of TL_TEXT_MAX + 1", v_str_text_over, K (F_BITS)},
     {"bin of 0 bytes", v_bin_0, K (F_TEXT)},
-    {"bin of 1 byte", v_bin_1, K (F_TEXT)},
-    {"bin of 15 bytes", v_bin_15, K (F_TEXT)},
-    {"bin of 16 bytes", v_bin_16, K (F_TEXT) | K (F_SECRET)},
-    {"bin16 of 16 bytes", v_bin16_16, K (F_TEXT) | K (F_SECRET)},
-    {"bin of 17 bytes", v_bin_17, K (F_TEXT)},
-    {"bin of 32 bytes", v_bin_32, K (F_TEXT)},
-    {"str of 15 bytes", v_str_15, K (F_TEXT)},
-    {"str of 16 bytes", v_str_16, K (F_TEXT) | K (F_SECRET)},
-    {"str of 17 bytes", v_str_17, K (F_TEXT)},
+    {"bin of 1 byte", v_bin_1, K (F_TEXT) | K (F_BITS)},
+    {"bin of 15 bytes", v_bin_15, K (F_TEXT) | K (F_BITS)},
+    {"bin of 16 bytes", v_bin_16, K (F_TEXT) | K (F_BITS) | K (F_SECRET)},
+    {"bin16 of 16 bytes", v_bin16_16, K (F_TEXT) | K (F_BITS) | K (F_SECRET)},
+    {"bin of 17 bytes", v_bin_17, K (F_TEXT) | K (F_BITS)},
+    {"bin of 32 bytes", v_bin_32, K (F_TEXT) | K (F_BITS)},
+    {"str of 15 bytes", v_str_15, K (F_TEXT) | K (F_BITS)},
+    {"str of 16 bytes", v_str_16, K (F_TEXT) | K (F_BITS) | K (F_SECRET)},
+    {"str of 17 bytes", v_str_17, K (F_TEXT) | K (F_BITS)},
     {"fixext16", v_ext_16, 0},
     {"str8 claims more", v_str8_claims_more, 0},
     {"str32 claims 2^32-1", v_str32_claims_huge, 0},
@@ -1251,56 +1271,56 @@ Test (proto, wrong_element_counts_and_trailing_bytes)
 
 Test (proto, any_integer_encoding_is_accepted)
 {
-    //  PONG [job, merged] with merged encoded every way msgpack allows
+    //  ACCEPT [job, incarnation, merged] with merged encoded every way msgpack allows
     static const struct {
         const char *bytes;
         size_t size;
         uint64_t value;
     } pongs[] = {
-        {BYTES ("\x92\x01\x05"), 5},
-        {BYTES ("\x92\x01\x7f"), 127},
-        {BYTES ("\x92\x01\xcc\x05"), 5},
-        {BYTES ("\x92\x01\xcc\xff"), 255},
-        {BYTES ("\x92\x01\xcd\x00\x05"), 5},
-        {BYTES ("\x92\x01\xcd\xff\xff"), 65535},
-        {BYTES ("\x92\x01\xce\x00\x00\x00\x05"), 5},
-        {BYTES ("\x92\x01\xce\xff\xff\xff\xff"), UINT32_MAX},
-        {BYTES ("\x92\x01\xcf\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
-        {BYTES ("\x92\x01\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), UINT64_MAX},
-        {BYTES ("\x92\x01\xd0\x05"), 5},
-        {BYTES ("\x92\x01\xd0\x7f"), 127},
-        {BYTES ("\x92\x01\xd1\x00\x05"), 5},
-        {BYTES ("\x92\x01\xd1\x7f\xff"), 32767},
-        {BYTES ("\x92\x01\xd2\x00\x00\x00\x05"), 5},
-        {BYTES ("\x92\x01\xd2\x7f\xff\xff\xff"), INT32_MAX},
-        {BYTES ("\x92\x01\xd3\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
-        {BYTES ("\x92\x01\xd3\x7f\xff\xff\xff\xff\xff\xff\xff"), INT64_MAX},
-        {BYTES ("\x92\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x00"), 0},
+        {BYTES ("\x93\x01\x00\x05"), 5},
+        {BYTES ("\x93\x01\x00\x7f"), 127},
+        {BYTES ("\x93\x01\x00\xcc\x05"), 5},
+        {BYTES ("\x93\x01\x00\xcc\xff"), 255},
+        {BYTES ("\x93\x01\x00\xcd\x00\x05"), 5},
+        {BYTES ("\x93\x01\x00\xcd\xff\xff"), 65535},
+        {BYTES ("\x93\x01\x00\xce\x00\x00\x00\x05"), 5},
+        {BYTES ("\x93\x01\x00\xce\xff\xff\xff\xff"), UINT32_MAX},
+        {BYTES ("\x93\x01\x00\xcf\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
+        {BYTES ("\x93\x01\x00\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), UINT64_MAX},
+        {BYTES ("\x93\x01\x00\xd0\x05"), 5},
+        {BYTES ("\x93\x01\x00\xd0\x7f"), 127},
+        {BYTES ("\x93\x01\x00\xd1\x00\x05"), 5},
+        {BYTES ("\x93\x01\x00\xd1\x7f\xff"), 32767},
+        {BYTES ("\x93\x01\x00\xd2\x00\x00\x00\x05"), 5},
+        {BYTES ("\x93\x01\x00\xd2\x7f\xff\xff\xff"), INT32_MAX},
+        {BYTES ("\x93\x01\x00\xd3\x00\x00\x00\x00\x00\x00\x00\x05"), 5},
+        {BYTES ("\x93\x01\x00\xd3\x7f\xff\xff\xff\xff\xff\xff\xff"), INT64_MAX},
+        {BYTES ("\x93\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00"), 0},
     };
     for (size_t i = 0; i < sizeof pongs / sizeof pongs[0]; i++) {
         tl_msg_t msg;
-        cr_assert_eq (s_decode_exact (TL_CMD_PONG, pongs[i].bytes, pongs[i].size, &msg), 0,
-                      "pong %zu", i);
-        cr_assert_eq (msg.u.merged, pongs[i].value, "pong %zu", i);
+        cr_assert_eq (s_decode_exact (TL_CMD_ACCEPT, pongs[i].bytes, pongs[i].size, &msg), 0,
+                      "accept %zu", i);
+        cr_assert_eq (msg.u.state.merged, pongs[i].value, "accept %zu", i);
     }
     static const struct {
         const char *bytes;
         size_t size;
     } negatives[] = {
-        {BYTES ("\x92\x01\xe0")},
-        {BYTES ("\x92\x01\xd0\x80")},
-        {BYTES ("\x92\x01\xd1\x80\x00")},
-        {BYTES ("\x92\x01\xd1\xff\xff")},
-        {BYTES ("\x92\x01\xd2\x80\x00\x00\x00")},
-        {BYTES ("\x92\x01\xd3\x80\x00\x00\x00\x00\x00\x00\x00")},
-        {BYTES ("\x92\x01\xd3\xff\xff\xff\xff\xff\xff\xff\xff")},
-        {BYTES ("\x92\x01\xca\x40\xa0\x00\x00")},
-        {BYTES ("\x92\x01\xcb\x40\x14\x00\x00\x00\x00\x00\x00")},
+        {BYTES ("\x93\x01\x00\xe0")},
+        {BYTES ("\x93\x01\x00\xd0\x80")},
+        {BYTES ("\x93\x01\x00\xd1\x80\x00")},
+        {BYTES ("\x93\x01\x00\xd1\xff\xff")},
+        {BYTES ("\x93\x01\x00\xd2\x80\x00\x00\x00")},
+        {BYTES ("\x93\x01\x00\xd3\x80\x00\x00\x00\x00\x00\x00\x00")},
+        {BYTES ("\x93\x01\x00\xd3\xff\xff\xff\xff\xff\xff\xff\xff")},
+        {BYTES ("\x93\x01\x00\xca\x40\xa0\x00\x00")},
+        {BYTES ("\x93\x01\x00\xcb\x40\x14\x00\x00\x00\x00\x00\x00")},
     };
     for (size_t i = 0; i < sizeof negatives / sizeof negatives[0]; i++) {
         tl_msg_t msg;
-        cr_assert_eq (s_decode_exact (TL_CMD_PONG, negatives[i].bytes, negatives[i].size, &msg), -1,
-                      "negative %zu", i);
+        cr_assert_eq (s_decode_exact (TL_CMD_ACCEPT, negatives[i].bytes, negatives[i].size, &msg),
+                      -1, "negative %zu", i);
     }
 
     //  seconds: float32, float64 and integers (DONE [1, 0, 0, 0, 0, 0, seconds, "", 0, 0])
@@ -1334,9 +1354,9 @@ Test (proto, bin_is_accepted_for_every_text)
     cr_assert_eq (rc, 0);
     cr_assert (s_str_equal (msg.u.reason, s_str ("oops")));
     free (frame);
-    //  JOB [1, 2, str secret, true, 0, [bin "\xff", str ""]]: the secret may be a str too
+    //  JOB [1, 3, str secret, true, 0, [bin "\xff", str ""]]: the secret may be a str too
     frame = s_decode_kept (TL_CMD_JOB,
-                           BYTES ("\x96\x01\x02\xb0"
+                           BYTES ("\x96\x01\x03\xb0"
                                   "0123456789abcdef"
                                   "\xc3\x00\x92\xc4\x01\xff\xa0"),
                            &msg, &rc);
@@ -1685,7 +1705,7 @@ Test (proto, documented_bytes_on_the_wire)
     m[0] = (tl_msg_t){.cmd = TL_CMD_PING, .job = 7};
     m[1] = (tl_msg_t){.cmd = TL_CMD_ACK, .job = 7, .u.ack = {2, {3, 4}}};
     m[2] = (tl_msg_t){.cmd = TL_CMD_JOB, .job = 7};
-    m[2].u.job = (tl_job_body_t){2, false, 5000000, 1, files};
+    m[2].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 5000000, 1, files};
     m[3] = (tl_msg_t){.cmd = TL_CMD_CHUNK, .job = 7};
     m[3].u.chunk =
         (tl_chunk_body_t){3, tag, 0, 1048576, TL_FORMAT_NGRAM2012, {1900, UINT32_MAX, false}};
@@ -1696,7 +1716,7 @@ Test (proto, documented_bytes_on_the_wire)
     static const char *hex[7] = {
         "92 07 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6",
         "92 07 92 03 04",
-        "96 07 02 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 c2 ce 00 4c 4b 40 "
+        "96 07 03 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 c2 ce 00 4c 4b 40 "
         "91 a5 61 2e 74 73 76",
         "99 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 ce 00 10 00 00 a9 6e 67 72 61 6d 32 30 31 "
         "32 cd 07 6c ce ff ff ff ff c2",
@@ -2408,9 +2428,9 @@ static const char *s_interop_script =
     "S_END = b'\\xee' * 15 + b'\\x00'\n"
     "S_PING = b'P' * 16\n"
     "S_CANCEL = b'C' * 16\n"
-    "expect('JOB', load('job'), [7, 2, S_JOB, False, 12345,\n"
+    "expect('JOB', load('job'), [7, 3, S_JOB, False, 12345,\n"
     "                            [b'a.tsv', b'\\xff\\x00.gz']])\n"
-    "expect('ACCEPT', load('accept'), [7])\n"
+    "expect('ACCEPT', load('accept'), [7, 0x1234, 5])\n"
     "expect('CHUNK', load('chunk'), [7, C - 1, M, 1, 1048576, b'ngram2020', 0,\n"
     "                                2**32 - 1, False])\n"
     "expect('PARTIAL', load('partial'), [7, 3, 0x0123456789abcdef, 1, 100, 10, 1, 2,\n"
@@ -2420,7 +2440,8 @@ static const char *s_interop_script =
     "expect('DONE', load('done'), [7, 1, 2, 3, 4, 5, 1.25, b'/tmp/out.tsv', 6, M])\n"
     "expect('FAIL', load('fail'), [7, b'unknown job'])\n"
     "expect('PING', load('ping'), [7, S_PING])\n"
-    "expect('PONG', load('pong'), [7, 9])\n"
+    "expect('PONG', load('pong'), [7, 0x1234, 9, True])\n"
+    "expect('HAVE', load('have'), [7, 64, b'\\x0f\\xf0'])\n"
     "expect('CANCEL', load('cancel'), [7, S_CANCEL, b'interrupted'])\n"
     "expect('map', load('map'), {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0})\n"
     "for name, at in (('job', 2), ('end', 1), ('ping', 1), ('cancel', 1)):\n"
@@ -2429,7 +2450,7 @@ static const char *s_interop_script =
     "        print(f'{name}: the secret is {secret!r}, not a bin of 16 bytes')\n"
     "        sys.exit(1)\n"
     "P = b'py secret 16 b!!'\n"
-    "save('py_job', [7, 2, P, True, 99, ['x', 'y\\u00e9']])\n"
+    "save('py_job', [7, 3, P, True, 99, ['x', 'y\\u00e9']])\n"
     "save('py_job_v1', [8, 1, 'auto', 0, 2**32 - 1, False, True, 99, ['x']])\n"
     "save('py_chunk', [7, 3, M, 1, 0, 'text', 5, 6, True])\n"
     "save('py_partial', [M, C - 1, 12345, 1, 100, 10, 1, 2, [5]])\n"
@@ -2444,7 +2465,7 @@ static const char *s_interop_script =
     "save('py_bad_end', [7, P, C + 1, 400, 1])\n"
     "save('py_bad_ping', [7, P[:15]])\n"
     "save('py_bad_cancel', [7, P + b'!', 'bye'])\n"
-    "save('py_bad_job', [7, 2, P[:15], True, 99, []])\n"
+    "save('py_bad_job', [7, 3, P[:15], True, 99, []])\n"
     "save('py_old_ping', [7])\n"
     "print('ok')\n";
 
@@ -2488,9 +2509,9 @@ static void s_write_c_frames (const char *dir)
     for (int i = 0; i < 15; i++)
         m.secret[i] = (uint8_t)i;
     m.secret[15] = 0xff;
-    m.u.job = (tl_job_body_t){2, false, 12345, 2, files};
+    m.u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 12345, 2, files};
     s_write_msg (dir, "job", &m);
-    m = (tl_msg_t){.cmd = TL_CMD_ACCEPT, .job = 7};
+    m = (tl_msg_t){.cmd = TL_CMD_ACCEPT, .job = 7, .u.state = {0x1234, 5, true}};
     s_write_msg (dir, "accept", &m);
     m = (tl_msg_t){.cmd = TL_CMD_CHUNK, .job = 7};
     m.u.chunk = (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, UINT64_MAX,    1, 1048576,
@@ -2513,8 +2534,10 @@ static void s_write_c_frames (const char *dir)
     m = (tl_msg_t){.cmd = TL_CMD_PING, .job = 7};
     memset (m.secret, 'P', TL_SECRET_SIZE);
     s_write_msg (dir, "ping", &m);
-    m = (tl_msg_t){.cmd = TL_CMD_PONG, .job = 7, .u.merged = 9};
+    m = (tl_msg_t){.cmd = TL_CMD_PONG, .job = 7, .u.state = {0x1234, 9, true}};
     s_write_msg (dir, "pong", &m);
+    m = (tl_msg_t){.cmd = TL_CMD_HAVE, .job = 7, .u.have = {64, {"\x0f\xf0", 2}}};
+    s_write_msg (dir, "have", &m);
     m = (tl_msg_t){.cmd = TL_CMD_CANCEL, .job = 7, .u.reason = {"interrupted", 11}};
     memset (m.secret, 'C', TL_SECRET_SIZE);
     s_write_msg (dir, "cancel", &m);
@@ -2547,7 +2570,7 @@ static void s_check_python_frames (const char *dir)
     tl_msg_t m;
     char *data = s_read_msg (dir, "py_job", TL_CMD_JOB, &m);
     cr_assert_eq (m.job, 7);
-    cr_assert_eq (m.u.job.version, 2);
+    cr_assert_eq (m.u.job.version, 3);
     cr_assert_arr_eq (m.secret, py_secret, TL_SECRET_SIZE);
     cr_assert (m.u.job.strict);
     cr_assert_eq (m.u.job.input_bytes, 99);

@@ -6,7 +6,7 @@
     the feed's batches, the file gives its entries in order, in as many batches as
     were counted from the entries, each within its key count and byte limit.        */
 
-#include "replace.h"
+#include "tl_replace.h"
 #include "tl_feed.h"
 #include "totals.h"
 #include "tl_test.h"

@@ -73,6 +73,11 @@ static tl_buf_t *s_buf_new (tl__pool_t *pool, size_t cap)
     return buf;
 }
 
+tl_buf_t *tl__buf_new (size_t cap)
+{
+    return s_buf_new (NULL, cap ? cap : 1);
+}
+
 static void s_pool_free (tl__pool_t *pool)
 {
     pthread_mutex_destroy (&pool->lock);

@@ -27,6 +27,10 @@ struct _tl_buf_t {
     size_t cap;        //  Bytes at mem
 };
 
+//  A one-off buffer of cap bytes (not pooled) with one reference, or NULL when out of
+//  memory.
+tl_buf_t *tl__buf_new (size_t cap);
+
 //  Pool of equal buffers of cap bytes; keeps at most keep idle ones for reuse.
 tl__pool_t *tl__pool_new (size_t cap, unsigned keep);
 

@@ -72,4 +72,41 @@ uint64_t tl_source_bytes_read (tl_source_t *self);
 //  Lines skipped because longer than max_line, so far.
 uint64_t tl_source_skipped_lines (tl_source_t *self);
 
+//  --------------------------------------------------------------------------
+//  Producing a chunk again (crash recovery)
+
+//  What identifies a file's content for a job: a file whose size or modification time
+//  changed since the job started gives other chunks, so its chunks cannot be produced
+//  again.
+typedef struct {
+    uint64_t size;     //  Bytes
+    int64_t mtime;     //  Modification time, seconds
+    int64_t mtime_ns;  //  and nanoseconds
+} tl_file_id_t;
+
+//  Reads path's identity. Returns 0, or -1 with errno set.
+int tl_file_id (const char *path, tl_file_id_t *id);
+
+//  Produces again chunks that a source over the same files and options cut before:
+//  a plain file's chunk is read back from its range; a gzip file is inflated again
+//  from its start up to the chunk (kept open, so chunks asked for in order cost one
+//  pass per file).
+typedef struct _tl_replay_t tl_replay_t;
+
+//  A replay over files (names and ids copied: ids[i] is files[i]'s identity when the
+//  job started), cut with opts. NULL when out of memory.
+tl_replay_t *tl_replay_new (const char *const *files, const tl_file_id_t *ids, size_t nfiles,
+                            const tl_source_opts_t *opts);
+
+void tl_replay_destroy (tl_replay_t **self_p);
+
+//  Produces the chunk of file index file that started at offset (decompressed) and
+//  held size bytes. Returns 0 with *chunk set (its first is false), or -1 when the
+//  file cannot be read or changed since the job started: tl_replay_error names it.
+int tl_replay_chunk (tl_replay_t *self, uint32_t file, uint64_t offset, size_t size,
+                     tl_chunk_t *chunk);
+
+//  Why the last tl_replay_chunk failed, naming the file.
+const char *tl_replay_error (tl_replay_t *self);
+
 #endif

@@ -2,7 +2,15 @@
     pushes them to the workers; opens the job at the sink and keeps every chunk the
     sink has not acknowledged in a bounded window, sending it again when its answer is
     late (at-least-once delivery; the sink merges each chunk once). Exits 0 only when
-    the sink confirms that the whole job is merged.                                    */
+    the sink confirms that the whole job is merged.
+
+    Crash recovery. Chunks are deterministic (the same files and options always give
+    the same chunk ids), and the ventilator keeps every chunk's (file, offset, size).
+    When the sink restarts (a new incarnation in its PONG, or it no longer knows the
+    job), the ventilator opens the job again; the sink lists the chunks it holds (HAVE,
+    from its last checkpoint) and the ventilator produces the others again from the
+    files (source_replay.c). Started again with the same --job-file, a ventilator takes
+    its job up: it cuts the files again and skips every chunk the sink holds.           */
 
 #include "tl_bar.h"
 #include "tl_clock.h"
@@ -10,6 +18,7 @@
 #include "tl_opts.h"
 #include "tl_sock.h"
 #include "tl_source.h"
+#include "jobfile.h"
 #include "window.h"
 
 #include <errno.h>
@@ -19,13 +28,24 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+//  Where a chunk lies: enough to produce it again from the files.
+typedef struct {
+    uint64_t offset;  //  Byte offset in the (decompressed) file
+    uint32_t size;    //  Bytes (chunks are at most 128 MiB and a little)
+    uint32_t file;    //  File index
+} s_place_t;
+
+//  Chunk ids the sink may list (HAVE) at most: 2^32 chunks, a 512 MiB bitmap.
+#define S_HAVE_IDS_MAX (UINT64_C (1) << 32)
+
 typedef struct {
     //  Options
-    const char *bind;     //  PUSH endpoint for workers
-    const char *sink_ep;  //  Sink's inbound endpoint
-    tl_jobspec_t spec;    //  What the job counts and how it is read
-    bool quiet;           //  --quiet
-    tl_curve_t curve;     //  CURVE keys
+    const char *bind;      //  PUSH endpoint for workers
+    const char *sink_ep;   //  Sink's inbound endpoint
+    tl_jobspec_t spec;     //  What the job counts and how it is read
+    bool quiet;            //  --quiet
+    tl_curve_t curve;      //  CURVE keys
+    const char *job_file;  //  --job-file: where the job is kept for a restart, or NULL
 
     //  State
     tl_files_t files;                //  Inputs
@@ -42,6 +62,7 @@ typedef struct {
     bool source_done;                //  Every chunk is cut
     bool end_sent;                   //  END told the sink the count
     uint64_t cut_bytes;              //  Payload bytes cut
+    char error[TL_TEXT_MAX];         //  Why the job cannot go on, when not the source's
     double heard_at;                 //  Last message from the sink
     double pinged_at;                //  Last PING or JOB sent
     double bound_at;                 //  When the PUSH socket was bound
@@ -50,6 +71,19 @@ typedef struct {
     bool worker_seen;                //  A worker has connected at least once
     double workers_gone_at;          //  When the last worker connected left
     double warned_at;                //  Last "no worker connected" warning (0: none)
+
+    //  Crash recovery
+    tl_file_id_t *file_ids;    //  Each input's size and mtime when the job started
+    char spec_text[256];       //  The options that decide chunks and totals
+    tl_replay_t *replay;       //  Produces chunks the sink lost again
+    s_place_t *index;          //  Where every chunk cut lies, by chunk id
+    size_t nindex, index_cap;  //  Entries, room
+    uint64_t incarnation;      //  The sink process that accepted the job
+    bool resync;               //  The sink lost state: waiting for its HAVE and ACCEPT
+    uint8_t *have;             //  Chunks the sink holds, a bitmap (HAVE, ACKs)
+    size_t have_size;          //  Bytes in have
+    uint64_t *lost;            //  Chunk ids to produce again, ascending
+    size_t nlost, lost_at;     //  Entries, next to produce
 } s_vent_t;
 
 static void s_free_buf (void *data, void *hint)
@@ -110,6 +144,125 @@ static int s_send_chunk (s_vent_t *self, const tl_window_slot_t *slot)
     return 0;
 }
 
+//  ---------------------------------------------------------------------------------
+//  What the sink holds, and what it lost
+
+static bool s_have (s_vent_t *self, uint64_t id)
+{
+    return id / 8 < self->have_size && (self->have[id / 8] >> (id % 8) & 1);
+}
+
+//  Marks chunk id as held by the sink. Returns 0, or -1 when out of memory or id is
+//  past S_HAVE_IDS_MAX.
+static int s_have_set (s_vent_t *self, uint64_t id)
+{
+    if (id >= S_HAVE_IDS_MAX) return -1;
+    if (id / 8 >= self->have_size) {
+        size_t size = self->have_size ? self->have_size : 4096;
+        while (size <= id / 8)
+            size *= 2;
+        uint8_t *have = realloc (self->have, size);
+        if (!have) return -1;
+        memset (have + self->have_size, 0, size - self->have_size);
+        self->have = have;
+        self->have_size = size;
+    }
+    self->have[id / 8] |= (uint8_t)(1u << (id % 8));
+    return 0;
+}
+
+//  Chunks the bitmap holds.
+static uint64_t s_have_count (s_vent_t *self)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i < self->have_size; i++)
+        count += (uint64_t)__builtin_popcount (self->have[i]);
+    return count;
+}
+
+//  Records where the chunk just cut lies; its id is the entry's index. Returns 0 or -1
+//  when out of memory.
+static int s_index_add (s_vent_t *self, const tl_chunk_t *chunk)
+{
+    if (self->nindex == self->index_cap) {
+        size_t cap = self->index_cap ? 2 * self->index_cap : 4096;
+        s_place_t *index = realloc (self->index, cap * sizeof *index);
+        if (!index) return -1;
+        self->index = index;
+        self->index_cap = cap;
+    }
+    self->index[self->nindex++] =
+        (s_place_t){.offset = chunk->offset, .size = (uint32_t)chunk->size, .file = chunk->file};
+    return 0;
+}
+
+//  The sink lost state (it restarted, from a checkpoint or without one): open the job
+//  again, and hear which chunks it holds before sending what it lacks.
+static void s_begin_resync (s_vent_t *self, const char *why)
+{
+    if (self->resync) return;
+    self->resync = true;
+    if (self->have) memset (self->have, 0, self->have_size);
+    tl_bar_clear (self->progress);
+    zsys_warning ("%s: opening the job there again", why);
+    self->pinged_at = 0;  //  JOB at once
+}
+
+//  The sink's ACCEPT after a restart: chunks in the window that it holds are done, the
+//  others go out again at once; every other chunk cut that it does not hold is produced
+//  again from the files. Returns -1 when out of memory.
+static int s_apply_resync (s_vent_t *self)
+{
+    self->resync = false;
+    self->end_sent = false;
+    double now = tl_now ();
+    uint64_t held = 0, held_bytes = 0;
+    free (self->lost);
+    self->lost = NULL;
+    self->nlost = self->lost_at = 0;
+    size_t cap = 0;
+    for (uint64_t id = 0; id < self->nindex; id++) {
+        bool in_window = tl_window_holds (self->unacked, id);
+        if (s_have (self, id)) {
+            if (in_window) tl_window_ack (self->unacked, id, now);
+            held++;
+            held_bytes += self->index[id].size;
+        } else if (!in_window) {
+            if (self->nlost == cap) {
+                cap = cap ? 2 * cap : 1024;
+                uint64_t *lost = realloc (self->lost, cap * sizeof *lost);
+                if (!lost) return -1;
+                self->lost = lost;
+            }
+            self->lost[self->nlost++] = id;
+        }
+    }
+    tl_window_restart (self->unacked);
+    tl_window_set_acked (self->unacked, held, held_bytes);
+    tl_bar_clear (self->progress);
+    zsys_info ("the sink holds %llu of the %llu chunks cut so far; %zu go out again, and %zu "
+               "more produced again from the files",
+               (unsigned long long)held, (unsigned long long)self->nindex,
+               tl_window_inflight (self->unacked), self->nlost);
+    return 0;
+}
+
+//  Removes the job file: the job is over, at the sink too.
+static void s_forget_job (s_vent_t *self)
+{
+    if (self->job_file && unlink (self->job_file) != 0 && errno != ENOENT)
+        zsys_warning ("cannot remove %s: %s", self->job_file, strerror (errno));
+}
+
+//  The options that decide which chunks the files give and how they count.
+static void s_spec_text (s_vent_t *self)
+{
+    snprintf (self->spec_text, sizeof self->spec_text,
+              "format=%s chunk=%zu max_line=%zu year_min=%ld year_max=%ld skip_pos=%d strict=%d",
+              tl_format_name (self->spec.format), self->spec.chunk_size, self->spec.max_line,
+              self->spec.year_min, self->spec.year_max, self->spec.skip_pos, self->spec.strict);
+}
+
 //  A file's first chunk: picks its format (once, for the warning and the workers alike)
 //  and warns when it looks binary.
 static void s_first_chunk (s_vent_t *self, const tl_chunk_t *chunk)
@@ -129,18 +282,55 @@ static void s_first_chunk (s_vent_t *self, const tl_chunk_t *chunk)
 
 //  Cuts the next chunk into the window. Returns its slot, or NULL at the end or on an
 //  error (then *failed is set and the reason is in the source).
+//  Chunks the sink holds already (a job taken up again) are counted and skipped, for
+//  at most 50 ms per call; then NULL returns with nothing set, and the caller comes
+//  back.
 static const tl_window_slot_t *s_cut (s_vent_t *self, bool *failed)
 {
-    tl_chunk_t chunk;
-    int rc = tl_source_next (self->source, &chunk);
-    if (rc <= 0) {
-        self->source_done = true;
-        *failed = rc < 0;
-        return NULL;
+    double until = tl_now () + 0.05;
+    for (;;) {
+        tl_chunk_t chunk;
+        int rc = tl_source_next (self->source, &chunk);
+        if (rc <= 0) {
+            self->source_done = true;
+            *failed = rc < 0;
+            return NULL;
+        }
+        if (chunk.first) s_first_chunk (self, &chunk);
+        self->cut_bytes += chunk.size;
+        if (s_index_add (self, &chunk) != 0) {
+            tl_buf_release (chunk.buf);
+            self->source_done = true;
+            *failed = true;
+            snprintf (self->error, sizeof self->error, "out of memory");
+            return NULL;
+        }
+        if (!s_have (self, tl_window_added (self->unacked)))
+            return tl_window_add (self->unacked, &chunk);
+        tl_window_skip (self->unacked, chunk.size);
+        tl_buf_release (chunk.buf);
+        if (tl_now () >= until) return NULL;
     }
-    if (chunk.first) s_first_chunk (self, &chunk);
-    self->cut_bytes += chunk.size;
-    return tl_window_add (self->unacked, &chunk);
+}
+
+//  Produces the next chunk the sink lost into the window, skipping those it has had
+//  since. Returns its slot, NULL when none is left, or NULL with *failed set when a
+//  file cannot give it again (error set).
+static const tl_window_slot_t *s_reproduce (s_vent_t *self, bool *failed)
+{
+    while (self->lost_at < self->nlost) {
+        uint64_t id = self->lost[self->lost_at++];
+        if (s_have (self, id) || tl_window_holds (self->unacked, id)) continue;
+        const s_place_t *place = &self->index[id];
+        tl_chunk_t chunk;
+        if (tl_replay_chunk (self->replay, place->file, place->offset, place->size, &chunk) != 0) {
+            snprintf (self->error, sizeof self->error, "%s", tl_replay_error (self->replay));
+            *failed = true;
+            return NULL;
+        }
+        return tl_window_add_id (self->unacked, &chunk, id);
+    }
+    return NULL;
 }
 
 //  Sends what is ready while the socket takes it: a chunk due again first, then one cut
@@ -150,11 +340,12 @@ static int s_pump (s_vent_t *self)
     double now = tl_now ();
     while (true) {
         const tl_window_slot_t *slot = tl_window_due (self->unacked, now, self->source_done);
-        if (!slot && !self->source_done && tl_window_has_room (self->unacked)) {
-            bool failed = false;
+        bool failed = false;
+        if (!slot && self->lost_at < self->nlost && tl_window_has_room (self->unacked))
+            slot = s_reproduce (self, &failed);
+        if (!slot && !failed && !self->source_done && tl_window_has_room (self->unacked))
             slot = s_cut (self, &failed);
-            if (failed) return -1;
-        }
+        if (failed) return -1;
         if (!slot) return 0;
         if (s_send_chunk (self, slot) != 0) {
             //  Socket full: the poll tells us when it drains. Or nobody to take it: then
@@ -165,11 +356,67 @@ static int s_pump (s_vent_t *self)
     }
 }
 
+//  An ack for a chunk not in the window (merged from a copy that was still out when
+//  the sink restarted, or one a previous run of this job sent) still says the sink holds
+//  it: it is not produced again, and not sent when the cut reaches it.
 static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
 {
     double now = tl_now ();
-    for (uint32_t i = 0; i < ack->count; i++)
-        tl_window_ack (self->unacked, ack->chunk[i], now);
+    for (uint32_t i = 0; i < ack->count; i++) {
+        uint64_t id = ack->chunk[i];
+        if (tl_window_ack (self->unacked, id, now) == 0 || s_have (self, id)) continue;
+        if (s_have_set (self, id) == 0 && id < self->nindex)
+            tl_window_set_acked (self->unacked, tl_window_acked (self->unacked) + 1,
+                                 tl_window_acked_bytes (self->unacked) + self->index[id].size);
+    }
+}
+
+//  A HAVE: the sink holds the chunks of these bits.
+static void s_on_have (s_vent_t *self, const tl_have_body_t *have)
+{
+    for (size_t i = 0; i < have->bits.len; i++) {
+        uint8_t byte = (uint8_t)have->bits.ptr[i];
+        for (int bit = 0; byte && bit < 8; bit++)
+            if (byte >> bit & 1 && s_have_set (self, have->first + 8 * i + (uint64_t)bit) != 0) {
+                zsys_warning ("a HAVE names chunk ids this ventilator cannot keep: ignored");
+                return;
+            }
+    }
+}
+
+//  An ACCEPT: the sink has the job, holding state->merged chunks, which the HAVEs before
+//  it listed. Returns -1 when the job cannot go on.
+static int s_on_accept (s_vent_t *self, const tl_state_body_t *state)
+{
+    uint64_t listed = s_have_count (self);
+    if (listed != state->merged) {
+        //  A HAVE of an earlier answer, or one missing: ask again
+        zsys_warning ("the sink says it holds %llu chunks but listed %llu: asking again",
+                      (unsigned long long)state->merged, (unsigned long long)listed);
+        if (self->have) memset (self->have, 0, self->have_size);
+        self->pinged_at = 0;
+        return 0;
+    }
+    if (!self->accepted) {
+        self->accepted = true;
+        self->incarnation = state->incarnation;
+        if (self->spec.verbose)
+            zsys_info ("job %016llx accepted by %s", (unsigned long long)self->job, self->sink_ep);
+        if (state->merged) {
+            tl_bar_clear (self->progress);
+            zsys_info ("job %016llx taken up again: the sink holds %llu chunks of it, which "
+                       "are not sent again",
+                       (unsigned long long)self->job, (unsigned long long)state->merged);
+        }
+        return 0;
+    }
+    if (!self->resync) return 0;  //  A copy of an ACCEPT we acted on
+    self->incarnation = state->incarnation;
+    if (s_apply_resync (self) != 0) {
+        snprintf (self->error, sizeof self->error, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 //  A worker came or went. When one's connection closes (it died, stopped, dropped a
@@ -294,28 +541,60 @@ static int s_on_sink (s_vent_t *self, int *status)
     self->heard_at = tl_now ();
     tl_window_heard (self->unacked, self->heard_at);
     switch (cmd) {
+    case TL_CMD_HAVE:
+        s_on_have (self, &msg.u.have);
+        break;
     case TL_CMD_ACCEPT:
-        if (!self->accepted && self->spec.verbose)
-            zsys_info ("job %016llx accepted by %s", (unsigned long long)self->job, self->sink_ep);
-        self->accepted = true;
+        if (s_on_accept (self, &msg.u.state) != 0) {
+            tl_bar_finish (self->progress);
+            fprintf (stderr, "tally-ventilator: %s\n", self->error);
+            s_cancel (self, self->error);
+            s_forget_job (self);
+            *status = 1;
+            over = 1;
+        }
         break;
     case TL_CMD_ACK:
         s_on_ack (self, &msg.u.ack);
         break;
     case TL_CMD_PONG:
-        if (msg.u.merged < tl_window_acked (self->unacked)) {
+        if (!msg.u.state.known) {
+            s_begin_resync (self, "the sink does not have this job (it restarted before the "
+                                  "job's first checkpoint)");
+            break;
+        }
+        if (msg.u.state.incarnation != self->incarnation) {
+            s_begin_resync (self, "the sink restarted");
+            break;
+        }
+        if (msg.u.state.merged < tl_window_acked (self->unacked)) {
             tl_bar_finish (self->progress);
             fprintf (stderr,
                      "tally-ventilator: the sink reports %llu chunks merged, but had acknowledged "
                      "%llu: it lost merged chunks (did it restart without its checkpoint?)\n",
-                     (unsigned long long)msg.u.merged,
+                     (unsigned long long)msg.u.state.merged,
                      (unsigned long long)tl_window_acked (self->unacked));
             s_cancel (self, "the sink lost merged chunks");
+            s_forget_job (self);
             *status = 1;
             over = 1;
         }
         break;
     case TL_CMD_DONE:
+        s_forget_job (self);
+        if (!self->accepted) {
+            //  Taken up again after the sink had finished it: the totals are there,
+            //  counted by the run that was killed.
+            tl_bar_finish (self->progress);
+            if (!self->quiet) {
+                printf ("job %016llx had already finished: ", (unsigned long long)self->job);
+                self->cut_bytes = msg.u.done.bytes;
+                s_print_summary (self, &msg.u.done);
+            }
+            *status = 0;
+            over = 1;
+            break;
+        }
         if (msg.u.done.chunks != tl_window_added (self->unacked) ||
             msg.u.done.bytes != self->cut_bytes) {
             tl_bar_finish (self->progress);
@@ -337,6 +616,7 @@ static int s_on_sink (s_vent_t *self, int *status)
         over = 1;
         break;
     case TL_CMD_FAIL:
+        s_forget_job (self);
         tl_bar_finish (self->progress);
         fprintf (stderr, "tally-ventilator: the sink failed the job: %.*s\n", (int)msg.u.reason.len,
                  msg.u.reason.ptr);
@@ -392,14 +672,91 @@ static void s_fail_chunk (s_vent_t *self, const tl_window_slot_t *slot, double n
     snprintf (reason, sizeof reason, "chunk %llu not merged after %u attempts",
               (unsigned long long)slot->id, attempts);
     s_cancel (self, reason);
+    s_forget_job (self);
 }
 
 //  Whether chunks wait to go out: some cut and never sent, or more to cut with room for
 //  them. Resends are found by the clock, so only these wait on POLLOUT.
 static bool s_chunks_wait (s_vent_t *self)
 {
-    return self->accepted && (!tl_window_all_sent (self->unacked) ||
-                              (!self->source_done && tl_window_has_room (self->unacked)));
+    bool more = !self->source_done || self->lost_at < self->nlost;
+    return self->accepted &&
+           (!tl_window_all_sent (self->unacked) || (more && tl_window_has_room (self->unacked)));
+}
+
+//  Draws a new job id and secret, or takes them from the job file when it holds this
+//  job (same files, unchanged, and options); writes the job file for a new job.
+//  Returns 0, or -1 after saying why.
+static int s_open_job (s_vent_t *self)
+{
+    self->file_ids = calloc (self->files.count ? self->files.count : 1, sizeof *self->file_ids);
+    if (!self->file_ids) {
+        fprintf (stderr, "tally-ventilator: out of memory\n");
+        return -1;
+    }
+    for (size_t i = 0; i < self->files.count; i++)
+        if (tl_file_id (self->files.names[i], &self->file_ids[i]) != 0) {
+            fprintf (stderr, "tally-ventilator: %s: %s\n", self->files.names[i], strerror (errno));
+            return -1;
+        }
+    s_spec_text (self);
+    char error[TL_TEXT_MAX + 256];
+    tl_jobfile_t kept;
+    int rc = self->job_file ? tl_jobfile_read (self->job_file, &kept, error, sizeof error) : 0;
+    if (rc < 0) {
+        fprintf (stderr, "tally-ventilator: %s\n", error);
+        return -1;
+    }
+    if (rc == 1) {
+        bool same = kept.nfiles == self->files.count && strcmp (kept.spec, self->spec_text) == 0;
+        for (size_t i = 0; same && i < kept.nfiles; i++)
+            same = strcmp (kept.names[i], self->files.names[i]) == 0;
+        const char *changed = NULL;
+        for (size_t i = 0; same && !changed && i < kept.nfiles; i++)
+            if (memcmp (&kept.ids[i], &self->file_ids[i], sizeof kept.ids[i]) != 0)
+                changed = self->files.names[i];
+        if (!same || changed) {
+            if (changed)
+                fprintf (stderr,
+                         "tally-ventilator: %s changed since job %016llx started (size or "
+                         "modification time): its totals cannot be finished. Remove %s to count "
+                         "the files as they are now.\n",
+                         changed, (unsigned long long)kept.id, self->job_file);
+            else
+                fprintf (stderr,
+                         "tally-ventilator: %s holds job %016llx, of other files or options; "
+                         "remove it to start a new job, or give the same files and options to "
+                         "take that one up\n",
+                         self->job_file, (unsigned long long)kept.id);
+            tl_jobfile_free (&kept);
+            return -1;
+        }
+        self->job = kept.id;
+        memcpy (self->secret, kept.secret, TL_SECRET_SIZE);
+        tl_jobfile_free (&kept);
+        if (!self->quiet)
+            zsys_info ("taking job %016llx up again (%s)", (unsigned long long)self->job,
+                       self->job_file);
+        return 0;
+    }
+    if (getrandom (&self->job, sizeof self->job, 0) != sizeof self->job)
+        self->job = (uint64_t)tl_now () * 1000003u ^ (uint64_t)getpid ();
+    if (tl_secret_new (self->secret) != 0) {
+        fprintf (stderr, "tally-ventilator: cannot draw the job's secret: %s\n", strerror (errno));
+        return -1;
+    }
+    if (!self->job_file) return 0;
+    tl_jobfile_t job = {.id = self->job,
+                        .spec = self->spec_text,
+                        .nfiles = self->files.count,
+                        .names = self->files.names,
+                        .ids = self->file_ids};
+    memcpy (job.secret, self->secret, TL_SECRET_SIZE);
+    if (tl_jobfile_write (self->job_file, &job, error, sizeof error) != 0) {
+        fprintf (stderr, "tally-ventilator: %s\n", error);
+        return -1;
+    }
+    return 0;
 }
 
 static int s_run (s_vent_t *self)
@@ -412,18 +769,21 @@ static int s_run (s_vent_t *self)
             tl_bar_finish (self->progress);
             fprintf (stderr, "tally-ventilator: interrupted; job cancelled\n");
             s_cancel (self, "ventilator interrupted");
+            s_forget_job (self);
             return 130;
         }
         double now = tl_now ();
         if (now - self->heard_at > self->spec.timeout) {
             tl_bar_finish (self->progress);
-            fprintf (stderr, "tally-ventilator: no answer from the sink at %s for %.0f s%s\n",
-                     self->sink_ep, self->spec.timeout, self->accepted ? "; job abandoned" : "");
+            fprintf (stderr, "tally-ventilator: no answer from the sink at %s for %.0f s%s%s%s\n",
+                     self->sink_ep, self->spec.timeout, self->accepted ? "; job abandoned" : "",
+                     self->job_file ? "; run again with --job-file " : "",
+                     self->job_file ? self->job_file : "");
             s_cancel (self, "sink silent");
             return 1;
         }
         if (now - self->pinged_at >= 1.0) {
-            if (self->accepted) {
+            if (self->accepted && !self->resync) {
                 tl_msg_t ping;
                 s_msg_init (self, &ping, TL_CMD_PING);
                 s_send_to_sink (self, &ping);
@@ -438,13 +798,15 @@ static int s_run (s_vent_t *self)
             return 1;
         }
         if (self->accepted && s_pump (self) != 0) {
+            const char *why = self->error[0] ? self->error : tl_source_error (self->source);
             tl_bar_finish (self->progress);
-            fprintf (stderr, "tally-ventilator: %s\n", tl_source_error (self->source));
-            s_cancel (self, tl_source_error (self->source));
+            fprintf (stderr, "tally-ventilator: %s\n", why);
+            s_cancel (self, why);
+            s_forget_job (self);
             return 1;
         }
-        if (self->accepted && self->source_done && tl_window_all_sent (self->unacked) &&
-            !self->end_sent) {
+        if (self->accepted && !self->resync && self->source_done &&
+            tl_window_all_sent (self->unacked) && self->lost_at == self->nlost && !self->end_sent) {
             tl_msg_t end;
             s_msg_init (self, &end, TL_CMD_END);
             end.u.end = (tl_end_body_t){.chunks = tl_window_added (self->unacked),
@@ -480,6 +842,11 @@ int main (int argc, char **argv)
         TL_OPT ("sink", 's', "TALLY_SINK", TL_OPT_STR, &self.sink_ep, "ENDPOINT",
                 "The sink's inbound endpoint (default tcp://localhost:5558)", 0, 0),
         TL_JOBSPEC_OPTS (self.spec),
+        TL_OPT ("job-file", 0, "TALLY_JOB_FILE", TL_OPT_STR, &self.job_file, "FILE",
+                "Keep the job's id and secret in FILE while it runs; started again with the same "
+                "FILE, files and options, take the job up where the sink stands (removed when "
+                "the job ends)",
+                0, 0),
         TL_OPT_QUIET (self.quiet),
         TL_OPT_CURVE_SECRET (self.curve),
         TL_OPT_CURVE_SERVER (self.curve),
@@ -550,18 +917,13 @@ int main (int argc, char **argv)
         return 1;
     }
 
-    uint64_t job;
-    if (getrandom (&job, sizeof job, 0) != sizeof job)
-        job = (uint64_t)tl_now () * 1000003u ^ (uint64_t)getpid ();
-    self.job = job;
-    if (tl_secret_new (self.secret) != 0) {
-        fprintf (stderr, "tally-ventilator: cannot draw the job's secret: %s\n", strerror (errno));
-        return 1;
-    }
+    if (s_open_job (&self) != 0) return 1;
+    self.replay = tl_replay_new ((const char *const *)self.files.names, self.file_ids,
+                                 self.files.count, &source_opts);
     self.unacked =
         tl_window_new ((size_t)self.spec.window, self.spec.retry, (uint32_t)self.spec.max_attempts);
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
-    if (!self.unacked || !self.file_format) {
+    if (!self.unacked || !self.file_format || !self.replay) {
         fprintf (stderr, "tally-ventilator: out of memory\n");
         return 1;
     }
@@ -573,6 +935,11 @@ int main (int argc, char **argv)
     int status = s_run (&self);
 
     tl_window_destroy (&self.unacked);
+    tl_replay_destroy (&self.replay);
+    free (self.file_ids);
+    free (self.index);
+    free (self.have);
+    free (self.lost);
     free (self.file_format);
     tl_bar_destroy (&self.progress);
     zsock_destroy (&self.monitor);

@@ -93,6 +93,55 @@ const tl_window_slot_t *tl_window_add (tl_window_t *self, const tl_chunk_t *chun
     return &slot->pub;
 }
 
+const tl_window_slot_t *tl_window_add_id (tl_window_t *self, const tl_chunk_t *chunk, uint64_t id)
+{
+    assert (self && chunk && chunk->buf);
+    assert (id < self->next_id && !tl_window_holds (self, id));
+    s_slot_t *slot = NULL;
+    for (size_t i = 0; i < self->capacity && !slot; i++)
+        if (!self->slots[i].used) slot = &self->slots[i];
+    assert (slot);
+    *slot = (s_slot_t){.pub = {.id = id, .chunk = *chunk}, .used = true};
+    self->inflight++;
+    self->unsent++;
+    return &slot->pub;
+}
+
+uint64_t tl_window_skip (tl_window_t *self, size_t size)
+{
+    assert (self);
+    self->acked++;
+    self->acked_bytes += size;
+    return self->next_id++;
+}
+
+bool tl_window_holds (tl_window_t *self, uint64_t id)
+{
+    assert (self);
+    for (size_t i = 0; i < self->capacity; i++)
+        if (self->slots[i].used && self->slots[i].pub.id == id) return true;
+    return false;
+}
+
+void tl_window_restart (tl_window_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < self->capacity; i++) {
+        s_slot_t *slot = &self->slots[i];
+        if (!slot->used || slot->sends == 0) continue;
+        slot->attempts = 0;
+        slot->suspect = true;
+        slot->sent_at = -INFINITY;
+    }
+}
+
+void tl_window_set_acked (tl_window_t *self, uint64_t chunks, uint64_t bytes)
+{
+    assert (self);
+    self->acked = chunks;
+    self->acked_bytes = bytes;
+}
+
 //  Seconds after which an unacknowledged chunk goes out again: generous while the job
 //  streams, short at the tail, where the last few chunks decide the finish (backup
 //  tasks, as MapReduce does for stragglers).

@@ -44,6 +44,24 @@ bool tl_window_has_room (tl_window_t *self);
 //  Returns the chunk's slot, id the next in cut order (0, 1, 2...).
 const tl_window_slot_t *tl_window_add (tl_window_t *self, const tl_chunk_t *chunk);
 
+//  Takes a chunk produced again (after the sink lost it) under its own id, which is
+//  below tl_window_added and not in the window; as tl_window_add otherwise.
+const tl_window_slot_t *tl_window_add_id (tl_window_t *self, const tl_chunk_t *chunk, uint64_t id);
+
+//  Counts the next chunk in cut order, of size bytes, as cut and acknowledged without
+//  sending it (the sink holds it already). Returns its id.
+uint64_t tl_window_skip (tl_window_t *self, size_t size);
+
+//  Whether chunk id is in the window.
+bool tl_window_holds (tl_window_t *self, uint64_t id);
+
+//  The sink restarted: every chunk sent and not acknowledged goes out again now, as a
+//  new first attempt (the old ones were lost with the sink, not failed by the chunk).
+void tl_window_restart (tl_window_t *self);
+
+//  Sets the count and bytes of chunks acknowledged (the sink's own, after a restart).
+void tl_window_set_acked (tl_window_t *self, uint64_t chunks, uint64_t bytes);
+
 //  The chunk to send next at time now, or NULL when none is due: first the longest-waiting
 //  of those sent and overdue, else the first cut of those never sent. A chunk sent once is
 //  overdue after max(retry, 10 x latency); at the tail (last_cut: no more chunks will be

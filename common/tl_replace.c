@@ -1,6 +1,6 @@
 /*  tl_replace: a file replaced whole through a temporary file (see replace.h).     */
 
-#include "replace.h"
+#include "tl_replace.h"
 
 #include <assert.h>
 #include <errno.h>
