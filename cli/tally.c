@@ -234,9 +234,21 @@ static int s_run (int argc, char **argv)
     sigaction (SIGHUP, &action, NULL);
 
     //  The sink's checkpoints (written when it is stopped mid-job) stay in the private
-    //  folder and go with it: an interrupted tally run leaves nothing behind.
-    char *sink_argv[] = {NULL,           "--bind",      in_ep, "--publish", feed_ep, "--output",
-                         (char *)output, "--state-dir", dir,   "--quiet",   NULL};
+    //  folder and go with it: an interrupted tally run leaves nothing behind. Its
+    //  processes live and die together, so periodic checkpoints would bring nothing back.
+    char *sink_argv[] = {NULL,
+                         "--bind",
+                         in_ep,
+                         "--publish",
+                         feed_ep,
+                         "--output",
+                         (char *)output,
+                         "--state-dir",
+                         dir,
+                         "--quiet",
+                         "--checkpoint-interval",
+                         "0",
+                         NULL};
     s_spawn (bindir, "tally-sink", "sink", sink_argv);
     for (long i = 0; i < workers; i++) {
         char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_ep, "--quiet", NULL};
