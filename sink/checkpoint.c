@@ -160,8 +160,9 @@ int tl_checkpoint_save (const char *dir, tl_job_t *job, double now)
 {
     int rc = tl_checkpoint_write (dir, job, now, NULL);
     if (rc == 0)
-        zsys_info ("job %016llx checkpointed in %s (%llu chunks merged)",
-                   (unsigned long long)tl_job_id (job), dir,
+        zsys_info ("job %016llx checkpointed to %s/tally-sink-%016llx.checkpoint (%llu chunks "
+                   "merged)",
+                   (unsigned long long)tl_job_id (job), dir, (unsigned long long)tl_job_id (job),
                    (unsigned long long)tl_job_counters (job)->chunks_done);
     return rc;
 }
