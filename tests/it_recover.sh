@@ -77,7 +77,11 @@ checkpointed() { tail -n +$((SINK_MARK + 1)) "$SINK_LOG" | grep -q "checkpoint: 
 merged_or_ended() { feed_merged_at_least "$1" "$2" || ! alive "$VENT_PID"; }
 
 sink_up
-for n in 1 2; do start_worker "$WORK/worker$n.log" --quiet; done
+workers=()
+for n in 1 2; do
+  start_worker "$WORK/worker$n.log" --quiet
+  workers+=("$LAST_PID")
+done
 
 # recover KIND SRC: one job over $WORK/SRC (data or gz) in which KIND (sink, vent or
 # both) is SIGKILLed at two random moments and started again each time.
@@ -165,6 +169,92 @@ for src in data gz; do
     recover "$kind" "$src"
   done
 done
+
+# ---------------------------------------------------------------------------------------
+# (4) Late partials after a restart: a worker stalls (SIGSTOP) holding chunks, the sink is
+# SIGKILLed and started again; the ventilator sends what the sink lacks again, and the
+# other worker maps it. Then the stalled worker goes on: its partials, of chunks merged
+# meanwhile, reach the new sink late. They are duplicates, acknowledged again and merged
+# not again; the job ends exact.
+name=late-data
+title="(data) late partials after a restart"
+echo "--- $title"
+start_watch "$WORK/$name.json"
+watch=$WATCH_PID
+SINK_MARK=$(wc -l < "$SINK_LOG")
+t0=$(now)
+start_vent "$name.1" --chunk-size "$chunk" --verbose "$WORK"/data/*
+draw pct 15 60
+echo "$name: the stall and the kill at $pct% of the chunks merged"
+wait_until 120 merged_or_ended "$WORK/$name.json" $((chunks * pct / 100)) || true
+check "$name: $pct% of the chunks merged" feed_merged_at_least "$WORK/$name.json" $((chunks * pct / 100))
+check "$name: the job still runs" alive "$VENT_PID"
+check "$name: the sink has checkpointed the job" wait_until 5 checkpointed
+kill -STOP "${workers[0]}"
+sleep 0.3
+kill9 "$SINK_PID"
+sink_up
+check "$name: the restarted sink restores the job" wait_until 10 grep -q "restored from" "$SINK_LOG"
+check "$name: the ventilator sends what the sink lacks again" \
+  wait_until 30 grep -q "the sink holds" "$WORK/$name.1.err"
+sleep 2
+kill -CONT "${workers[0]}"
+wait_pid "$VENT_PID" 300 && status=0 || status=$?
+forget "$VENT_PID"
+echo "$name: the job took $(elapsed "$t0") s"
+check "$title: the ventilator exits 0" test "$status" -eq 0
+[ "$status" -eq 0 ] || tail -5 "$WORK/$name.1.err"
+same_file "$title: totals equal gawk's" "$WORK/expected.tsv" "$totals"
+check "$title: no checkpoint left in the state folder" wait_until 2 no_checkpoints
+dups=$(sed -n -E 's/.* done: [0-9]+ chunks \(([0-9]+) duplicates\).*/\1/p' "$SINK_LOG" | tail -1)
+echo "$name: the restarted sink saw ${dups:-?} duplicates"
+check "$title: the stalled worker's partials reached the sink late, as duplicates" \
+  test "${dups:-0}" -gt 0
+stop_pid "$watch" 2 || true
+
+# ---------------------------------------------------------------------------------------
+# (5) An input changed while the ventilator was down: started again with its job file, it
+# refuses (exit 1), naming the file, and keeps the job file. With the file's modification
+# time put back, the next start takes the job up and ends it exact.
+name=changed-data
+title="(data) an input touched while the ventilator was down"
+job="$WORK/$name.job"
+vent_args=(--chunk-size "$chunk" --verbose --job-file "$job" "$WORK"/data/*)
+victim="$WORK/data/part-02.tsv"
+echo "--- $title"
+start_watch "$WORK/$name.json"
+watch=$WATCH_PID
+t0=$(now)
+start_vent "$name.1" "${vent_args[@]}"
+draw pct 15 60
+echo "$name: the kill at $pct% of the chunks merged"
+wait_until 120 merged_or_ended "$WORK/$name.json" $((chunks * pct / 100)) || true
+check "$name: $pct% of the chunks merged" feed_merged_at_least "$WORK/$name.json" $((chunks * pct / 100))
+check "$name: the job still runs" alive "$VENT_PID"
+kill9 "$VENT_PID"
+touch -r "$victim" "$WORK/$name.mtime"
+touch "$victim"
+start_vent "$name.2" "${vent_args[@]}"
+wait_pid "$VENT_PID" 30 && status=0 || status=$?
+forget "$VENT_PID"
+check "$title: the ventilator started again exits 1" test "$status" -eq 1
+cat "$WORK/$name.2.err"
+check "$title: ... naming the changed file" grep -qF "$victim changed since" "$WORK/$name.2.err"
+check "$title: ... and keeps the job file" test -s "$job"
+check "$title: no totals file" no_totals "$totals"
+touch -r "$WORK/$name.mtime" "$victim"
+start_vent "$name.3" "${vent_args[@]}"
+check "$title: with the file as it was, the job is taken up" \
+  wait_until 30 grep -q "taken up again: the sink holds [1-9]" "$WORK/$name.3.err"
+wait_pid "$VENT_PID" 300 && status=0 || status=$?
+forget "$VENT_PID"
+echo "$name: the job took $(elapsed "$t0") s"
+check "$title: the last ventilator exits 0" test "$status" -eq 0
+[ "$status" -eq 0 ] || tail -5 "$WORK/$name.3.err"
+same_file "$title: totals equal gawk's" "$WORK/expected.tsv" "$totals"
+check "$title: no checkpoint left in the state folder" wait_until 2 no_checkpoints
+check "$title: the job file is gone" test ! -e "$job"
+stop_pid "$watch" 2 || true
 
 check "the sink is alive after all the jobs" alive "$SINK_PID"
 stop_pid "$SINK_PID" 5 && status=0 || status=$?
