@@ -454,21 +454,28 @@ int tl_msg_encode (const tl_msg_t *msg, msgpack_sbuffer *buf)
 //  ---------------------------------------------------------------------------------
 //  PARTIAL frame 2: the sink's hot path.
 
+int tl_map_pack (tl_table_t *table, msgpack_packer *pk)
+{
+    assert (table);
+    assert (pk);
+    size_t entries = tl_table_size (table);
+    if (entries > UINT32_MAX) return -1;
+    int rc = msgpack_pack_map (pk, entries);
+    size_t cursor = 0;
+    tl_entry_t entry;
+    while (rc == 0 && tl_table_next (table, &cursor, &entry))
+        rc = tl__mp_pack_bin (pk, entry.key, entry.len) | msgpack_pack_uint64 (pk, entry.count);
+    return rc ? -1 : 0;
+}
+
 int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf)
 {
     assert (table);
     assert (buf);
-    size_t entries = tl_table_size (table);
-    if (entries > UINT32_MAX) return -1;
     size_t start = buf->size;
     msgpack_packer pk;
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map (&pk, entries);
-    size_t cursor = 0;
-    tl_entry_t entry;
-    while (rc == 0 && tl_table_next (table, &cursor, &entry))
-        rc = tl__mp_pack_bin (&pk, entry.key, entry.len) | msgpack_pack_uint64 (&pk, entry.count);
-    if (rc != 0) {
+    if (tl_map_pack (table, &pk) != 0) {
         buf->size = start;
         return -1;
     }

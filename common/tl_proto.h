@@ -188,6 +188,10 @@ void tl_msg_reset (tl_msg_t *msg);
 //  Appends a PARTIAL frame 2 (map key bin -> count uint) for every entry of table.
 int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf);
 
+//  The same map through any packer (a file, say), without building it in memory.
+//  Returns 0 or -1 (the packer's write failed, or more than 2^32-1 entries).
+int tl_map_pack (tl_table_t *table, msgpack_packer *pk);
+
 //  Validates a PARTIAL frame 2 completely, then adds its entries into table: either
 //  every entry is merged or none is. Sets *entries to the map's size. Returns 0; -1
 //  for a malformed frame or out of memory (table unchanged); 1 when a total saturated.

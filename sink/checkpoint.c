@@ -68,20 +68,57 @@ static void s_encode_counters (const tl_job_snapshot_t *snap, msgpack_sbuffer *b
     msgpack_pack_double (&pk, snap->seconds);
 }
 
-//  Writes the parts to path through a temporary file beside it (tl_replace), readable
-//  by the sink's user only.
-static int s_write_file (const char *path, msgpack_sbuffer *parts)
+//  A msgpack packer's sink that writes to a FILE and counts the bytes.
+typedef struct {
+    FILE *file;      //  Where the bytes go
+    uint64_t bytes;  //  How many went
+} s_counted_t;
+
+static int s_counted_write (void *data, const char *buf, size_t len)
+{
+    s_counted_t *out = data;
+    if (len && fwrite (buf, 1, len, out->file) != len) return -1;
+    out->bytes += len;
+    return 0;
+}
+
+//  Writes the totals map as the last part, straight from the table to the file (a
+//  length in front, patched once known): a checkpoint of millions of keys needs no copy
+//  of them in memory. Returns 0 or -1.
+static int s_write_totals (FILE *file, tl_table_t *totals)
+{
+    long at = ftell (file);
+    uint64_t len = 0;
+    if (at < 0 || fwrite (&len, sizeof len, 1, file) != 1) return -1;
+    s_counted_t out = {.file = file};
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &out, s_counted_write);
+    if (tl_map_pack (totals, &pk) != 0) return -1;
+    len = out.bytes;
+    if (fseek (file, at, SEEK_SET) != 0 || fwrite (&len, sizeof len, 1, file) != 1 ||
+        fseek (file, 0, SEEK_END) != 0)
+        return -1;
+    return 0;
+}
+
+//  Writes the first three parts and the totals to path through a temporary file beside
+//  it (tl_replace), readable by the sink's user only. Sets *size to the file's size.
+static int s_write_file (const char *path, msgpack_sbuffer *parts, tl_table_t *totals,
+                         uint64_t *size)
 {
     tl_replace_t *replace = tl_replace_new (path, 0600);
     if (!replace) return -1;
     FILE *file = tl_replace_file (replace);
     int rc = fwrite (S_MAGIC, 8, 1, file) == 1 ? 0 : -1;
-    for (int i = 0; i < 4 && rc == 0; i++)
+    for (int i = 0; i < 3 && rc == 0; i++)
         rc = s_write_part (file, parts[i].data, parts[i].size);
-    if (rc != 0) {
+    if (rc == 0) rc = s_write_totals (file, totals);
+    long end = rc == 0 ? ftell (file) : -1;
+    if (end < 0) {
         tl_replace_destroy (&replace);
         return -1;
     }
+    *size = (uint64_t)end;
     return tl_replace_commit (&replace, NULL);
 }
 
@@ -135,19 +172,16 @@ int tl_checkpoint_write (const char *dir, tl_job_t *job, double now, uint64_t *b
               (unsigned long long)tl_job_id (job));
     tl_job_snapshot_t snap;
     tl_job_snapshot (job, now, &snap);
-    msgpack_sbuffer parts[4];
-    for (int i = 0; i < 4; i++)
+    msgpack_sbuffer parts[3];
+    for (int i = 0; i < 3; i++)
         msgpack_sbuffer_init (&parts[i]);
     int rc = s_encode_job (job, &parts[0]);
     s_encode_counters (&snap, &parts[1]);
     if (rc == 0) rc = tl_map_encode (snap.merged, &parts[2]);
-    if (rc == 0) rc = tl_map_encode (snap.totals, &parts[3]);
-    if (rc == 0) rc = s_write_file (path, parts);
-    uint64_t size = 8;
-    for (int i = 0; i < 4; i++) {
-        size += 8 + parts[i].size;
+    uint64_t size = 0;
+    if (rc == 0) rc = s_write_file (path, parts, snap.totals, &size);
+    for (int i = 0; i < 3; i++)
         msgpack_sbuffer_destroy (&parts[i]);
-    }
     if (rc != 0)
         zsys_error ("job %016llx: cannot write checkpoint %s: %s",
                     (unsigned long long)tl_job_id (job), path, strerror (errno));
