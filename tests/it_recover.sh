@@ -3,17 +3,25 @@
 # TCP loopback, two workers, and 300 MB of n-gram 2012 files (75 MB sanitized) cut into
 # 4K chunks (about 75,000 of them, so that a job lasts several seconds). The sink
 # checkpoints its open jobs every half second (--checkpoint-interval 0.5) to its own
-# --state-dir; the ventilator keeps its job in a --job-file. Six jobs through one sink:
+# --state-dir; the ventilator keeps its job in a --job-file. Eight jobs through one sink:
 # (1) the sink SIGKILLed at a random moment and started again with the same command line,
-#     twice in one job: the ventilator, never restarted, exits 0;
+#     twice in one job: each time it restores the job from its checkpoint, holding more
+#     chunks than at the kill before; the ventilator, never restarted, exits 0;
 # (2) the ventilator SIGKILLed at a random moment and started again with the same
-#     --job-file and arguments, twice in one job: the last ventilator exits 0;
+#     --job-file and arguments, twice in one job: each takes the job up where the sink
+#     stands, and the last exits 0;
 # (3) both SIGKILLed at once and both started again, twice in one job;
-# each of them over the plain files and over the same files gzipped. Every job's totals
-# equal gawk's; after each, no checkpoint is left in the sink's state folder and the job
-# file is gone. A "random moment" is when the feed says a random share of the chunks
-# (15% to 85%) is merged; the seed is printed, and TALLY_RECOVER_SEED=N repeats a run's
-# kill moments. Each job's wall time, kills included, is printed (never asserted).
+#     each of (1)-(3) over the plain files and over the same files gzipped;
+# (4) late partials: a worker stalled (SIGSTOP) while the sink is SIGKILLed and started
+#     again; it goes on once the ventilator has sent its chunks again, and its partials
+#     reach the new sink as duplicates;
+# (5) an input touched while the ventilator was down: started again it exits 1 naming
+#     the file; with the modification time put back, the job is taken up and ends.
+# Every job's totals equal gawk's; after each, no checkpoint is left in the sink's state
+# folder and the job file is gone. A "random moment" is when the feed says a random share
+# of the chunks (15% to 85%) is merged; the seed is printed, and TALLY_RECOVER_SEED=N
+# repeats a run's kill moments. Each job's wall time, kills included, is printed (never
+# asserted).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
 mb=$(scaled 300)
@@ -72,6 +80,12 @@ no_checkpoints() { [ -z "$(checkpoints)" ]; }
 # checkpointed: the sink has logged a checkpoint of a job since line $SINK_MARK of its log.
 checkpointed() { tail -n +$((SINK_MARK + 1)) "$SINK_LOG" | grep -q "checkpoint: [1-9]"; }
 
+# restored_chunks: the chunks merged of the job the sink restored ("restored from FILE: N
+# chunks merged"), from $SINK_LOG; empty when it restored none.
+restored_chunks() {
+  sed -n -E 's/.* restored from .*: ([0-9]+) chunks merged.*/\1/p' "$SINK_LOG" | tail -1
+}
+
 # merged_or_ended FEED N: true once the feed in FEED says N chunks are merged, or once the
 # ventilator has ended (so that a job that failed is not waited for in vain).
 merged_or_ended() { feed_merged_at_least "$1" "$2" || ! alive "$VENT_PID"; }
@@ -106,7 +120,7 @@ recover() {
   start_vent "$name.1" "${vent_args[@]}"
   [ "$kind" = sink ] || check "$name: the job file is written" wait_until 10 test -s "$job"
 
-  local low=15 high=50
+  local low=15 high=50 restored before=0
   for kill in 1 2; do
     # The first kill at 15-50% merged, the second at least 15 points later, at most 85%.
     [ "$kill" = 1 ] || high=85
@@ -119,9 +133,10 @@ recover() {
     check "$name: $pct% of the chunks merged (kill $kill)" \
       feed_merged_at_least "$feed" $((chunks * pct / 100))
     check "$name: the job still runs at kill $kill" alive "$VENT_PID"
+    alive "$VENT_PID" || break
     if [ "$kind" != vent ]; then
-      check "$name: the sink has checkpointed the job before kill $kill" \
-        wait_until 5 checkpointed
+      check "$name: the sink has checkpointed the job since it started (kill $kill)" \
+        wait_until 2 checkpointed
     fi
     case $kind in
       sink) kill9 "$SINK_PID" ;;
@@ -136,6 +151,13 @@ recover() {
       sink_up
       check "$name: the restarted sink restores the job from its checkpoint (kill $kill)" \
         wait_until 10 grep -q "restored from" "$SINK_LOG"
+      # Chunks merged before the kill were checkpointed: more at each kill, as the
+      # checkpoints go on after a restart.
+      restored=$(restored_chunks)
+      echo "$name: the restarted sink holds ${restored:-no} chunks from the checkpoint"
+      check "$name: the checkpoint holds more chunks than the one before ($before) (kill $kill)" \
+        test "${restored:-0}" -gt "$before"
+      before=${restored:-0}
     fi
     if [ "$kind" != sink ]; then
       vents=$((vents + 1))
@@ -190,7 +212,7 @@ wait_until 120 merged_or_ended "$WORK/$name.json" $((chunks * pct / 100)) || tru
 check "$name: $pct% of the chunks merged" feed_merged_at_least "$WORK/$name.json" $((chunks * pct / 100))
 check "$name: the job still runs" alive "$VENT_PID"
 check "$name: the sink has checkpointed the job" wait_until 5 checkpointed
-kill -STOP "${workers[0]}"
+kill -STOP "${workers[0]}" || true
 sleep 0.3
 kill9 "$SINK_PID"
 sink_up
@@ -198,7 +220,7 @@ check "$name: the restarted sink restores the job" wait_until 10 grep -q "restor
 check "$name: the ventilator sends what the sink lacks again" \
   wait_until 30 grep -q "the sink holds" "$WORK/$name.1.err"
 sleep 2
-kill -CONT "${workers[0]}"
+kill -CONT "${workers[0]}" || true
 wait_pid "$VENT_PID" 300 && status=0 || status=$?
 forget "$VENT_PID"
 echo "$name: the job took $(elapsed "$t0") s"
