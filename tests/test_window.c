@@ -770,7 +770,7 @@ Test (window, restart_makes_sent_chunks_due_at_once)
     cr_assert_eq (tl_window_due (window, 100.125, false), c, "only the unsent one is due");
     cr_assert_eq (tl_window_due (window, 100.125, true), c);
 
-    tl_window_restart (window);
+    tl_window_restart (window, 100);
     //  The sent ones go out now, before the chunk never sent, which is unaffected
     cr_assert_eq (tl_window_sends (window, c), 0);
     cr_assert_eq (tl_window_attempts (window, c), 0);
@@ -796,17 +796,17 @@ Test (window, restart_makes_sent_chunks_due_at_once)
     a = s_add (window, 10, 0);
     tl_window_sent (window, a, 100);
     cr_assert_null (tl_window_due (window, 100.125, true));
-    tl_window_restart (window);
+    tl_window_restart (window, 100);
     cr_assert_eq (tl_window_due (window, 100.125, true), a);
     cr_assert_null (tl_window_failed (window, 100.125, true));
     tl_window_destroy (&window);
 
     //  An empty window, or one whose chunks were never sent: nothing changes
     window = s_new (4, 5);
-    tl_window_restart (window);
+    tl_window_restart (window, 0);
     cr_assert_null (tl_window_due (window, 0, false));
     a = s_add (window, 10, 0);
-    tl_window_restart (window);
+    tl_window_restart (window, 0);
     cr_assert_eq (tl_window_due (window, 0, false), a);
     cr_assert_eq (tl_window_sends (window, a), 0);
     s_send (window, a, 0, false, 1, 1);
@@ -832,7 +832,7 @@ Test (window, restart_resets_attempts)
     cr_assert_eq (tl_window_due (window, 10.75, false), b);
 
     //  The sink restarted: those attempts were lost with it, not failed by the chunks
-    tl_window_restart (window);
+    tl_window_restart (window, 10.75);
     cr_assert_eq (tl_window_attempts (window, a), 0);
     cr_assert_eq (tl_window_attempts (window, b), 0);
     cr_assert_eq (tl_window_attempts (window, c), 0);
@@ -876,7 +876,7 @@ Test (window, restart_then_ack_before_the_resend)
     s_measure_latency (window, 0.25);
     const tl_window_slot_t *a = s_add (window, 10, 1);
     tl_window_sent (window, a, 10);
-    tl_window_restart (window);
+    tl_window_restart (window, 10.25);
     cr_assert_eq (tl_window_ack (window, 1, 10.5), 0);
     double latency = tl_window_latency (window);
     cr_expect (isfinite (latency) && latency > 0 && latency <= 0.5,
@@ -890,7 +890,7 @@ Test (window, restart_then_ack_before_the_resend)
     window = s_new (4, 5);
     a = s_add (window, 10, 0);
     tl_window_sent (window, a, 10);
-    tl_window_restart (window);
+    tl_window_restart (window, 10.25);
     cr_assert_eq (tl_window_ack (window, 0, 10.5), 0);
     latency = tl_window_latency (window);
     cr_expect (isfinite (latency) && latency <= 0.5, "latency %g", latency);
@@ -940,7 +940,7 @@ Test (window, restart_then_no_worker_at_once)
     s_send (window, a, 10, false, 1, 1);
     tl_window_heard (window, 11);
     //  The sink is gone for a while, then restarts and accepts the job again
-    tl_window_restart (window);
+    tl_window_restart (window, 40);
     tl_window_heard (window, 40);
     cr_assert_eq (tl_window_due (window, 40, false), a);
     tl_window_undelivered (window, a, 40);

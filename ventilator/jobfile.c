@@ -23,13 +23,14 @@ void tl_jobfile_free (tl_jobfile_t *job)
     memset (job, 0, sizeof *job);
 }
 
-//  Reads one line into *line (growing it), without its LF. Returns its length, or -1 at
-//  the end of the file, or a line that holds a NUL byte or does not end with LF.
+//  Reads one line into *line (growing it), without its LF (the file's last line may
+//  lack it). Returns its length, or -1 at the end of the file or for a line that holds
+//  a NUL byte.
 static ssize_t s_line (FILE *file, char **line, size_t *cap)
 {
     ssize_t len = getline (line, cap, file);
-    if (len <= 0 || (*line)[len - 1] != '\n') return -1;
-    (*line)[--len] = 0;
+    if (len <= 0) return -1;
+    if ((*line)[len - 1] == '\n') (*line)[--len] = 0;
     return strlen (*line) == (size_t)len ? len : -1;
 }
 
@@ -52,19 +53,24 @@ static int s_hex (const char *text, uint8_t *out, size_t bytes)
     return 0;
 }
 
-//  A decimal number of at most 19 digits, with an optional '-' when negative is true,
-//  followed by one space; advances *at past the space. Returns 0 or -1.
-static int s_number (const char **at, bool negative, int64_t *value)
+//  A decimal number (with a '-' in front when signed allows it) that fits in 64 bits,
+//  unsigned or signed, followed by one space; advances *at past the space. Returns 0
+//  or -1.
+static int s_number (const char **at, bool is_signed, uint64_t *value)
 {
     const char *p = *at;
-    bool minus = negative && *p == '-';
+    bool minus = is_signed && *p == '-';
     if (minus) p++;
     uint64_t n = 0;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9' && digits < 19; p++, digits++)
-        n = n * 10 + (uint64_t)(*p - '0');
-    if (digits == 0 || *p != ' ') return -1;
-    *value = minus ? -(int64_t)n : (int64_t)n;
+    const char *digits = p;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (n > (UINT64_MAX - digit) / 10) return -1;
+        n = n * 10 + digit;
+    }
+    if (p == digits || *p != ' ') return -1;
+    if (is_signed && n > (minus ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) return -1;
+    *value = minus ? (uint64_t)0 - n : n;  //  Two's complement: as int64, -n
     *at = p + 1;
     return 0;
 }
@@ -106,7 +112,7 @@ int tl_jobfile_read (const char *path, tl_jobfile_t *job, char *error, size_t si
     job->ids = calloc (nfiles, sizeof *job->ids);
     if (!job->names || !job->ids) goto oom;
     for (size_t i = 0; i < nfiles; i++) {
-        int64_t fsize, sec, nsec;
+        uint64_t fsize, sec, nsec;
         if (s_line (file, &line, &cap) < 0) goto bad;
         const char *at = line;
         //  SIZE SECONDS NANOSECONDS NAME, one space each: the name is the rest of the
@@ -114,7 +120,8 @@ int tl_jobfile_read (const char *path, tl_jobfile_t *job, char *error, size_t si
         if (s_number (&at, false, &fsize) || s_number (&at, true, &sec) ||
             s_number (&at, false, &nsec) || nsec > 999999999 || !*at)
             goto bad;
-        job->ids[i] = (tl_file_id_t){.size = (uint64_t)fsize, .mtime = sec, .mtime_ns = nsec};
+        job->ids[i] =
+            (tl_file_id_t){.size = fsize, .mtime = (int64_t)sec, .mtime_ns = (int64_t)nsec};
         if (!(job->names[i] = strdup (at))) goto oom;
         job->nfiles = i + 1;
     }
