@@ -5,9 +5,13 @@
     per-process maximum (getrusage) cannot tell. bench_peak is a child subreaper, so
     processes whose parent exits stay in the tree.
 
-    Usage: bench_peak [-i MS] [-t SECONDS] [-o FILE] -- COMMAND [ARG...]
+    Usage: bench_peak [-i MS] [-t SECONDS] [-o FILE] [-p] -- COMMAND [ARG...]
     Writes one line to FILE (default stderr):
       wall_s=W peak_tree_kib=K peak_procs=N max_single_kib=M cpu_s=C other_cpu_s=O status=S
+    With -p it also sums the proportional set size (PSS, /proc/PID/smaps_rollup) of the
+    tree at each sample and appends peak_tree_pss_kib=P: pages shared by several of its
+    processes (a forked child's copy-on-write image of its parent) count once in all,
+    where the RSS sum counts them in every process that maps them.
     cpu_s is the CPU time (user + system) of the command's processes; other_cpu_s the
     CPU time the rest of the machine used meanwhile (from /proc/stat), which tells a
     run that shared the cores with other work. Exits with the command's status (124
@@ -75,8 +79,25 @@ static uint64_t s_rss_of (int pid, long page)
     return fields == 2 ? resident * (uint64_t)page : 0;
 }
 
-//  Sums the RSS of root and all its descendants. Sets *procs to their number.
-static uint64_t s_sample (int root, s_proc_t *procs, int *nprocs_in_tree, long page)
+//  Proportional set size of a process in bytes, from /proc/PID/smaps_rollup (0 when
+//  gone or unreadable).
+static uint64_t s_pss_of (int pid)
+{
+    char path[64], line[256];
+    snprintf (path, sizeof path, "/proc/%d/smaps_rollup", pid);
+    FILE *file = fopen (path, "r");
+    if (!file) return 0;
+    unsigned long long kib = 0;
+    while (fgets (line, sizeof line, file))
+        if (sscanf (line, "Pss: %llu kB", &kib) == 1) break;
+    fclose (file);
+    return (uint64_t)kib * 1024;
+}
+
+//  Sums the RSS of root and all its descendants, and their PSS into *pss when pss is
+//  not NULL. Sets *procs to their number.
+static uint64_t s_sample (int root, s_proc_t *procs, int *nprocs_in_tree, long page,
+                          uint64_t *pss)
 {
     DIR *dir = opendir ("/proc");
     if (!dir) return 0;
@@ -104,9 +125,11 @@ static uint64_t s_sample (int root, s_proc_t *procs, int *nprocs_in_tree, long p
     }
     uint64_t sum = 0;
     int members = 0;
+    if (pss) *pss = 0;
     for (int i = 0; i < n; i++)
         if (procs[i].member) {
             sum += s_rss_of (procs[i].pid, page);
+            if (pss) *pss += s_pss_of (procs[i].pid);
             members++;
         }
     *nprocs_in_tree = members;
@@ -129,7 +152,7 @@ static double s_busy_seconds (void)
 
 static void s_usage (void)
 {
-    fprintf (stderr, "usage: bench_peak [-i MS] [-t SECONDS] [-o FILE] -- COMMAND [ARG...]\n");
+    fprintf (stderr, "usage: bench_peak [-i MS] [-t SECONDS] [-o FILE] [-p] -- COMMAND [ARG...]\n");
     exit (2);
 }
 
@@ -138,14 +161,17 @@ int main (int argc, char *argv[])
     long interval_ms = 50;
     double limit = 0;
     const char *output = NULL;
+    bool with_pss = false;
     int opt;
-    while ((opt = getopt (argc, argv, "+i:t:o:h")) != -1) {
+    while ((opt = getopt (argc, argv, "+i:t:o:ph")) != -1) {
         if (opt == 'i')
             interval_ms = atol (optarg);
         else if (opt == 't')
             limit = atof (optarg);
         else if (opt == 'o')
             output = optarg;
+        else if (opt == 'p')
+            with_pss = true;
         else
             s_usage ();
     }
@@ -172,16 +198,18 @@ int main (int argc, char *argv[])
     //  A pidfd turns readable the moment the child exits: the wall time is exact
     //  while the samples stay interval_ms apart.
     int pidfd = (int)syscall (SYS_pidfd_open, pid, 0);
-    uint64_t peak = 0;
+    uint64_t peak = 0, peak_pss = 0;
     int peak_procs = 0, status = 0;
     bool timed_out = false;
     while (true) {
         int members = 0;
-        uint64_t sum = s_sample (pid, procs, &members, page);
+        uint64_t pss = 0;
+        uint64_t sum = s_sample (pid, procs, &members, page, with_pss ? &pss : NULL);
         if (sum > peak) {
             peak = sum;
             peak_procs = members;
         }
+        if (pss > peak_pss) peak_pss = pss;
         if (pidfd >= 0) {
             struct pollfd item = {pidfd, POLLIN, 0};
             poll (&item, 1, (int)interval_ms);
@@ -217,9 +245,11 @@ int main (int argc, char *argv[])
     double other = busy > cpu ? busy - cpu : 0;
     fprintf (out,
              "wall_s=%.4f peak_tree_kib=%llu peak_procs=%d max_single_kib=%ld cpu_s=%.2f "
-             "other_cpu_s=%.2f status=%d\n",
+             "other_cpu_s=%.2f status=%d",
              wall, (unsigned long long)(peak / 1024), peak_procs, usage.ru_maxrss, cpu, other,
              code);
+    if (with_pss) fprintf (out, " peak_tree_pss_kib=%llu", (unsigned long long)(peak_pss / 1024));
+    fputc ('\n', out);
     if (out != stderr) fclose (out);
     free (procs);
     return code;

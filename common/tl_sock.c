@@ -110,6 +110,13 @@ zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_serv
             zsock_set_curve_serverkey (sock, s_server_key);
     }
     int rc = bind ? zsock_bind (sock, "%s", endpoint) : zsock_connect (sock, "%s", endpoint);
+    //  A port still held for a moment by a process that just died (a service killed and
+    //  started again at once, by hand or by a restart policy) is waited for, 5 s at most.
+    for (int tries = 0; bind && rc == -1 && zmq_errno () == EADDRINUSE && tries < 50; tries++) {
+        if (tries == 0) zsys_info ("%s is in use; waiting for it to be free", endpoint);
+        zclock_sleep (100);
+        rc = zsock_bind (sock, "%s", endpoint);
+    }
     if (rc == -1) {
         static char message[512];
         snprintf (message, sizeof message, "cannot %s %s: %s", bind ? "bind" : "connect to",

@@ -77,7 +77,7 @@ int tl_sock_start (const tl_cli_t *cli, int argc, char **argv, const tl_curve_t 
 
 //  Creates a socket of the given type, applies cfg (and CURVE if set up), then binds
 //  (bind true) or connects to endpoint. Returns NULL with a message in *error
-//  (static storage) on failure.
+//  (static storage) on failure. A bind to an address in use is tried again for 5 s.
 zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_server,
                       const tl_sock_cfg_t *cfg, const char **error);
 

@@ -325,6 +325,24 @@ void tl_job_snapshot (tl_job_t *self, double now, tl_job_snapshot_t *snapshot)
                                     .totals = self->totals};
 }
 
+//  Whether every merged id is an 8-byte chunk id below chunks_seen (and below END's
+//  count once it came): what a job's own merges leave, and what tl_job_merged_bitmap
+//  and the completion rule count on.
+static bool s_merged_ids_valid (tl_table_t *merged, const tl_job_counters_t *c)
+{
+    if (c->chunks_seen > TL_CHUNK_ID_MAX || (c->ended && c->chunks_seen > c->chunks_total))
+        return false;
+    size_t cursor = 0;
+    tl_entry_t entry;
+    while (tl_table_next (merged, &cursor, &entry)) {
+        uint64_t chunk;
+        if (entry.len != sizeof chunk) return false;
+        memcpy (&chunk, entry.key, sizeof chunk);
+        if (chunk >= c->chunks_seen) return false;
+    }
+    return true;
+}
+
 tl_job_t *tl_job_restore (uint64_t id, const uint8_t secret[TL_SECRET_SIZE],
                           const tl_job_body_t *body, tl_job_snapshot_t *snapshot, double now)
 {
@@ -332,7 +350,8 @@ tl_job_t *tl_job_restore (uint64_t id, const uint8_t secret[TL_SECRET_SIZE],
     tl_table_t *merged = snapshot->merged, *totals = snapshot->totals;
     snapshot->merged = snapshot->totals = NULL;
     tl_job_t *self = merged && totals ? tl_job_new (id, secret, body, now) : NULL;
-    if (self && tl_table_size (merged) == snapshot->counters.chunks_done) {
+    if (self && tl_table_size (merged) == snapshot->counters.chunks_done &&
+        s_merged_ids_valid (merged, &snapshot->counters)) {
         tl_table_destroy (&self->merged);
         tl_table_destroy (&self->totals);
         self->merged = merged;

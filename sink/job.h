@@ -133,7 +133,8 @@ void tl_job_snapshot (tl_job_t *self, double now, tl_job_snapshot_t *snapshot);
 //  Creates a job from a JOB body and a snapshot (a checkpoint read back) at time now,
 //  taking over the snapshot's tables: snapshot->merged and ->totals are set to NULL,
 //  whatever the result. Returns NULL when the state does not hold together (as many
-//  merged ids as chunks_done) or memory is exhausted.
+//  merged ids as chunks_done, each an 8-byte id below chunks_seen, itself no more than
+//  END's count) or memory is exhausted.
 tl_job_t *tl_job_restore (uint64_t id, const uint8_t secret[TL_SECRET_SIZE],
                           const tl_job_body_t *body, tl_job_snapshot_t *snapshot, double now);
 

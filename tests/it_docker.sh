@@ -10,7 +10,18 @@
 #      the totals are still equal;
 #   3. a third job from a `docker run` of the same image (as a worker host would) under
 #      a seccomp profile without io_uring: the ventilator falls back to plain reads;
-#   4. `down` leaves no container and no network of the project.
+#   4. crash recovery, over a larger input (the data linked RECOVERY_COPIES times, a job of
+#      several seconds; the sink checkpoints every second):
+#      a. the sink's process is SIGKILLed mid-job, after a checkpoint: Docker starts the
+#         container again (restart: on-failure), the sink takes its checkpoint back, and
+#         the job ends with totals equal to gawk's, the ventilator exiting 0;
+#      b. the sink is stopped with `docker kill` mid-job, which Docker counts as a manual
+#         stop (on engines where it restarts it anyway, the test waits for that); after
+#         `compose start sink` the job ends the same way;
+#      c. the ventilator's process is SIGKILLed mid-job: Docker starts it again, it
+#         resumes the job from its job file on the volume ventilator-state, exits 0, and
+#         the job file is gone;
+#   5. `down` leaves no container, no network and no volume of the project.
 # Without an engine it prints why it skipped and exits 0. Timings are printed; the image
 # build is cached by the engine from one run to the next.
 source "$(dirname "$0")/lib.sh"
@@ -47,6 +58,7 @@ export TALLY_IMAGE=tally:it
 export TALLY_DATA=$WORK/data
 export TALLY_RESULTS=$WORK/results
 export TALLY_VERBOSE=1
+export TALLY_CHECKPOINT_INTERVAL=1  # the sink's checkpoints of open jobs, every second
 TALLY_CHUNKS_PORT=$(free_port) TALLY_SINK_PORT=$(free_port) TALLY_FEED_PORT=$(free_port)
 export TALLY_CHUNKS_PORT TALLY_SINK_PORT TALLY_FEED_PORT
 : > "$WORK/empty.env"
@@ -62,6 +74,7 @@ container_of() {
 }
 project_containers() { docker ps -aq --filter "label=com.docker.compose.project=$project"; }
 project_networks() { docker network ls -q --filter "label=com.docker.compose.project=$project"; }
+project_volumes() { docker volume ls -q --filter "label=com.docker.compose.project=$project"; }
 docker_cleanup() {
   docker rm -f "$plain_name" > /dev/null 2>&1 || true
   compose down -v --remove-orphans > /dev/null 2>&1 || true
@@ -79,6 +92,54 @@ wait_exit() {
   status=$(timeout "$2" docker wait "$1" 2> /dev/null) || status=124
   echo "$status"
 }
+# Waits up to $2 s for a container to stop for good: exited, and not to be started again
+# by its restart policy (docker wait returns at every exit). Prints its exit code (124:
+# still running or restarting).
+wait_final_exit() {
+  local i status
+  for ((i = 0; i < $2 * 10; i++)); do
+    status=$(docker inspect -f '{{.State.Status}}' "$1" 2> /dev/null || echo gone)
+    case $status in
+      exited | dead) docker inspect -f '{{.State.ExitCode}}' "$1"; return ;;
+      gone) echo 125; return ;;
+    esac
+    sleep 0.1
+  done
+  echo 124
+}
+restarts() { docker inspect -f '{{.RestartCount}}' "$1" 2> /dev/null || echo -1; }
+running() { [ "$(docker inspect -f '{{.State.Status}}' "$1" 2> /dev/null)" = running ]; }
+# A crash: SIGKILL to a container's main process from outside Docker, as the kernel's OOM
+# killer or a fault would end it, so that its restart policy applies (after `docker kill`,
+# a manual stop to Docker, no policy starts a container again). From the host as root;
+# else from a container in the host's PID namespace.
+crash() {
+  local pid
+  pid=$(docker inspect -f '{{.State.Pid}}' "$1" 2> /dev/null || echo 0)
+  [ "${pid:-0}" -gt 0 ] || return 1
+  kill -KILL "$pid" 2> /dev/null ||
+    docker run --rm --pid host --user 0:0 --entrypoint bash "$TALLY_IMAGE" -c "kill -KILL $pid"
+}
+# The id of the job that a ventilator container's sink accepted (its log says so), after
+# waiting up to $2 s for it; empty if none.
+job_of() {
+  local i job
+  for ((i = 0; i < $2 * 10; i++)); do
+    job=$(docker logs "$1" 2>&1 | sed -n -E 's/.*job ([0-9a-f]{16}) accepted by.*/\1/p' | head -1)
+    [ -n "$job" ] && { echo "$job"; return; }
+    sleep 0.1
+  done
+}
+# Chunks of job $1 merged, from the last progress line of it that the watch printed (the
+# feed's, 4 a second).
+chunks_done() {
+  docker logs "$(container_of watch)" 2> /dev/null |
+    sed -n -E "s/^$1 progress: ([0-9]+)\/.*/\1/p" | tail -1
+}
+# Whether at least $2 chunks of job $1 are merged.
+merged_at_least() { [ "$(chunks_done "$1")" -ge "$2" ] 2> /dev/null; }
+# Whether the sink's state folder holds a checkpoint of job $1.
+checkpointed() { compgen -G "$TALLY_RESULTS/.tally-sink/*$1*" > /dev/null; }
 
 echo "it_docker: ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2> /dev/null || true)," \
   "engine $(docker version -f '{{.Server.Version}}' 2> /dev/null)"
@@ -213,11 +274,126 @@ check "job 3: without io_uring it reads with plain reads" grep -q "reading with 
 same_file "job 3: totals equal gawk's on data/sample" "$WORK/expected-sample.tsv" \
   "$TALLY_RESULTS/totals.tsv"
 
-# ---- 4. down ---------------------------------------------------------------------------
+# ---- 4. crash recovery: the sink, then the ventilator, killed mid-job -------------------
+# A longer job: the data linked RECOVERY_COPIES times (no copy made), so each key's total
+# is that many times gawk's. The kills come once a third of the chunks are merged.
+copies=${RECOVERY_COPIES:-5}
+export TALLY_DATA=$WORK/data-x$copies
+mkdir -p "$TALLY_DATA"
+for ((c = 1; c <= copies; c++)); do
+  for f in "$WORK"/data/*.tsv; do ln "$f" "$TALLY_DATA/copy$c-${f##*/}"; done
+done
+gawk -F'\t' -v k="$copies" '{printf "%s\t%d\n", $1, $2 * k}' "$WORK/expected.tsv" \
+  > "$WORK/expected-x.tsv"
+job1=$(sed -n -E 's/.*job ([0-9a-f]{16}) accepted by.*/\1/p' "$WORK/vent1.log" | head -1)
+chunks1=$(docker logs "$sink" 2>&1 | sed -n -E "s/.*job $job1 done: ([0-9]+) chunks.*/\1/p" | tail -1)
+total=$((${chunks1:-48} * copies))
+third=$((total / 3))
+volume=ventilator-state
+echo "recovery jobs: $(du -shl "$TALLY_DATA" | cut -f1) in $((8 * copies)) files, $total chunks;" \
+  "kills at $third merged"
+
+# start_job NAME: a ventilator container made anew for the next job over $TALLY_DATA;
+# sets vent and job (the job's id, once the sink has accepted it).
+start_job() {
+  rm -f "$TALLY_RESULTS/totals.tsv"
+  compose up -d --no-build --no-deps --force-recreate ventilator > "$WORK/up-$1.log" 2>&1 ||
+    cat "$WORK/up-$1.log"
+  vent=$(container_of ventilator)
+  volume=$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/var/lib/tally"}}{{.Name}}{{end}}{{end}}' \
+    "$vent")
+  job=$(job_of "$vent" 60)
+}
+# The files in the ventilator's volume (its job file while a job runs).
+job_files() {
+  docker run --rm -v "$volume:/var/lib/tally" --entrypoint ls "$TALLY_IMAGE" -A /var/lib/tally
+}
+# ends_well NAME START: the ventilator ends for good, exit 0; the sink finished the job
+# that was killed (not a new one, which a ventilator run anew would have opened); the
+# totals equal gawk's. Shows what the ventilator and the sink said about the recovery.
+ends_well() {
+  local status
+  status=$(wait_final_exit "$vent" 300)
+  timing "job $1" "$2"
+  docker logs "$vent" > "$WORK/vent-$1.log" 2>&1
+  docker logs "$sink" > "$WORK/sink-$1.log" 2>&1
+  sed -n -E "/ $job (opened|restored)/,\$p" "$WORK/sink-$1.log" |
+    grep -E "^[WE]:|restored|cancelled|failed|abandoned|$job done: " | sed 's/^/  sink: /' || true
+  grep -E "^[WE]:|^tally-ventilator:|the sink holds|taking job|taken up" "$WORK/vent-$1.log" |
+    grep -v "no worker connected" | sed 's/^/  ventilator: /' || true
+  check "$1: the ventilator exits 0" test "$status" = 0
+  check "$1: the sink finished job $job, the one that was killed" \
+    grep -q " $job done: " "$WORK/sink-$1.log"
+  same_file "$1: totals equal gawk's" "$WORK/expected-x.tsv" "$TALLY_RESULTS/totals.tsv"
+}
+
+# -- a. the sink's process killed: its restart policy starts it again
+t=$(now)
+start_job 4a
+check "4a: the job is accepted" test -n "$job"
+wait_until 120 merged_at_least "$job" "$third" || true
+wait_until 10 checkpointed "$job" || true
+check "4a: the sink has a checkpoint of the job in results/.tally-sink" checkpointed "$job"
+done_before=$(chunks_done "$job")
+mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
+crash "$sink"
+echo "4a: the sink's process killed at ${done_before:-0}/$total chunks merged," \
+  "$(since "$t") s after the ventilator started"
+wait_until 30 eval '[ "$(restarts "$sink")" -ge 1 ] && running "$sink"' || true
+check "4a: Docker started the sink again (restarts: $(restarts "$sink"))" running "$sink"
+check "4a: the kill came mid-job (the ventilator still running)" test "$mid_job" = true
+ends_well 4a "$t"
+check "4a: the ventilator ran once (restarts: $(restarts "$vent"))" test "$(restarts "$vent")" = 0
+
+# -- b. docker kill: a manual stop to Docker; the sink started again by compose
+t=$(now)
+start_job 4b
+check "4b: the job is accepted" test -n "$job"
+wait_until 120 merged_at_least "$job" "$third" || true
+wait_until 10 checkpointed "$job" || true
+done_before=$(chunks_done "$job")
+mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
+docker kill "$sink" > /dev/null
+sleep 3
+if running "$sink"; then
+  how="by Docker's restart policy"
+else
+  how="by compose start sink (Docker left it stopped)"
+  compose start sink > "$WORK/start-4b.log" 2>&1 || cat "$WORK/start-4b.log"
+fi
+echo "4b: docker kill of the sink at ${done_before:-0}/$total chunks merged; started again $how"
+check "4b: the sink runs again" wait_until 30 running "$sink"
+check "4b: the kill came mid-job (the ventilator still running)" test "$mid_job" = true
+ends_well 4b "$t"
+check "4b: the ventilator ran once (restarts: $(restarts "$vent"))" test "$(restarts "$vent")" = 0
+
+# -- c. the ventilator's process killed: started again, it resumes from its job file
+t=$(now)
+start_job 4c
+check "4c: the job is accepted" test -n "$job"
+wait_until 120 merged_at_least "$job" "$third" || true
+files=$(job_files | tr '\n' ' ')
+check "4c: the ventilator's job file is on its volume ($volume: ${files:-empty})" test -n "$files"
+done_before=$(chunks_done "$job")
+mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
+crash "$vent"
+echo "4c: the ventilator's process killed at ${done_before:-0}/$total chunks merged," \
+  "$(since "$t") s after it started"
+check "4c: the kill came mid-job (the ventilator was running)" test "$mid_job" = true
+ends_well 4c "$t"
+check "4c: Docker started the ventilator again, once (restarts: $(restarts "$vent"))" \
+  test "$(restarts "$vent")" = 1
+check "4c: the ventilator's second run took job $job up again" \
+  grep -q "taking job $job up again" "$WORK/vent-4c.log"
+files=$(job_files | tr '\n' ' ')
+check "4c: the job file is removed when the job ends (${files:-none left})" test -z "$files"
+
+# ---- 5. down ---------------------------------------------------------------------------
 t=$(now)
 compose down -v --remove-orphans > "$WORK/down.log" 2>&1 && status=0 || status=$?
 timing "down" "$t"
 check "compose down succeeds" test "$status" -eq 0
 check "down leaves no container of the project" test -z "$(project_containers)"
 check "down leaves no network of the project" test -z "$(project_networks)"
+check "down -v leaves no volume of the project" test -z "$(project_volumes)"
 finish

@@ -2,7 +2,8 @@
     merged chunk is acknowledged again and merges nothing; END may come before or after
     the last chunks and must agree with what was merged and with itself; junk never
     fails a job, not even a strict one; running out of memory half-way through a merge
-    fails the job; totals equal what a plain count of the same partials gives.
+    fails the job; totals equal what a plain count of the same partials gives; the
+    merged chunks' bitmap has a bit set exactly for each merged id, live or restored.
 
     Partial maps are built the way workers build them: tl_map_encode on a tl_table_t.
     This program links with -Wl,--wrap=malloc (tests/CMakeLists.txt), so a test can
@@ -622,5 +623,204 @@ Test (job, bytes_merged_must_be_the_bytes_sent)
     end = (tl_end_body_t){.chunks = 3, .bytes = 31, .bad_lines = 0};
     tl_job_end (job, &end, &out);
     s_expect (out, TL_JOB_FAIL, "disagree");
+    tl_job_destroy (&job);
+}
+
+//  ---------------------------------------------------------------------------------
+//  The merged chunks as a bitmap (what a sink tells a ventilator that comes back)
+
+//  Checks the bitmap of job: *size bytes for chunks_seen ids, a bit set exactly for
+//  each merged id, as many bits as chunks merged. Returns the bitmap (free it).
+static uint8_t *s_bitmap_agrees (tl_job_t *job, size_t *size)
+{
+    const tl_job_counters_t *c = tl_job_counters (job);
+    uint8_t *bits = tl_job_merged_bitmap (job, size);
+    cr_assert_not_null (bits);
+    cr_assert_eq (*size, (c->chunks_seen + 7) / 8, "size %zu for %llu chunks seen", *size,
+                  (unsigned long long)c->chunks_seen);
+    uint64_t set = 0;
+    for (uint64_t id = 0; id < 8 * (uint64_t)*size; id++) {
+        bool bit = bits[id / 8] >> (id % 8) & 1;
+        cr_assert_eq (bit, tl_job_merged (job, id), "chunk %llu: bit %d", (unsigned long long)id,
+                      bit);
+        set += bit;
+    }
+    cr_assert_eq (set, c->chunks_done);
+    return bits;
+}
+
+Test (job, merged_bitmap_marks_exactly_the_merged_chunks)
+{
+    tl_job_t *job = s_job_new (1, false);
+    static const uint64_t ids[] = {64, 2, 0, 63, 9};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        s_expect_ack (s_feed (job, ids[i], KV ({"k", 1})), TL_JOB_NONE, ids[i]);
+    size_t size;
+    uint8_t *bits = s_bitmap_agrees (job, &size);
+    static const uint8_t want[9] = {0x05, 0x02, 0, 0, 0, 0, 0, 0x80, 0x01};
+    cr_assert_eq (size, sizeof want);
+    for (size_t i = 0; i < size; i++)
+        cr_assert_eq (bits[i], want[i], "byte %zu: %02x, expected %02x", i, bits[i], want[i]);
+    free (bits);
+
+    //  A copy and junk change nothing
+    s_expect_ack (s_feed (job, 9, KV ({"k", 1})), TL_JOB_NONE, 9);
+    tl_partial_body_t body = s_body (100, 1);
+    body.tag = S_WRONG_TAG;
+    s_expect (s_feed_body (job, body, KV ({"k", 1})), TL_JOB_JUNK, "tag");
+    bits = s_bitmap_agrees (job, &size);
+    cr_assert_eq (size, sizeof want);
+    cr_assert_eq (memcmp (bits, want, size), 0);
+    free (bits);
+
+    //  One more chunk past a byte boundary grows it
+    s_expect_ack (s_feed (job, 72, KV ({"k", 1})), TL_JOB_NONE, 72);
+    bits = s_bitmap_agrees (job, &size);
+    cr_assert_eq (size, 10);
+    cr_assert_eq (bits[8], 0x01);
+    cr_assert_eq (bits[9], 0x01);
+    free (bits);
+    tl_job_destroy (&job);
+}
+
+Test (job, merged_bitmap_sizes)
+{
+    //  Nothing merged: an empty bitmap, still a buffer to free
+    tl_job_t *job = s_job_new (1, false);
+    size_t size = 12345;
+    uint8_t *bits = tl_job_merged_bitmap (job, &size);
+    cr_assert_not_null (bits);
+    cr_assert_eq (size, 0);
+    free (bits);
+    //  Junk merges nothing: still empty
+    tl_partial_body_t body = s_body (3, 1);
+    body.tag = S_WRONG_TAG;
+    s_expect (s_feed_body (job, body, KV ({"k", 1})), TL_JOB_JUNK, "tag");
+    bits = s_bitmap_agrees (job, &size);
+    cr_assert_eq (size, 0);
+    free (bits);
+
+    //  (chunks_seen + 7) / 8 at the edges of a byte
+    static const struct {
+        uint64_t id;   //  Chunk merged next (the highest so far)
+        size_t size;   //  Bytes after it
+        uint8_t last;  //  The last byte after it
+    } steps[] = {{0, 1, 0x01}, {6, 1, 0x41},  {7, 1, 0xc1},
+                 {8, 2, 0x01}, {15, 2, 0x81}, {16, 3, 0x01}};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        s_expect_ack (s_feed (job, steps[i].id, KV ({"k", 1})), TL_JOB_NONE, steps[i].id);
+        bits = s_bitmap_agrees (job, &size);
+        cr_assert_eq (size, steps[i].size, "after chunk %llu", (unsigned long long)steps[i].id);
+        cr_assert_eq (bits[size - 1], steps[i].last, "after chunk %llu: %02x",
+                      (unsigned long long)steps[i].id, bits[size - 1]);
+        free (bits);
+    }
+    tl_job_destroy (&job);
+
+    //  Only the last chunk of a long job: one bit at the end, zeros before
+    job = s_job_new (2, false);
+    s_expect_ack (s_feed (job, 9999, KV ({"k", 1})), TL_JOB_NONE, 9999);
+    bits = s_bitmap_agrees (job, &size);
+    cr_assert_eq (size, 1250);
+    cr_assert_eq (bits[1249], 0x80);
+    free (bits);
+    tl_job_destroy (&job);
+}
+
+Test (job, merged_bitmap_agrees_with_merged_in_random_order)
+{
+    uint64_t state = 0x2545F4914F6CDD1Du;
+    tl_job_t *job = s_job_new (1, false);
+    static bool merged[3000];
+    for (int round = 0; round < 4000; round++) {
+        uint64_t id = s_random (&state) % 3000;
+        s_expect_ack (s_feed (job, id, KV ({"k", 1})), TL_JOB_NONE, id);
+        merged[id] = true;
+        if (round % 500 == 499) {
+            size_t size;
+            uint8_t *bits = s_bitmap_agrees (job, &size);
+            for (uint64_t i = 0; i < 8 * (uint64_t)size; i++)
+                cr_assert_eq (bits[i / 8] >> (i % 8) & 1, i < 3000 && merged[i], "chunk %llu",
+                              (unsigned long long)i);
+            free (bits);
+        }
+    }
+    tl_job_destroy (&job);
+}
+
+//  A snapshot of merged ids (8-byte keys) and counters, as a checkpoint reads it back.
+static tl_job_snapshot_t s_snapshot (const uint64_t *ids, size_t n, uint64_t chunks_seen)
+{
+    tl_job_snapshot_t snap = {.merged = tl_table_new (0), .totals = tl_table_new (0)};
+    cr_assert (snap.merged && snap.totals);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq (tl_table_add (snap.merged, &ids[i], sizeof ids[i], 1), 0);
+    cr_assert_eq (tl_table_add (snap.totals, "k", 1, n), 0);
+    snap.counters.chunks_done = n;
+    snap.counters.chunks_seen = chunks_seen;
+    snap.counters.bytes = 10 * n;
+    return snap;
+}
+
+Test (job, merged_bitmap_of_a_restored_job)
+{
+    static const uint64_t ids[] = {1, 8, 30};
+    tl_job_snapshot_t snap = s_snapshot (ids, 3, 31);
+    tl_job_body_t body = {
+        .version = TL_PROTO_VERSION, .input_bytes = 1000, .nfiles = 2, .files = s_files};
+    tl_job_t *job = tl_job_restore (5, s_secret, &body, &snap, 0.0);
+    cr_assert_not_null (job);
+    size_t size;
+    uint8_t *bits = s_bitmap_agrees (job, &size);
+    static const uint8_t want[4] = {0x02, 0x01, 0x00, 0x40};
+    cr_assert_eq (size, 4);
+    cr_assert_eq (memcmp (bits, want, 4), 0, "%02x %02x %02x %02x", bits[0], bits[1], bits[2],
+                  bits[3]);
+    free (bits);
+    //  Merging goes on from there
+    s_expect_ack (s_feed (job, 31, KV ({"k", 1})), TL_JOB_NONE, 31);
+    bits = s_bitmap_agrees (job, &size);
+    cr_assert_eq (bits[3], 0xc0);
+    free (bits);
+    tl_job_destroy (&job);
+}
+
+Test (job, merged_bitmap_of_a_restored_job_whose_ids_pass_chunks_seen)
+{
+    //  A checkpoint that does not hold together (a merged id at or past chunks_seen):
+    //  either the job is not restored, or its bitmap still covers every merged id
+    static const uint64_t ids[] = {3, 40};
+    tl_job_snapshot_t snap = s_snapshot (ids, 2, 5);
+    tl_job_body_t body = {
+        .version = TL_PROTO_VERSION, .input_bytes = 1000, .nfiles = 2, .files = s_files};
+    tl_job_t *job = tl_job_restore (5, s_secret, &body, &snap, 0.0);
+    if (!job) return;
+    size_t size;
+    uint8_t *bits = tl_job_merged_bitmap (job, &size);
+    cr_assert_not_null (bits);
+    cr_assert_gt (size, 40 / 8, "merged chunk 40 lies outside a bitmap of %zu bytes", size);
+    cr_assert (bits[40 / 8] >> (40 % 8) & 1);
+    free (bits);
+    tl_job_destroy (&job);
+}
+
+Test (job, merged_bitmap_of_a_restored_job_with_a_merged_key_not_an_id)
+{
+    //  A checkpoint whose merged set holds a key of 4 bytes, not an 8-byte chunk id:
+    //  either the job is not restored, or its bitmap shows only real ids
+    static const uint64_t ids[] = {0, 1};
+    tl_job_snapshot_t snap = s_snapshot (ids, 2, 2);
+    cr_assert_eq (tl_table_add (snap.merged, "abcd", 4, 1), 0);
+    snap.counters.chunks_done = 3;
+    tl_job_body_t body = {
+        .version = TL_PROTO_VERSION, .input_bytes = 1000, .nfiles = 2, .files = s_files};
+    tl_job_t *job = tl_job_restore (5, s_secret, &body, &snap, 0.0);
+    if (!job) return;
+    size_t size;
+    uint8_t *bits = tl_job_merged_bitmap (job, &size);
+    cr_assert_not_null (bits);
+    cr_assert_eq (size, 1);
+    cr_assert_eq (bits[0], 0x03);
+    free (bits);
     tl_job_destroy (&job);
 }

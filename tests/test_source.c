@@ -6,7 +6,8 @@
     the chunks of a file, concatenated, must equal the file (decompressed, minus lines
     longer than max_line, a line counted with its LF), and each chunk's bytes must sit at
     chunk.offset in the decompressed file. io_uring runs fail, not skip, when io_uring
-    is unavailable.                                                                    */
+    is unavailable. tl_replay gives every chunk again, byte for byte, from its (file,
+    offset, size), in any order, and refuses a file that changed or is gone.           */
 
 #include <criterion/criterion.h>
 #include "tl_test.h"
@@ -1204,5 +1205,339 @@ Test (source, buf_release_threads)
             pthread_join (threads[i], NULL);
         tl_source_destroy (&source);
     }
+    s_assert_no_leaks ();
+}
+
+//  --------------------------------------------------------------------------
+//  Producing chunks again (tl_replay), as after a sink restart
+
+//  Reads every file's identity now.
+static tl_file_id_t *s_file_ids (const s_files_t *files)
+{
+    tl_file_id_t *ids = calloc (files->n + 1, sizeof *ids);
+    for (size_t i = 0; i < files->n; i++)
+        cr_assert_eq (tl_file_id (files->names[i], &ids[i]), 0, "%s: %s", files->names[i],
+                      strerror (errno));
+    return ids;
+}
+
+//  A replay over files, from names it must copy: the strings handed to it are wiped
+//  before the caller sees the replay.
+static tl_replay_t *s_replay_new (const s_files_t *files, const tl_file_id_t *ids,
+                                  const tl_source_opts_t *opts)
+{
+    char **names = calloc (files->n + 1, sizeof *names);
+    for (size_t i = 0; i < files->n; i++)
+        names[i] = strdup (files->names[i]);
+    tl_replay_t *replay = tl_replay_new ((const char *const *)names, ids, files->n, opts);
+    cr_assert_not_null (replay);
+    for (size_t i = 0; i < files->n; i++) {
+        memset (names[i], 'X', strlen (names[i]));
+        free (names[i]);
+    }
+    free (names);
+    return replay;
+}
+
+//  Asks replay for rec's chunk again; it must be byte-identical. what says when.
+static void s_replay_same (tl_replay_t *replay, const s_rec_t *rec, const char *what, size_t i)
+{
+    tl_chunk_t chunk;
+    memset (&chunk, 0xA5, sizeof chunk);
+    int rc = tl_replay_chunk (replay, rec->file, rec->offset, rec->size, &chunk);
+    cr_assert_eq (rc, 0, "%s, chunk %zu (file %u at %llu, %zu bytes): %s", what, i, rec->file,
+                  (unsigned long long)rec->offset, rec->size, tl_replay_error (replay));
+    cr_assert_eq (chunk.file, rec->file, "%s, chunk %zu", what, i);
+    cr_assert_eq (chunk.offset, rec->offset, "%s, chunk %zu", what, i);
+    cr_assert_eq (chunk.size, rec->size, "%s, chunk %zu", what, i);
+    cr_assert_not (chunk.first, "%s, chunk %zu: first is set", what, i);
+    cr_assert_not_null (chunk.buf);
+    cr_assert_eq (memcmp (chunk.data, rec->copy, rec->size), 0,
+                  "%s, chunk %zu (file %u at %llu): bytes differ", what, i, rec->file,
+                  (unsigned long long)rec->offset);
+    tl_buf_release (chunk.buf);
+}
+
+//  Asks replay for a chunk expecting -1 with an error naming file (and holding why,
+//  when not NULL).
+static void s_replay_fails (tl_replay_t *replay, const s_files_t *files, const s_rec_t *rec,
+                            const char *why, const char *what)
+{
+    tl_chunk_t chunk;
+    int rc = tl_replay_chunk (replay, rec->file, rec->offset, rec->size, &chunk);
+    cr_assert_eq (rc, -1, "%s: tl_replay_chunk gave %d", what, rc);
+    const char *error = tl_replay_error (replay);
+    cr_assert_not_null (strstr (error, files->names[rec->file]), "%s: \"%s\" does not name %s",
+                        what, error, files->names[rec->file]);
+    if (why) cr_assert_not_null (strstr (error, why), "%s: \"%s\" lacks \"%s\"", what, error, why);
+}
+
+//  Short lines with lines over 1000 bytes among them (some far over), in a plain file
+//  and in a gzip file: many chunks with skipped lines between and inside them.
+static void s_make_skips (s_files_t *files)
+{
+    long lengths[600];
+    for (size_t i = 0; i < 600; i++)
+        lengths[i] = i % 97 == 5 ? 70000 : i % 7 == 3 ? 1001 + (long)i : 10 + (long)(i % 40);
+    s_make_lines ("skips", lengths, 600);
+    s_add (files, s_scratch ("skips"));
+    s_add (files, strdup (s_sample ('x')));
+}
+
+static void s_make_gz_skips (s_files_t *files)
+{
+    s_files_t plain = {0};
+    s_make_skips (&plain);
+    s_files_free (&plain);
+    s_copy_sample ('y', "y");
+    s_add (files, s_gzip ("skips", "skips.gz"));
+    s_add (files, s_gzip ("y", "y.gz"));
+}
+
+static const s_case_t s_replay_cases[] = {
+    {"two samples chunk 4096", s_make_two_samples, 4096, 0, false},
+    {"several files chunk 64", s_make_several, 64, 0, false},
+    {"long lines skipped, chunk 64", s_make_skips, 64, 1000, false},
+    {"long lines skipped, chunk 4096", s_make_skips, 4096, 1000, false},
+    {"gz multi-member chunk 4096", s_make_gz_multi, 4096, 0, true},
+    {"gz long lines skipped, chunk 64", s_make_gz_skips, 64, 1000, true},
+    {"gz long lines skipped, chunk 4096", s_make_gz_skips, 4096, 1000, true},
+    {"gz and plain mixed chunk 100", s_make_mix, 100, 0, true},
+    {"gz member boundaries at read edges", s_make_gz_edges, 64, 0, true},
+};
+#define S_NREPLAY (sizeof s_replay_cases / sizeof *s_replay_cases)
+
+ParameterizedTestParameters (source, replay)
+{
+    static s_param_t params[S_NREPLAY * 4];
+    size_t n = 0;
+    for (size_t i = 0; i < S_NREPLAY; i++) {
+        const s_mode_t *modes = s_replay_cases[i].gz ? s_gz_modes : s_plain_modes;
+        size_t nmodes = s_replay_cases[i].gz ? sizeof s_gz_modes / sizeof *s_gz_modes : 2;
+        for (size_t m = 0; m < nmodes; m++)
+            params[n++] = (s_param_t){i, modes[m]};
+    }
+    return cr_make_param_array (s_param_t, params, n);
+}
+
+//  Every chunk a source gave, asked again by (file, offset, size), is the same: in cut
+//  order, backwards, and in random order (going back within a gzip file restarts it).
+ParameterizedTest (s_param_t *p, source, replay, .init = s_setup, .fini = s_teardown)
+{
+    const s_case_t *c = &s_replay_cases[p->c];
+    cr_log_info ("case \"%s\", %s, inflate %s", c->name, s_io_name (p->mode.io),
+                 p->mode.inflate ? s_inflate_name (p->mode.inflate) : "-");
+    s_files_t files = {0};
+    c->make (&files);
+    tl_source_opts_t opts = {.chunk_size = c->chunk_size, .max_line = c->max_line};
+    s_drain_t d = s_drain (&files, opts, p->mode, false);
+    cr_assert_eq (d.rc, 0, "%s", d.error);
+    cr_assert_gt (d.n, 20, "only %zu chunks", d.n);
+    if (c->max_line) cr_assert_gt (d.skipped, 0, "no line was skipped");
+    cr_log_info ("%zu chunks, %llu lines skipped", d.n, (unsigned long long)d.skipped);
+    tl_file_id_t *ids = s_file_ids (&files);
+    tl_replay_t *replay = s_replay_new (&files, ids, &opts);
+
+    //  In cut order: one pass over each gzip file
+    for (size_t i = 0; i < d.n; i++)
+        s_replay_same (replay, &d.recs[i], "in order", i);
+    //  Backwards (at most 60 chunks of each file: each step back in a gzip file
+    //  inflates it again from its start)
+    size_t step = d.n / 60 + 1;
+    for (size_t i = d.n; i-- > 0;)
+        if (i % step == 0 || i + 1 == d.n) s_replay_same (replay, &d.recs[i], "backwards", i);
+    //  Random order, repeats included
+    for (int k = 0; k < 150; k++) {
+        size_t i = tl_test_random () % d.n;
+        s_replay_same (replay, &d.recs[i], "random order", i);
+    }
+    //  The same chunk twice in a row
+    s_replay_same (replay, &d.recs[d.n / 2], "twice", d.n / 2);
+    s_replay_same (replay, &d.recs[d.n / 2], "twice", d.n / 2);
+    //  And in order again after all that
+    for (size_t i = 0; i < d.n; i++)
+        s_replay_same (replay, &d.recs[i], "in order again", i);
+    tl_replay_destroy (&replay);
+    cr_assert_null (replay);
+    tl_replay_destroy (&replay);  //  Harmless on NULL
+    free (ids);
+    s_drain_free (&d);
+    s_files_free (&files);
+    s_assert_no_leaks ();
+}
+
+//  Sets path's modification time to sec.nsec (its access time too).
+static void s_set_mtime (const char *path, int64_t sec, int64_t nsec)
+{
+    struct timespec times[2] = {{.tv_sec = (time_t)sec, .tv_nsec = (long)nsec},
+                                {.tv_sec = (time_t)sec, .tv_nsec = (long)nsec}};
+    cr_assert_eq (utimensat (AT_FDCWD, path, times, 0), 0, "%s: %s", path, strerror (errno));
+}
+
+static void s_append_byte (const char *path)
+{
+    FILE *file = fopen (path, "ab");
+    cr_assert_not_null (file);
+    cr_assert_eq (fputc ('\n', file), '\n');
+    cr_assert_eq (fclose (file), 0);
+}
+
+Test (source, file_id, .init = s_setup, .fini = s_teardown)
+{
+    s_files_t files = {0};
+    s_add_text (&files, "a", "alpha\t1\nbeta\t2\n");
+    s_add_text (&files, "empty", "");
+    s_set_mtime (files.names[0], 1600000000, 123456789);
+    s_set_mtime (files.names[1], -86400, 999999999);
+    tl_file_id_t id;
+    memset (&id, 0xA5, sizeof id);
+    cr_assert_eq (tl_file_id (files.names[0], &id), 0);
+    cr_assert_eq (id.size, 15);
+    cr_assert_eq (id.mtime, 1600000000);
+    cr_assert_eq (id.mtime_ns, 123456789);
+    cr_assert_eq (tl_file_id (files.names[1], &id), 0);
+    cr_assert_eq (id.size, 0);
+    cr_assert_eq (id.mtime, -86400);
+    cr_assert_eq (id.mtime_ns, 999999999);
+    //  One byte more, one nanosecond later: both show
+    s_append_byte (files.names[0]);
+    s_set_mtime (files.names[0], 1600000000, 123456790);
+    cr_assert_eq (tl_file_id (files.names[0], &id), 0);
+    cr_assert_eq (id.size, 16);
+    cr_assert_eq (id.mtime_ns, 123456790);
+    //  A missing file
+    char *missing = s_scratch ("missing");
+    errno = 0;
+    cr_assert_eq (tl_file_id (missing, &id), -1);
+    cr_assert_eq (errno, ENOENT);
+    free (missing);
+    s_files_free (&files);
+}
+
+ParameterizedTestParameters (source, replay_changed)
+{
+    static s_mode_t modes[sizeof s_gz_modes / sizeof *s_gz_modes];
+    memcpy (modes, s_gz_modes, sizeof modes);
+    return cr_make_param_array (s_mode_t, modes, sizeof modes / sizeof *modes);
+}
+
+//  A file whose size or modification time changed since the job started, or that is
+//  gone, gives no chunk: the error names it. Put back as it was, it gives them again.
+ParameterizedTest (s_mode_t *mode, source, replay_changed, .init = s_setup, .fini = s_teardown)
+{
+    s_files_t files = {0};
+    s_copy_sample ('t', "t");
+    s_copy_sample ('u', "u");
+    s_add (&files, s_scratch ("t"));
+    s_add (&files, s_gzip ("u", "u.gz"));
+    s_add_text (&files, "other", "x\t1\n");
+    for (size_t i = 0; i < files.n; i++)
+        s_set_mtime (files.names[i], 1500000000, 500000000);
+    tl_source_opts_t opts = {.chunk_size = 4096};
+    s_drain_t d = s_drain (&files, opts, *mode, false);
+    cr_assert_eq (d.rc, 0, "%s", d.error);
+    tl_file_id_t *ids = s_file_ids (&files);
+    tl_replay_t *replay = s_replay_new (&files, ids, &opts);
+    //  A chunk of each file, the plain file's, the gzip file's second (the gzip file is
+    //  then being read), and the last file's
+    size_t plain = 1, gz = 0, other = d.n - 1;
+    while (d.recs[gz].file != 1)
+        gz++;
+    gz++;
+    cr_assert_eq (d.recs[gz].file, 1);
+    cr_assert_eq (d.recs[other].file, 2);
+    s_replay_same (replay, &d.recs[plain], "before", plain);
+    s_replay_same (replay, &d.recs[gz], "before", gz);
+    s_replay_same (replay, &d.recs[other], "before", other);
+
+    for (size_t which = 0; which < 2; which++) {
+        const char *name = files.names[which];
+        size_t r = which == 0 ? plain : gz + 1;
+        char what[64];
+        //  One nanosecond later, same size
+        snprintf (what, sizeof what, "file %zu: mtime + 1 ns", which);
+        s_set_mtime (name, 1500000000, 500000001);
+        s_replay_fails (replay, &files, &d.recs[r], "changed", what);
+        //  A whole second earlier
+        snprintf (what, sizeof what, "file %zu: mtime - 1 s", which);
+        s_set_mtime (name, 1499999999, 500000000);
+        s_replay_fails (replay, &files, &d.recs[r], "changed", what);
+        //  Put back: its chunks come again (the next one of the gzip file too)
+        s_set_mtime (name, 1500000000, 500000000);
+        snprintf (what, sizeof what, "file %zu put back", which);
+        s_replay_same (replay, &d.recs[r], what, r);
+        //  The others were never affected
+        s_replay_same (replay, &d.recs[other], what, other);
+    }
+
+    //  A byte more at the end, the modification time put back as it was
+    for (size_t which = 0; which < 2; which++) {
+        const char *name = files.names[which];
+        s_append_byte (name);
+        s_set_mtime (name, 1500000000, 500000000);
+        char what[64];
+        snprintf (what, sizeof what, "file %zu: one byte more", which);
+        s_replay_fails (replay, &files, &d.recs[which == 0 ? plain : gz], "changed", what);
+        //  Its first chunk too, unchanged as its bytes are
+        s_replay_fails (replay, &files, &d.recs[which == 0 ? 0 : gz - 1], "changed", what);
+    }
+    s_replay_same (replay, &d.recs[other], "after the others changed", other);
+
+    //  Gone
+    cr_assert_eq (unlink (files.names[2]), 0);
+    s_replay_fails (replay, &files, &d.recs[other], strerror (ENOENT), "missing file");
+    tl_replay_destroy (&replay);
+    free (ids);
+    s_drain_free (&d);
+    s_files_free (&files);
+    s_assert_no_leaks ();
+}
+
+ParameterizedTestParameters (source, replay_wrong_chunk)
+{
+    static s_mode_t modes[sizeof s_gz_modes / sizeof *s_gz_modes];
+    memcpy (modes, s_gz_modes, sizeof modes);
+    return cr_make_param_array (s_mode_t, modes, sizeof modes / sizeof *modes);
+}
+
+//  A gzip file cut again gives other chunks than asked for (not at that offset, or not
+//  that long): refused with the file named, and the replay goes on working after it.
+//  A plain file's chunk past its end is refused too.
+ParameterizedTest (s_mode_t *mode, source, replay_wrong_chunk, .init = s_setup, .fini = s_teardown)
+{
+    s_files_t files = {0};
+    s_copy_sample ('v', "v");
+    s_add (&files, s_gzip ("v", "v.gz"));
+    s_add (&files, strdup (s_sample ('w')));
+    tl_source_opts_t opts = {.chunk_size = 4096};
+    s_drain_t d = s_drain (&files, opts, *mode, false);
+    cr_assert_eq (d.rc, 0, "%s", d.error);
+    tl_file_id_t *ids = s_file_ids (&files);
+    tl_replay_t *replay = s_replay_new (&files, ids, &opts);
+    size_t r = 3;
+    cr_assert_eq (d.recs[r].file, 0);
+    s_rec_t wrong = d.recs[r];
+    wrong.offset += 1;
+    s_replay_fails (replay, &files, &wrong, NULL, "gzip chunk one byte later");
+    s_replay_same (replay, &d.recs[r], "after a wrong offset", r);
+    wrong = d.recs[r + 1];
+    wrong.size -= 1;
+    s_replay_fails (replay, &files, &wrong, NULL, "gzip chunk one byte short");
+    s_replay_same (replay, &d.recs[r + 1], "after a wrong size", r + 1);
+    wrong.offset = UINT64_MAX / 2;
+    s_replay_fails (replay, &files, &wrong, NULL, "gzip chunk past the end");
+    s_replay_same (replay, &d.recs[0], "after a chunk past the end", 0);
+
+    //  Plain: a range past its end cannot be read
+    size_t last = d.n - 1;
+    cr_assert_eq (d.recs[last].file, 1);
+    wrong = d.recs[last];
+    wrong.offset += 10;
+    s_replay_fails (replay, &files, &wrong, NULL, "plain chunk past the end");
+    s_replay_same (replay, &d.recs[last], "after a plain chunk past the end", last);
+    tl_replay_destroy (&replay);
+    free (ids);
+    s_drain_free (&d);
+    s_files_free (&files);
     s_assert_no_leaks ();
 }

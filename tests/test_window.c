@@ -4,9 +4,12 @@
     tl_buf buffers from a source pool, whose reference counts show exactly how many the
     window still holds: ids, capacity, acks, the resend deadlines while streaming, at the
     tail and after a worker left, the order of resends, the latency estimate, counters,
-    and which sends count as attempts and when a chunk has failed them all.             */
+    and which sends count as attempts and when a chunk has failed them all. After a sink
+    restart: chunks produced again under their own ids, chunks the sink holds skipped,
+    sent chunks due again at once as a new first attempt, and the sink's ack count.    */
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -610,5 +613,344 @@ Test (window, undelivered_attempts_count)
     cr_assert_eq (tl_window_failed (window, 101, false), slot);
     tl_window_undelivered (window, slot, 200);
     cr_assert_eq (tl_window_attempts (window, slot), 2, "never beyond max_attempts");
+    tl_window_destroy (&window);
+}
+
+//  --------------------------------------------------------------------------
+//  Crash recovery: chunks produced again, skipped, and a sink that restarted
+
+Test (window, add_id_keeps_its_id)
+{
+    tl_window_t *window = s_new (4, 5);
+    const tl_window_slot_t *a = s_add (window, 10, 0);
+    const tl_window_slot_t *b = s_add (window, 20, 1);
+    s_add (window, 30, 2);
+    tl_window_sent (window, a, 1);
+    tl_window_sent (window, b, 1);
+    cr_assert_eq (tl_window_ack (window, 1, 2), 0);
+    cr_assert_eq (tl_window_acked (window), 1);
+    cr_assert_eq (tl_window_acked_bytes (window), 20);
+    cr_assert_not (tl_window_holds (window, 1));
+
+    //  The sink lost chunk 1: produced again, it comes back under its own id
+    tl_chunk_t again = s_chunk (21);
+    const tl_window_slot_t *slot = tl_window_add_id (window, &again, 1);
+    cr_assert_not_null (slot);
+    cr_assert_eq (slot->id, 1);
+    cr_assert_eq (slot->chunk.buf, again.buf);
+    cr_assert_eq (slot->chunk.data, again.data);
+    cr_assert_eq (slot->chunk.size, 21);
+    cr_assert_eq (slot->chunk.offset, again.offset);
+    cr_assert_eq (s_window_refs (again.buf), 1, "the window holds the caller's reference");
+    cr_assert (tl_window_holds (window, 1));
+    cr_assert_eq (tl_window_added (window), 3, "no new id was used");
+    cr_assert_eq (tl_window_inflight (window), 3);
+    cr_assert_eq (tl_window_acked (window), 1, "acks stay as they were");
+    cr_assert_not (tl_window_all_sent (window), "it has not gone out yet");
+    cr_assert_eq (tl_window_sends (window, slot), 0);
+    cr_assert_eq (tl_window_attempts (window, slot), 0);
+
+    //  The next chunk cut still gets the next id
+    s_add (window, 40, 3);
+    cr_assert_eq (tl_window_added (window), 4);
+    cr_assert_not (tl_window_has_room (window));
+
+    //  Never sent: it goes before the later cuts, in id order
+    cr_assert_eq (tl_window_due (window, 1.5, false), slot);
+    tl_window_sent (window, slot, 1.5);
+    cr_assert_eq (tl_window_sends (window, slot), 1);
+    cr_assert_eq (tl_window_attempts (window, slot), 1);
+    cr_assert_eq (tl_window_resent (window), 0, "its first send in this window");
+
+    //  Its ack releases it, and counts its bytes
+    cr_assert_eq (tl_window_ack (window, 1, 2.5), 0);
+    cr_assert_eq (s_window_refs (again.buf), 0, "released on the ack");
+    cr_assert_not (tl_window_holds (window, 1));
+    cr_assert_eq (tl_window_inflight (window), 3);
+    cr_assert_eq (tl_window_acked (window), 2);
+    cr_assert_eq (tl_window_acked_bytes (window), 41);
+    cr_assert_eq (tl_window_ack (window, 1, 3), -1, "and only once");
+    cr_assert_eq (tl_window_acked (window), 2);
+    tl_window_destroy (&window);
+    s_teardown ();
+    s_assert_no_leaks ();
+    s_setup ();
+}
+
+Test (window, add_id_goes_before_later_cuts)
+{
+    //  Chunks produced again are older than any chunk not sent yet: they go first
+    tl_window_t *window = s_new (8, 5);
+    for (uint64_t id = 0; id < 4; id++) {
+        const tl_window_slot_t *slot = s_add (window, 10, id);
+        tl_window_sent (window, slot, 0);
+        cr_assert_eq (tl_window_ack (window, id, 0.5), 0);
+    }
+    cr_assert_eq (tl_window_skip (window, 10), 4);
+    cr_assert_eq (tl_window_skip (window, 10), 5);
+    tl_chunk_t lost4 = s_chunk (10), lost0 = s_chunk (10);
+    const tl_window_slot_t *four = tl_window_add_id (window, &lost4, 4);
+    const tl_window_slot_t *zero = tl_window_add_id (window, &lost0, 0);
+    const tl_window_slot_t *later = s_add (window, 10, 6);
+    cr_assert_eq (tl_window_due (window, 1, false), zero);
+    tl_window_sent (window, zero, 1);
+    cr_assert_eq (tl_window_due (window, 1, false), four);
+    tl_window_sent (window, four, 1);
+    cr_assert_eq (tl_window_due (window, 1, false), later);
+    tl_window_sent (window, later, 1);
+    cr_assert (tl_window_all_sent (window));
+    cr_assert_null (tl_window_due (window, 1, false));
+    //  Destroying releases the chunks produced again too
+    tl_window_destroy (&window);
+    cr_assert_eq (s_window_refs (lost4.buf), 0);
+    cr_assert_eq (s_window_refs (lost0.buf), 0);
+}
+
+Test (window, skip_counts_acked_and_advances_ids)
+{
+    tl_window_t *window = s_new (2, 5);
+    s_add (window, 10, 0);
+    cr_assert_eq (tl_window_skip (window, 100), 1);
+    cr_assert_eq (tl_window_skip (window, 200), 2);
+    cr_assert_eq (tl_window_added (window), 3);
+    cr_assert_eq (tl_window_acked (window), 2);
+    cr_assert_eq (tl_window_acked_bytes (window), 300);
+    cr_assert_eq (tl_window_inflight (window), 1, "a skipped chunk is not held");
+    cr_assert_not (tl_window_holds (window, 1));
+    cr_assert_not (tl_window_holds (window, 2));
+    cr_assert_eq (tl_window_ack (window, 1, 1), -1, "nor can it be acknowledged");
+    cr_assert_eq (tl_window_acked (window), 2);
+
+    //  Cut order goes on after the skipped ones
+    s_add (window, 10, 3);
+    cr_assert_not (tl_window_has_room (window));
+    //  A full window can still skip: it takes no slot
+    cr_assert_eq (tl_window_skip (window, 0), 4);
+    cr_assert_eq (tl_window_acked (window), 3);
+    cr_assert_eq (tl_window_acked_bytes (window), 300);
+    cr_assert_eq (tl_window_inflight (window), 2);
+    cr_assert_eq (tl_window_ack (window, 0, 1), 0);
+    cr_assert_eq (tl_window_acked (window), 4);
+    cr_assert_eq (tl_window_acked_bytes (window), 310);
+    s_add (window, 10, 5);
+    tl_window_destroy (&window);
+}
+
+Test (window, holds)
+{
+    tl_window_t *window = s_new (3, 5);
+    cr_assert_not (tl_window_holds (window, 0), "an empty window holds nothing");
+    s_add (window, 10, 0);
+    s_add (window, 10, 1);
+    cr_assert (tl_window_holds (window, 0));
+    cr_assert (tl_window_holds (window, 1));
+    cr_assert_not (tl_window_holds (window, 2), "not cut yet");
+    cr_assert_not (tl_window_holds (window, UINT64_MAX));
+    //  A freed slot holds nothing, not even the id its memory was cleared to
+    cr_assert_eq (tl_window_ack (window, 1, 1), 0);
+    cr_assert_not (tl_window_holds (window, 1));
+    cr_assert_eq (tl_window_ack (window, 0, 1), 0);
+    cr_assert_not (tl_window_holds (window, 0));
+    s_add (window, 10, 2);
+    cr_assert (tl_window_holds (window, 2));
+    cr_assert_not (tl_window_holds (window, 0));
+    tl_window_skip (window, 10);  //  3
+    cr_assert_not (tl_window_holds (window, 3));
+    tl_window_destroy (&window);
+}
+
+Test (window, restart_makes_sent_chunks_due_at_once)
+{
+    tl_window_t *window = s_new (4, 5);
+    const tl_window_slot_t *a = s_add (window, 10, 0);
+    const tl_window_slot_t *b = s_add (window, 10, 1);
+    const tl_window_slot_t *c = s_add (window, 10, 2);
+    tl_window_sent (window, a, 100);
+    tl_window_sent (window, b, 100);
+    cr_assert_eq (tl_window_due (window, 100.125, false), c, "only the unsent one is due");
+    cr_assert_eq (tl_window_due (window, 100.125, true), c);
+
+    tl_window_restart (window, 100);
+    //  The sent ones go out now, before the chunk never sent, which is unaffected
+    cr_assert_eq (tl_window_sends (window, c), 0);
+    cr_assert_eq (tl_window_attempts (window, c), 0);
+    cr_assert_not (tl_window_all_sent (window));
+    const tl_window_slot_t *first = tl_window_due (window, 100.125, false);
+    cr_assert (first == a || first == b, "a sent chunk first");
+    tl_window_sent (window, first, 100.125);
+    const tl_window_slot_t *second = tl_window_due (window, 100.125, false);
+    cr_assert (second == (first == a ? b : a), "then the other sent chunk");
+    tl_window_sent (window, second, 100.125);
+    cr_assert_eq (tl_window_due (window, 100.125, false), c);
+    tl_window_sent (window, c, 100.125);
+    cr_assert_null (tl_window_due (window, 100.125, false));
+    cr_assert_eq (tl_window_resent (window), 2, "a and b went twice, c once");
+    cr_assert_eq (tl_window_sends (window, c), 1);
+    //  And the resends wait their normal interval again
+    cr_assert_null (tl_window_due (window, 105, false));
+    cr_assert_eq (tl_window_due (window, 105.125, false), first);
+    tl_window_destroy (&window);
+
+    //  Also at the tail, with nothing left to cut
+    window = s_new (4, 40);
+    a = s_add (window, 10, 0);
+    tl_window_sent (window, a, 100);
+    cr_assert_null (tl_window_due (window, 100.125, true));
+    tl_window_restart (window, 100);
+    cr_assert_eq (tl_window_due (window, 100.125, true), a);
+    cr_assert_null (tl_window_failed (window, 100.125, true));
+    tl_window_destroy (&window);
+
+    //  An empty window, or one whose chunks were never sent: nothing changes
+    window = s_new (4, 5);
+    tl_window_restart (window, 0);
+    cr_assert_null (tl_window_due (window, 0, false));
+    a = s_add (window, 10, 0);
+    tl_window_restart (window, 0);
+    cr_assert_eq (tl_window_due (window, 0, false), a);
+    cr_assert_eq (tl_window_sends (window, a), 0);
+    s_send (window, a, 0, false, 1, 1);
+    cr_assert_eq (tl_window_resent (window), 0);
+    tl_window_destroy (&window);
+}
+
+Test (window, restart_resets_attempts)
+{
+    //  Two attempts allowed; the streaming interval is max(5, 10 x 0.5) = 5
+    tl_window_t *window = s_new_max (4, 5, 2);
+    const tl_window_slot_t *a = s_add (window, 10, 0);
+    const tl_window_slot_t *b = s_add (window, 10, 1);
+    const tl_window_slot_t *c = s_add (window, 10, 2);
+    s_send (window, a, 10, false, 1, 1);
+    tl_window_disconnected (window);
+    s_send (window, a, 10.25, false, 2, 2);
+    s_send (window, b, 10.25, false, 1, 1);
+    tl_window_heard (window, 10.5);
+    tl_window_disconnected (window);
+    //  a has used both attempts and is failed; b has one left
+    cr_assert_eq (tl_window_failed (window, 10.75, false), a);
+    cr_assert_eq (tl_window_due (window, 10.75, false), b);
+
+    //  The sink restarted: those attempts were lost with it, not failed by the chunks
+    tl_window_restart (window, 10.75);
+    cr_assert_eq (tl_window_attempts (window, a), 0);
+    cr_assert_eq (tl_window_attempts (window, b), 0);
+    cr_assert_eq (tl_window_attempts (window, c), 0);
+    cr_assert_eq (tl_window_sends (window, c), 0, "c was never sent");
+    cr_assert_null (tl_window_failed (window, 10.75, false), "a is not failed any more");
+    cr_assert_null (tl_window_failed (window, 10.75, true));
+    cr_assert_null (tl_window_failed (window, 1000, false));
+
+    //  Each goes out at once, as its first attempt after the restart
+    for (int i = 0; i < 2; i++) {
+        const tl_window_slot_t *slot = tl_window_due (window, 10.75, false);
+        cr_assert (slot == a || slot == b, "send %d: a sent chunk", i);
+        tl_window_sent (window, slot, 10.75);
+        cr_assert_eq (tl_window_attempts (window, slot), 1, "send %d", i);
+    }
+    s_send (window, c, 10.75, false, 1, 1);
+    cr_assert_null (tl_window_due (window, 10.75, false));
+
+    //  From there a has its two attempts again: one more, then it fails
+    tl_window_disconnected (window);
+    cr_assert_null (tl_window_failed (window, 11, false));
+    const tl_window_slot_t *slot = tl_window_due (window, 11, false);
+    cr_assert (slot == a || slot == b || slot == c);
+    while ((slot = tl_window_due (window, 11, false)))
+        tl_window_sent (window, slot, 11);
+    cr_assert_eq (tl_window_attempts (window, a), 2);
+    cr_assert_null (tl_window_failed (window, 11.125, false), "not due yet");
+    tl_window_disconnected (window);
+    slot = tl_window_failed (window, 11.25, false);
+    cr_assert (slot == a || slot == b || slot == c, "each has used its two attempts");
+    cr_assert_null (tl_window_due (window, 11.25, false));
+    tl_window_destroy (&window);
+}
+
+Test (window, restart_then_ack_before_the_resend)
+{
+    //  A chunk sent before the restart and acknowledged before it went out again (a copy
+    //  still with a worker reached the new sink): the ack says nothing about the
+    //  latency, and the window keeps resending on time afterwards
+    tl_window_t *window = s_new (4, 5);
+    s_measure_latency (window, 0.25);
+    const tl_window_slot_t *a = s_add (window, 10, 1);
+    tl_window_sent (window, a, 10);
+    tl_window_restart (window, 10.25);
+    cr_assert_eq (tl_window_ack (window, 1, 10.5), 0);
+    double latency = tl_window_latency (window);
+    cr_expect (isfinite (latency) && latency > 0 && latency <= 0.5,
+               "latency %g after an ack of a chunk out before the restart", latency);
+    const tl_window_slot_t *b = s_add (window, 10, 2);
+    tl_window_sent (window, b, 20);
+    cr_expect_eq (tl_window_due (window, 25, false), b, "resent after max(retry, 10 x latency)");
+    tl_window_destroy (&window);
+
+    //  The same before any latency was measured
+    window = s_new (4, 5);
+    a = s_add (window, 10, 0);
+    tl_window_sent (window, a, 10);
+    tl_window_restart (window, 10.25);
+    cr_assert_eq (tl_window_ack (window, 0, 10.5), 0);
+    latency = tl_window_latency (window);
+    cr_expect (isfinite (latency) && latency <= 0.5, "latency %g", latency);
+    b = s_add (window, 10, 1);
+    tl_window_sent (window, b, 20);
+    cr_expect_eq (tl_window_due (window, 25, false), b);
+    tl_window_destroy (&window);
+}
+
+Test (window, set_acked)
+{
+    tl_window_t *window = s_new (4, 5);
+    const tl_window_slot_t *a = s_add (window, 10, 0);
+    s_add (window, 20, 1);
+    tl_window_sent (window, a, 0);
+    cr_assert_eq (tl_window_ack (window, 0, 1), 0);
+    cr_assert_eq (tl_window_acked (window), 1);
+
+    //  The sink's own count replaces the window's, up or down
+    tl_window_set_acked (window, 7, 700);
+    cr_assert_eq (tl_window_acked (window), 7);
+    cr_assert_eq (tl_window_acked_bytes (window), 700);
+    cr_assert_eq (tl_window_inflight (window), 1, "the chunks held stay");
+    cr_assert_eq (tl_window_added (window), 2);
+    cr_assert (tl_window_holds (window, 1));
+    //  Later acks and skips count from there
+    cr_assert_eq (tl_window_ack (window, 1, 2), 0);
+    cr_assert_eq (tl_window_acked (window), 8);
+    cr_assert_eq (tl_window_acked_bytes (window), 720);
+    tl_window_skip (window, 5);
+    cr_assert_eq (tl_window_acked (window), 9);
+    cr_assert_eq (tl_window_acked_bytes (window), 725);
+    tl_window_set_acked (window, 0, 0);
+    cr_assert_eq (tl_window_acked (window), 0);
+    cr_assert_eq (tl_window_acked_bytes (window), 0);
+    cr_assert_eq (tl_window_added (window), 3);
+    tl_window_destroy (&window);
+}
+
+Test (window, restart_then_no_worker_at_once)
+{
+    //  After a restart a chunk goes out as a new first attempt. If no worker is there
+    //  to take it at that moment, that is waiting for a worker, as before a first send:
+    //  no attempt counts yet (the streaming interval is max(5, 10 x 0.5) = 5)
+    tl_window_t *window = s_new_max (4, 5, 1);
+    const tl_window_slot_t *a = s_add (window, 10, 0);
+    s_send (window, a, 10, false, 1, 1);
+    tl_window_heard (window, 11);
+    //  The sink is gone for a while, then restarts and accepts the job again
+    tl_window_restart (window, 40);
+    tl_window_heard (window, 40);
+    cr_assert_eq (tl_window_due (window, 40, false), a);
+    tl_window_undelivered (window, a, 40);
+    cr_expect_eq (tl_window_attempts (window, a), 0, "an attempt counted without a send");
+    cr_expect_null (tl_window_failed (window, 40, false), "failed before it went out again");
+    cr_expect_eq (tl_window_due (window, 40.125, false), a, "not sent again");
+    //  A worker comes in a moment later: it goes, as its one attempt
+    if (tl_window_due (window, 40.125, false) == a) {
+        tl_window_sent (window, a, 40.125);
+        cr_expect_eq (tl_window_attempts (window, a), 1);
+    }
     tl_window_destroy (&window);
 }

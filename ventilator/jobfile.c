@@ -23,24 +23,55 @@ void tl_jobfile_free (tl_jobfile_t *job)
     memset (job, 0, sizeof *job);
 }
 
-//  Reads one line into *line (growing it), without its LF. Returns its length or -1 at
-//  the end of the file.
+//  Reads one line into *line (growing it), without its LF (the file's last line may
+//  lack it). Returns its length, or -1 at the end of the file or for a line that holds
+//  a NUL byte.
 static ssize_t s_line (FILE *file, char **line, size_t *cap)
 {
     ssize_t len = getline (line, cap, file);
     if (len <= 0) return -1;
     if ((*line)[len - 1] == '\n') (*line)[--len] = 0;
-    return len;
+    return strlen (*line) == (size_t)len ? len : -1;
 }
 
+static int s_hex_digit (char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+//  Exactly 2 x bytes lower-case hex digits into out.
 static int s_hex (const char *text, uint8_t *out, size_t bytes)
 {
     if (strlen (text) != 2 * bytes) return -1;
     for (size_t i = 0; i < bytes; i++) {
-        unsigned value;
-        if (sscanf (text + 2 * i, "%2x", &value) != 1) return -1;
-        out[i] = (uint8_t)value;
+        int high = s_hex_digit (text[2 * i]), low = s_hex_digit (text[2 * i + 1]);
+        if (high < 0 || low < 0) return -1;
+        out[i] = (uint8_t)(high << 4 | low);
     }
+    return 0;
+}
+
+//  A decimal number (with a '-' in front when signed allows it) that fits in 64 bits,
+//  unsigned or signed, followed by one space; advances *at past the space. Returns 0
+//  or -1.
+static int s_number (const char **at, bool is_signed, uint64_t *value)
+{
+    const char *p = *at;
+    bool minus = is_signed && *p == '-';
+    if (minus) p++;
+    uint64_t n = 0;
+    const char *digits = p;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (n > (UINT64_MAX - digit) / 10) return -1;
+        n = n * 10 + digit;
+    }
+    if (p == digits || *p != ' ') return -1;
+    if (is_signed && n > (minus ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) return -1;
+    *value = minus ? (uint64_t)0 - n : n;  //  Two's complement: as int64, -n
+    *at = p + 1;
     return 0;
 }
 
@@ -81,19 +112,20 @@ int tl_jobfile_read (const char *path, tl_jobfile_t *job, char *error, size_t si
     job->ids = calloc (nfiles, sizeof *job->ids);
     if (!job->names || !job->ids) goto oom;
     for (size_t i = 0; i < nfiles; i++) {
-        uint64_t fsize;
-        int64_t sec, nsec;
-        used = 0;
-        if (s_line (file, &line, &cap) < 0 ||
-            sscanf (line, "%" SCNu64 " %" SCNd64 " %" SCNd64 " %n", &fsize, &sec, &nsec, &used) !=
-                3 ||
-            used == 0 || !line[used])
+        uint64_t fsize, sec, nsec;
+        if (s_line (file, &line, &cap) < 0) goto bad;
+        const char *at = line;
+        //  SIZE SECONDS NANOSECONDS NAME, one space each: the name is the rest of the
+        //  line as it is, blanks included
+        if (s_number (&at, false, &fsize) || s_number (&at, true, &sec) ||
+            s_number (&at, false, &nsec) || nsec > 999999999 || !*at)
             goto bad;
-        job->ids[i] = (tl_file_id_t){.size = fsize, .mtime = sec, .mtime_ns = nsec};
-        if (!(job->names[i] = strdup (line + used))) goto oom;
+        job->ids[i] =
+            (tl_file_id_t){.size = fsize, .mtime = (int64_t)sec, .mtime_ns = (int64_t)nsec};
+        if (!(job->names[i] = strdup (at))) goto oom;
         job->nfiles = i + 1;
     }
-    if (s_line (file, &line, &cap) >= 0) goto bad;
+    if (fgetc (file) != EOF) goto bad;  //  Nothing after the last file
     rc = 1;
     goto done;
 oom:

@@ -237,7 +237,7 @@ static int s_apply_resync (s_vent_t *self)
             self->lost[self->nlost++] = id;
         }
     }
-    tl_window_restart (self->unacked);
+    tl_window_restart (self->unacked, now);
     tl_window_set_acked (self->unacked, held, held_bytes);
     tl_bar_clear (self->progress);
     zsys_info ("the sink holds %llu of the %llu chunks cut so far; %zu go out again, and %zu "
@@ -356,15 +356,21 @@ static int s_pump (s_vent_t *self)
     }
 }
 
-//  An ack for a chunk not in the window (merged from a copy that was still out when
-//  the sink restarted, or one a previous run of this job sent) still says the sink holds
-//  it: it is not produced again, and not sent when the cut reaches it.
+//  Every chunk acknowledged is recorded as held by the sink, so that a copy's second
+//  ack (the sink acknowledges every copy) counts nothing. An ack for a chunk not in the
+//  window and not known to be held (merged from a copy that was still out when the sink
+//  restarted, or one a previous run of this job sent) counts it: it is not produced
+//  again, and not sent when the cut reaches it.
 static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
 {
     double now = tl_now ();
     for (uint32_t i = 0; i < ack->count; i++) {
         uint64_t id = ack->chunk[i];
-        if (tl_window_ack (self->unacked, id, now) == 0 || s_have (self, id)) continue;
+        if (tl_window_ack (self->unacked, id, now) == 0) {
+            s_have_set (self, id);
+            continue;
+        }
+        if (s_have (self, id)) continue;
         if (s_have_set (self, id) == 0 && id < self->nindex)
             tl_window_set_acked (self->unacked, tl_window_acked (self->unacked) + 1,
                                  tl_window_acked_bytes (self->unacked) + self->index[id].size);
@@ -374,6 +380,9 @@ static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
 //  A HAVE: the sink holds the chunks of these bits.
 static void s_on_have (s_vent_t *self, const tl_have_body_t *have)
 {
+    //  Only an answer to a JOB counts: a late copy of one would mark chunks of the window
+    //  as held, and their acks would then be taken for copies'.
+    if (self->accepted && !self->resync) return;
     for (size_t i = 0; i < have->bits.len; i++) {
         uint8_t byte = (uint8_t)have->bits.ptr[i];
         for (int bit = 0; byte && bit < 8; bit++)
@@ -872,12 +881,15 @@ int main (int argc, char **argv)
         tl_cli_usage_error (&cli, "too many files (%zu; at most %d)", self.files.count,
                             TL_FILES_MAX);
 
+    int status = 1;
     const char *why = NULL;
+    //  The job first: a job file that holds another job is said before anything binds.
+    if (s_open_job (&self) != 0) goto done;
     self.source =
         tl_source_new ((const char *const *)self.files.names, self.files.count, &source_opts, &why);
     if (!self.source) {
         fprintf (stderr, "tally-ventilator: %s\n", why ? why : "cannot start reading");
-        return 1;
+        goto done;
     }
     if (!self.quiet) {
         const char *why_sync = tl_source_fallback (self.source);
@@ -894,7 +906,7 @@ int main (int argc, char **argv)
     self.push = tl_sock_new (ZMQ_PUSH, self.bind, true, true, &cfg, &why);
     if (!self.push) {
         fprintf (stderr, "tally-ventilator: %s\n", why);
-        return 1;
+        goto done;
     }
     self.bound_at = tl_now ();
     //  libzmq's own socket monitor rather than CZMQ's zmonitor actor: no thread of ours
@@ -907,17 +919,16 @@ int main (int argc, char **argv)
     if (zmq_socket_monitor (zsock_resolve (self.push), monitor_ep, events) != 0 ||
         !(self.monitor = zsock_new_pair (monitor_ep))) {
         fprintf (stderr, "tally-ventilator: cannot monitor the worker socket\n");
-        return 1;
+        goto done;
     }
     cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = 1 << 20;
     self.sink = tl_sock_new (ZMQ_DEALER, self.sink_ep, false, false, &cfg, &why);
     if (!self.sink) {
         fprintf (stderr, "tally-ventilator: %s\n", why);
-        return 1;
+        goto done;
     }
 
-    if (s_open_job (&self) != 0) return 1;
     self.replay = tl_replay_new ((const char *const *)self.files.names, self.file_ids,
                                  self.files.count, &source_opts);
     self.unacked =
@@ -925,15 +936,16 @@ int main (int argc, char **argv)
     self.file_format = calloc (self.files.count, sizeof *self.file_format);
     if (!self.unacked || !self.file_format || !self.replay) {
         fprintf (stderr, "tally-ventilator: out of memory\n");
-        return 1;
+        goto done;
     }
     for (size_t i = 0; i < self.files.count; i++)
         self.file_format[i] = self.spec.format;
     self.progress =
         tl_bar_new ("tally", self.files.bytes, self.quiet ? TL_BAR_NONE : self.spec.progress);
 
-    int status = s_run (&self);
+    status = s_run (&self);
 
+done:
     tl_window_destroy (&self.unacked);
     tl_replay_destroy (&self.replay);
     free (self.file_ids);

@@ -25,6 +25,7 @@ typedef struct {
     double sent_at;        //  Last send (when sends > 0)
     uint32_t sends;        //  Times sent
     bool suspect;          //  A worker left since it was sent: it may be lost
+    bool stale;            //  Its sends went to a sink that restarted since: due at once
     uint32_t attempts;     //  Sends that opened a new attempt (see s_new_attempt)
     double attempt_at;     //  When the last attempt opened (when attempts > 0)
 } s_slot_t;
@@ -123,15 +124,16 @@ bool tl_window_holds (tl_window_t *self, uint64_t id)
     return false;
 }
 
-void tl_window_restart (tl_window_t *self)
+void tl_window_restart (tl_window_t *self, double now)
 {
     assert (self);
     for (size_t i = 0; i < self->capacity; i++) {
         s_slot_t *slot = &self->slots[i];
         if (!slot->used || slot->sends == 0) continue;
         slot->attempts = 0;
-        slot->suspect = true;
-        slot->sent_at = -INFINITY;
+        slot->attempt_at = now;
+        slot->suspect = false;
+        slot->stale = true;
     }
 }
 
@@ -167,7 +169,8 @@ static bool s_attempt_timed_out (tl_window_t *self, const s_slot_t *slot, double
 //  other send, the tail's backup copies above all, belongs to the attempt that runs.
 static bool s_new_attempt (tl_window_t *self, const s_slot_t *slot, double now)
 {
-    return slot->sends == 0 || slot->suspect || s_attempt_timed_out (self, slot, now);
+    return slot->sends == 0 || slot->suspect || slot->stale ||
+           s_attempt_timed_out (self, slot, now);
 }
 
 //  Whether slot's chunk has had every attempt it may take and its next send, at time
@@ -189,7 +192,7 @@ static s_slot_t *s_oldest_overdue (tl_window_t *self, double now, bool last_cut,
     for (size_t i = 0; i < self->capacity; i++) {
         s_slot_t *slot = &self->slots[i];
         if (!slot->used || slot->sends == 0) continue;
-        if (now - slot->sent_at >= (slot->suspect ? suspect_after : after) &&
+        if ((slot->stale || now - slot->sent_at >= (slot->suspect ? suspect_after : after)) &&
             s_exhausted (self, slot, now) == exhausted &&
             (!oldest || slot->sent_at < oldest->sent_at))
             oldest = slot;
@@ -242,6 +245,7 @@ void tl_window_sent (tl_window_t *self, const tl_window_slot_t *pub, double now)
         self->unsent--;
     slot->sent_at = now;
     slot->suspect = false;
+    slot->stale = false;
 }
 
 int tl_window_ack (tl_window_t *self, uint64_t id, double now)
@@ -251,7 +255,7 @@ int tl_window_ack (tl_window_t *self, uint64_t id, double now)
     for (size_t i = 0; i < self->capacity; i++) {
         s_slot_t *slot = &self->slots[i];
         if (!slot->used || slot->pub.id != id) continue;
-        if (slot->sends == 1) {
+        if (slot->sends == 1 && !slot->stale) {
             double sample = now - slot->sent_at;
             self->latency = self->latency ? 0.9 * self->latency + 0.1 * sample : sample;
         }

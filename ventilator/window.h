@@ -55,9 +55,12 @@ uint64_t tl_window_skip (tl_window_t *self, size_t size);
 //  Whether chunk id is in the window.
 bool tl_window_holds (tl_window_t *self, uint64_t id);
 
-//  The sink restarted: every chunk sent and not acknowledged goes out again now, as a
-//  new first attempt (the old ones were lost with the sink, not failed by the chunk).
-void tl_window_restart (tl_window_t *self);
+//  The sink restarted at time now: every chunk sent and not acknowledged goes out again
+//  at once, as a new first attempt (the old ones were lost with the sink, not failed by
+//  the chunk; a whole streaming interval from now passes before a chunk that no worker
+//  takes loses an attempt). An ack that comes before it went out again gives no latency
+//  sample: it cannot say which copy was answered.
+void tl_window_restart (tl_window_t *self, double now);
 
 //  Sets the count and bytes of chunks acknowledged (the sink's own, after a restart).
 void tl_window_set_acked (tl_window_t *self, uint64_t chunks, uint64_t bytes);
