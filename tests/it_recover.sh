@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crash recovery of the two stateful services, with the services started separately on
-# TCP loopback, two workers, and 300 MB of n-gram 2012 files (75 MB sanitized) cut into
+# TCP loopback, two workers, and 300 MB of n-gram 2012 files (150 MB sanitized) cut into
 # 4K chunks (about 75,000 of them, so that a job lasts several seconds). The sink
 # checkpoints its open jobs every half second (--checkpoint-interval 0.5) to its own
 # --state-dir; the ventilator keeps its job in a --job-file. Eight jobs through one sink:
@@ -24,7 +24,7 @@
 # asserted).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
-mb=$(scaled 300)
+mb=$(half_scaled 300)
 chunk=4K
 seed=${TALLY_RECOVER_SEED:-$RANDOM}
 RANDOM=$seed
