@@ -7,7 +7,7 @@
 #     its own folder (.tally-sink beside the totals, mode 0700); restarted with the same
 #     options it takes the checkpoint back, and the job completes with gawk's totals
 #     (then the checkpoint is removed);
-# (c) the sink SIGKILLed before its first checkpoint and restarted: the ventilator opens
+# (c) the sink SIGKILLed without a checkpoint and restarted: the ventilator opens
 #     the job again there and sends it all again; totals equal gawk's (tests/it_recover.sh
 #     kills the sink and the ventilator after checkpoints);
 # (d) the ventilator: it exits non-zero within 2 s, no totals file; the sink cancels the
@@ -119,14 +119,14 @@ stop_pid "$SINK_PID" 5 || true
 stop_pid "$WATCH_PID" 2 || true
 
 # ---------------------------------------------------------------------------------------
-# (c) SIGKILL to the sink before its first checkpoint (--checkpoint-interval 30, the
-# default): the restarted sink does not know the job; the ventilator opens it there again
-# and sends every chunk again, and the job ends with gawk's totals.
-begin_job c
+# (c) SIGKILL to a sink that writes no periodic checkpoints (--checkpoint-interval 0, as
+# one killed before its first): the restarted sink does not know the job; the ventilator
+# opens it there again and sends every chunk again, and the job ends with gawk's totals.
+begin_job c --checkpoint-interval 0
 timed_stop "$SINK_PID" KILL
 check "c: no checkpoint after SIGKILL" test -z "$(checkpoints "$WORK/c")"
 t0=$(now)
-start_sink "$WORK/c/sink2.log" "$WORK/c/totals.tsv"
+start_sink "$WORK/c/sink2.log" "$WORK/c/totals.tsv" --checkpoint-interval 0
 check "c: the ventilator says the sink does not have the job" \
   wait_until 10 grep -q "does not have this job" "$WORK/c.err"
 await_job c "the sink killed before its first checkpoint" "$WORK/c/totals.tsv"
