@@ -30,6 +30,7 @@ struct _tl_bar_t {
     uint64_t payload;                    //  Last reported payload
     uint64_t chunks;                     //  Last reported chunks merged
     uint64_t known;                      //  Last reported chunks known
+    const char *unit;                    //  What the counts count ("chunks")
     bool final;                          //  known is the total
     bool drawn;                          //  A bar line is on screen
 };
@@ -102,8 +103,9 @@ static void s_draw (tl_bar_t *self, double now)
     tl_human_bytes ((double)self->total, total, sizeof total);
     tl_human_bytes (self->rate, rate, sizeof rate);
     s_format_eta (fraction > 0.001 ? elapsed / fraction - elapsed : -1, eta, sizeof eta);
-    snprintf (chunks, sizeof chunks, "%llu/%llu%s chunks", (unsigned long long)self->chunks,
-              (unsigned long long)self->known, self->final ? "" : "+");
+    snprintf (chunks, sizeof chunks, "%llu/%llu%s %s", (unsigned long long)self->chunks,
+              (unsigned long long)self->known, self->final ? "" : "+",
+              self->unit ? self->unit : "chunks");
     if (self->bar) {
         char bar[31];
         int filled = (int)(fraction * 30);
@@ -153,6 +155,11 @@ void tl_bar_finish (tl_bar_t *self)
     if (self->bar || now - self->started >= 5.0) s_draw (self, now);
     if (self->drawn) fputc ('\n', stderr);
     self->drawn = false;
+}
+
+void tl_bar_set_unit (tl_bar_t *self, const char *unit)
+{
+    if (self) self->unit = unit;
 }
 
 void tl_bar_clear (tl_bar_t *self)

@@ -28,6 +28,9 @@ void tl_bar_destroy (tl_bar_t **self_p);
 void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t chunks,
                     uint64_t chunks_known, bool chunks_final);
 
+//  Names what the counts of tl_bar_update count ("chunks" unless set; unit is static).
+void tl_bar_set_unit (tl_bar_t *self, const char *unit);
+
 //  Draws a last time and ends the bar's line.
 void tl_bar_finish (tl_bar_t *self);
 
