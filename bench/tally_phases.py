@@ -7,16 +7,18 @@ feed endpoint from its command line, subscribes to the progress and done topics 
 (so the sink reads no totals back for it), and every INTERVAL seconds samples the sink
 (VmRSS, VmHWM, CPU time), the workers' CPU time, and whether the totals file's
 temporary (OUTPUT.tmp.*) or the file itself exist. The sink merges the last chunk,
-sorts every key, writes the temporary, renames it, then publishes done; progress comes
-every 0.25 s while it merges, none while it sorts and writes. So:
+sorts every key, writes the temporary, renames it, then publishes done. It publishes
+progress at most every 0.25 s and only between batches of messages (while it merges
+flat out, about once a window of chunks), and none while it sorts and writes. So:
 
   all cut      first progress with chunks_final: the ventilator has cut every chunk
+               (often not seen: the sink says so only after the window's last batch)
   merged       last chunk merged: the last progress before the end phase, plus the
-               chunks it still had to merge at the rate between the last two messages
-               (within one progress interval, 0.25 s)
+               input bytes it still had to merge at its rate between the last two
+               messages (every message holds the input's size)
   sorted       the temporary totals file appeared (the sort is over, writing starts)
   written      the totals file appeared (renamed)
-  done         the done message
+  done         the done message (often not seen: tally run stops the sink at once)
   exit         tally run exited (it then stops the sink, which frees its memory)
 
 Usage: tally_phases.py --root PID --output FILE --start EPOCH [--interval S] --log LOG
@@ -112,7 +114,7 @@ def main():
     sink = None
     workers = []
     sub = None
-    progress = []  # (t, chunks_done, chunks_known, final, keys, the job's seconds)
+    progress = []  # (t, chunks_done, chunks_known, final, keys, seconds, bytes, input_bytes)
     samples = []  # (t, sink_rss, sink_cpu, workers_cpu)
     hwm = 0
     worker_cpu = {}
@@ -144,12 +146,13 @@ def main():
                 t = now()
                 if topic == b"progress":
                     progress.append((t, msg["chunks_done"], msg["chunks_known"],
-                                     bool(msg["chunks_final"]), msg["keys"], msg["seconds"]))
+                                     bool(msg["chunks_final"]), msg["keys"], msg["seconds"],
+                                     msg["bytes"], msg["input_bytes"]))
                     if msg["chunks_final"]:
                         events.setdefault("all_cut", t)
                     print(f"{t:.3f} progress {msg['chunks_done']}/{msg['chunks_known']}"
-                          f"{' final' if msg['chunks_final'] else ''} keys {msg['keys']}",
-                          file=log)
+                          f"{' final' if msg['chunks_final'] else ''} keys {msg['keys']}"
+                          f" bytes {msg['bytes']}/{msg['input_bytes']}", file=log)
                 elif topic == b"done":
                     events.setdefault("done", t)
                     done_msg = msg
@@ -171,6 +174,7 @@ def main():
             wcpu = sum(worker_cpu.values())
             if rss:
                 samples.append((t, rss, cpu, wcpu))
+                print(f"{t:.3f} sink rss {rss} cpu {cpu:.2f} workers cpu {wcpu:.2f}", file=log)
         time.sleep(args.interval)
     if sub is not None:
         sub.close()
@@ -178,39 +182,41 @@ def main():
     out = {"exit": events.get("exit")}
     for name in ("all_cut", "sorted", "written", "done"):
         out[name] = events.get(name)
-    # Every chunk: known once the ventilator has cut them all (done does not say); in a
-    # job too short for that to reach the feed, the most it knew of
-    chunks = max((p[2] for p in progress), default=0)
-    out["chunks"] = chunks
-    out["keys"] = done_msg["keys"] if done_msg else None
-    # The merge's end: from the last progress before the end phase
+    # The merge's end: from the last progress before the end phase, plus the bytes it
+    # still had to merge (the input's size is in every message; the chunks' total only
+    # once the ventilator has cut them all, which the feed may not say before the end)
     end_phase = out["sorted"] or out["written"] or out["done"]
     before = [p for p in progress
               if p[1] > 0 and (end_phase is None or p[0] <= end_phase)]
-    merged = None
-    if before and chunks:
-        t1, d1 = before[-1][0], before[-1][1]
+    merged = chunks = None
+    if before:
+        t1, d1, b1, total = before[-1][0], before[-1][1], before[-1][6], before[-1][7]
+        final = [p[2] for p in progress if p[3]]
+        chunks = final[0] if final else round(d1 * total / b1) if b1 else d1
         rate = None
-        if len(before) >= 2 and before[-1][0] > before[-2][0] and before[-1][1] > before[-2][1]:
-            rate = (before[-1][1] - before[-2][1]) / (before[-1][0] - before[-2][0])
+        if len(before) >= 2 and before[-1][0] > before[-2][0] and b1 > before[-2][6]:
+            rate = (b1 - before[-2][6]) / (before[-1][0] - before[-2][0])
         elif before[-1][5] > 0:  # one message: the mean rate since the job opened
-            rate = d1 / before[-1][5]
-        if d1 >= chunks:
+            rate = b1 / before[-1][5]
+        if b1 >= total:
             merged = t1
         elif rate:
-            merged = t1 + (chunks - d1) / rate
+            merged = t1 + (total - b1) / rate
         if merged is not None and end_phase is not None:
             merged = min(merged, end_phase)
+    out["chunks"] = chunks
+    out["keys"] = done_msg["keys"] if done_msg else None
     out["merged"] = merged
     out["first_merged"] = before[0][0] if before else None
-    # When the merge passed each quarter of the chunks (interpolated between messages
-    # sent while it merged)
+    # When the merge passed each quarter of the input (interpolated between messages
+    # sent while it merged, and the start)
+    points = [(0.0, 0, 0, False, 0, 0.0, 0, before[0][7])] + before if before else []
     for q in (1, 2, 3):
-        target = chunks * q / 4
         value = None
-        for a, b in zip(before, before[1:]):
-            if a[1] < target <= b[1]:
-                value = a[0] + (b[0] - a[0]) * (target - a[1]) / (b[1] - a[1])
+        for a, b in zip(points, points[1:]):
+            target = b[7] * q / 4
+            if a[6] < target <= b[6]:
+                value = a[0] + (b[0] - a[0]) * (target - a[6]) / (b[6] - a[6])
                 break
         out[f"q{q}"] = value
     # The sink at the merge's end (its table) and at its peak; CPU before and after
@@ -220,8 +226,15 @@ def main():
     out["sink_hwm_kib"] = hwm
     out["sink_cpu"] = samples[-1][2] if samples else None
     out["workers_cpu"] = samples[-1][3] if samples else None
-    busy = [b[0] for a, b in zip(samples, samples[1:])
-            if b[0] > a[0] and (b[3] - a[3]) / (b[0] - a[0]) > 0.1]
+    # The workers stopped working when their CPU over the last second fell under a
+    # quarter of a core for good (their heartbeats use next to nothing)
+    busy, j = [], 0
+    for b in samples:
+        while samples[j][0] < b[0] - 1.0:
+            j += 1
+        a = samples[j]
+        if b[0] - a[0] >= 0.5 and (b[3] - a[3]) / (b[0] - a[0]) > 0.25:
+            busy.append(b[0])
     out["workers_idle"] = busy[-1] if busy else None
     for key, value in out.items():
         if isinstance(value, float):
