@@ -96,8 +96,7 @@ static uint64_t s_pss_of (int pid)
 
 //  Sums the RSS of root and all its descendants, and their PSS into *pss when pss is
 //  not NULL. Sets *procs to their number.
-static uint64_t s_sample (int root, s_proc_t *procs, int *nprocs_in_tree, long page,
-                          uint64_t *pss)
+static uint64_t s_sample (int root, s_proc_t *procs, int *nprocs_in_tree, long page, uint64_t *pss)
 {
     DIR *dir = opendir ("/proc");
     if (!dir) return 0;

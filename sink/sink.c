@@ -570,6 +570,22 @@ static int s_take_restored (void *arg, tl_job_t *job)
     return 0;
 }
 
+//  Writes every open job's checkpoint as of time now, and says how it went.
+static s_saver_report_t s_saver_write (s_sink_t *self, double now)
+{
+    s_saver_report_t report = {0};
+    for (int i = 0; i < S_JOBS_MAX; i++) {
+        if (!self->open[i].job) continue;
+        uint64_t bytes = 0;
+        if (tl_checkpoint_write (self->state_dir, self->open[i].job, now, &bytes) == 0) {
+            report.saved++;
+            report.bytes += bytes;
+        } else
+            report.failed++;
+    }
+    return report;
+}
+
 //  The saver's child: writes every open job as it was at fork, reports, and exits
 //  without running the parent's exit handlers (CZMQ's would touch sockets it shares).
 static void s_saver_child (s_sink_t *self, int report_fd, pid_t parent, double now)
@@ -583,16 +599,7 @@ static void s_saver_child (s_sink_t *self, int report_fd, pid_t parent, double n
     if (dup2 (report_fd, 3) != 3) _exit (1);
     report_fd = 3;
     close_range (4, ~0u, 0);
-    s_saver_report_t report = {0};
-    for (int i = 0; i < S_JOBS_MAX; i++) {
-        if (!self->open[i].job) continue;
-        uint64_t bytes = 0;
-        if (tl_checkpoint_write (self->state_dir, self->open[i].job, now, &bytes) == 0) {
-            report.saved++;
-            report.bytes += bytes;
-        } else
-            report.failed++;
-    }
+    s_saver_report_t report = s_saver_write (self, now);
     ssize_t rc = write (report_fd, &report, sizeof report);
     _exit (rc == (ssize_t)sizeof report && report.failed == 0 ? 0 : 1);
 }
@@ -625,16 +632,7 @@ static void s_saver_log (s_sink_t *self, const s_saver_report_t *report, double 
 static void s_saver_inline (s_sink_t *self, double now)
 {
     double before = tl_now ();
-    s_saver_report_t report = {0};
-    for (int i = 0; i < S_JOBS_MAX; i++) {
-        if (!self->open[i].job) continue;
-        uint64_t bytes = 0;
-        if (tl_checkpoint_write (self->state_dir, self->open[i].job, now, &bytes) == 0) {
-            report.saved++;
-            report.bytes += bytes;
-        } else
-            report.failed++;
-    }
+    s_saver_report_t report = s_saver_write (self, now);
     double took = tl_now () - before;
     if (report.failed)
         zsys_error ("checkpoint failed for %d job(s)", report.failed);

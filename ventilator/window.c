@@ -81,23 +81,10 @@ bool tl_window_has_room (tl_window_t *self)
     return self->inflight < self->capacity;
 }
 
-const tl_window_slot_t *tl_window_add (tl_window_t *self, const tl_chunk_t *chunk)
+//  Puts chunk into a free slot under id, never sent yet. The window must have room.
+static const tl_window_slot_t *s_put (tl_window_t *self, const tl_chunk_t *chunk, uint64_t id)
 {
     assert (self && chunk && chunk->buf);
-    s_slot_t *slot = NULL;
-    for (size_t i = 0; i < self->capacity && !slot; i++)
-        if (!self->slots[i].used) slot = &self->slots[i];
-    assert (slot);
-    *slot = (s_slot_t){.pub = {.id = self->next_id++, .chunk = *chunk}, .used = true};
-    self->inflight++;
-    self->unsent++;
-    return &slot->pub;
-}
-
-const tl_window_slot_t *tl_window_add_id (tl_window_t *self, const tl_chunk_t *chunk, uint64_t id)
-{
-    assert (self && chunk && chunk->buf);
-    assert (id < self->next_id && !tl_window_holds (self, id));
     s_slot_t *slot = NULL;
     for (size_t i = 0; i < self->capacity && !slot; i++)
         if (!self->slots[i].used) slot = &self->slots[i];
@@ -106,6 +93,19 @@ const tl_window_slot_t *tl_window_add_id (tl_window_t *self, const tl_chunk_t *c
     self->inflight++;
     self->unsent++;
     return &slot->pub;
+}
+
+const tl_window_slot_t *tl_window_add (tl_window_t *self, const tl_chunk_t *chunk)
+{
+    assert (self);
+    return s_put (self, chunk, self->next_id++);
+}
+
+const tl_window_slot_t *tl_window_add_id (tl_window_t *self, const tl_chunk_t *chunk, uint64_t id)
+{
+    assert (self);
+    assert (id < self->next_id && !tl_window_holds (self, id));
+    return s_put (self, chunk, id);
 }
 
 uint64_t tl_window_skip (tl_window_t *self, size_t size)
