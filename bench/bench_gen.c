@@ -11,66 +11,19 @@
     Usage: bench_gen [-s TOTAL_MB] [-n FILES] [-j JOBS] [-S SEED] OUTDIR
     Writes OUTDIR/ngram-2012-a.tsv ... (-z, ... past 26 files: ngram-2012-NNN.tsv).  */
 
-#include <errno.h>
-#include <fcntl.h>
+#include "gen_common.h"
+
 #include <math.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #define S_COMMON_BASE  (UINT64_C (1) << 40)  //  Key ids of the words common to every file
 #define S_COMMON_EVERY 64                    //  One block in this many is a common word
 #define S_COMMON_KEYS  (3 * 1500)            //  Common key ids (word x 3 variants)
 #define S_FILE_STRIDE  (UINT64_C (1) << 32)  //  Key ids owned by one file
-#define S_BUFFER       (4u << 20)            //  Output buffer
 #define S_KEY_MAX      256                   //  Longest key this generator makes
 
-//  What one child reports about the file it wrote.
-typedef struct {
-    uint64_t bytes;   //  Bytes written
-    uint64_t lines;   //  Lines written
-    uint64_t blocks;  //  Key blocks (runs of one key's years)
-    int failed;       //  Nonzero when the file could not be written
-} s_stats_t;
-
-//  A buffered output file.
-typedef struct {
-    int fd;          //  File descriptor
-    char *data;      //  Buffer
-    size_t size;     //  Bytes buffered
-    uint64_t total;  //  Bytes written so far, buffered included
-    int failed;      //  A write failed
-} s_out_t;
-
 //  --------------------------------------------------------------------------------------
-//  Random numbers: splitmix64, as a hash (s_mix) and as a sequence (s_next).
-
-static uint64_t s_mix (uint64_t x)
-{
-    x += UINT64_C (0x9E3779B97F4A7C15);
-    x = (x ^ (x >> 30)) * UINT64_C (0xBF58476D1CE4E5B9);
-    x = (x ^ (x >> 27)) * UINT64_C (0x94D049BB133111EB);
-    return x ^ (x >> 31);
-}
-
-static uint64_t s_next (uint64_t *state)
-{
-    *state += UINT64_C (0x9E3779B97F4A7C15);
-    return s_mix (*state);
-}
-
-//  Uniform in (0, 1]: never 0, so pow(u, negative) stays finite.
-static double s_unit (uint64_t bits)
-{
-    return ((double)(bits >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-}
+//  Random numbers: gen_mix, gen_next, gen_unit (gen_common.h).
 
 //  --------------------------------------------------------------------------------------
 //  Keys. A key id names a word and a variant: untagged, its main POS tag, another tag.
@@ -116,11 +69,11 @@ static char *s_put (char *p, const char *text)
 //  A pronounceable lowercase word of 1 to max_syllables syllables.
 static char *s_put_syllables (char *p, uint64_t *rng, int max_syllables, bool accents)
 {
-    unsigned pick = (unsigned)(s_next (rng) % 100);
+    unsigned pick = (unsigned)(gen_next (rng) % 100);
     int syllables = pick < 30 ? 1 : pick < 72 ? 2 : pick < 92 ? 3 : pick < 98 ? 4 : 5;
     if (syllables > max_syllables) syllables = max_syllables;
     for (int i = 0; i < syllables; i++) {
-        uint64_t bits = s_next (rng);
+        uint64_t bits = gen_next (rng);
         p = s_put (p, s_onsets[bits % S_COUNT (s_onsets)]);
         bits /= S_COUNT (s_onsets);
         if (accents && bits % 2)
@@ -139,25 +92,25 @@ static char *s_put_syllables (char *p, uint64_t *rng, int max_syllables, bool ac
 //  quotes, apostrophes, hyphens or backslashes, as the real corpus does.
 static char *s_put_word (char *p, uint64_t word, bool common)
 {
-    uint64_t rng = s_mix (word ^ (common ? UINT64_C (0xC0FFEE) : 0));
+    uint64_t rng = gen_mix (word ^ (common ? UINT64_C (0xC0FFEE) : 0));
     if (common && word < S_COUNT (s_common_words)) return s_put (p, s_common_words[word]);
     if (common) return s_put_syllables (p, &rng, 2, false);
     char *start = p;
-    unsigned kind = (unsigned)(s_next (&rng) % 1000);
+    unsigned kind = (unsigned)(gen_next (&rng) % 1000);
     if (kind < 15)  //  Latin with diacritics
         p = s_put_syllables (p, &rng, 4, true);
     else if (kind < 20) {  //  Cyrillic or Greek
         bool greek = kind < 17;
-        int n = 1 + (int)(s_next (&rng) % 4);
+        int n = 1 + (int)(gen_next (&rng) % 4);
         for (int i = 0; i < n; i++)
-            p = s_put (p, greek ? s_greek[s_next (&rng) % S_COUNT (s_greek)]
-                                : s_cyrillic[s_next (&rng) % S_COUNT (s_cyrillic)]);
+            p = s_put (p, greek ? s_greek[gen_next (&rng) % S_COUNT (s_greek)]
+                                : s_cyrillic[gen_next (&rng) % S_COUNT (s_cyrillic)]);
     } else if (kind < 22) {  //  CJK
-        int n = 1 + (int)(s_next (&rng) % 3);
+        int n = 1 + (int)(gen_next (&rng) % 3);
         for (int i = 0; i < n; i++)
-            p = s_put (p, s_cjk[s_next (&rng) % S_COUNT (s_cjk)]);
+            p = s_put (p, s_cjk[gen_next (&rng) % S_COUNT (s_cjk)]);
     } else if (kind < 50) {  //  Numbers: 1847, 3.14, 12,000
-        uint64_t bits = s_next (&rng);
+        uint64_t bits = gen_next (&rng);
         p += sprintf (p, "%u", (unsigned)(bits % 100000));
         if (bits % 7 == 0)
             p += sprintf (p, ".%u", (unsigned)((bits >> 20) % 100));
@@ -179,14 +132,14 @@ static char *s_put_word (char *p, uint64_t word, bool common)
         p = s_put (p, "-");
         p = s_put_syllables (p, &rng, 3, false);
     } else if (kind < 130) {  //  Abbreviations: A.J.B.
-        int n = 1 + (int)(s_next (&rng) % 4);
+        int n = 1 + (int)(gen_next (&rng) % 4);
         for (int i = 0; i < n; i++) {
-            *p++ = (char)('A' + s_next (&rng) % 26);
+            *p++ = (char)('A' + gen_next (&rng) % 26);
             *p++ = '.';
         }
     } else
         p = s_put_syllables (p, &rng, 5, false);
-    uint64_t bits = s_next (&rng);
+    uint64_t bits = gen_next (&rng);
     if (bits % 100 < 15 && *start >= 'a' && *start <= 'z')
         *start = (char)(*start - 'a' + 'A');
     else if (bits % 100 == 15)
@@ -204,9 +157,9 @@ static size_t s_key (uint64_t id, char *out)
     unsigned variant = (unsigned)(local % 3);
     char *p = s_put_word (out, word, common);
     if (variant > 0) {
-        size_t tag = s_mix (word ^ UINT64_C (0x7A6)) % S_COUNT (s_tags);
+        size_t tag = gen_mix (word ^ UINT64_C (0x7A6)) % S_COUNT (s_tags);
         if (variant == 2)  //  Another tag than the main one
-            tag = (tag + 5 + s_mix (word) % 7) % S_COUNT (s_tags);
+            tag = (tag + 5 + gen_mix (word) % 7) % S_COUNT (s_tags);
         p = s_put (p, s_tags[tag]);
     }
     return (size_t)(p - out);
@@ -221,77 +174,50 @@ static double s_weight (uint64_t id)
         static const double variant_share[] = {1.0, 0.6, 0.1};
         return 3e8 / pow ((double)(local / 3 + 1), 1.05) * variant_share[local % 3];
     }
-    double w = pow (s_unit (s_mix (id ^ UINT64_C (0x5EED))), -1.0 / 0.8);
+    double w = pow (gen_unit (gen_mix (id ^ UINT64_C (0x5EED))), -1.0 / 0.8);
     return w < 1e7 ? w : 1e7;
 }
 
 //  --------------------------------------------------------------------------------------
 //  Output
 
-static void s_flush (s_out_t *out)
-{
-    size_t done = 0;
-    while (done < out->size && !out->failed) {
-        ssize_t n = write (out->fd, out->data + done, out->size - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0)
-            out->failed = 1;
-        else
-            done += (size_t)n;
-    }
-    out->size = 0;
-}
-
-static char *s_put_u64 (char *p, uint64_t value)
-{
-    char digits[20];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value);
-    while (n)
-        *p++ = digits[--n];
-    return p;
-}
-
 //  Writes one key's block: its years, ascending, on consecutive lines.
-static uint64_t s_block (s_out_t *out, uint64_t seed, unsigned file, uint64_t block, uint64_t id)
+static uint64_t s_block (gen_out_t *out, uint64_t seed, unsigned file, uint64_t block, uint64_t id)
 {
-    uint64_t rng = s_mix (seed ^ s_mix (((uint64_t)file << 40) ^ block));
+    uint64_t rng = gen_mix (seed ^ gen_mix (((uint64_t)file << 40) ^ block));
     char key[S_KEY_MAX];
     size_t len = s_key (id, key);
-    double weight = s_weight (id) * (0.5 + s_unit (s_next (&rng)));
+    double weight = s_weight (id) * (0.5 + gen_unit (gen_next (&rng)));
     unsigned years;
     if (id >= S_COMMON_BASE)
-        years = 90 + (unsigned)(s_next (&rng) % 31);
+        years = 90 + (unsigned)(gen_next (&rng) % 31);
     else {
-        double u = s_unit (s_next (&rng));
+        double u = gen_unit (gen_next (&rng));
         years = 1 + (unsigned)(119 * u * u * u);
         if (weight > 10) years += (unsigned)(10 * log10 (weight));
         if (years > 120) years = 120;
     }
     //  Years end at 2008 or a little before, with a few gaps, never before 1505.
-    unsigned gaps = (unsigned)(s_next (&rng) % (3 * years + 1));
-    unsigned end = 2008 - (unsigned)(s_next (&rng) % 4 == 0 ? s_next (&rng) % 60 : 0);
+    unsigned gaps = (unsigned)(gen_next (&rng) % (3 * years + 1));
+    unsigned end = 2008 - (unsigned)(gen_next (&rng) % 4 == 0 ? gen_next (&rng) % 60 : 0);
     if (end - 1505 + 1 < years + gaps) gaps = end - 1505 + 1 - years;
     unsigned year = end - (years - 1) - gaps;
 
     for (unsigned i = 0; i < years; i++) {
-        if (out->size + len + 64 > S_BUFFER) s_flush (out);
-        uint64_t bits = s_next (&rng);
-        uint64_t match = 1 + (uint64_t)(weight * (0.25 + 1.5 * s_unit (bits)));
+        if (out->size + len + 64 > GEN_BUFFER) gen_flush (out);
+        uint64_t bits = gen_next (&rng);
+        uint64_t match = 1 + (uint64_t)(weight * (0.25 + 1.5 * gen_unit (bits)));
         uint64_t volume = 1 + match / (1 + (bits & 7));
         if (volume > match) volume = match;
         char *p = out->data + out->size;
         memcpy (p, key, len);
         p += len;
         *p++ = '\t';
-        p = s_put_u64 (p, year);
+        p = gen_put_u64 (p, year);
         *p++ = '\t';
-        p = s_put_u64 (p, match);
+        p = gen_put_u64 (p, match);
         *p++ = '\t';
-        p = s_put_u64 (p, volume);
+        p = gen_put_u64 (p, volume);
         *p++ = '\n';
         size_t line = (size_t)(p - (out->data + out->size));
         out->size += line;
@@ -327,118 +253,26 @@ static void s_name (char *path, size_t size, const char *dir, unsigned file, uns
         snprintf (path, size, "%s/ngram-2012-%03u.tsv", dir, file);
 }
 
-//  Writes one file (to a temporary name, then renamed). Fills *stats.
-static void s_write_file (const char *dir, unsigned file, unsigned files, uint64_t target,
-                          uint64_t seed, s_stats_t *stats)
+//  Fills one file: blocks of keys until it holds target bytes.
+static void s_fill (gen_out_t *out, unsigned file, unsigned files, uint64_t target, uint64_t seed,
+                    gen_stats_t *stats)
 {
-    char path[4096], temp[4200];
-    s_name (path, sizeof path, dir, file, files);
-    snprintf (temp, sizeof temp, "%s.tmp", path);
-    s_out_t out = {.fd = open (temp, O_WRONLY | O_CREAT | O_TRUNC, 0644)};
-    out.data = malloc (S_BUFFER);
-    if (out.fd < 0 || !out.data) {
-        fprintf (stderr, "bench_gen: %s: %s\n", temp, strerror (errno));
-        stats->failed = 1;
-        return;
-    }
     uint64_t block = 0;
-    while (out.total < target && !out.failed) {
-        stats->lines += s_block (&out, seed, file, block, s_block_key (file, files, block));
+    while (out->total < target && !out->failed) {
+        stats->lines += s_block (out, seed, file, block, s_block_key (file, files, block));
         block++;
     }
-    s_flush (&out);
-    stats->blocks = block;
-    stats->bytes = out.total;
-    if (out.failed || close (out.fd) != 0 || rename (temp, path) != 0) {
-        fprintf (stderr, "bench_gen: %s: %s\n", path, strerror (errno));
-        stats->failed = 1;
-    }
-    free (out.data);
-}
-
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void s_usage (void)
-{
-    fprintf (stderr, "usage: bench_gen [-s TOTAL_MB] [-n FILES] [-j JOBS] [-S SEED] OUTDIR\n"
-                     "  -s  total size in MB (10^6 bytes), default 1600\n"
-                     "  -n  number of files, default 26\n"
-                     "  -j  files written at once, default 2\n"
-                     "  -S  seed, default 2012\n");
-    exit (2);
+    stats->units = block;
 }
 
 int main (int argc, char *argv[])
 {
-    double megabytes = 1600;
-    long files = 26, jobs = 2;
-    uint64_t seed = 2012;
-    int opt;
-    while ((opt = getopt (argc, argv, "s:n:j:S:h")) != -1) {
-        if (opt == 's')
-            megabytes = atof (optarg);
-        else if (opt == 'n')
-            files = atol (optarg);
-        else if (opt == 'j')
-            jobs = atol (optarg);
-        else if (opt == 'S')
-            seed = strtoull (optarg, NULL, 0);
-        else
-            s_usage ();
-    }
-    if (optind != argc - 1 || megabytes <= 0 || files < 1 || files > 1000 || jobs < 1) s_usage ();
-    const char *dir = argv[optind];
-    if (mkdir (dir, 0755) != 0 && errno != EEXIST) {
-        fprintf (stderr, "bench_gen: %s: %s\n", dir, strerror (errno));
-        return 1;
-    }
-    uint64_t target = (uint64_t)(megabytes * 1e6 / (double)files);
-    //  Children report through shared memory
-    s_stats_t *stats = mmap (NULL, (size_t)files * sizeof *stats, PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (stats == MAP_FAILED) {
-        perror ("bench_gen: mmap");
-        return 1;
-    }
-    memset (stats, 0, (size_t)files * sizeof *stats);
-
-    double start = s_now ();
-    long running = 0;
-    for (long file = 0; file < files; file++) {
-        if (running == jobs) {
-            wait (NULL);
-            running--;
-        }
-        pid_t pid = fork ();
-        if (pid == 0) {
-            s_write_file (dir, (unsigned)file, (unsigned)files, target, seed, &stats[file]);
-            _exit (stats[file].failed);
-        }
-        if (pid < 0) {
-            perror ("bench_gen: fork");
-            return 1;
-        }
-        running++;
-    }
-    int status, failed = 0;
-    while (wait (&status) > 0)
-        if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) failed = 1;
-    s_stats_t sum = {0};
-    for (long file = 0; file < files; file++) {
-        sum.bytes += stats[file].bytes;
-        sum.lines += stats[file].lines;
-        sum.blocks += stats[file].blocks;
-        failed |= stats[file].failed;
-    }
-    double seconds = s_now () - start;
-    printf (
-        "bench_gen: %ld files in %s: %.1f MB, %llu lines, %llu key blocks, %.1f s (%.0f MB/s)\n",
-        files, dir, (double)sum.bytes / 1e6, (unsigned long long)sum.lines,
-        (unsigned long long)sum.blocks, seconds, (double)sum.bytes / 1e6 / seconds);
-    return failed;
+    static const gen_spec_t spec = {.name = "bench_gen",
+                                    .default_mb = 1600,
+                                    .default_files = 26,
+                                    .max_files = 1000,
+                                    .units = "key blocks",
+                                    .name_file = s_name,
+                                    .fill = s_fill};
+    return gen_main (argc, argv, &spec);
 }
