@@ -195,7 +195,7 @@ static int s_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t
         if (entries[i].len > TL_KEY_MAX) return -1;
     tl_feed_msg_t copy = *msg;
     if (copy.shards == 0) copy.shards = 1;  //  Not sharded: the one shard of one
-    if (copy.shards > TL_FEED_SHARDS_MAX || copy.shard >= copy.shards) return -1;
+    if (copy.shards > TL_SHARDS_MAX || copy.shard >= copy.shards) return -1;
     msg = &copy;
     const s_topic_t *topic = &s_topics[msg->topic];
     size_t start = buf->size;
@@ -376,7 +376,7 @@ int tl_feed_decode (const void *topic, size_t topic_size, const void *body, size
     msg->topic = which;
     msg->shards = 1;  //  A body without the shard keys: the one shard of one
     if (s_decode_body (&s_topics[which], body, size, msg) == -1 || msg->shards == 0 ||
-        msg->shards > TL_FEED_SHARDS_MAX || msg->shard >= msg->shards) {
+        msg->shards > TL_SHARDS_MAX || msg->shard >= msg->shards) {
         memset (msg, 0, sizeof *msg);
         return -1;
     }

@@ -26,8 +26,6 @@
 #define TL_FEED_TOPIC_DONE     "done"
 #define TL_FEED_TOPIC_FAILED   "failed"
 
-//  Most sink shards a job can have: a body that claims more is refused.
-#define TL_FEED_SHARDS_MAX 64
 
 typedef enum {
     TL_FEED_INVALID = 0,
@@ -98,7 +96,7 @@ typedef struct {
 
 //  Encoders: each appends a body to buf. Returns 0, or -1 when out of memory, a key is
 //  longer than TL_KEY_MAX or the shard is not below the shards (at most
-//  TL_FEED_SHARDS_MAX); then buf is as it was: never half a body. Every body ends with
+//  TL_SHARDS_MAX); then buf is as it was: never half a body. Every body ends with
 //  "shard" and "shards".
 
 //  Any topic: msg's fields (msg->u.progress for progress, whose job, shard and shards
@@ -126,7 +124,7 @@ int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf);
 //  str or bin; keys in top and totals at most TL_KEY_MAX bytes), in any order; keys the
 //  topic does not define are skipped whatever their value (nested at most 32 deep).
 //  "shard" and "shards" are optional (absent: 0 and 1); shards must be 1 to
-//  TL_FEED_SHARDS_MAX and shard below it. Refused: an unknown topic, a body that is not
+//  TL_SHARDS_MAX and shard below it. Refused: an unknown topic, a body that is not
 //  one map with str keys, a missing or repeated key, a wrong type, a shard out of range,
 //  truncation, trailing bytes. A progress body's job, shard and shards are also set in
 //  msg->u.progress.

@@ -1093,7 +1093,7 @@ static bool s_shard_in_range (const tl_feed_msg_t *sample, const char *key, cons
     msgpack_unpacked_destroy (&unpacked);
     uint64_t shard = is_shard ? number : sample->shard;
     uint64_t shards = is_shard ? (sample->shards ? sample->shards : 1) : number;
-    return shards >= 1 && shards <= TL_FEED_SHARDS_MAX && shard < shards;
+    return shards >= 1 && shards <= TL_SHARDS_MAX && shard < shards;
 }
 
 Test (feed, every_key_refuses_wrong_types)
