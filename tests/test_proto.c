@@ -13,10 +13,12 @@
 #include "tl_test.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 //  ---------------------------------------------------------------------------------
 //  Helpers
@@ -2294,6 +2296,502 @@ Test (proto, map_merge_truncated_at_every_offset_changes_nothing)
 }
 
 //  ---------------------------------------------------------------------------------
+//  Sink shards (version 4): JOB's shard and shards, CHUNK's shards and seed, PARTIAL's
+//  shard, the job's seed and the key split.
+
+//  Encodes m, decodes the frame back and checks it is m; returns the frame's elements as
+//  msgpack-c reads them, in *result (destroy it).
+static void s_round_trip (const tl_msg_t *m, msgpack_unpacked *result)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_msg_encode (m, &buf), 0, "%s", tl_cmd_name (m->cmd));
+    tl_msg_t msg;
+    int rc;
+    void *frame = s_decode_kept (m->cmd, buf.data, buf.size, &msg, &rc);
+    cr_assert_eq (rc, 0, "%s", tl_cmd_name (m->cmd));
+    cr_assert (s_msg_equal (m, &msg), "%s", tl_cmd_name (m->cmd));
+    tl_msg_reset (&msg);
+    free (frame);
+    msgpack_unpacked_init (result);
+    size_t off = 0;
+    cr_assert_eq (msgpack_unpack_next (result, buf.data, buf.size, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (result->data.type, MSGPACK_OBJECT_ARRAY);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  Element i of an unpacked frame as a uint64 (asserted to be one).
+static uint64_t s_element (const msgpack_unpacked *result, uint32_t i)
+{
+    cr_assert_lt (i, result->data.via.array.size);
+    const msgpack_object *o = &result->data.via.array.ptr[i];
+    cr_assert_eq (o->type, MSGPACK_OBJECT_POSITIVE_INTEGER, "element %u", i);
+    return o->via.u64;
+}
+
+//  Every shard count and shards at its ends and middle round-trip, at the end of each
+//  frame: JOB [.., files, shard, shards], CHUNK [.., skip_pos, shards, seed], PARTIAL
+//  [.., bad_offsets, shard].
+Test (proto, shard_fields_round_trip_at_the_end_of_each_frame)
+{
+    static tl_str_t files[] = {{"a.tsv", 5}, {"b.tsv", 5}};
+    static const uint64_t seeds[] = {0, 1, 0x9373dd55bbe9787cull, UINT64_MAX, 1ull << 32};
+    for (uint32_t shards = 1; shards <= TL_SHARDS_MAX; shards++) {
+        uint32_t picks[] = {0, shards / 2, shards - 1};
+        for (size_t p = 0; p < 3; p++) {
+            tl_msg_t m = {.cmd = TL_CMD_JOB, .job = shards};
+            s_secret (m.secret, (uint8_t)shards);
+            m.u.job = (tl_job_body_t){TL_PROTO_VERSION, p == 1, 10, 2, files, picks[p], shards};
+            msgpack_unpacked result;
+            s_round_trip (&m, &result);
+            cr_assert_eq (result.data.via.array.size, 8);
+            cr_assert_eq (s_element (&result, 6), picks[p], "shard %u of %u", picks[p], shards);
+            cr_assert_eq (s_element (&result, 7), shards);
+            msgpack_unpacked_destroy (&result);
+        }
+        uint64_t seed = seeds[shards % (sizeof seeds / sizeof seeds[0])];
+        tl_msg_t c = {.cmd = TL_CMD_CHUNK, .job = 3};
+        c.u.chunk = (tl_chunk_body_t){shards, 9, 1, 2, TL_FORMAT_TEXT, {1, 2, true}, shards, seed};
+        msgpack_unpacked result;
+        s_round_trip (&c, &result);
+        cr_assert_eq (result.data.via.array.size, 11);
+        cr_assert_eq (result.data.via.array.ptr[8].type, MSGPACK_OBJECT_BOOLEAN);
+        cr_assert_eq (s_element (&result, 9), shards);
+        cr_assert_eq (s_element (&result, 10), seed);
+        msgpack_unpacked_destroy (&result);
+    }
+    for (uint32_t shard = 0; shard < TL_SHARDS_MAX; shard++) {
+        tl_msg_t m = {.cmd = TL_CMD_PARTIAL, .job = 5};
+        m.u.partial = (tl_partial_body_t){shard, 1, 2, 3, 4, 5, 6, shard % 5, {7, 8, 9, 10}, shard};
+        msgpack_unpacked result;
+        s_round_trip (&m, &result);
+        cr_assert_eq (result.data.via.array.size, 10);
+        cr_assert_eq (result.data.via.array.ptr[8].type, MSGPACK_OBJECT_ARRAY);
+        cr_assert_eq (s_element (&result, 9), shard);
+        msgpack_unpacked_destroy (&result);
+    }
+}
+
+//  Packs JOB [7, 4, secret, false, 0, [], shard, shards], CHUNK [7, 3, 0, 1, 0, "text",
+//  0, 2^32-1, false, shards, seed] or PARTIAL [7, 3, 0, 1, 0, 0, 0, 0, [], shard].
+static void s_pack_sharded (msgpack_sbuffer *buf, tl_cmd_t cmd, uint64_t a, uint64_t b)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, s_layouts[cmd == TL_CMD_JOB ? 0 : cmd == TL_CMD_CHUNK ? 2 : 3].count);
+    msgpack_pack_uint64 (&pk, 7);
+    if (cmd == TL_CMD_JOB) {
+        msgpack_pack_uint64 (&pk, TL_PROTO_VERSION);
+        s_pack_good (&pk, F_SECRET);
+        msgpack_pack_false (&pk);
+        msgpack_pack_uint64 (&pk, 0);
+        msgpack_pack_array (&pk, 0);
+        msgpack_pack_uint64 (&pk, a);
+        msgpack_pack_uint64 (&pk, b);
+    } else if (cmd == TL_CMD_CHUNK) {
+        uint64_t head[] = {3, 0, 1, 0};
+        for (size_t i = 0; i < 4; i++)
+            msgpack_pack_uint64 (&pk, head[i]);
+        s_pack_text (&pk, "text", 4);
+        msgpack_pack_uint64 (&pk, 0);
+        msgpack_pack_uint64 (&pk, UINT32_MAX);
+        msgpack_pack_false (&pk);
+        msgpack_pack_uint64 (&pk, a);
+        msgpack_pack_uint64 (&pk, b);
+    } else {
+        uint64_t head[] = {3, 0, 1, 0, 0, 0, 0};
+        for (size_t i = 0; i < 7; i++)
+            msgpack_pack_uint64 (&pk, head[i]);
+        msgpack_pack_array (&pk, 0);
+        msgpack_pack_uint64 (&pk, a);
+    }
+}
+
+//  A JOB's shard count is 1 .. TL_SHARDS_MAX and its shard below it; a CHUNK's count
+//  likewise, with any uint64 seed; a PARTIAL's shard is below TL_SHARDS_MAX. Anything
+//  else is refused, and the message is left zero.
+Test (proto, shard_fields_out_of_range_are_refused)
+{
+    static const struct {
+        tl_cmd_t cmd;
+        uint64_t a, b;  //  JOB: shard, shards; CHUNK: shards, seed; PARTIAL: shard
+        int rc;
+    } cases[] = {
+        {TL_CMD_JOB, 0, 1, 0},
+        {TL_CMD_JOB, 0, TL_SHARDS_MAX, 0},
+        {TL_CMD_JOB, TL_SHARDS_MAX - 1, TL_SHARDS_MAX, 0},
+        {TL_CMD_JOB, 2, 3, 0},
+        {TL_CMD_JOB, 0, 0, -1},
+        {TL_CMD_JOB, 1, 0, -1},
+        {TL_CMD_JOB, 1, 1, -1},
+        {TL_CMD_JOB, 3, 3, -1},
+        {TL_CMD_JOB, 4, 3, -1},
+        {TL_CMD_JOB, TL_SHARDS_MAX, TL_SHARDS_MAX, -1},
+        {TL_CMD_JOB, 0, TL_SHARDS_MAX + 1, -1},
+        {TL_CMD_JOB, 64, TL_SHARDS_MAX + 1, -1},
+        {TL_CMD_JOB, 0, UINT32_MAX, -1},
+        {TL_CMD_JOB, 0, (uint64_t)UINT32_MAX + 1 + 2, -1},  //  2 in 32 bits: no wrap-around
+        {TL_CMD_JOB, (uint64_t)UINT32_MAX + 1, 2, -1},
+        {TL_CMD_JOB, UINT32_MAX, TL_SHARDS_MAX, -1},
+        {TL_CMD_CHUNK, 1, 0, 0},
+        {TL_CMD_CHUNK, TL_SHARDS_MAX, UINT64_MAX, 0},
+        {TL_CMD_CHUNK, 2, 1ull << 63, 0},
+        {TL_CMD_CHUNK, 0, 0, -1},
+        {TL_CMD_CHUNK, TL_SHARDS_MAX + 1, 0, -1},
+        {TL_CMD_CHUNK, UINT32_MAX, 0, -1},
+        {TL_CMD_CHUNK, (uint64_t)UINT32_MAX + 2, 0, -1},
+        {TL_CMD_PARTIAL, 0, 0, 0},
+        {TL_CMD_PARTIAL, TL_SHARDS_MAX - 1, 0, 0},
+        {TL_CMD_PARTIAL, TL_SHARDS_MAX, 0, -1},
+        {TL_CMD_PARTIAL, TL_SHARDS_MAX + 1, 0, -1},
+        {TL_CMD_PARTIAL, UINT32_MAX, 0, -1},
+        {TL_CMD_PARTIAL, (uint64_t)UINT32_MAX + 1, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        s_pack_sharded (&buf, cases[i].cmd, cases[i].a, cases[i].b);
+        tl_msg_t msg;
+        int rc;
+        void *frame = s_decode_kept (cases[i].cmd, buf.data, buf.size, &msg, &rc);
+        cr_assert_eq (rc, cases[i].rc, "case %zu: %s %llu %llu", i, tl_cmd_name (cases[i].cmd),
+                      (unsigned long long)cases[i].a, (unsigned long long)cases[i].b);
+        if (rc == -1) cr_assert (s_msg_is_zero (&msg), "case %zu", i);
+        if (rc == 0 && cases[i].cmd == TL_CMD_JOB)
+            cr_assert (msg.u.job.shard == cases[i].a && msg.u.job.shards == cases[i].b);
+        if (rc == 0 && cases[i].cmd == TL_CMD_CHUNK)
+            cr_assert (msg.u.chunk.shards == cases[i].a && msg.u.chunk.seed == cases[i].b);
+        if (rc == 0 && cases[i].cmd == TL_CMD_PARTIAL)
+            cr_assert_eq (msg.u.partial.shard, cases[i].a);
+        tl_msg_reset (&msg);
+        free (frame);
+        msgpack_sbuffer_destroy (&buf);
+    }
+}
+
+//  Known answers: the job's seed is the low 64 bits of XXH3_128bits (secret || job LE64 ||
+//  2^64-1 LE64), the tag of chunk id 2^64-1, which no chunk has. Computed with
+//  python-xxhash 4.1.0 (xxHash 0.8.4): xxhash.xxh3_128_intdigest(secret +
+//  struct.pack('<QQ', job, 2**64 - 1)) & (2**64 - 1).
+Test (proto, shard_seed_known_answers)
+{
+    static const struct {
+        const char *secret;
+        uint64_t job, seed;
+    } known[] = {
+        {"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 0, 0x0cdbe99d3f9a1788ull},
+        {"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", 1,
+         0x9b5956d98ad04fa8ull},
+        {"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", UINT64_MAX,
+         0xfe0382022a0ed8a9ull},
+        {"\x9c\x41\x0e\x7b\xd2\x55\xa8\x13\x6f\xe0\x3b\x92\xc7\x18\x4d\xa6", 7,
+         0x9373dd55bbe9787cull},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        const uint8_t *secret = (const uint8_t *)known[i].secret;
+        uint64_t seed = tl_shard_seed (secret, known[i].job);
+        cr_assert_eq (seed, known[i].seed, "known answer %zu: %016llx", i,
+                      (unsigned long long)seed);
+        cr_assert_eq (seed, tl_chunk_tag (secret, known[i].job, UINT64_MAX));
+    }
+}
+
+//  The seed depends on the secret and on the job, and is no chunk's tag.
+Test (proto, shard_seed_depends_on_secret_and_job)
+{
+    uint8_t secret[TL_SECRET_SIZE], other[TL_SECRET_SIZE];
+    s_random_secret (secret, 77);
+    uint64_t seed = tl_shard_seed (secret, 5);
+    cr_assert_eq (tl_shard_seed (secret, 5), seed);
+    for (size_t bit = 0; bit < 8 * TL_SECRET_SIZE; bit++) {
+        memcpy (other, secret, TL_SECRET_SIZE);
+        other[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        cr_assert_neq (tl_shard_seed (other, 5), seed, "secret bit %zu", bit);
+    }
+    for (int bit = 0; bit < 64; bit++)
+        cr_assert_neq (tl_shard_seed (secret, 5 ^ (1ull << bit)), seed, "job bit %d", bit);
+    for (uint64_t chunk = 0; chunk < 4096; chunk++) {
+        cr_assert_neq (tl_chunk_tag (secret, 5, chunk), seed, "chunk %llu",
+                       (unsigned long long)chunk);
+        cr_assert_neq (tl_chunk_tag (secret, 5, TL_CHUNK_ID_MAX - 1 - chunk), seed);
+    }
+}
+
+//  tl_shard_counter: chunk % shards, the shard that counts a chunk's bytes and lines.
+Test (proto, shard_counter_is_chunk_modulo_shards)
+{
+    for (uint32_t shards = 1; shards <= TL_SHARDS_MAX; shards++)
+        for (uint64_t chunk = 0; chunk < 200; chunk++) {
+            cr_assert_eq (tl_shard_counter (chunk, shards), chunk % shards);
+            uint64_t big = TL_CHUNK_ID_MAX - 1 - chunk;
+            cr_assert_eq (tl_shard_counter (big, shards), big % shards);
+            cr_assert_lt (tl_shard_counter (big, shards), shards);
+        }
+    cr_assert_eq (tl_shard_counter (3, 2), 1);
+    cr_assert_eq (tl_shard_counter (TL_CHUNK_ID_MAX - 1, 1), 0);
+    //  Consecutive chunks take turns: every shard counts some of any 64 in a row.
+    uint64_t seen = 0;
+    for (uint64_t chunk = 1000; chunk < 1000 + TL_SHARDS_MAX; chunk++)
+        seen |= 1ull << tl_shard_counter (chunk, TL_SHARDS_MAX);
+    cr_assert_eq (seen, UINT64_MAX);
+}
+
+//  Known answers of the key split: xxhash.xxh3_64_intdigest(key, seed) with
+//  python-xxhash 4.1.0 (xxHash 0.8.4), and that value % 2, % 3, % 7, % 64. The keys'
+//  lengths take each of XXH3's paths (0, 1-3, 4-8, 9-16, 17-128, 129-240, over 240 bytes).
+Test (proto, shard_of_known_answers)
+{
+    static char k100[100], k200[200], k1280[1280];
+    for (size_t i = 0; i < sizeof k100; i++)
+        k100[i] = (char)i;
+    for (size_t i = 0; i < sizeof k200; i++)
+        k200[i] = (char)i;
+    for (size_t i = 0; i < sizeof k1280; i++)
+        k1280[i] = (char)(i % 256);  //  bytes(range(256)) * 5
+    static const struct {
+        const char *key;
+        size_t len;
+        uint64_t seed, hash;
+        uint32_t mod2, mod3, mod7, mod64;
+    } known[] = {
+        {"the", 3, 0, 0xcb1283631cf33d7dull, 1, 2, 5, 61},
+        {"", 0, 0x9373dd55bbe9787cull, 0x00782c67a384eecaull, 0, 0, 3, 10},
+        {"caf\xc3\xa9", 5, UINT64_MAX, 0x04048af3f6aed65full, 1, 2, 6, 31},
+        {"word_NOUN", 9, 0x9373dd55bbe9787cull, 0x2170d72598562771ull, 1, 1, 1, 49},
+        {"a\0b", 3, 1, 0x8ebed4bebe43fbe0ull, 0, 2, 1, 32},
+        {k100, sizeof k100, 5, 0x1cea268c90cb1b3full, 1, 1, 2, 63},
+        {k200, sizeof k200, 1ull << 63, 0xc7a7a8dd6bca19e5ull, 1, 1, 6, 37},
+        {k1280, sizeof k1280, 0x0123456789abcdefull, 0xa8422ce5c90ebbe8ull, 0, 1, 4, 40},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        const void *key = known[i].key;
+        size_t len = known[i].len;
+        uint64_t seed = known[i].seed;
+        cr_assert_eq (XXH3_64bits_withSeed (key, len, seed), known[i].hash, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 1), 0, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 2), known[i].mod2, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 3), known[i].mod3, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 7), known[i].mod7, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 64), known[i].mod64, "known answer %zu", i);
+    }
+}
+
+//  tl_shard_of equals XXH3_64bits_withSeed (key, len, seed) % shards, computed here, for
+//  keys of every length up to 300 bytes and random bytes, under many seeds, for every
+//  shard count; from a misaligned copy of the key too.
+Test (proto, shard_of_is_xxh3_with_seed_modulo_shards)
+{
+    uint8_t key[301 + 1];
+    size_t checked = 0;
+    for (size_t len = 0; len <= 300; len++) {
+        for (int round = 0; round < 4; round++) {
+            for (size_t i = 0; i < len; i++)
+                key[1 + i] = (uint8_t)s_mix64 (len * 1000 + (size_t)round * 7 + i);
+            uint64_t seed = round == 0 ? 0 : round == 1 ? UINT64_MAX : s_mix64 (len + round);
+            uint64_t hash = XXH3_64bits_withSeed (key + 1, len, seed);
+            for (uint32_t shards = 1; shards <= TL_SHARDS_MAX; shards++) {
+                uint32_t shard = tl_shard_of (key + 1, len, seed, shards);
+                cr_assert_eq (shard, (uint32_t)(hash % shards), "len %zu seed %016llx shards %u",
+                              len, (unsigned long long)seed, shards);
+                checked++;
+            }
+            uint8_t copy[301];
+            memcpy (copy, key + 1, len);
+            cr_assert_eq (tl_shard_of (copy, len, seed, 7), hash % 7);
+        }
+    }
+    cr_assert_eq (checked, 301 * 4 * TL_SHARDS_MAX);
+}
+
+//  Keys spread evenly over the shards, and another seed is another split.
+Test (proto, shard_of_spreads_keys_and_depends_on_the_seed)
+{
+    enum { KEYS = 1 << 16 };
+    static const uint32_t counts[] = {2, 3, 4, 64};
+    uint64_t seed = 0x9373dd55bbe9787cull, other = seed ^ 1;
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        uint32_t shards = counts[c];
+        uint32_t per[TL_SHARDS_MAX] = {0};
+        size_t moved = 0;
+        for (uint32_t k = 0; k < KEYS; k++) {
+            char key[16];
+            int len = snprintf (key, sizeof key, "k%u", k);
+            uint32_t shard = tl_shard_of (key, (size_t)len, seed, shards);
+            cr_assert_lt (shard, shards);
+            per[shard]++;
+            moved += tl_shard_of (key, (size_t)len, other, shards) != shard;
+        }
+        //  Each gets KEYS / shards, give or take 7 standard deviations.
+        double want = (double)KEYS / shards;
+        double sd = sqrt (want * (1.0 - 1.0 / shards));
+        for (uint32_t s = 0; s < shards; s++)
+            cr_assert (per[s] > want - 7 * sd && per[s] < want + 7 * sd,
+                       "%u shards: %u has %u keys", shards, s, per[s]);
+        //  Another seed moves the share of keys that a random split moves: 1 - 1/shards.
+        double moved_want = KEYS * (1.0 - 1.0 / shards);
+        cr_assert (moved > moved_want - 7 * sqrt (moved_want) &&
+                       moved < moved_want + 7 * sqrt (moved_want),
+                   "%u shards: %zu keys moved with the seed", shards, moved);
+    }
+    //  One shard: always 0, whatever the key and the seed
+    for (uint32_t k = 0; k < 1000; k++)
+        cr_assert_eq (tl_shard_of (&k, sizeof k, s_mix64 (k), 1), 0);
+}
+
+//  Splits table shards ways with seed into bufs (initialised here, each first holding
+//  prefix); checks every part: a map32 header (one shard: tl_map_encode's bytes) whose
+//  count is its entries, each entry in the shard tl_shard_of names, every entry of table
+//  in exactly one part with its count; the parts merge back into table.
+static void s_check_split (tl_table_t *table, uint64_t seed, uint32_t shards, const char *prefix)
+{
+    msgpack_sbuffer bufs[TL_SHARDS_MAX];
+    size_t start = strlen (prefix);
+    for (uint32_t i = 0; i < shards; i++) {
+        msgpack_sbuffer_init (&bufs[i]);
+        msgpack_sbuffer_write (&bufs[i], prefix, start);
+    }
+    cr_assert_eq (tl_map_encode_split (table, seed, shards, bufs), 0);
+    if (shards == 1) {
+        msgpack_sbuffer whole;
+        msgpack_sbuffer_init (&whole);
+        cr_assert_eq (tl_map_encode (table, &whole), 0);
+        cr_assert_eq (bufs[0].size, start + whole.size);
+        cr_assert_arr_eq (bufs[0].data + start, whole.data, whole.size,
+                          "one shard: not tl_map_encode's bytes");
+        msgpack_sbuffer_destroy (&whole);
+    }
+    tl_table_t *merged = tl_table_new (0);
+    cr_assert_not_null (merged);
+    uint64_t total_entries = 0;
+    for (uint32_t i = 0; i < shards; i++) {
+        cr_assert_geq (bufs[i].size, start);
+        cr_assert_arr_eq (bufs[i].data, prefix, start, "part %u: the prefix changed", i);
+        const char *part = bufs[i].data + start;
+        size_t size = bufs[i].size - start;
+        cr_assert_eq (tl_msgpack_check (part, size), 0, "part %u", i);
+        //  Every entry of this part belongs to shard i.
+        msgpack_unpacked result;
+        msgpack_unpacked_init (&result);
+        size_t off = 0;
+        cr_assert_eq (msgpack_unpack_next (&result, part, size, &off), MSGPACK_UNPACK_SUCCESS);
+        cr_assert_eq (off, size);
+        cr_assert_eq (result.data.type, MSGPACK_OBJECT_MAP);
+        const msgpack_object_map *map = &result.data.via.map;
+        if (shards > 1) {
+            cr_assert_eq ((uint8_t)part[0], 0xdf, "part %u: not a map32 header", i);
+            uint32_t count = (uint32_t)((uint8_t)part[1] << 24 | (uint8_t)part[2] << 16 |
+                                        (uint8_t)part[3] << 8 | (uint8_t)part[4]);
+            cr_assert_eq (count, map->size);
+        }
+        for (uint32_t e = 0; e < map->size; e++) {
+            cr_assert_eq (map->ptr[e].key.type, MSGPACK_OBJECT_BIN);
+            cr_assert_eq (map->ptr[e].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+            const msgpack_object_bin *key = &map->ptr[e].key.via.bin;
+            cr_assert_eq (tl_shard_of (key->ptr, key->size, seed, shards), i,
+                          "a key of shard %u in part %u",
+                          tl_shard_of (key->ptr, key->size, seed, shards), i);
+            uint64_t count;
+            cr_assert (tl_table_get (table, key->ptr, key->size, &count),
+                       "part %u: a key not in the table", i);
+            cr_assert_eq (count, map->ptr[e].val.via.u64);
+        }
+        uint32_t part_entries = map->size;
+        msgpack_unpacked_destroy (&result);
+        //  And the sink's decoder takes it.
+        uint64_t entries = 0;
+        cr_assert_eq (s_merge_exact (part, size, merged, &entries), 0, "part %u", i);
+        cr_assert_eq (entries, part_entries);
+        total_entries += entries;
+        msgpack_sbuffer_destroy (&bufs[i]);
+    }
+    //  As many entries as keys, and every key back with its count: each in exactly one part.
+    cr_assert_eq (total_entries, tl_table_size (table));
+    cr_assert (s_tables_equal (table, merged));
+    tl_table_destroy (&merged);
+}
+
+Test (proto, map_encode_split_puts_each_entry_in_its_shard_once)
+{
+    static const uint32_t counts[] = {1, 2, 3, 7, 16, TL_SHARDS_MAX};
+    static const uint64_t seeds[] = {0, 0x9373dd55bbe9787cull, UINT64_MAX};
+    tl_table_t *special = s_special_table ();
+    tl_table_t *many = tl_table_new (0);
+    for (uint32_t k = 0; k < 5000; k++) {
+        char key[16];
+        int len = snprintf (key, sizeof key, "key%u", k);
+        cr_assert_eq (tl_table_add (many, key, (size_t)len, k * 7919ull + 1), 0);
+    }
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
+        for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+            s_check_split (special, seeds[s], counts[c], "");
+            s_check_split (many, seeds[s], counts[c], "");
+        }
+    //  Appended after what the buffers hold
+    s_check_split (many, 42, 5, "xyz");
+    s_check_split (special, 42, 1, "prefix");
+    //  A map of more than 65535 entries (map32 for one sink too), split 3 ways
+    tl_table_t *big = tl_table_new (70000);
+    for (uint32_t k = 0; k < 70000; k++)
+        cr_assert_eq (tl_table_add (big, &k, sizeof k, 1), 0);
+    s_check_split (big, 9, 3, "");
+    s_check_split (big, 9, 1, "");
+    tl_table_destroy (&big);
+    tl_table_destroy (&many);
+    tl_table_destroy (&special);
+}
+
+//  An empty table gives shards empty maps: 0x80 for one sink, a map32 header of count 0
+//  for each of several shards.
+Test (proto, map_encode_split_of_an_empty_table_gives_empty_maps)
+{
+    tl_table_t *table = tl_table_new (0);
+    static const uint32_t counts[] = {1, 2, 5, TL_SHARDS_MAX};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        uint32_t shards = counts[c];
+        msgpack_sbuffer bufs[TL_SHARDS_MAX];
+        for (uint32_t i = 0; i < shards; i++)
+            msgpack_sbuffer_init (&bufs[i]);
+        cr_assert_eq (tl_map_encode_split (table, 1, shards, bufs), 0);
+        for (uint32_t i = 0; i < shards; i++) {
+            if (shards == 1) {
+                cr_assert_eq (bufs[i].size, 1);
+                cr_assert_eq ((uint8_t)bufs[i].data[0], 0x80);
+            } else {
+                cr_assert_eq (bufs[i].size, 5, "%u shards, part %u", shards, i);
+                cr_assert_arr_eq (bufs[i].data, "\xdf\x00\x00\x00\x00", 5);
+            }
+            tl_table_t *merged = tl_table_new (0);
+            uint64_t entries = 99;
+            cr_assert_eq (s_merge_exact (bufs[i].data, bufs[i].size, merged, &entries), 0);
+            cr_assert_eq (entries, 0);
+            cr_assert_eq (tl_table_size (merged), 0);
+            tl_table_destroy (&merged);
+            msgpack_sbuffer_destroy (&bufs[i]);
+        }
+    }
+    //  Keys all in one shard leave the others empty: still a map each.
+    uint64_t seed = 0x9373dd55bbe9787cull;
+    cr_assert_eq (tl_table_add (table, "cat", 3, 300), 0);
+    cr_assert_eq (tl_shard_of ("cat", 3, seed, 4), 1, "the known answer changed");
+    msgpack_sbuffer bufs[4];
+    for (uint32_t i = 0; i < 4; i++)
+        msgpack_sbuffer_init (&bufs[i]);
+    cr_assert_eq (tl_map_encode_split (table, seed, 4, bufs), 0);
+    for (uint32_t i = 0; i < 4; i++) {
+        if (i == 1)
+            cr_assert_arr_eq (bufs[i].data,
+                              "\xdf\x00\x00\x00\x01\xc4\x03"
+                              "cat\xcd\x01\x2c",
+                              13);
+        else
+            cr_assert_arr_eq (bufs[i].data, "\xdf\x00\x00\x00\x00", 5);
+        cr_assert_eq (bufs[i].size, i == 1 ? 13u : 5u);
+        msgpack_sbuffer_destroy (&bufs[i]);
+    }
+    tl_table_destroy (&table);
+}
+
+//  ---------------------------------------------------------------------------------
 //  tl_msgpack_check
 
 static void s_nest (msgpack_sbuffer *buf, int depth, bool maps)
@@ -2994,6 +3492,82 @@ Test (proto, chunk_tag_equals_an_independent_xxh3_in_python)
     if (strstr (output, "no-xxhash-module"))
         cr_log_info ("%s has no xxhash module: tags checked against the pure-Python XXH3 only",
                      python);
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    cr_assert_eq (system (command), 0);
+}
+
+//  tl_shard_seed and tl_shard_of as docs/PROTOCOL.md tells a worker in Python to compute
+//  them (xxhash.xxh3_128_intdigest, xxhash.xxh3_64_intdigest): checked against
+//  python-xxhash, a library this test does not link. Reads "seed SECRET JOB VALUE" and
+//  "shard KEY SEED SHARDS SHARD" lines (hex bytes, decimal numbers).
+static const char *s_shard_script =
+    "import struct, sys, xxhash\n"
+    "M = 2**64 - 1\n"
+    "n = 0\n"
+    "for line in open(sys.argv[1]):\n"
+    "    f = line.split()\n"
+    "    if f[0] == 'seed':\n"
+    "        data = bytes.fromhex(f[1]) + struct.pack('<QQ', int(f[2]), M)\n"
+    "        want = xxhash.xxh3_128_intdigest(data) & M\n"
+    "        got = int(f[3])\n"
+    "    else:\n"
+    "        key = bytes.fromhex(f[1]) if f[1] != '-' else b''\n"
+    "        want = xxhash.xxh3_64_intdigest(key, int(f[2])) % int(f[3])\n"
+    "        got = int(f[4])\n"
+    "    if want != got:\n"
+    "        print(f'{line.strip()}: python says {want}')\n"
+    "        sys.exit(1)\n"
+    "    n += 1\n"
+    "print('ok', n)\n";
+
+Test (proto, shard_split_equals_python_xxhash)
+{
+    char python[256];
+    if (!s_find_python ("import xxhash", python, sizeof python))
+        cr_skip_test ("no python3 with the xxhash module: the split was not checked against "
+                      "python-xxhash (shard_of_known_answers still checks it)");
+    char dir[] = "/tmp/test_proto_shard.XXXXXX";
+    cr_assert_not_null (mkdtemp (dir));
+    s_write_file (dir, "check.py", s_shard_script, strlen (s_shard_script));
+    char path[512];
+    snprintf (path, sizeof path, "%s/lines", dir);
+    FILE *file = fopen (path, "w");
+    cr_assert_not_null (file);
+    enum { N = 1000 };
+    for (uint64_t i = 0; i < N; i++) {
+        uint8_t secret[TL_SECRET_SIZE];
+        s_random_secret (secret, i);
+        uint64_t job = i < 3 ? (uint64_t[]){0, 7, UINT64_MAX}[i] : s_mix64 (~i);
+        uint64_t seed = tl_shard_seed (secret, job);
+        fprintf (file, "seed ");
+        for (size_t b = 0; b < TL_SECRET_SIZE; b++)
+            fprintf (file, "%02x", secret[b]);
+        fprintf (file, " %llu %llu\n", (unsigned long long)job, (unsigned long long)seed);
+        uint8_t key[300];
+        size_t len = (size_t)(s_mix64 (i * 3) % sizeof key);
+        if (i < 20) len = i;
+        for (size_t b = 0; b < len; b++)
+            key[b] = (uint8_t)s_mix64 (i * 1000 + b);
+        uint32_t shards = 2 + (uint32_t)(i % (TL_SHARDS_MAX - 1));
+        fprintf (file, "shard ");
+        for (size_t b = 0; b < len; b++)
+            fprintf (file, "%02x", key[b]);
+        fprintf (file, "%s %llu %u %u\n", len ? "" : "-", (unsigned long long)seed, shards,
+                 tl_shard_of (key, len, seed, shards));
+    }
+    cr_assert_eq (fclose (file), 0);
+    char command[1024];
+    snprintf (command, sizeof command, "%s %s/check.py %s 2>&1", python, dir, path);
+    FILE *script = popen (command, "r");
+    cr_assert_not_null (script);
+    char output[4096] = "";
+    size_t got = fread (output, 1, sizeof output - 1, script);
+    output[got] = 0;
+    int status = pclose (script);
+    cr_assert_eq (status, 0, "python says: %s", output);
+    char want[64];
+    snprintf (want, sizeof want, "ok %d\n", 2 * N);
+    cr_assert_str_eq (output, want);
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     cr_assert_eq (system (command), 0);
 }
