@@ -254,7 +254,8 @@ done
 d_sink_list=$(IFS=,; echo "${d_sinks[*]}")
 for i in 0 1 2; do
   start "$TALLY_BIN/tally-sink" --bind "${d_sinks[$i]}" --publish "${d_feeds[$i]}" \
-    --output "$WORK/d.part$i.tsv" --batch 100 > "$WORK/d.sink$i.log" 2>&1
+    --output "$WORK/d.part$i.tsv" --state-dir "$WORK/d.state$i" --batch 100 \
+    > "$WORK/d.sink$i.log" 2>&1
   d_pids+=("$LAST_PID")
 done
 for i in 1 2; do
