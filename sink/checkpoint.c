@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -161,6 +162,25 @@ static int s_prepare_folder (const char *dir, char *why, size_t size)
     return rc;
 }
 
+int tl_checkpoint_lock (const char *dir, char *why, size_t size)
+{
+    assert (dir && why);
+    if (s_prepare_folder (dir, why, size) != 0) return -1;
+    char path[4096];
+    snprintf (path, sizeof path, "%s/tally-sink.lock", dir);
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf (why, size, "%s: %s", path, strerror (errno));
+        return -1;
+    }
+    if (flock (fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf (why, size, "%s", errno == EWOULDBLOCK ? "in use" : strerror (errno));
+        close (fd);
+        return errno == EWOULDBLOCK ? -2 : -1;
+    }
+    return fd;
+}
+
 int tl_checkpoint_write (const char *dir, tl_job_t *job, double now, uint64_t *bytes)
 {
     assert (dir);
@@ -277,6 +297,12 @@ tl_job_t *tl_checkpoint_restore (const void *data, size_t size, double now)
         if (!(parts[i] = s_next_part (&cursor, end, &sizes[i]))) return NULL;
     tl_msg_t msg;
     if (tl_msg_decode (TL_CMD_JOB, parts[0], sizes[0], &msg) != 0) return NULL;
+    if (msg.u.job.version != TL_PROTO_VERSION) {
+        //  A JOB of another version decodes as its id and version only: no secret, no
+        //  shard. This sink did not write it.
+        tl_msg_reset (&msg);
+        return NULL;
+    }
     tl_job_snapshot_t snap = {.merged = tl_table_new (1024), .totals = tl_table_new (1 << 16)};
     uint64_t entries;
     bool ok = snap.merged && snap.totals && s_decode_counters (parts[1], sizes[1], &snap) == 0 &&
