@@ -33,8 +33,8 @@
 #      c. a ventilator given one sink while the workers have two: the workers leave its
 #         chunks (and say why), the job fails (exit 1), no part is written;
 #      d. a ventilator given both sinks in the other order: the sinks refuse the parts
-#         meant for the other, the job fails (exit 1, the ventilator naming the --sink
-#         list), no part is written;
+#         meant for the other (and say why), the job fails (exit 1, the ventilator naming
+#         the --sink list), no part is written;
 #   6. `down` leaves no container, no network and no volume of the project.
 # Without an engine it prints why it skipped and exits 0. Timings are printed; the image
 # build is cached by the engine from one run to the next.
@@ -530,6 +530,9 @@ check "5c: the workers say the job has 1 sink shard and they were started with 2
 wrong_list 5d tcp://sink-1:5558,tcp://sink:5558
 check "5d: the ventilator names the --sink list as a likely cause" \
   grep -q "another --sink list" "$WORK/vent-5d.log"
+{ docker logs "$sink" 2>&1; docker logs "$sink1" 2>&1; } > "$WORK/sinks-5d.log"
+check "5d: the sinks say the parts came for another shard" \
+  grep -q "names the shards in another order" "$WORK/sinks-5d.log"
 
 # ---- 6. down ---------------------------------------------------------------------------
 t=$(now)
