@@ -2648,7 +2648,7 @@ static void s_check_split (tl_table_t *table, uint64_t seed, uint32_t shards, co
     size_t start = strlen (prefix);
     for (uint32_t i = 0; i < shards; i++) {
         msgpack_sbuffer_init (&bufs[i]);
-        msgpack_sbuffer_write (&bufs[i], prefix, start);
+        if (start) msgpack_sbuffer_write (&bufs[i], prefix, start);  //  memcpy to NULL else
     }
     cr_assert_eq (tl_map_encode_split (table, seed, shards, bufs), 0);
     if (shards == 1) {
