@@ -813,9 +813,11 @@ static void s_fail_chunk (s_vent_t *self, const tl_window_slot_t *slot, double n
              (unsigned long long)slot->id, self->files.names[chunk->file],
              (unsigned long long)chunk->offset,
              (unsigned long long)(chunk->offset + chunk->size - 1), size, times, stranded,
-             self->nshards > 1 ? ", or the workers were started with another --sink list than "
-                                 "this job's sink shards (the same endpoints, in the same order)"
-                               : "");
+             self->nshards > 1
+                 ? ", or the workers were started with another --sink list than this job's sink "
+                   "shards (the same endpoints, in the same order)"
+                 : ", or the workers were started with a list of several sinks (--sink) where "
+                   "this job has one");
     char reason[96];
     snprintf (reason, sizeof reason, "chunk %llu not merged after %u attempts",
               (unsigned long long)slot->id, attempts);
