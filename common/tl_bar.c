@@ -33,6 +33,8 @@ struct _tl_bar_t {
     const char *unit;                    //  What the counts count ("chunks")
     bool final;                          //  known is the total
     bool drawn;                          //  A bar line is on screen
+    char status[96];                     //  What the work does now, instead of rate and ETA
+    double status_at;                    //  Since when
 };
 
 char *tl_human_bytes (double bytes, char *buf, size_t size)
@@ -106,6 +108,21 @@ static void s_draw (tl_bar_t *self, double now)
     snprintf (chunks, sizeof chunks, "%llu/%llu%s %s", (unsigned long long)self->chunks,
               (unsigned long long)self->known, self->final ? "" : "+",
               self->unit ? self->unit : "chunks");
+    if (self->status[0]) {
+        //  The counts stand still: say what goes on, and for how long, not a rate of 0.
+        s_format_eta (now - self->status_at, eta, sizeof eta);
+        if (self->bar) {
+            fprintf (stderr, "\r%s [%.30s] %3.0f%% %s/%s  %s  %s %s\033[K", self->label,
+                     "##############################", fraction * 100, done, total, chunks,
+                     self->status, eta);
+            self->drawn = true;
+        } else
+            fprintf (stderr, "%s: %.0f%% %s of %s, %s, %s for %s, %.0f s elapsed\n", self->label,
+                     fraction * 100, done, total, chunks, self->status, eta, elapsed);
+        fflush (stderr);
+        self->last_draw = now;
+        return;
+    }
     if (self->bar) {
         char bar[31];
         int filled = (int)(fraction * 30);
@@ -155,6 +172,17 @@ void tl_bar_finish (tl_bar_t *self)
     if (self->bar || now - self->started >= 5.0) s_draw (self, now);
     if (self->drawn) fputc ('\n', stderr);
     self->drawn = false;
+}
+
+void tl_bar_set_status (tl_bar_t *self, const char *status)
+{
+    if (!self) return;
+    if (!status) {
+        self->status[0] = 0;
+        return;
+    }
+    if (!self->status[0]) self->status_at = tl_now ();  //  The clock runs from the first
+    snprintf (self->status, sizeof self->status, "%s", status);
 }
 
 void tl_bar_set_unit (tl_bar_t *self, const char *unit)

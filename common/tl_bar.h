@@ -31,6 +31,11 @@ void tl_bar_update (tl_bar_t *self, uint64_t done, uint64_t payload, uint64_t ch
 //  Names what the counts of tl_bar_update count ("chunks" unless set; unit is static).
 void tl_bar_set_unit (tl_bar_t *self, const char *unit);
 
+//  Says what the work is doing when the counts stand still (the sink writing the
+//  totals once every chunk is merged): shown with its own clock in place of the rate
+//  and ETA, until set to NULL (a new text keeps the clock). The text is copied.
+void tl_bar_set_status (tl_bar_t *self, const char *status);
+
 //  Draws a last time and ends the bar's line.
 void tl_bar_finish (tl_bar_t *self);
 

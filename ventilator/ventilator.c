@@ -973,6 +973,28 @@ static int s_silent_shard (s_vent_t *self, double now)
     return -1;
 }
 
+//  Once every chunk is merged the counts stand still while the sinks sort and write
+//  the totals: the bar says so, and how many shards are done.
+static void s_bar_status (s_vent_t *self)
+{
+    if (!self->source_done || self->lost_at < self->nlost ||
+        tl_window_acked (self->unacked) < tl_window_added (self->unacked)) {
+        tl_bar_set_status (self->progress, NULL);
+        return;
+    }
+    uint32_t done = 0;
+    for (uint32_t i = 0; i < self->nshards; i++)
+        done += self->shards[i].done;
+    char status[96];
+    if (self->nshards == 1)
+        snprintf (status, sizeof status, "merged; the sink sorts and writes the totals");
+    else
+        snprintf (status, sizeof status,
+                  "merged; the sinks sort and write the totals (%u of %u done)", done,
+                  self->nshards);
+    tl_bar_set_status (self->progress, status);
+}
+
 static int s_run (s_vent_t *self)
 {
     double start = tl_now ();
@@ -1021,6 +1043,7 @@ static int s_run (s_vent_t *self)
             break;
         }
         s_keep_in_touch (self, now);
+        s_bar_status (self);
         tl_bar_update (self->progress, tl_source_bytes_read (self->source),
                        tl_window_acked_bytes (self->unacked), tl_window_acked (self->unacked),
                        tl_window_added (self->unacked), self->source_done);
