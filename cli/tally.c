@@ -231,14 +231,14 @@ static int s_run (int argc, char **argv)
     //  The job's options go to the ventilator as they were given (from the command line
     //  or the environment), so it sees exactly what tally run checked.
     size_t nopts = sizeof opts / sizeof *opts;
-    int max = (argc - first) + 8 + (int)nopts, n = 1;
+    int max = (argc - first) + 12 + (int)nopts, n = 1;
     char **vent_argv = calloc ((size_t)max + 1, sizeof *vent_argv);
     if (!vent_argv) {
         fprintf (stderr, "tally: out of memory\n");
         s_remove_folder (dir, 1);
         return 1;
     }
-    char *fixed[] = {"--bind", chunks_ep, "--sink", in_eps};
+    char *fixed[] = {"--bind", chunks_ep, "--sink", in_eps, "--merge-to", (char *)output};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         vent_argv[n++] = fixed[i];
     int passed_from = n;

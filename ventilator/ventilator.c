@@ -74,6 +74,7 @@ typedef struct {
     bool quiet;            //  --quiet
     tl_curve_t curve;      //  CURVE keys
     const char *job_file;  //  --job-file: where the job is kept for a restart, or NULL
+    const char *merge_to;  //  --merge-to: the file the shards' parts will be merged into
 
     //  State
     tl_files_t files;                //  Inputs
@@ -614,6 +615,9 @@ static void s_print_summary (s_vent_t *self)
             (unsigned long long)done.keys, (unsigned long long)done.sum, done.seconds, rate);
     if (self->nshards == 1)
         printf ("totals written to %s\n", self->shards[0].output);
+    else if (self->merge_to)
+        printf ("totals written in %u parts, one per sink shard, to be merged into %s\n",
+                self->nshards, self->merge_to);
     else {
         printf ("totals written in %u parts, one per sink shard (tally merge makes one file of "
                 "them):\n",
@@ -1090,6 +1094,10 @@ int main (int argc, char **argv)
                 "Keep the job's id and secret in FILE while it runs; started again with the same "
                 "FILE, files and options, take the job up where the sink stands (removed when "
                 "the job ends)",
+                0, 0),
+        TL_OPT ("merge-to", 0, "TALLY_MERGE_TO", TL_OPT_STR, &self.merge_to, "FILE",
+                "With sink shards: their parts will be merged into FILE (as tally run does); "
+                "the summary names it rather than each part",
                 0, 0),
         TL_OPT_QUIET (self.quiet),
         TL_OPT_CURVE_SECRET (self.curve),
