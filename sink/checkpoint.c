@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -159,6 +160,25 @@ static int s_prepare_folder (const char *dir, char *why, size_t size)
     int rc = s_folder_trusted (fd, why, size);
     close (fd);
     return rc;
+}
+
+int tl_checkpoint_lock (const char *dir, char *why, size_t size)
+{
+    assert (dir && why);
+    if (s_prepare_folder (dir, why, size) != 0) return -1;
+    char path[4096];
+    snprintf (path, sizeof path, "%s/tally-sink.lock", dir);
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf (why, size, "%s: %s", path, strerror (errno));
+        return -1;
+    }
+    if (flock (fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf (why, size, "%s", errno == EWOULDBLOCK ? "in use" : strerror (errno));
+        close (fd);
+        return errno == EWOULDBLOCK ? -2 : -1;
+    }
+    return fd;
 }
 
 int tl_checkpoint_write (const char *dir, tl_job_t *job, double now, uint64_t *bytes)

@@ -23,6 +23,12 @@
 int tl_checkpoint_save (const char *dir, tl_job_t *job, double now);
 
 //  The same, logging only failures; sets *bytes (when not NULL) to the file's size.
+//  Takes the folder dir (made when missing, mode 0700) for this sink alone: a lock held
+//  until the process ends, so that two sinks never restore, write or remove each
+//  other's checkpoints. Returns the lock's descriptor; -2 when another process holds
+//  it, -1 on another error (why set in both cases).
+int tl_checkpoint_lock (const char *dir, char *why, size_t size);
+
 int tl_checkpoint_write (const char *dir, tl_job_t *job, double now, uint64_t *bytes);
 
 //  Removes job id's checkpoint from dir, if there is one.

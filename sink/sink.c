@@ -815,6 +815,21 @@ int main (int argc, char **argv)
         tl_cli_usage_error (&cli, "--job-timeout must be at least 3 seconds");
     if (!(self.ckpt_interval >= 0 && self.ckpt_interval <= 86400))
         tl_cli_usage_error (&cli, "--checkpoint-interval must be from 0 to 86400 seconds");
+    char lock_why[256];
+    int lock = tl_checkpoint_lock (self.state_dir, lock_why, sizeof lock_why);
+    if (lock == -2) {
+        //  Two sinks in one folder (say two shards writing their parts side by side)
+        //  would take each other's checkpoints for their own.
+        fprintf (stderr,
+                 "tally-sink: another tally-sink uses the state folder %s; give each sink its "
+                 "own (--state-dir, or --output in another folder)\n",
+                 self.state_dir);
+        free (default_state);
+        return 1;
+    }
+    if (lock < 0)
+        zsys_warning ("state folder %s: %s: open jobs cannot be checkpointed", self.state_dir,
+                      lock_why);
     if (getrandom (&self.incarnation, sizeof self.incarnation, 0) != sizeof self.incarnation)
         self.incarnation = (uint64_t)(tl_now () * 1e6) ^ ((uint64_t)getpid () << 40);
     const char *why;
@@ -868,5 +883,6 @@ int main (int argc, char **argv)
     free (default_state);
     zsock_destroy (&self.router);
     tl_publisher_destroy (&self.feed);
+    if (lock >= 0) close (lock);
     return 0;
 }
