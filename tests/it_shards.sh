@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Sharded sinks: one job's keys split over three tally-sink processes (shard = a keyed hash
 # of the key mod 3), each writing its own part, started separately on TCP loopback
-# (ports 47000-47999). The data: 240 MB of n-gram 2012 files (120 MB sanitized) cut into
-# small chunks, so that a job lasts several seconds. The same three shards serve jobs:
+# (ports 47000-47999, each shard checked to listen). The data: 240 MB of n-gram 2012
+# files (120 MB sanitized) in 1K chunks, so that a job lasts several seconds, and 40 MB
+# (10 MB sanitized) in 64K chunks for the jobs with a misconfigured worker, whose chunks
+# wait --retry 1 each time they reach it. The same three shards serve the jobs:
 # (1) workers SIGKILLed mid-job, one every second, and new ones started;
-# (2) shard 1 SIGKILLed mid-job (every shard checkpoints every half second) and started
-#     again with the same command line: it restores the job and the job ends exact;
+# (2) shard 1 SIGKILLed mid-job (every shard checkpoints every half second) once it has
+#     merged parts of 30% of the chunks and checkpointed, and started again a second later
+#     with the same command line: it restores the job and the job ends exact;
 # (3) a worker started with two of the three endpoints (--sink EP0,EP1) beside two right
 #     ones: it logs that the job has 3 shards and it was given 2, and answers none of the
-#     job's chunks; the others finish the job. Then a job with only that worker fails
-#     (--max-attempts) and the ventilator names the shard list as a likely cause;
+#     job's chunks; the others finish the job (--max-attempts 20: a chunk may reach the
+#     idle worker several times in a row). Then a job with only that worker fails
+#     (--max-attempts 3) and the ventilator names the --sink list as a likely cause;
 # (4) a worker given the three endpoints in another order (EP1,EP0,EP2) beside two right
-#     ones: shards 0 and 1 refuse the parts it sends them (and log it); the job ends exact;
-# (5) tally run --shards 3 and --shards 1 (and --shards 0 and 65 refused).
-# After every job that ends: the ventilator exits 0; each part is sorted as a totals file,
-# no key is in two parts; `tally merge` of the parts equals sort(1) of their concatenation
-# and gawk's totals; the shards' done messages on their feeds say shard i of 3 and their
-# line counts (each chunk's counters are counted by one shard) add up to the input's.
+#     ones: shards 0 and 1 refuse the parts it sends them, and log it; the job ends exact;
+# (5) tally run --shards 3, --shards 1 (one totals file, the summary's counts right) and
+#     --shards 64 over data/sample; --shards 0 and 65 refused.
+# After every job of (1)-(4): the ventilator exits 0; each part is sorted as a totals
+# file, no key is in two parts, each holds about a third; `tally merge` of the parts
+# equals sort(1) of their concatenation and gawk's totals; the shards' done messages on
+# their feeds say shard i of 3, and their line counts (each chunk's counters are counted
+# by one shard) add up to the input's.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
 source "$(dirname "$0")/lib_shards.sh"
@@ -261,12 +267,27 @@ for n in 3 1; do
   check "$title: the summary counts the keys and their sum" \
     test "${keys:-0}" -eq "$(wc -l < "$WORK/expected.tsv")" -a "${sum:-0}" = "$(sum_totals "$WORK/expected.tsv")"
 done
+# The most shards a job may have, over the sample in small chunks (every shard gets a
+# part, maybe empty, of every chunk).
+title="(5) tally run --shards 64 on data/sample"
+expected_ngram "$TALLY_SOURCE_DIR"/data/sample/*.tsv > "$WORK/expected-sample.tsv"
+mkdir -p "$WORK/run64"
+"$TALLY_BIN/tally" run --shards 64 --workers 2 --chunk-size 16K --progress none \
+  -o "$WORK/run64/totals.tsv" "$TALLY_SOURCE_DIR/data/sample" > "$WORK/run64.out" 2>&1 &&
+  status=0 || status=$?
+check "$title: exits 0" test "$status" -eq 0
+[ "$status" -eq 0 ] || tail -5 "$WORK/run64.out"
+same_file "$title: totals equal gawk's" "$WORK/expected-sample.tsv" "$WORK/run64/totals.tsv"
+check "$title: only the totals file is left in its folder ($(ls "$WORK/run64" | xargs))" \
+  test "$(ls -A "$WORK/run64")" = totals.tsv
+# names_shards FILE: FILE names --shards, and not as an unknown option.
+names_shards() { grep -q -- "--shards" "$1" && ! grep -q "unknown option" "$1"; }
 for n in 0 65; do
   "$TALLY_BIN/tally" run --shards "$n" "$TALLY_SOURCE_DIR/data/sample" > "$WORK/bad-shards.out" 2>&1 &&
     status=0 || status=$?
   check "tally run --shards $n: usage error (exit 2, got $status)" test "$status" -eq 2
-  check "tally run --shards $n: names --shards, a known option" \
-    grep -- "--shards" "$WORK/bad-shards.out" | grep -vq "unknown option"
+  check "tally run --shards $n: names --shards, a known option" names_shards "$WORK/bad-shards.out"
+  cat "$WORK/bad-shards.out"
 done
 check "no tally process left" no_leftovers
 finish
