@@ -27,7 +27,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
 source "$(dirname "$0")/lib_shards.sh"
 mb=$(half_scaled 240)
-chunk=${TALLY_SHARDS_CHUNK:-1K}
+chunk=1K
 chunk_bytes=1024
 gen_ngram2012 "$WORK/data" 4 "$mb" 29
 expected_ngram "$WORK"/data/*.tsv > "$WORK/expected.tsv"
@@ -174,6 +174,10 @@ check "$title: the restarted shard restores the job from its checkpoint" wait_un
 log_since "$WORK/shard1.log" "$restart_mark" | grep "restored from" || true
 echo "$title: the job took $(elapsed "$t0") s, the kill included"
 end_job restart "$title"
+noticed=$(grep -c "sink shard 1 (${SINKS[1]}) restarted: opening the job there again" "$WORK/restart.err" || true)
+check "$title: the ventilator noticed shard 1's restart, once ($noticed)" test "$noticed" -eq 1
+others=$(grep -E -c "sink shard [02] .*opening the job there again" "$WORK/restart.err" || true)
+check "$title: ... and opened the job again at no other shard ($others)" test "$others" -eq 0
 no_checkpoints() { ! ls "$WORK"/shard*/state/tally-sink-*.checkpoint* > /dev/null 2>&1; }
 check "$title: no checkpoint left in any shard's state folder" wait_until 2 no_checkpoints
 
