@@ -2,11 +2,18 @@
     JSON lines with --json (one object per message, for jq). Readable lines come from
     tl_feed's typed decoder, so they name no key of a body; --json dumps whatever map
     arrives, keys included. Byte-string keys that are not valid UTF-8 are printed in
-    JSON with \u00XX escapes for their high bytes.                                   */
+    JSON with \u00XX escapes for their high bytes.
+
+    Given the feeds of a job's sink shards (several endpoints), it combines them per
+    job (tl_feed_join): readable lines show the job's progress, top and done, and
+    --until-done waits for the done of every shard. Given one feed, every message is
+    shown on its own, as it comes. Either way, a shard whose totals batches came with a
+    gap is named on stderr when its done arrives.                                     */
 
 #include "tl_bar.h"
 #include "tl_clock.h"
 #include "tl_feed.h"
+#include "tl_feed_merge.h"
 #include "tl_opts.h"
 #include "tl_sock.h"
 
@@ -15,11 +22,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  Jobs combined at a time: an older job that never ended is forgotten.
+#define S_JOBS_MAX 16
+
 typedef struct {
-    bool json;         //  --json
-    bool until_done;   //  --until-done
-    long timeout;      //  --timeout seconds (0: none)
-    tl_curve_t curve;  //  CURVE keys
+    bool json;                    //  --json
+    bool until_done;              //  --until-done
+    long timeout;                 //  --timeout seconds (0: none)
+    tl_curve_t curve;             //  CURVE keys
+    size_t feeds;                 //  Endpoints followed: more than one, their shards combined
+    tl_feed_join_t *join;         //  The shards' messages per job
+    uint64_t warned[S_JOBS_MAX];  //  Jobs told to have more shards than feeds followed
+    size_t nwarned;               //  Ever told (the list wraps)
 } s_watch_t;
 
 static bool s_utf8_valid (const unsigned char *s, size_t n)
@@ -127,13 +141,41 @@ static void s_print_key (tl_str_t key)
     }
 }
 
-static void s_print_progress (unsigned long long job, const tl_progress_t *progress)
+//  What a readable line says of the shards after the job id: nothing for a job of one
+//  shard, " (shard 2/3)" for one shard's message, " (3 shards)" for the job's view of
+//  every shard, " (2 of 3 shards)" for a view that lacks some.
+typedef struct {
+    char text[48];
+} s_label_t;
+
+static s_label_t s_shard_label (uint64_t shard, uint64_t shards)
+{
+    s_label_t label = {""};
+    if (shards > 1)
+        snprintf (label.text, sizeof label.text, " (shard %llu/%llu)",
+                  (unsigned long long)shard + 1, (unsigned long long)shards);
+    return label;
+}
+
+static s_label_t s_shards_label (uint64_t heard, uint64_t shards)
+{
+    s_label_t label = {""};
+    if (shards > 1 && heard == shards)
+        snprintf (label.text, sizeof label.text, " (%llu shards)", (unsigned long long)shards);
+    else if (shards > 1)
+        snprintf (label.text, sizeof label.text, " (%llu of %llu shards)",
+                  (unsigned long long)heard, (unsigned long long)shards);
+    return label;
+}
+
+static void s_print_progress (unsigned long long job, const char *label,
+                              const tl_progress_t *progress)
 {
     //  One buffer per number: all three are formatted before printf reads any.
     char bytes[32], input[32], rate[32];
-    printf ("%016llx progress: %llu/%llu%s chunks, %s of %s, %llu lines, %llu bad, %llu keys, "
+    printf ("%016llx progress%s: %llu/%llu%s chunks, %s of %s, %llu lines, %llu bad, %llu keys, "
             "%s/s, %.1f s\n",
-            job, (unsigned long long)progress->chunks_done,
+            job, label, (unsigned long long)progress->chunks_done,
             (unsigned long long)progress->chunks_known, progress->chunks_final ? "" : "+",
             tl_human_bytes ((double)progress->bytes, bytes, sizeof bytes),
             tl_human_bytes ((double)progress->input_bytes, input, sizeof input),
@@ -142,48 +184,143 @@ static void s_print_progress (unsigned long long job, const tl_progress_t *progr
             progress->seconds);
 }
 
-static void s_print_top (unsigned long long job, tl_feed_entries_t top)
+static void s_print_top_entry (bool first, tl_str_t key, uint64_t total)
 {
-    printf ("%016llx top:", job);
+    printf (first ? " " : ", ");
+    s_print_key (key);
+    printf (" %llu", (unsigned long long)total);
+}
+
+static void s_print_top (unsigned long long job, const char *label, tl_feed_entries_t top)
+{
+    printf ("%016llx top%s:", job, label);
     tl_str_t key;
     uint64_t total;
-    for (bool first = true; tl_feed_entries_next (&top, &key, &total); first = false) {
-        printf (first ? " " : ", ");
-        s_print_key (key);
-        printf (" %llu", (unsigned long long)total);
-    }
+    for (bool first = true; tl_feed_entries_next (&top, &key, &total); first = false)
+        s_print_top_entry (first, key, total);
     printf ("\n");
 }
 
+static void s_print_done (unsigned long long job, const char *label, const tl_done_body_t *done,
+                          const tl_str_t *outputs, size_t noutputs)
+{
+    printf ("%016llx done%s: %llu keys, sum %llu, %llu lines, %llu bad, %.2f s, totals in ", job,
+            label, (unsigned long long)done->keys, (unsigned long long)done->sum,
+            (unsigned long long)done->lines, (unsigned long long)done->bad_lines, done->seconds);
+    for (size_t i = 0; i < noutputs; i++)
+        printf ("%s%.*s", i ? ", " : "", (int)outputs[i].len, outputs[i].ptr);
+    printf ("\n");
+}
+
+static void s_print_totals (unsigned long long job, const char *label, const tl_feed_msg_t *msg)
+{
+    printf ("%016llx totals%s batch %llu/%llu: %u keys\n", job, label,
+            (unsigned long long)msg->u.totals.batch + 1, (unsigned long long)msg->u.totals.batches,
+            msg->u.totals.entries.count);
+}
+
+static void s_print_failed (unsigned long long job, const char *label, const tl_feed_msg_t *msg)
+{
+    printf ("%016llx failed%s: %.*s\n", job, label, (int)msg->u.reason.len, msg->u.reason.ptr);
+}
+
+//  One message on its own (one feed followed): as it came, its shard named when the
+//  job has several.
 static void s_readable (const tl_feed_msg_t *msg)
 {
     unsigned long long job = (unsigned long long)msg->job;
+    const char *label = s_shard_label (msg->shard, msg->shards).text;
     switch (msg->topic) {
     case TL_FEED_PROGRESS:
-        s_print_progress (job, &msg->u.progress);
+        s_print_progress (job, label, &msg->u.progress);
         break;
     case TL_FEED_TOP:
-        s_print_top (job, msg->u.top);
+        s_print_top (job, label, msg->u.top);
         break;
     case TL_FEED_TOTALS:
-        printf ("%016llx totals batch %llu/%llu: %u keys\n", job,
-                (unsigned long long)msg->u.totals.batch + 1,
-                (unsigned long long)msg->u.totals.batches, msg->u.totals.entries.count);
+        s_print_totals (job, label, msg);
         break;
-    case TL_FEED_DONE: {
-        const tl_done_body_t *done = &msg->u.done;
-        printf ("%016llx done: %llu keys, sum %llu, %llu lines, %llu bad, %.2f s, totals in %.*s\n",
-                job, (unsigned long long)done->keys, (unsigned long long)done->sum,
-                (unsigned long long)done->lines, (unsigned long long)done->bad_lines, done->seconds,
-                (int)done->output.len, done->output.ptr);
+    case TL_FEED_DONE:
+        s_print_done (job, label, &msg->u.done, &msg->u.done.output, 1);
         break;
-    }
     case TL_FEED_FAILED:
-        printf ("%016llx failed: %.*s\n", job, (int)msg->u.reason.len, msg->u.reason.ptr);
+        s_print_failed (job, label, msg);
         break;
     default:
         break;
     }
+}
+
+//  A message and its job's view after it (several feeds followed): the job's progress,
+//  top and done; a shard's totals batches, done before the others' and failure.
+static void s_readable_view (const tl_feed_msg_t *msg, const tl_feed_view_t *view)
+{
+    unsigned long long job = (unsigned long long)msg->job;
+    const char *shard = s_shard_label (view->shard, view->shards).text;
+    switch (msg->topic) {
+    case TL_FEED_PROGRESS:
+        s_print_progress (job, s_shards_label (view->heard, view->shards).text, &view->progress);
+        break;
+    case TL_FEED_TOP:
+        printf ("%016llx top%s:", job, s_shards_label (view->heard, view->shards).text);
+        for (size_t i = 0; i < view->ntop; i++)
+            s_print_top_entry (i == 0, (tl_str_t){view->top[i].key, view->top[i].len},
+                               view->top[i].count);
+        printf ("\n");
+        break;
+    case TL_FEED_TOTALS:
+        s_print_totals (job, shard, msg);
+        break;
+    case TL_FEED_DONE:
+        if (view->complete)
+            s_print_done (job, s_shards_label (view->shards, view->shards).text, &view->done,
+                          view->outputs, view->shards);
+        else
+            printf ("%016llx done%s: %llu of %llu shards done\n", job, shard,
+                    (unsigned long long)view->heard, (unsigned long long)view->shards);
+        break;
+    case TL_FEED_FAILED:
+        s_print_failed (job, shard, msg);
+        break;
+    default:
+        break;
+    }
+}
+
+//  On a shard's done: names on stderr the totals batches it did not deliver.
+static void s_check_batches (const tl_feed_msg_t *msg, const tl_feed_view_t *view)
+{
+    if (msg->topic != TL_FEED_DONE || (!view->unseen && !view->missed)) return;
+    char shard[64] = "";
+    if (view->shards > 1)
+        snprintf (shard, sizeof shard, " shard %llu/%llu", (unsigned long long)view->shard + 1,
+                  (unsigned long long)view->shards);
+    if (view->unseen)
+        fprintf (stderr, "tally-watch: job %016llx%s: no totals batch arrived before its done\n",
+                 (unsigned long long)msg->job, shard);
+    else
+        fprintf (stderr, "tally-watch: job %016llx%s: %llu totals batch%s missed\n",
+                 (unsigned long long)msg->job, shard, (unsigned long long)view->missed,
+                 view->missed == 1 ? "" : "es");
+}
+
+//  Tells once per job (of the last few) when it has more shards than feeds are followed.
+static void s_check_feeds (s_watch_t *self, const tl_feed_msg_t *msg)
+{
+    if (msg->shards <= self->feeds) return;
+    for (size_t i = 0; i < S_JOBS_MAX && i < self->nwarned; i++)
+        if (self->warned[i] == msg->job) return;
+    self->warned[self->nwarned++ % S_JOBS_MAX] = msg->job;
+    if (self->feeds == 1)
+        fprintf (stderr,
+                 "tally-watch: job %016llx has %llu sink shards: this feed is one shard's "
+                 "(give every shard's feed to see the job's)\n",
+                 (unsigned long long)msg->job, (unsigned long long)msg->shards);
+    else
+        fprintf (stderr,
+                 "tally-watch: job %016llx has %llu sink shards but %zu feeds are followed: "
+                 "its done cannot be complete (give every shard's feed)\n",
+                 (unsigned long long)msg->job, (unsigned long long)msg->shards, self->feeds);
 }
 
 //  Prints a body as one JSON line, whatever its keys: the generic dump for jq.
@@ -206,7 +343,8 @@ static int s_print_json (const char *name, size_t name_size, const char *data, s
     return 0;
 }
 
-//  Prints one feed message. Returns 1 when it was "done" or "failed".
+//  Prints one feed message. Returns 1 when it ended its job: "failed", or "done" (of
+//  every shard when several feeds are followed), 2 when that was a failure; else 0.
 static int s_print (s_watch_t *self, tl_frames_t *in)
 {
     size_t topic_size, body_size;
@@ -221,21 +359,46 @@ static int s_print (s_watch_t *self, tl_frames_t *in)
     name[topic_size] = 0;
     tl_feed_topic_t kind = tl_feed_topic_parse (topic, topic_size);
     tl_feed_msg_t msg;
+    bool decoded =
+        kind != TL_FEED_INVALID && tl_feed_decode (topic, topic_size, data, body_size, &msg) == 0;
+    tl_feed_view_t view;
+    bool joined = false;
+    if (decoded) {
+        s_check_feeds (self, &msg);
+        if (tl_feed_join_add (self->join, &msg, &view) == 0)
+            joined = true;
+        else if (self->feeds > 1)
+            fprintf (stderr,
+                     "tally-watch: job %016llx: shard %llu says %llu shards, not as before; "
+                     "skipped\n",
+                     (unsigned long long)msg.job, (unsigned long long)msg.shard + 1,
+                     (unsigned long long)msg.shards);
+    }
     if (self->json) {
+        //  Whatever the body: the generic dump, nothing added.
         if (s_print_json (name, topic_size, data, body_size) != 0) {
             fprintf (stderr, "tally-watch: skipped a malformed message\n");
             return 0;
         }
     } else if (kind == TL_FEED_INVALID)
         printf ("%s: (unknown topic)\n", name);
-    else if (tl_feed_decode (topic, topic_size, data, body_size, &msg) == 0)
-        s_readable (&msg);
-    else {
+    else if (!decoded) {
         fprintf (stderr, "tally-watch: skipped a malformed message\n");
         return 0;
-    }
+    } else if (self->feeds == 1)
+        s_readable (&msg);
+    else if (joined)
+        s_readable_view (&msg, &view);
     fflush (stdout);
-    return kind == TL_FEED_DONE || kind == TL_FEED_FAILED;
+    if (joined) s_check_batches (&msg, &view);
+    if (self->feeds == 1 || !decoded) {
+        //  One feed: every done and failed ends its job, as it comes.
+        if (kind == TL_FEED_FAILED) return 2;
+        return kind == TL_FEED_DONE;
+    }
+    if (!joined) return 0;
+    if (kind == TL_FEED_FAILED) return 2;
+    return kind == TL_FEED_DONE && view.complete;
 }
 
 int main (int argc, char **argv)
@@ -245,27 +408,60 @@ int main (int argc, char **argv)
         TL_OPT ("json", 'j', "TALLY_JSON", TL_OPT_FLAG, &self.json, NULL,
                 "Print one JSON object per message (for jq)", 0, 0),
         TL_OPT ("until-done", 'u', "TALLY_UNTIL_DONE", TL_OPT_FLAG, &self.until_done, NULL,
-                "Exit after the first done (0) or failed (1) message", 0, 0),
+                "Exit after the first done (0; of every shard with several feeds) or failed "
+                "(1) message",
+                0, 0),
         TL_OPT ("timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
                 "Exit 3 after this long without a message", 0, 86400),
         TL_OPTS_CURVE_CLIENT (self.curve),
     };
     tl_cli_t cli = {.program = "tally-watch",
-                    .usage = "[OPTIONS] ENDPOINT",
+                    .usage = "[OPTIONS] ENDPOINT...",
                     .summary = "Subscribes to a tally-sink feed (e.g. tcp://localhost:5559) and "
-                               "prints progress, top keys, totals and results.",
+                               "prints progress, top keys, totals and results.\nGiven the feeds "
+                               "of a job's sink shards (several endpoints, or EP0,EP1,...), "
+                               "combines them per job.",
                     TL_CLI_OPTS (opts),
                     .min_args = 1,
-                    .max_args = 1};
+                    .max_args = TL_SHARDS_MAX};
     int first = tl_sock_start (&cli, argc, argv, &self.curve);
-    const char *why;
+    tl_endpoints_t feeds[TL_SHARDS_MAX];
+    int nargs = argc - first;
+    const char *why = NULL;
+    for (int i = 0; i < nargs; i++) {
+        if (tl_endpoints_parse (argv[first + i], &feeds[i], &why) != 0) {
+            for (int j = 0; j < i; j++)
+                tl_endpoints_free (&feeds[j]);
+            tl_cli_usage_error (&cli, "%s: %s", argv[first + i], why);
+        }
+        self.feeds += feeds[i].count;
+    }
+    if (self.feeds > TL_SHARDS_MAX)
+        tl_cli_usage_error (&cli, "%zu endpoints: at most %d", self.feeds, TL_SHARDS_MAX);
+    self.join = tl_feed_join_new (S_JOBS_MAX);
     tl_sock_cfg_t cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = TL_MAXMSG_DEFAULT;
     cfg.rcvhwm = 100000;
     cfg.linger_ms = 0;
-    zsock_t *sub = tl_sock_new (ZMQ_SUB, argv[first], false, false, &cfg, &why);
+    //  One SUB socket connected to every feed: messages come fair-queued, each body
+    //  naming its shard.
+    zsock_t *sub =
+        self.join ? tl_sock_new (ZMQ_SUB, feeds[0].endpoint[0], false, false, &cfg, &why) : NULL;
+    if (!self.join) why = "out of memory";
+    for (int i = 0; sub && i < nargs; i++)
+        for (size_t j = i ? 0 : 1; sub && j < feeds[i].count; j++)
+            if (zsock_connect (sub, "%s", feeds[i].endpoint[j]) == -1) {
+                static char message[512];
+                snprintf (message, sizeof message, "cannot connect to %s: %s", feeds[i].endpoint[j],
+                          zmq_strerror (zmq_errno ()));
+                why = message;
+                zsock_destroy (&sub);
+            }
+    for (int i = 0; i < nargs; i++)
+        tl_endpoints_free (&feeds[i]);
     if (!sub) {
         fprintf (stderr, "tally-watch: %s\n", why);
+        tl_feed_join_destroy (&self.join);
         return 2;
     }
     zsock_set_subscribe (sub, "");
@@ -284,16 +480,14 @@ int main (int argc, char **argv)
             tl_frames_recv (zsock_resolve (sub), &in, ZMQ_DONTWAIT) < 0)
             continue;
         heard = tl_now ();
-        size_t size;
-        const char *topic = tl_frames_data (&in, 0, &size);
-        bool failed = tl_feed_topic_parse (topic, size) == TL_FEED_FAILED;
         int over = s_print (&self, &in);
         tl_frames_close (&in);
         if (over && self.until_done) {
-            status = failed ? 1 : 0;
+            status = over == 2 ? 1 : 0;
             break;
         }
     }
     zsock_destroy (&sub);
+    tl_feed_join_destroy (&self.join);
     return status;
 }

@@ -31,54 +31,74 @@ typedef struct {
     const char *name;  //  Key in the body map: the one place it is spelled
     s_type_t type;     //  How its value is packed and read
     size_t offset;     //  Where the value lives in a tl_feed_msg_t
+    bool optional;     //  A body may leave it out (the decoder keeps the default)
 } s_field_t;
 
 #define S_AT(member) offsetof (tl_feed_msg_t, member)
 #define S_JOB                                                                                      \
     {                                                                                              \
-        "job", S_U64, S_AT (job)                                                                   \
+        "job", S_U64, S_AT (job), false                                                            \
+    }
+//  Every topic ends with these: optional, since a sink before shards did not send them.
+#define S_SHARD                                                                                    \
+    {                                                                                              \
+        "shard", S_U64, S_AT (shard), true                                                         \
+    }
+#define S_SHARDS                                                                                   \
+    {                                                                                              \
+        "shards", S_U64, S_AT (shards), true                                                       \
     }
 
 static const s_field_t s_progress[] = {
     S_JOB,
-    {"chunks_done", S_U64, S_AT (u.progress.chunks_done)},
-    {"chunks_known", S_U64, S_AT (u.progress.chunks_known)},
-    {"chunks_final", S_BOOL, S_AT (u.progress.chunks_final)},
-    {"bytes", S_U64, S_AT (u.progress.bytes)},
-    {"input_bytes", S_U64, S_AT (u.progress.input_bytes)},
-    {"lines", S_U64, S_AT (u.progress.lines)},
-    {"bad_lines", S_U64, S_AT (u.progress.bad_lines)},
-    {"keys", S_U64, S_AT (u.progress.keys)},
-    {"rate", S_DOUBLE, S_AT (u.progress.rate)},
-    {"seconds", S_DOUBLE, S_AT (u.progress.seconds)},
+    {"chunks_done", S_U64, S_AT (u.progress.chunks_done), false},
+    {"chunks_known", S_U64, S_AT (u.progress.chunks_known), false},
+    {"chunks_final", S_BOOL, S_AT (u.progress.chunks_final), false},
+    {"bytes", S_U64, S_AT (u.progress.bytes), false},
+    {"input_bytes", S_U64, S_AT (u.progress.input_bytes), false},
+    {"lines", S_U64, S_AT (u.progress.lines), false},
+    {"bad_lines", S_U64, S_AT (u.progress.bad_lines), false},
+    {"keys", S_U64, S_AT (u.progress.keys), false},
+    {"rate", S_DOUBLE, S_AT (u.progress.rate), false},
+    {"seconds", S_DOUBLE, S_AT (u.progress.seconds), false},
+    S_SHARD,
+    S_SHARDS,
 };
 
 static const s_field_t s_top[] = {
     S_JOB,
-    {"top", S_PAIRS, S_AT (u.top)},
+    {"top", S_PAIRS, S_AT (u.top), false},
+    S_SHARD,
+    S_SHARDS,
 };
 
 static const s_field_t s_totals[] = {
     S_JOB,
-    {"batch", S_U64, S_AT (u.totals.batch)},
-    {"batches", S_U64, S_AT (u.totals.batches)},
-    {"entries", S_MAP, S_AT (u.totals.entries)},
+    {"batch", S_U64, S_AT (u.totals.batch), false},
+    {"batches", S_U64, S_AT (u.totals.batches), false},
+    {"entries", S_MAP, S_AT (u.totals.entries), false},
+    S_SHARD,
+    S_SHARDS,
 };
 
 static const s_field_t s_done[] = {
     S_JOB,
-    {"keys", S_U64, S_AT (u.done.keys)},
-    {"sum", S_U64, S_AT (u.done.sum)},
-    {"lines", S_U64, S_AT (u.done.lines)},
-    {"bad_lines", S_U64, S_AT (u.done.bad_lines)},
-    {"filtered", S_U64, S_AT (u.done.filtered)},
-    {"seconds", S_DOUBLE, S_AT (u.done.seconds)},
-    {"output", S_TEXT, S_AT (u.done.output)},
+    {"keys", S_U64, S_AT (u.done.keys), false},
+    {"sum", S_U64, S_AT (u.done.sum), false},
+    {"lines", S_U64, S_AT (u.done.lines), false},
+    {"bad_lines", S_U64, S_AT (u.done.bad_lines), false},
+    {"filtered", S_U64, S_AT (u.done.filtered), false},
+    {"seconds", S_DOUBLE, S_AT (u.done.seconds), false},
+    {"output", S_TEXT, S_AT (u.done.output), false},
+    S_SHARD,
+    S_SHARDS,
 };
 
 static const s_field_t s_failed[] = {
     S_JOB,
-    {"reason", S_TEXT, S_AT (u.reason)},
+    {"reason", S_TEXT, S_AT (u.reason), false},
+    S_SHARD,
+    S_SHARDS,
 };
 
 typedef struct {
@@ -168,10 +188,15 @@ static int s_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t
 {
     assert (buf);
     assert (entries || n == 0);
+    assert (msg->topic > TL_FEED_INVALID && msg->topic < TL_FEED_COUNT_);
     //  What the decoder would refuse is not sent: it could not be read back.
     if (n > UINT32_MAX) return -1;
     for (size_t i = 0; i < n; i++)
         if (entries[i].len > TL_KEY_MAX) return -1;
+    tl_feed_msg_t copy = *msg;
+    if (copy.shards == 0) copy.shards = 1;  //  Not sharded: the one shard of one
+    if (copy.shards > TL_SHARDS_MAX || copy.shard >= copy.shards) return -1;
+    msg = &copy;
     const s_topic_t *topic = &s_topics[msg->topic];
     size_t start = buf->size;
     msgpack_packer pk;
@@ -186,10 +211,20 @@ static int s_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t
     return 0;
 }
 
+int tl_feed_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t n,
+                    msgpack_sbuffer *buf)
+{
+    assert (msg);
+    return s_encode (msg, entries, n, buf);
+}
+
 int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf)
 {
     assert (progress);
-    tl_feed_msg_t msg = {.topic = TL_FEED_PROGRESS, .job = progress->job};
+    tl_feed_msg_t msg = {.topic = TL_FEED_PROGRESS,
+                         .job = progress->job,
+                         .shard = progress->shard,
+                         .shards = progress->shards};
     msg.u.progress = *progress;
     return s_encode (&msg, NULL, 0, buf);
 }
@@ -322,8 +357,10 @@ static int s_decode_body (const s_topic_t *topic, const void *body, size_t size,
         seen |= bit;
         if (s_read_value (&r, field, msg) == -1) return -1;
     }
-    uint32_t all = (uint32_t)((1ull << topic->nfields) - 1);
-    if (seen != all || !tl__mp_at_end (&r)) return -1;
+    uint32_t required = 0;
+    for (size_t i = 0; i < topic->nfields; i++)
+        if (!topic->fields[i].optional) required |= 1u << i;
+    if ((seen & required) != required || !tl__mp_at_end (&r)) return -1;
     return 0;
 }
 
@@ -337,10 +374,16 @@ int tl_feed_decode (const void *topic, size_t topic_size, const void *body, size
     tl_feed_topic_t which = tl_feed_topic_parse (topic, topic_size);
     if (which == TL_FEED_INVALID) return -1;
     msg->topic = which;
-    if (s_decode_body (&s_topics[which], body, size, msg) == -1) {
+    msg->shards = 1;  //  A body without the shard keys: the one shard of one
+    if (s_decode_body (&s_topics[which], body, size, msg) == -1 || msg->shards == 0 ||
+        msg->shards > TL_SHARDS_MAX || msg->shard >= msg->shards) {
         memset (msg, 0, sizeof *msg);
         return -1;
     }
-    if (which == TL_FEED_PROGRESS) msg->u.progress.job = msg->job;
+    if (which == TL_FEED_PROGRESS) {
+        msg->u.progress.job = msg->job;
+        msg->u.progress.shard = msg->shard;
+        msg->u.progress.shards = msg->shards;
+    }
     return 0;
 }

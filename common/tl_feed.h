@@ -7,7 +7,11 @@
     both walk: renaming a key changes what is written and what is read together.
     The decoder takes keys in any order and ignores keys it does not know (another
     language's encoder orders a map freely; a later sink may add keys), and treats the
-    body as hostile as tl_proto does its frames.                                      */
+    body as hostile as tl_proto does its frames.
+
+    Every body names the sink shard that sent it: `shard` of `shards` (a job's keys may
+    be split over several sinks, each with its own feed). The encoders always write both;
+    the decoder takes a body without them as shard 0 of 1 (a sink before shards).     */
 
 #ifndef TL_FEED_H_INCLUDED
 #define TL_FEED_H_INCLUDED
@@ -21,6 +25,7 @@
 #define TL_FEED_TOPIC_TOTALS   "totals"
 #define TL_FEED_TOPIC_DONE     "done"
 #define TL_FEED_TOPIC_FAILED   "failed"
+
 
 typedef enum {
     TL_FEED_INVALID = 0,
@@ -50,6 +55,8 @@ typedef struct {
     uint64_t keys;          //  Distinct keys so far
     double rate;            //  Bytes per second, recent
     double seconds;         //  Since the job started
+    uint64_t shard;         //  Sink shard that counted these, 0 .. shards-1
+    uint64_t shards;        //  Sink shards of the job (0 is taken as 1)
 } tl_progress_t;
 
 //  The entries of a decoded top or totals body, read in place from the frame: nothing
@@ -76,6 +83,8 @@ typedef struct {
 typedef struct {
     tl_feed_topic_t topic;  //  Which body is set
     uint64_t job;           //  Job id (every topic has one)
+    uint64_t shard;         //  Sink shard that sent it, 0 .. shards-1 (every topic)
+    uint64_t shards;        //  Sink shards of the job (encoding: 0 is taken as 1)
     union {
         tl_progress_t progress;   //  progress (its job is set too)
         tl_feed_entries_t top;    //  top: the largest totals, largest first
@@ -85,9 +94,17 @@ typedef struct {
     } u;
 } tl_feed_msg_t;
 
-//  Encoders: each appends a body to buf. Returns 0, or -1 when out of memory or a key
-//  is longer than TL_KEY_MAX (then buf is as it was: never half a body).
+//  Encoders: each appends a body to buf. Returns 0, or -1 when out of memory, a key is
+//  longer than TL_KEY_MAX or the shard is not below the shards (at most
+//  TL_SHARDS_MAX); then buf is as it was: never half a body. Every body ends with
+//  "shard" and "shards".
 
+//  Any topic: msg's fields (msg->u.progress for progress, whose job, shard and shards
+//  are not read: msg's are), the entries of top and totals from entries[0..n).
+int tl_feed_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t n,
+                    msgpack_sbuffer *buf);
+
+//  The topics one by one; all but progress (which has its own) write shard 0 of 1.
 //  {"job", "chunks_done", "chunks_known", "chunks_final", "bytes", "input_bytes",
 //   "lines", "bad_lines", "keys", "rate", "seconds"}.
 int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf);
@@ -106,8 +123,11 @@ int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf);
 //  encoding; float: float32, float64 or a non-negative integer; bool: true/false; str:
 //  str or bin; keys in top and totals at most TL_KEY_MAX bytes), in any order; keys the
 //  topic does not define are skipped whatever their value (nested at most 32 deep).
-//  Refused: an unknown topic, a body that is not one map with str keys, a missing or
-//  repeated key, a wrong type, truncation, trailing bytes.
+//  "shard" and "shards" are optional (absent: 0 and 1); shards must be 1 to
+//  TL_SHARDS_MAX and shard below it. Refused: an unknown topic, a body that is not
+//  one map with str keys, a missing or repeated key, a wrong type, a shard out of range,
+//  truncation, trailing bytes. A progress body's job, shard and shards are also set in
+//  msg->u.progress.
 //  Returns 0, or -1 (then msg is zeroed). Strings and entries point into body, which
 //  must outlive msg; msg owns nothing and needs no freeing.
 int tl_feed_decode (const void *topic, size_t topic_size, const void *body, size_t size,

@@ -297,6 +297,12 @@ tl_job_t *tl_checkpoint_restore (const void *data, size_t size, double now)
         if (!(parts[i] = s_next_part (&cursor, end, &sizes[i]))) return NULL;
     tl_msg_t msg;
     if (tl_msg_decode (TL_CMD_JOB, parts[0], sizes[0], &msg) != 0) return NULL;
+    if (msg.u.job.version != TL_PROTO_VERSION) {
+        //  A JOB of another version decodes as its id and version only: no secret, no
+        //  shard. This sink did not write it.
+        tl_msg_reset (&msg);
+        return NULL;
+    }
     tl_job_snapshot_t snap = {.merged = tl_table_new (1024), .totals = tl_table_new (1 << 16)};
     uint64_t entries;
     bool ok = snap.merged && snap.totals && s_decode_counters (parts[1], sizes[1], &snap) == 0 &&

@@ -305,7 +305,9 @@ void tl_job_progress (tl_job_t *self, double now, tl_progress_t *progress)
                                 .bad_lines = c->bad_lines,
                                 .keys = tl_table_size (self->totals),
                                 .rate = self->rate,
-                                .seconds = now - self->started};
+                                .seconds = now - self->started,
+                                .shard = self->shard,
+                                .shards = self->shards};
 }
 
 uint64_t tl_job_input_bytes (tl_job_t *self)

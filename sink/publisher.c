@@ -41,6 +41,7 @@
 //  One finished job on its way out: its totals batches, then done or failed.
 typedef struct {
     uint64_t job;                //  Job id
+    uint64_t shard, shards;      //  Which sink shard of the job publishes it
     tl_totals_reader_t *reader;  //  The totals file read back; NULL for a failure
     uint64_t batches;            //  Totals batches the job has (0 for a failure)
     uint64_t batch;              //  The next one to send
@@ -265,6 +266,8 @@ static int s_send_latest (tl_publisher_t *self, double now)
 //  ---------------------------------------------------------------------------------
 //  The queue
 
+static int s_encode_end (const s_item_t *item, msgpack_sbuffer *buf);
+
 static void s_enqueue (tl_publisher_t *self, s_item_t *item)
 {
     if (self->queued == S_QUEUE_MAX) {
@@ -274,8 +277,7 @@ static void s_enqueue (tl_publisher_t *self, s_item_t *item)
                       S_QUEUE_MAX, (unsigned long long)item->job);
         msgpack_sbuffer body;
         msgpack_sbuffer_init (&body);
-        int rc = item->failed ? tl_feed_failed (item->job, item->reason, &body)
-                              : tl_feed_done (item->job, &item->done, &body);
+        int rc = s_encode_end (item, &body);
         if (rc == 0)
             tl_publisher_send (self, item->failed ? TL_FEED_TOPIC_FAILED : TL_FEED_TOPIC_DONE,
                                item->job, &body);
@@ -286,10 +288,11 @@ static void s_enqueue (tl_publisher_t *self, s_item_t *item)
     self->queue[(self->head + self->queued++) % S_QUEUE_MAX] = item;
 }
 
-void tl_publisher_totals (tl_publisher_t *self, uint64_t job, int fd, const tl_entry_t *entries,
-                          size_t n, const tl_done_body_t *done)
+void tl_publisher_totals (tl_publisher_t *self, const tl_feed_msg_t *done, int fd,
+                          const tl_entry_t *entries, size_t n)
 {
     assert (self && fd >= 0 && done);
+    uint64_t job = done->job;
     size_t max_bytes = TL_PUBLISHER_MESSAGE_MAX - S_ENVELOPE;
     s_item_t *item = calloc (1, sizeof *item);
     if (item) item->reader = tl_totals_reader_new (fd, self->batch_keys, max_bytes);
@@ -301,24 +304,44 @@ void tl_publisher_totals (tl_publisher_t *self, uint64_t job, int fd, const tl_e
         return;
     }
     item->job = job;
+    item->shard = done->shard;
+    item->shards = done->shards;
     item->batches = tl_totals_batches (entries, n, self->batch_keys, max_bytes);
-    item->done = *done;
+    item->done = done->u.done;
     s_enqueue (self, item);
 }
 
-void tl_publisher_failed (tl_publisher_t *self, uint64_t job, const char *reason)
+void tl_publisher_failed (tl_publisher_t *self, const tl_feed_msg_t *failed)
 {
-    assert (self && reason);
+    assert (self && failed);
+    uint64_t job = failed->job;
     s_item_t *item = calloc (1, sizeof *item);
-    if (item && !(item->reason = strdup (reason))) free (item), item = NULL;
+    if (item && !(item->reason = strndup (failed->u.reason.ptr, failed->u.reason.len)))
+        free (item), item = NULL;
     if (!item) {
         zsys_error ("feed: out of memory; job %016llx's failure is not published",
                     (unsigned long long)job);
         return;
     }
     item->job = job;
+    item->shard = failed->shard;
+    item->shards = failed->shards;
     item->failed = true;
     s_enqueue (self, item);
+}
+
+//  Appends the item's last message, done or failed, to buf. Returns 0 or -1.
+static int s_encode_end (const s_item_t *item, msgpack_sbuffer *buf)
+{
+    tl_feed_msg_t msg = {.topic = item->failed ? TL_FEED_FAILED : TL_FEED_DONE,
+                         .job = item->job,
+                         .shard = item->shard,
+                         .shards = item->shards};
+    if (item->failed)
+        msg.u.reason = (tl_str_t){item->reason, strlen (item->reason)};
+    else
+        msg.u.done = item->done;
+    return tl_feed_encode (&msg, NULL, 0, buf);
 }
 
 //  Drops the head job.
@@ -341,9 +364,14 @@ static int s_encode_next (tl_publisher_t *self)
         if (item->batch < item->batches) {
             const tl_entry_t *entries;
             size_t n;
+            tl_feed_msg_t msg = {.topic = TL_FEED_TOTALS,
+                                 .job = item->job,
+                                 .shard = item->shard,
+                                 .shards = item->shards};
+            msg.u.totals.batch = item->batch;
+            msg.u.totals.batches = item->batches;
             if (tl_totals_reader_next (item->reader, &entries, &n) == 0 &&
-                tl_feed_totals (item->job, item->batch, item->batches, entries, n,
-                                &self->pending) == 0) {
+                tl_feed_encode (&msg, entries, n, &self->pending) == 0) {
                 self->pending_topic = TL_FEED_TOPIC_TOTALS;
                 self->pending_ends = false;
                 return 0;
@@ -352,8 +380,7 @@ static int s_encode_next (tl_publisher_t *self)
                         (unsigned long long)item->job, strerror (errno));
             item->batch = item->batches;
         }
-        int rc = item->failed ? tl_feed_failed (item->job, item->reason, &self->pending)
-                              : tl_feed_done (item->job, &item->done, &self->pending);
+        int rc = s_encode_end (item, &self->pending);
         if (rc == 0) {
             self->pending_topic = item->failed ? TL_FEED_TOPIC_FAILED : TL_FEED_TOPIC_DONE;
             self->pending_ends = true;

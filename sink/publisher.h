@@ -45,11 +45,14 @@ void tl_publisher_send (tl_publisher_t *self, const char *topic, uint64_t job,
 //  Queues a finished job's totals: the n sorted entries as written to the totals file
 //  open at fd (taken over), which the batches are read back from, then done. The
 //  entries are only counted (into batches), not kept.
-void tl_publisher_totals (tl_publisher_t *self, uint64_t job, int fd, const tl_entry_t *entries,
-                          size_t n, const tl_done_body_t *done);
+//  done is the done message (job, shard of shards, and u.done); every message of the
+//  job says that shard.
+void tl_publisher_totals (tl_publisher_t *self, const tl_feed_msg_t *done, int fd,
+                          const tl_entry_t *entries, size_t n);
 
 //  Queues a failed for job, with reason.
-void tl_publisher_failed (tl_publisher_t *self, uint64_t job, const char *reason);
+//  Queues a failed: failed->job, ->shard, ->shards and ->u.reason (copied).
+void tl_publisher_failed (tl_publisher_t *self, const tl_feed_msg_t *failed);
 
 //  Sends what is queued while the subscribers have room, a few messages (or a few
 //  milliseconds) at a time, at time now. Returns how many milliseconds may pass before

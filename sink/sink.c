@@ -148,9 +148,25 @@ static void s_reply_fail (s_sink_t *self, const uint8_t *owner, size_t owner_siz
     s_reply (self, owner, owner_size, &msg);
 }
 
-static void s_publish_failed (s_sink_t *self, uint64_t job, const char *reason)
+//  A feed message of job's, from this sink: shard of shards (0 of 1 for a job that
+//  is not open, whose shard is not known).
+static tl_feed_msg_t s_feed_msg (tl_feed_topic_t topic, uint64_t job, tl_job_t *open)
 {
-    tl_publisher_failed (self->feed, job, reason);
+    tl_feed_msg_t msg = {.topic = topic, .job = job, .shard = 0, .shards = 1};
+    if (open) {
+        uint32_t shard, shards;
+        tl_job_shard (open, &shard, &shards);
+        msg.shard = shard;
+        msg.shards = shards;
+    }
+    return msg;
+}
+
+static void s_publish_failed (s_sink_t *self, uint64_t job, tl_job_t *open, const char *reason)
+{
+    tl_feed_msg_t msg = s_feed_msg (TL_FEED_FAILED, job, open);
+    msg.u.reason = (tl_str_t){reason, strlen (reason)};
+    tl_publisher_failed (self->feed, &msg);
 }
 
 static void s_remember (s_sink_t *self, s_open_t *open, bool failed, const tl_done_body_t *done)
@@ -171,7 +187,7 @@ static void s_report_failure (s_sink_t *self, s_open_t *open, const char *reason
     uint64_t id = tl_job_id (open->job);
     zsys_error ("job %016llx failed: %s", (unsigned long long)id, reason);
     s_reply_fail (self, open->owner, open->owner_size, id, reason);
-    s_publish_failed (self, id, reason);
+    s_publish_failed (self, id, open->job, reason);
 }
 
 static void s_flush_acks (s_sink_t *self, s_open_t *open)
@@ -210,7 +226,8 @@ static void s_publish_top (s_sink_t *self, s_open_t *open)
     n = tl_publisher_top_fit (top, n);  //  Long keys make a shorter list
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
-    if (tl_feed_top (tl_job_id (open->job), top, n, &body) == 0)
+    tl_feed_msg_t msg = s_feed_msg (TL_FEED_TOP, tl_job_id (open->job), open->job);
+    if (tl_feed_encode (&msg, top, n, &body) == 0)
         tl_publisher_send (self->feed, TL_FEED_TOPIC_TOP, tl_job_id (open->job), &body);
     msgpack_sbuffer_destroy (&body);
     free (top);
@@ -257,7 +274,9 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
                              .bytes = c->bytes};
     s_publish_progress (self, open);
     s_publish_top (self, open);
-    tl_publisher_totals (self->feed, tl_job_id (job), written, entries, n, done);
+    tl_feed_msg_t msg_done = s_feed_msg (TL_FEED_DONE, tl_job_id (job), job);
+    msg_done.u.done = *done;
+    tl_publisher_totals (self->feed, &msg_done, written, entries, n);
     free (entries);
     tl_msg_t msg = {.cmd = TL_CMD_DONE, .job = tl_job_id (job)};
     msg.u.done = *done;
@@ -295,7 +314,7 @@ static void s_settle (s_sink_t *self, s_open_t *open, const tl_job_outcome_t *ou
         failed = s_complete (self, open, &done) != 0;
         break;
     case TL_JOB_CANCELLED:
-        s_publish_failed (self, tl_job_id (open->job), out->reason);
+        s_publish_failed (self, tl_job_id (open->job), open->job, out->reason);
         break;
     }
     s_remember (self, open, failed, failed ? NULL : &done);
@@ -431,7 +450,7 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         s_cannot_write (self, reason, sizeof reason);
         zsys_error ("job %016llx refused: %s", (unsigned long long)msg->job, reason);
         s_reply_fail (self, owner, owner_size, msg->job, reason);
-        s_publish_failed (self, msg->job, reason);
+        s_publish_failed (self, msg->job, NULL, reason);
         return;
     }
     open->job = tl_job_new (msg->job, msg->secret, body, tl_now ());

@@ -30,7 +30,7 @@ ipc_dir_of() {
   local pid arg
   for pid in $(children_of "$1"); do
     while IFS= read -r -d '' arg; do
-      if [[ $arg =~ ^ipc://(/.*)/in$ ]]; then
+      if [[ $arg =~ ^ipc://(/.*)/in[0-9]+$ ]]; then
         echo "${BASH_REMATCH[1]}"
         return 0
       fi

@@ -4,7 +4,9 @@
     decoder takes keys in any order, skips keys it does not know, and refuses wrong
     types, missing or repeated keys, truncation at every byte, trailing bytes and
     headers that claim more than the body holds, without allocating; random mutations
-    never crash and whatever decodes encodes again to the same message.
+    never crash and whatever decodes encodes again to the same message. Every body says
+    its sink shard ("shard" of "shards"): the encoders always write both, the decoder
+    takes a body without them as shard 0 of 1 and refuses a shard out of range.
 
     Bodies handed to the decoder are copied to heap blocks of exactly their size, so
     that AddressSanitizer (the sanitized build) catches any read past a body's end.  */
@@ -106,15 +108,16 @@ static size_t s_samples (s_sample_t *s)
     memset (s, 0, S_SAMPLES_MAX * sizeof *s);
     size_t n = 0;
 
-    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_PROGRESS, .job = UINT64_MAX};
-    s[n++].msg.u.progress = (tl_progress_t){UINT64_MAX, 5, UINT64_MAX, true,   1ull << 40, 7,
-                                            123456,     2, 999,        1.25e8, 3.5};
+    s[n].msg =
+        (tl_feed_msg_t){.topic = TL_FEED_PROGRESS, .job = UINT64_MAX, .shard = 63, .shards = 64};
+    s[n++].msg.u.progress = (tl_progress_t){
+        UINT64_MAX, 5, UINT64_MAX, true, 1ull << 40, 7, 123456, 2, 999, 1.25e8, 3.5, 63, 64};
     s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_PROGRESS, .job = 0};
-    s[n++].msg.u.progress = (tl_progress_t){0, 0, 0, false, 0, 0, 0, 0, 0, 0.0, 0.0};
+    s[n++].msg.u.progress = (tl_progress_t){0, 0, 0, false, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0};
     s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_PROGRESS, .job = 128};
-    s[n++].msg.u.progress = (tl_progress_t){128, 1, 2, false, 3, 4, 5, 6, 8, 1e-300, 1e300};
+    s[n++].msg.u.progress = (tl_progress_t){128, 1, 2, false, 3, 4, 5, 6, 8, 1e-300, 1e300, 0, 0};
 
-    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_TOP, .job = 4};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_TOP, .job = 4, .shard = 2, .shards = 3};
     s[n].entries = s_keys;
     s[n++].n = S_KEYS;
     s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_TOP, .job = 65536};
@@ -123,7 +126,7 @@ static size_t s_samples (s_sample_t *s)
     s[n].entries = s_long_key;
     s[n++].n = 2;
 
-    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_TOTALS, .job = 4};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_TOTALS, .job = 4, .shard = 1, .shards = 2};
     s[n].msg.u.totals.batches = 1;
     s[n].entries = s_keys;
     s[n++].n = S_KEYS;
@@ -137,13 +140,13 @@ static size_t s_samples (s_sample_t *s)
     s[n].entries = s_long_key;
     s[n++].n = 2;
 
-    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_DONE, .job = 99};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_DONE, .job = 99, .shard = 0, .shards = 5};
     s[n++].msg.u.done = (tl_done_body_t){
         UINT64_MAX, UINT64_MAX, 30, 4, 5, 6.75, {"/data/out/totals.tsv", 20}, 0, 0};
     s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_DONE, .job = 0};
     s[n++].msg.u.done = (tl_done_body_t){0, 0, 0, 0, 0, 0.0, {"", 0}, 0, 0};
 
-    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_FAILED, .job = 98};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_FAILED, .job = 98, .shard = 3, .shards = 4};
     s[n++].msg.u.reason = (tl_str_t){"worker lost", 11};
     s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_FAILED, .job = 97};
     s[n++].msg.u.reason = (tl_str_t){"", 0};
@@ -151,14 +154,18 @@ static size_t s_samples (s_sample_t *s)
     return n;
 }
 
-//  Encodes a sample with its topic's encoder; returns what the encoder returned.
+//  Encodes a sample: one of a shard (shards set) with tl_feed_encode, one of no shard
+//  with its topic's own encoder; returns what the encoder returned.
 static int s_encode (const s_sample_t *s, msgpack_sbuffer *buf)
 {
     const tl_feed_msg_t *m = &s->msg;
+    if (m->shards && m->topic != TL_FEED_PROGRESS) return tl_feed_encode (m, s->entries, s->n, buf);
     switch (m->topic) {
     case TL_FEED_PROGRESS: {
         tl_progress_t progress = m->u.progress;
         progress.job = m->job;
+        progress.shard = m->shard;
+        progress.shards = m->shards;
         return tl_feed_progress (&progress, buf);
     }
     case TL_FEED_TOP:
@@ -186,13 +193,17 @@ static int s_encode (const s_sample_t *s, msgpack_sbuffer *buf)
 static bool s_matches (const s_sample_t *s, const tl_feed_msg_t *got)
 {
     const tl_feed_msg_t *m = &s->msg;
+    //  A sample of no shard (shards 0) is sent as shard 0 of 1.
+    uint64_t shards = m->shards ? m->shards : 1;
     if (got->topic != m->topic || got->job != m->job) return false;
+    if (got->shard != m->shard || got->shards != shards) return false;
     switch (m->topic) {
     case TL_FEED_PROGRESS: {
         const tl_progress_t *x = &m->u.progress, *y = &got->u.progress;
-        return y->job == m->job && x->chunks_done == y->chunks_done &&
-               x->chunks_known == y->chunks_known && x->chunks_final == y->chunks_final &&
-               x->bytes == y->bytes && x->input_bytes == y->input_bytes && x->lines == y->lines &&
+        return y->job == m->job && y->shard == m->shard && y->shards == shards &&
+               x->chunks_done == y->chunks_done && x->chunks_known == y->chunks_known &&
+               x->chunks_final == y->chunks_final && x->bytes == y->bytes &&
+               x->input_bytes == y->input_bytes && x->lines == y->lines &&
                x->bad_lines == y->bad_lines && x->keys == y->keys &&
                s_double_equal (x->rate, y->rate) && s_double_equal (x->seconds, y->seconds);
     }
@@ -463,7 +474,7 @@ Test (feed, progress_is_a_plain_map)
     msgpack_sbuffer_init (&buf);
     cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
     s_plain_t plain;
-    s_plain_open (&plain, &buf, 11);
+    s_plain_open (&plain, &buf, 13);
     cr_assert_eq (s_plain_u64 (&plain, "job"), 17);
     cr_assert_eq (s_plain_u64 (&plain, "chunks_done"), 5);
     cr_assert_eq (s_plain_u64 (&plain, "chunks_known"), 9);
@@ -475,13 +486,20 @@ Test (feed, progress_is_a_plain_map)
     cr_assert_eq (s_plain_u64 (&plain, "keys"), 999);
     cr_assert_eq (s_plain_f64 (&plain, "rate"), 1.25e8);
     cr_assert_eq (s_plain_f64 (&plain, "seconds"), 3.5);
+    //  Not set: the one shard of one.
+    cr_assert_eq (s_plain_u64 (&plain, "shard"), 0);
+    cr_assert_eq (s_plain_u64 (&plain, "shards"), 1);
     s_plain_close (&plain);
 
     progress.chunks_final = false;
+    progress.shard = 6;
+    progress.shards = 7;
     msgpack_sbuffer_clear (&buf);
     cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
-    s_plain_open (&plain, &buf, 11);
+    s_plain_open (&plain, &buf, 13);
     cr_assert_eq (s_plain_get (&plain, "chunks_final", MSGPACK_OBJECT_BOOLEAN)->via.boolean, false);
+    cr_assert_eq (s_plain_u64 (&plain, "shard"), 6);
+    cr_assert_eq (s_plain_u64 (&plain, "shards"), 7);
     s_plain_close (&plain);
     msgpack_sbuffer_destroy (&buf);
 }
@@ -492,8 +510,10 @@ Test (feed, top_and_totals_are_plain_maps)
     msgpack_sbuffer_init (&buf);
     cr_assert_eq (tl_feed_top (4, s_keys, S_KEYS, &buf), 0);
     s_plain_t plain;
-    s_plain_open (&plain, &buf, 2);
+    s_plain_open (&plain, &buf, 4);
     cr_assert_eq (s_plain_u64 (&plain, "job"), 4);
+    cr_assert_eq (s_plain_u64 (&plain, "shard"), 0);
+    cr_assert_eq (s_plain_u64 (&plain, "shards"), 1);
     msgpack_object *top = s_plain_get (&plain, "top", MSGPACK_OBJECT_ARRAY);
     cr_assert_eq (top->via.array.size, S_KEYS);
     for (size_t i = 0; i < S_KEYS; i++) {
@@ -515,8 +535,10 @@ Test (feed, top_and_totals_are_plain_maps)
         const tl_entry_t *part = batch ? s_keys + half : s_keys;
         size_t count = batch ? S_KEYS - half : half;
         cr_assert_eq (tl_feed_totals (4, batch, 2, part, count, &buf), 0);
-        s_plain_open (&plain, &buf, 4);
+        s_plain_open (&plain, &buf, 6);
         cr_assert_eq (s_plain_u64 (&plain, "job"), 4);
+        cr_assert_eq (s_plain_u64 (&plain, "shard"), 0);
+        cr_assert_eq (s_plain_u64 (&plain, "shards"), 1);
         cr_assert_eq (s_plain_u64 (&plain, "batch"), batch);
         cr_assert_eq (s_plain_u64 (&plain, "batches"), 2);
         msgpack_object *map = s_plain_get (&plain, "entries", MSGPACK_OBJECT_MAP);
@@ -535,7 +557,7 @@ Test (feed, top_and_totals_are_plain_maps)
     //  An empty batch is a valid body.
     msgpack_sbuffer_clear (&buf);
     cr_assert_eq (tl_feed_totals (4, 0, 1, NULL, 0, &buf), 0);
-    s_plain_open (&plain, &buf, 4);
+    s_plain_open (&plain, &buf, 6);
     cr_assert_eq (s_plain_get (&plain, "entries", MSGPACK_OBJECT_MAP)->via.map.size, 0);
     s_plain_close (&plain);
     msgpack_sbuffer_destroy (&buf);
@@ -550,8 +572,10 @@ Test (feed, done_and_failed_are_plain_maps)
     msgpack_sbuffer_init (&buf);
     cr_assert_eq (tl_feed_done (99, &done, &buf), 0);
     s_plain_t plain;
-    s_plain_open (&plain, &buf, 8);
+    s_plain_open (&plain, &buf, 10);
     cr_assert_eq (s_plain_u64 (&plain, "job"), 99);
+    cr_assert_eq (s_plain_u64 (&plain, "shard"), 0);
+    cr_assert_eq (s_plain_u64 (&plain, "shards"), 1);
     cr_assert_eq (s_plain_u64 (&plain, "keys"), 10);
     cr_assert_eq (s_plain_u64 (&plain, "sum"), 20);
     cr_assert_eq (s_plain_u64 (&plain, "lines"), 30);
@@ -565,13 +589,135 @@ Test (feed, done_and_failed_are_plain_maps)
 
     msgpack_sbuffer_clear (&buf);
     cr_assert_eq (tl_feed_failed (98, "worker lost", &buf), 0);
-    s_plain_open (&plain, &buf, 2);
+    s_plain_open (&plain, &buf, 4);
     cr_assert_eq (s_plain_u64 (&plain, "job"), 98);
+    cr_assert_eq (s_plain_u64 (&plain, "shard"), 0);
+    cr_assert_eq (s_plain_u64 (&plain, "shards"), 1);
     msgpack_object *reason = s_plain_get (&plain, "reason", MSGPACK_OBJECT_STR);
     cr_assert_eq (reason->via.str.size, 11);
     cr_assert_eq (memcmp (reason->via.str.ptr, "worker lost", 11), 0);
     s_plain_close (&plain);
+
+    //  Through tl_feed_encode, a shard's done and failed say which shard they are.
+    tl_feed_msg_t msg = {.topic = TL_FEED_DONE, .job = 99, .shard = 2, .shards = 3};
+    msg.u.done = done;
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_plain_open (&plain, &buf, 10);
+    cr_assert_eq (s_plain_u64 (&plain, "shard"), 2);
+    cr_assert_eq (s_plain_u64 (&plain, "shards"), 3);
+    cr_assert_eq (s_plain_u64 (&plain, "sum"), 20);
+    s_plain_close (&plain);
+    msg = (tl_feed_msg_t){.topic = TL_FEED_FAILED, .job = 98, .shard = 63, .shards = 64};
+    msg.u.reason = (tl_str_t){"cancelled", 9};
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_plain_open (&plain, &buf, 4);
+    cr_assert_eq (s_plain_u64 (&plain, "shard"), 63);
+    cr_assert_eq (s_plain_u64 (&plain, "shards"), 64);
+    s_plain_close (&plain);
     msgpack_sbuffer_destroy (&buf);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Shards: every body says which shard of how many sent it; a body without the keys is
+//  shard 0 of 1; anything else out of range is neither sent nor read.
+
+Test (feed, encoders_refuse_a_shard_out_of_range)
+{
+    static const struct {
+        uint64_t shard, shards;
+        int rc;
+    } cases[] = {
+        {0, 0, 0},  {0, 1, 0},  {1, 2, 0},   {63, 64, 0},         {1, 1, -1},
+        {1, 0, -1}, {2, 2, -1}, {0, 65, -1}, {64, 64, -1},        {UINT64_MAX, 64, -1},
+        {5, 3, -1}, {0, 64, 0}, {7, 8, 0},   {0, UINT64_MAX, -1},
+    };
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int topic = TL_FEED_INVALID + 1; topic < TL_FEED_COUNT_; topic++) {
+            tl_feed_msg_t msg = {.topic = (tl_feed_topic_t)topic,
+                                 .job = 5,
+                                 .shard = cases[i].shard,
+                                 .shards = cases[i].shards};
+            msg.u.progress.shard = cases[i].shard;  //  Not read: msg's are
+            size_t size = buf.size;
+            int rc = topic == TL_FEED_PROGRESS && i % 2
+                         ? tl_feed_progress (&(tl_progress_t){.job = 5,
+                                                              .shard = cases[i].shard,
+                                                              .shards = cases[i].shards},
+                                             &buf)
+                         : tl_feed_encode (&msg, NULL, 0, &buf);
+            cr_assert_eq (rc, cases[i].rc, "%s, shard %llu of %llu",
+                          tl_feed_topic_name ((tl_feed_topic_t)topic),
+                          (unsigned long long)cases[i].shard, (unsigned long long)cases[i].shards);
+            if (rc == -1) {
+                cr_assert_eq (buf.size, size, "half a body left");
+                continue;
+            }
+            void *body = s_exact (buf.data + size, buf.size - size);
+            tl_feed_msg_t back;
+            cr_assert_eq (tl_feed_decode (tl_feed_topic_name ((tl_feed_topic_t)topic),
+                                          strlen (tl_feed_topic_name ((tl_feed_topic_t)topic)),
+                                          body, buf.size - size, &back),
+                          0);
+            cr_assert_eq (back.shard, cases[i].shard);
+            cr_assert_eq (back.shards, cases[i].shards ? cases[i].shards : 1);
+            free (body);
+        }
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  A failed body with the given shard keys (-1: left out) packed by hand.
+static void s_failed_with (msgpack_sbuffer *buf, int64_t shard, int64_t shards)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2 + (shard >= 0) + (shards >= 0));
+    if (shards >= 0) {
+        msgpack_pack_str_with_body (&pk, "shards", 6);
+        msgpack_pack_uint64 (&pk, (uint64_t)shards);
+    }
+    msgpack_pack_str_with_body (&pk, "reason", 6);
+    msgpack_pack_str_with_body (&pk, "r", 1);
+    if (shard >= 0) {
+        msgpack_pack_str_with_body (&pk, "shard", 5);
+        msgpack_pack_uint64 (&pk, (uint64_t)shard);
+    }
+    msgpack_pack_str_with_body (&pk, "job", 3);
+    msgpack_pack_uint64 (&pk, 1);
+}
+
+Test (feed, decoder_takes_shard_keys_as_optional_and_checks_their_range)
+{
+    static const struct {
+        int64_t shard, shards;             //  -1: left out
+        int rc;                            //  The verdict
+        uint64_t want_shard, want_shards;  //  On 0
+    } cases[] = {
+        {-1, -1, 0, 0, 1},  {0, -1, 0, 0, 1},    {-1, 1, 0, 0, 1},  {-1, 5, 0, 0, 5},
+        {4, 5, 0, 4, 5},    {63, 64, 0, 63, 64}, {1, -1, -1, 0, 0}, {-1, 0, -1, 0, 0},
+        {0, 0, -1, 0, 0},   {5, 5, -1, 0, 0},    {0, 65, -1, 0, 0}, {64, 64, -1, 0, 0},
+        {-1, 65, -1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        s_failed_with (&buf, cases[i].shard, cases[i].shards);
+        void *body = s_exact (buf.data, buf.size);
+        tl_feed_msg_t msg;
+        int rc = tl_feed_decode ("failed", 6, body, buf.size, &msg);
+        cr_assert_eq (rc, cases[i].rc, "case %zu", i);
+        if (rc == 0) {
+            cr_assert_eq (msg.shard, cases[i].want_shard, "case %zu", i);
+            cr_assert_eq (msg.shards, cases[i].want_shards, "case %zu", i);
+            cr_assert (s_str_equal (msg.u.reason, "r", 1));
+        } else
+            cr_assert (s_is_zero (&msg));
+        free (body);
+        msgpack_sbuffer_destroy (&buf);
+    }
 }
 
 //  ---------------------------------------------------------------------------------
@@ -753,6 +899,11 @@ Test (feed, a_hand_written_progress_body)
     cr_assert_eq (p->keys, 8);
     cr_assert_eq (p->rate, 200.0);
     cr_assert_eq (p->seconds, 2.5);
+    //  No shard keys: a sink before shards, the one shard of one.
+    cr_assert_eq (msg.shard, 0);
+    cr_assert_eq (msg.shards, 1);
+    cr_assert_eq (p->shard, 0);
+    cr_assert_eq (p->shards, 1);
     free (body);
     msgpack_sbuffer_destroy (&buf);
 }
@@ -926,6 +1077,25 @@ static const struct {
 };
 #define S_VALUES (sizeof s_values / sizeof s_values[0])
 
+//  True unless key is shard or shards and the value (an integer) would put the shard out
+//  of range beside the sample's other key.
+static bool s_shard_in_range (const tl_feed_msg_t *sample, const char *key, const char *value,
+                              size_t size)
+{
+    bool is_shard = strcmp (key, "shard") == 0;
+    if (!is_shard && strcmp (key, "shards") != 0) return true;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    size_t off = 0;
+    cr_assert_eq (msgpack_unpack_next (&unpacked, value, size, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (unpacked.data.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    uint64_t number = unpacked.data.via.u64;
+    msgpack_unpacked_destroy (&unpacked);
+    uint64_t shard = is_shard ? number : sample->shard;
+    uint64_t shards = is_shard ? (sample->shards ? sample->shards : 1) : number;
+    return shards >= 1 && shards <= TL_SHARDS_MAX && shard < shards;
+}
+
 Test (feed, every_key_refuses_wrong_types)
 {
     s_sample_t samples[S_SAMPLES_MAX];
@@ -945,7 +1115,9 @@ Test (feed, every_key_refuses_wrong_types)
                 msgpack_sbuffer buf;
                 msgpack_sbuffer_init (&buf);
                 s_build (&buf, &body, items, k, k);
-                bool accepted = s_values[v].accepted_by & K (type);
+                bool accepted = (s_values[v].accepted_by & K (type)) &&
+                                s_shard_in_range (&samples[i].msg, s_body_key (&body, at),
+                                                  s_values[v].bytes, s_values[v].size);
                 cr_assert_eq (s_verdict (samples[i].msg.topic, buf.data, buf.size),
                               accepted ? 0 : -1, "sample %zu, %s: %s", i, s_body_key (&body, at),
                               s_values[v].what);
@@ -971,6 +1143,32 @@ Test (feed, missing_and_repeated_keys_are_refused)
             size_t m = 0;
             for (uint32_t j = 0; j < k; j++)
                 if (j != skip) items[m++] = (s_item_t){(int)j, NULL, 0};
+            const char *name = s_body_key (&body, skip);
+            if (strcmp (name, "shard") == 0 || strcmp (name, "shards") == 0) {
+                //  Optional: shard left out is 0, shards left out is 1 (then only shard 0
+                //  is in range).
+                bool shard = strcmp (name, "shard") == 0;
+                const tl_feed_msg_t *want = &samples[i].msg;
+                uint64_t want_shard = shard ? 0 : want->shard;
+                uint64_t want_shards = shard ? (want->shards ? want->shards : 1) : 1;
+                msgpack_sbuffer buf;
+                msgpack_sbuffer_init (&buf);
+                s_build (&buf, &body, items, m, (uint32_t)m);
+                void *copy = s_exact (buf.data, buf.size);
+                const char *topic = tl_feed_topic_name (want->topic);
+                tl_feed_msg_t msg;
+                int rc = tl_feed_decode (topic, strlen (topic), copy, buf.size, &msg);
+                cr_assert_eq (rc, want_shard < want_shards ? 0 : -1, "sample %zu without %s", i,
+                              name);
+                if (rc == 0) {
+                    cr_assert_eq (msg.shard, want_shard);
+                    cr_assert_eq (msg.shards, want_shards);
+                    cr_assert_eq (msg.job, want->job);
+                }
+                free (copy);
+                msgpack_sbuffer_destroy (&buf);
+                continue;
+            }
             cr_assert_eq (s_try (&samples[i], &body, items, m), -1, "sample %zu without %s", i,
                           s_body_key (&body, skip));
             //  The missing key's place taken by an unknown key: still missing.
@@ -1249,23 +1447,26 @@ static const char *s_interop_script =
     "expect('progress', load('progress'),\n"
     "       {'job': 7, 'chunks_done': 1, 'chunks_known': 2, 'chunks_final': False,\n"
     "        'bytes': 3, 'input_bytes': 4, 'lines': 5, 'bad_lines': 6, 'keys': 8,\n"
-    "        'rate': 2.5, 'seconds': 3.5})\n"
-    "expect('top', load('top'), {'job': 7, 'top': [[b'b', 5], [b'\\xff', 3]]})\n"
+    "        'rate': 2.5, 'seconds': 3.5, 'shard': 0, 'shards': 1})\n"
+    "expect('top', load('top'), {'job': 7, 'top': [[b'b', 5], [b'\\xff', 3]], 'shard': 0,\n"
+    "                            'shards': 1})\n"
     "expect('totals', load('totals'),\n"
-    "       {'job': 7, 'batch': 0, 'batches': 1, 'entries': {b'b': 5, b'\\xff': 3}})\n"
+    "       {'job': 7, 'batch': 0, 'batches': 1, 'entries': {b'b': 5, b'\\xff': 3},\n"
+    "        'shard': 0, 'shards': 1})\n"
     "expect('done', load('done'),\n"
     "       {'job': 7, 'keys': 1, 'sum': 2, 'lines': 3, 'bad_lines': 4, 'filtered': 5,\n"
-    "        'seconds': 1.25, 'output': '/tmp/out.tsv'})\n"
-    "expect('failed', load('failed'), {'job': 7, 'reason': 'worker lost'})\n"
+    "        'seconds': 1.25, 'output': '/tmp/out.tsv', 'shard': 2, 'shards': 3})\n"
+    "expect('failed', load('failed'), {'job': 7, 'reason': 'worker lost', 'shard': 0,\n"
+    "                                  'shards': 1})\n"
     "save('py_progress', {'seconds': 3.5, 'rate': 2, 'keys': 8, 'host': 'h', 'bad_lines': 6,\n"
     "                     'lines': 5, 'input_bytes': 4, 'bytes': 3, 'chunks_final': True,\n"
     "                     'chunks_known': 2, 'chunks_done': 1, 'job': 2**64 - 1})\n"
     "save('py_top', {'top': [[b'b', 5], ['\\u00e9', 3]], 'job': 7, 'extra': [None, {}]})\n"
     "save('py_totals', {'entries': {b'b': 5, b'\\xff': 2**64 - 1}, 'batches': 2, 'batch': 1,\n"
-    "                   'job': 7})\n"
+    "                   'shards': 64, 'job': 7, 'shard': 63})\n"
     "save('py_done', {'output': '/tmp/out.tsv', 'seconds': 1.25, 'filtered': 5,\n"
     "                 'bad_lines': 4, 'lines': 3, 'sum': 2, 'keys': 1, 'job': 7})\n"
-    "save('py_failed', {'reason': 'worker lost', 'job': 7})\n"
+    "save('py_failed', {'shard': 1, 'reason': 'worker lost', 'job': 7, 'shards': 2})\n"
     "print('ok')\n";
 
 static void s_write_file (const char *dir, const char *name, const msgpack_sbuffer *buf)
@@ -1298,7 +1499,7 @@ static void s_write_c_bodies (const char *dir)
 {
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
-    tl_progress_t progress = {7, 1, 2, false, 3, 4, 5, 6, 8, 2.5, 3.5};
+    tl_progress_t progress = {7, 1, 2, false, 3, 4, 5, 6, 8, 2.5, 3.5, 0, 1};
     cr_assert_eq (tl_feed_progress (&progress, &buf), 0);
     s_write_file (dir, "progress", &buf);
     msgpack_sbuffer_clear (&buf);
@@ -1308,8 +1509,9 @@ static void s_write_c_bodies (const char *dir)
     cr_assert_eq (tl_feed_totals (7, 0, 1, s_py_top, 2, &buf), 0);
     s_write_file (dir, "totals", &buf);
     msgpack_sbuffer_clear (&buf);
-    tl_done_body_t done = {1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}, 0, 0};
-    cr_assert_eq (tl_feed_done (7, &done, &buf), 0);
+    tl_feed_msg_t done = {.topic = TL_FEED_DONE, .job = 7, .shard = 2, .shards = 3};
+    done.u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}, 0, 0};
+    cr_assert_eq (tl_feed_encode (&done, NULL, 0, &buf), 0);
     s_write_file (dir, "done", &buf);
     msgpack_sbuffer_clear (&buf);
     cr_assert_eq (tl_feed_failed (7, "worker lost", &buf), 0);
@@ -1332,7 +1534,7 @@ static void s_check_python_body (const char *dir, const char *name, const s_samp
 static void s_check_python_bodies (const char *dir)
 {
     s_sample_t want = {.msg = {.topic = TL_FEED_PROGRESS, .job = UINT64_MAX}};
-    want.msg.u.progress = (tl_progress_t){UINT64_MAX, 1, 2, true, 3, 4, 5, 6, 8, 2.0, 3.5};
+    want.msg.u.progress = (tl_progress_t){UINT64_MAX, 1, 2, true, 3, 4, 5, 6, 8, 2.0, 3.5, 0, 1};
     s_check_python_body (dir, "py_progress", &want);
 
     static const tl_entry_t top[] = {{"b", 1, 5}, {"\xc3\xa9", 2, 3}};
@@ -1343,13 +1545,15 @@ static void s_check_python_bodies (const char *dir)
     want = (s_sample_t){.msg = {.topic = TL_FEED_TOTALS, .job = 7}, .entries = totals, .n = 2};
     want.msg.u.totals.batch = 1;
     want.msg.u.totals.batches = 2;
+    want.msg.shard = 63;
+    want.msg.shards = 64;
     s_check_python_body (dir, "py_totals", &want);
 
     want = (s_sample_t){.msg = {.topic = TL_FEED_DONE, .job = 7}};
     want.msg.u.done = (tl_done_body_t){1, 2, 3, 4, 5, 1.25, {"/tmp/out.tsv", 12}, 0, 0};
     s_check_python_body (dir, "py_done", &want);
 
-    want = (s_sample_t){.msg = {.topic = TL_FEED_FAILED, .job = 7}};
+    want = (s_sample_t){.msg = {.topic = TL_FEED_FAILED, .job = 7, .shard = 1, .shards = 2}};
     want.msg.u.reason = (tl_str_t){"worker lost", 11};
     s_check_python_body (dir, "py_failed", &want);
 }

@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -602,6 +603,133 @@ Test (job, partial_without_its_tag_is_junk_and_merges_nothing)
     //  The worker's real PARTIAL for chunk 0 is merged afterwards.
     s_expect_ack (s_feed (job, 0, KV ({"real", 1})), TL_JOB_NONE, 0);
     cr_assert_eq (s_total (job, "real"), 1);
+    tl_job_destroy (&job);
+}
+
+//  ---------------------------------------------------------------------------------
+//  Sink shards: a job's sink is shard `shard` of `shards` (from JOB), and merges only
+//  the parts of chunks meant for it.
+
+static tl_job_t *s_job_shard (uint64_t id, bool strict, uint32_t shard, uint32_t shards)
+{
+    tl_job_body_t body = {.version = TL_PROTO_VERSION,
+                          .strict = strict,
+                          .input_bytes = 1000,
+                          .nfiles = 2,
+                          .files = s_files,
+                          .shard = shard,
+                          .shards = shards};
+    tl_job_t *job = tl_job_new (id, s_secret, &body, 0.0);
+    cr_assert_not_null (job);
+    uint32_t got_shard = 99, got_shards = 99;
+    tl_job_shard (job, &got_shard, &got_shards);
+    cr_assert_eq (got_shard, shard);
+    cr_assert_eq (got_shards, shards);
+    return job;
+}
+
+//  body for shard: chunk's part for that shard.
+static tl_partial_body_t s_part (uint64_t chunk, size_t entries, uint32_t shard)
+{
+    tl_partial_body_t body = s_body (chunk, entries);
+    body.shard = shard;
+    return body;
+}
+
+//  Checks that the job has merged nothing at all.
+static void s_expect_nothing_merged (tl_job_t *job)
+{
+    const tl_job_counters_t *c = tl_job_counters (job);
+    cr_assert_eq (c->chunks_done, 0);
+    cr_assert_eq (c->chunks_seen, 0);
+    cr_assert_eq (c->bytes, 0);
+    cr_assert_eq (c->lines, 0);
+    cr_assert_eq (c->bad_lines, 0);
+    cr_assert_eq (c->filtered, 0);
+    cr_assert_eq (c->duplicates, 0);
+    cr_assert_eq (tl_table_size (tl_job_totals (job)), 0);
+}
+
+Test (job, partial_for_another_shard_is_junk_naming_both_shards)
+{
+    tl_job_t *job = s_job_shard (0x1234, false, 1, 3);
+    static const uint32_t others[] = {0, 2, 3, TL_SHARDS_MAX - 1};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        tl_partial_body_t body = s_part (0, 1, others[i]);
+        body.filtered = 5;
+        tl_job_outcome_t out = s_feed_body (job, body, KV ({"wrong", 7}));
+        s_expect (out, TL_JOB_JUNK, "shard 1 of 3");
+        char theirs[32];
+        snprintf (theirs, sizeof theirs, "for shard %u", others[i]);
+        cr_assert (strstr (out.reason, theirs), "reason \"%s\" lacks \"%s\"", out.reason, theirs);
+        cr_assert (strstr (out.reason, "0000000000001234"), "reason \"%s\" lacks the job",
+                   out.reason);
+        cr_assert_not (tl_job_merged (job, 0), "a part of another shard took the chunk's place");
+    }
+    s_expect_nothing_merged (job);
+    cr_assert_eq (s_total (job, "wrong"), 0xDEAD);
+
+    //  This shard's part of the same chunk is merged afterwards.
+    s_expect_ack (s_feed_body (job, s_part (0, 1, 1), KV ({"right", 7})), TL_JOB_NONE, 0);
+    cr_assert_eq (s_total (job, "right"), 7);
+    cr_assert_eq (s_total (job, "wrong"), 0xDEAD);
+    cr_assert_eq (tl_job_counters (job)->chunks_done, 1);
+    //  Another shard's copy of a merged chunk is junk too, not a duplicate to acknowledge.
+    s_expect (s_feed_body (job, s_part (0, 1, 2), KV ({"right", 7})), TL_JOB_JUNK, "for shard 2");
+    cr_assert_eq (tl_job_counters (job)->duplicates, 0);
+    cr_assert_eq (s_total (job, "right"), 7);
+    tl_job_destroy (&job);
+}
+
+Test (job, partial_for_another_shard_never_fails_a_strict_job)
+{
+    tl_job_t *job = s_job_shard (2, true, 0, 2);
+    tl_partial_body_t body = s_part (0, 1, 1);
+    body.bad_lines = 3;
+    body.bad_samples = 1;
+    body.bad_offset[0] = 77;
+    s_expect (s_feed_body (job, body, KV ({"k", 1})), TL_JOB_JUNK, "shard 0 of 2");
+    s_expect_nothing_merged (job);
+    s_expect_ack (s_feed_body (job, s_part (0, 1, 0), KV ({"k", 1})), TL_JOB_NONE, 0);
+    tl_job_destroy (&job);
+}
+
+//  A JOB without shards (a body left zero) is shard 0 of 1: parts for shard 1 and up
+//  are junk.
+Test (job, job_without_shards_is_shard_0_of_1)
+{
+    tl_job_t *job = s_job_new (3, false);
+    uint32_t shard = 99, shards = 99;
+    tl_job_shard (job, &shard, &shards);
+    cr_assert_eq (shard, 0);
+    cr_assert_eq (shards, 1);
+    s_expect (s_feed_body (job, s_part (0, 1, 1), KV ({"k", 1})), TL_JOB_JUNK, "shard 0 of 1");
+    s_expect_nothing_merged (job);
+    s_expect_ack (s_feed (job, 0, KV ({"k", 1})), TL_JOB_NONE, 0);
+    tl_job_destroy (&job);
+}
+
+//  Shard 1 of 2 merges its part of every chunk; the chunks it counts (chunk % 2 == 1)
+//  carry the bytes and lines, the others zeros, as workers send them. END's bytes are
+//  this shard's share: the job completes on them.
+Test (job, a_shard_completes_on_its_share_of_the_bytes)
+{
+    tl_job_t *job = s_job_shard (4, false, 1, 2);
+    for (uint64_t chunk = 0; chunk < 4; chunk++) {
+        tl_partial_body_t body = s_part (chunk, 1, 1);
+        if (tl_shard_counter (chunk, 2) != 1) body.bytes = body.lines = 0;
+        tl_job_outcome_t out = s_feed_body (job, body, KV ({"k", chunk + 1}));
+        s_expect_ack (out, TL_JOB_NONE, chunk);
+    }
+    const tl_job_counters_t *c = tl_job_counters (job);
+    cr_assert_eq (c->chunks_done, 4);
+    cr_assert_eq (c->bytes, 20);
+    cr_assert_eq (c->lines, 2);
+    tl_end_body_t end = {.chunks = 4, .bytes = 20, .bad_lines = 0};
+    tl_job_outcome_t out;
+    tl_job_end (job, &end, &out);
+    s_expect (out, TL_JOB_COMPLETE, NULL);
+    cr_assert_eq (s_total (job, "k"), 1 + 2 + 3 + 4);
     tl_job_destroy (&job);
 }
 

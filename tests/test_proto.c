@@ -13,10 +13,12 @@
 #include "tl_test.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 //  ---------------------------------------------------------------------------------
 //  Helpers
@@ -79,6 +81,9 @@ static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
         if (x->version != y->version || x->strict != y->strict ||
             x->input_bytes != y->input_bytes || x->nfiles != y->nfiles)
             return false;
+        //  A JOB of another version decodes as [job, version]: its shard is not read.
+        if (x->version == TL_PROTO_VERSION && (x->shard != y->shard || x->shards != y->shards))
+            return false;
         for (uint32_t i = 0; i < x->nfiles; i++)
             if (!s_str_equal (x->files[i], y->files[i])) return false;
         return true;
@@ -87,13 +92,14 @@ static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
         const tl_chunk_body_t *x = &a->u.chunk, *y = &b->u.chunk;
         return x->chunk == y->chunk && x->tag == y->tag && x->file == y->file &&
                x->offset == y->offset && x->format == y->format &&
-               s_filter_equal (&x->filter, &y->filter);
+               s_filter_equal (&x->filter, &y->filter) && x->shards == y->shards &&
+               x->seed == y->seed;
     }
     case TL_CMD_PARTIAL: {
         const tl_partial_body_t *x = &a->u.partial, *y = &b->u.partial;
         if (x->chunk != y->chunk || x->tag != y->tag || x->file != y->file ||
             x->bytes != y->bytes || x->lines != y->lines || x->bad_lines != y->bad_lines ||
-            x->filtered != y->filtered || x->bad_samples != y->bad_samples)
+            x->filtered != y->filtered || x->bad_samples != y->bad_samples || x->shard != y->shard)
             return false;
         for (uint32_t i = 0; i < x->bad_samples; i++)
             if (x->bad_offset[i] != y->bad_offset[i]) return false;
@@ -126,6 +132,17 @@ static bool s_msg_equal (const tl_msg_t *a, const tl_msg_t *b)
         return a->u.have.first == b->u.have.first && s_str_equal (a->u.have.bits, b->u.have.bits);
     default:
         return true;
+    }
+}
+
+//  A JOB of another version decodes as [job, version] alone, shards 0 included; the
+//  encoder refuses shards 0 in any JOB. Sets shards to 1 (of shard 0) in such a JOB, so
+//  that it encodes again.
+static void s_one_shard_if_another_version (tl_msg_t *msg)
+{
+    if (msg->cmd == TL_CMD_JOB && msg->u.job.version != TL_PROTO_VERSION) {
+        cr_assert_eq (msg->u.job.shards, 0);
+        msg->u.job.shards = 1;
     }
 }
 
@@ -163,26 +180,27 @@ static size_t s_samples (tl_msg_t *m)
     m[n].cmd = TL_CMD_JOB;
     m[n].job = UINT64_MAX;
     memset (m[n].secret, 0xff, TL_SECRET_SIZE);
-    m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, true, UINT64_MAX, 4, s_files};
+    m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION,  true,         UINT64_MAX, 4, s_files,
+                                 TL_SHARDS_MAX - 1, TL_SHARDS_MAX};
     n++;
     m[n].cmd = TL_CMD_JOB;
     s_secret (m[n].secret, 1);
-    m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, 0, NULL};
+    m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, 0, NULL, 0, 1};
     n++;
     m[n].cmd = TL_CMD_JOB;
     m[n].job = 3;
     m[n].secret[TL_SECRET_SIZE - 1] = 1;  //  all zero but the last byte
-    m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 1, 1, s_files};
+    m[n].u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 1, 1, s_files, 2, 3};
     n++;
     //  JOBs of other versions: only [job, version] is read back, so these carry nothing
     //  else, no secret either (tests of what follows the version:
-    //  job_of_another_version_*).
+    //  job_of_another_version_*), but the one shard the encoder wants of any JOB.
     m[n].cmd = TL_CMD_JOB;
-    m[n].u.job = (tl_job_body_t){0, false, 0, 0, NULL};
+    m[n].u.job = (tl_job_body_t){0, false, 0, 0, NULL, 0, 1};
     n++;
     m[n].cmd = TL_CMD_JOB;
     m[n].job = 4;
-    m[n].u.job = (tl_job_body_t){UINT32_MAX, false, 0, 0, NULL};
+    m[n].u.job = (tl_job_body_t){UINT32_MAX, false, 0, 0, NULL, 0, 1};
     n++;
     m[n].cmd = TL_CMD_ACCEPT;
     m[n].job = 7;
@@ -190,30 +208,32 @@ static size_t s_samples (tl_msg_t *m)
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].job = (uint64_t)1 << 40;
-    m[n].u.chunk = (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, UINT64_MAX,          UINT32_MAX,
-                                     12345678901ull,      TL_FORMAT_NGRAM2020, {1, 2, true}};
+    m[n].u.chunk =
+        (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, UINT64_MAX,   UINT32_MAX,    12345678901ull,
+                          TL_FORMAT_NGRAM2020, {1, 2, true}, TL_SHARDS_MAX, UINT64_MAX};
     n++;
     m[n].cmd = TL_CMD_CHUNK;
-    m[n].u.chunk = (tl_chunk_body_t){0, 0, 0, 0, TL_FORMAT_NGRAM2009, TL_FILTER_NONE};
+    m[n].u.chunk = (tl_chunk_body_t){0, 0, 0, 0, TL_FORMAT_NGRAM2009, TL_FILTER_NONE, 1, 0};
     n++;
     m[n].cmd = TL_CMD_CHUNK;
     m[n].job = 9;
-    m[n].u.chunk = (tl_chunk_body_t){65536,      0x0123456789abcdefull, 65536,
-                                     1ull << 33, TL_FORMAT_TEXT,        TL_FILTER_NONE};
+    m[n].u.chunk =
+        (tl_chunk_body_t){65536,          0x0123456789abcdefull, 65536, 1ull << 33,
+                          TL_FORMAT_TEXT, TL_FILTER_NONE,        7,     0xfedcba9876543210ull};
     n++;
     m[n].cmd = TL_CMD_PARTIAL;
     m[n].job = 42;
     m[n].u.partial = (tl_partial_body_t){
-        TL_CHUNK_ID_MAX - 1,        UINT64_MAX, UINT32_MAX, UINT64_MAX, 1000, 4, 2, 4,
-        {0, 127, 65536, UINT64_MAX}};
+        TL_CHUNK_ID_MAX - 1,         UINT64_MAX,       UINT32_MAX, UINT64_MAX, 1000, 4, 2, 4,
+        {0, 127, 65536, UINT64_MAX}, TL_SHARDS_MAX - 1};
     n++;
     m[n].cmd = TL_CMD_PARTIAL;
-    m[n].u.partial = (tl_partial_body_t){0, 0, 0, 0, 0, 0, 0, 0, {0}};
+    m[n].u.partial = (tl_partial_body_t){0, 0, 0, 0, 0, 0, 0, 0, {0}, 0};
     n++;
     m[n].cmd = TL_CMD_PARTIAL;
     m[n].job = 43;
     m[n].u.partial =
-        (tl_partial_body_t){1ull << 32, 1ull << 63, 2, 65536, 100, 0, 0, 1, {UINT32_MAX}};
+        (tl_partial_body_t){1ull << 32, 1ull << 63, 2, 65536, 100, 0, 0, 1, {UINT32_MAX}, 5};
     n++;
     m[n].cmd = TL_CMD_END;
     m[n].job = 5;
@@ -356,10 +376,14 @@ Test (proto, every_command_round_trips)
             (msg.cmd == TL_CMD_JOB && msg.u.job.version != TL_PROTO_VERSION))
             cr_assert_arr_eq (msg.secret, no_secret, TL_SECRET_SIZE, "sample %zu", i);
 
-        //  Re-encoding the decoded message gives the same bytes: one canonical form.
+        //  Re-encoding the decoded message gives the same bytes: one canonical form. (A JOB
+        //  of another version decodes without its shards, which the encoder wants of every
+        //  JOB: the samples' one shard is put back.)
+        tl_msg_t decoded = msg;
+        s_one_shard_if_another_version (&decoded);
         msgpack_sbuffer again;
         msgpack_sbuffer_init (&again);
-        cr_assert_eq (tl_msg_encode (&msg, &again), 0);
+        cr_assert_eq (tl_msg_encode (&decoded, &again), 0);
         cr_assert_eq (again.size, buf.size);
         cr_assert_eq (memcmp (again.data, buf.data, buf.size), 0, "sample %zu", i);
 
@@ -425,7 +449,7 @@ Test (proto, job_with_the_most_files_round_trips)
     for (size_t i = 0; i < TL_FILES_MAX; i++)
         files[i] = (tl_str_t){"f", 1};
     tl_msg_t job = {.cmd = TL_CMD_JOB, .job = 1};
-    job.u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 9, TL_FILES_MAX, files};
+    job.u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 9, TL_FILES_MAX, files, 0, 1};
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     cr_assert_eq (tl_msg_encode (&job, &buf), 0);
@@ -440,20 +464,22 @@ Test (proto, job_with_the_most_files_round_trips)
     free (files);
 }
 
-//  JOB is [job, version, secret, strict, input_bytes, files]: the secret is a bin8 of
-//  TL_SECRET_SIZE bytes right after the version, strict a bool right after it. Both values
-//  of strict encode to exactly the bytes expected and decode back to themselves.
+//  JOB is [job, version, secret, strict, input_bytes, files, shard, shards]: the secret is
+//  a bin8 of TL_SECRET_SIZE bytes right after the version, strict a bool right after it.
+//  Both values of strict encode to exactly the bytes expected and decode back to
+//  themselves.
 Test (proto, job_strict_follows_the_secret)
 {
     for (int combo = 0; combo < 2; combo++) {
         bool strict = combo & 1;
         tl_msg_t job = {.cmd = TL_CMD_JOB, .job = 5};
         s_secret (job.secret, 0x40);
-        job.u.job = (tl_job_body_t){.version = 3, .strict = strict};
-        //  [5, 3, bin8 of 16 bytes, strict, 0, []]
-        char want[] = "\x96\x05\x03\xc4\x10"
+        job.u.job =
+            (tl_job_body_t){.version = TL_PROTO_VERSION, .strict = strict, .shard = 1, .shards = 2};
+        //  [5, 4, bin8 of 16 bytes, strict, 0, [], 1, 2]
+        char want[] = "\x98\x05\x04\xc4\x10"
                       "0123456789abcdef"
-                      "\xc2\x00\x90";
+                      "\xc2\x00\x90\x01\x02";
         memcpy (want + 5, job.secret, TL_SECRET_SIZE);
         want[5 + TL_SECRET_SIZE] = strict ? '\xc3' : '\xc2';
         msgpack_sbuffer buf;
@@ -486,26 +512,26 @@ Test (proto, job_strict_must_be_a_bool)
         {"nil", BYTES ("\xc0")},         {"str true", BYTES ("\xa4true")},
         {"empty array", BYTES ("\x90")}, {"float32 1.0", BYTES ("\xca\x3f\x80\x00\x00")},
     };
-    //  [5, 3, secret, <strict>, 0, []]
-    static const char head[] = "\x96\x05\x03\xc4\x10"
+    //  [5, 4, secret, <strict>, 0, [], 0, 1]
+    static const char head[] = "\x98\x05\x04\xc4\x10"
                                "0123456789abcdef";
     const size_t head_size = sizeof head - 1;
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         char frame[64];
         memcpy (frame, head, head_size);
         memcpy (frame + head_size, values[i].value, values[i].size);
-        memcpy (frame + head_size + values[i].size, "\x00\x90", 2);
+        memcpy (frame + head_size + values[i].size, "\x00\x90\x00\x01", 4);
         tl_msg_t msg;
-        cr_assert_eq (s_decode_exact (TL_CMD_JOB, frame, head_size + values[i].size + 2, &msg), -1,
+        cr_assert_eq (s_decode_exact (TL_CMD_JOB, frame, head_size + values[i].size + 4, &msg), -1,
                       "%s", values[i].what);
         cr_assert (s_msg_is_zero (&msg), "%s", values[i].what);
     }
     //  The same frame with a bool there is accepted, so the value alone was refused.
     char frame[64];
     memcpy (frame, head, head_size);
-    memcpy (frame + head_size, "\xc3\x00\x90", 3);
+    memcpy (frame + head_size, "\xc3\x00\x90\x00\x01", 5);
     tl_msg_t msg;
-    cr_assert_eq (s_decode_exact (TL_CMD_JOB, frame, head_size + 3, &msg), 0);
+    cr_assert_eq (s_decode_exact (TL_CMD_JOB, frame, head_size + 5, &msg), 0);
     cr_assert (msg.u.job.strict);
     cr_assert_arr_eq (msg.secret, "0123456789abcdef", TL_SECRET_SIZE);
     tl_msg_reset (&msg);
@@ -526,24 +552,40 @@ Test (proto, job_of_another_version_reads_job_and_version_only)
         {"version 1 (format, filters, strict, input_bytes, files)",
          BYTES ("\x99\x07\x01\xa4\x61uto\x00\xce\xff\xff\xff\xff\xc2\xc3\x63\x91\xa5\x61.tsv"), 0,
          1},
-        {"version 4 with a map and an ext", BYTES ("\x95\x07\x04\x81\xa1k\x90\xd4\x01\x00\xc0"), 0,
-         4},
+        {"version 3 (secret, strict, input_bytes, files: no shards)",
+         BYTES ("\x96\x07\x03\xc4\x10"
+                "0123456789abcdef"
+                "\xc3\x01\x91\xa1x"),
+         0, 3},
+        {"version 5 with a map and an ext", BYTES ("\x95\x07\x05\x81\xa1k\x90\xd4\x01\x00\xc0"), 0,
+         5},
         {"version 0 alone", BYTES ("\x92\x07\x00"), 0, 0},
+        {"version 3 alone", BYTES ("\x92\x07\x03"), 0, 3},
         {"version 2^32-1", BYTES ("\x93\x07\xce\xff\xff\xff\xff\xc0"), 0, UINT32_MAX},
-        {"version 4 with this version's layout",
+        {"version 5 with this version's layout",
+         BYTES ("\x98\x07\x05\xc4\x10"
+                "0123456789abcdef"
+                "\xc3\x01\x91\xa1x\x00\x01"),
+         0, 5},
+        {"version 4 alone", BYTES ("\x92\x07\x04"), -1, 0},
+        {"version 4 without the secret", BYTES ("\x97\x07\x04\xc2\x00\x90\x00\x01"), -1, 0},
+        {"version 4 with a secret of 15 bytes",
+         BYTES ("\x98\x07\x04\xc4\x0f"
+                "0123456789abcde"
+                "\xc2\x00\x90\x00\x01"),
+         -1, 0},
+        {"version 4 with version 3's layout (no shard, no shards)",
          BYTES ("\x96\x07\x04\xc4\x10"
                 "0123456789abcdef"
                 "\xc3\x01\x91\xa1x"),
-         0, 4},
-        {"version 3 alone", BYTES ("\x92\x07\x03"), -1, 0},
-        {"version 3 without the secret", BYTES ("\x95\x07\x03\xc2\x00\x90"), -1, 0},
-        {"version 3 with a secret of 15 bytes",
-         BYTES ("\x96\x07\x03\xc4\x0f"
-                "0123456789abcde"
-                "\xc2\x00\x90"),
          -1, 0},
-        {"version 3 with a version 1 layout",
-         BYTES ("\x99\x07\x03\xa4\x61uto\x00\xce\xff\xff\xff\xff\xc2\xc3\x63\x91\xa5\x61.tsv"), -1,
+        {"version 4 without shards",
+         BYTES ("\x97\x07\x04\xc4\x10"
+                "0123456789abcdef"
+                "\xc3\x01\x91\xa1x\x00"),
+         -1, 0},
+        {"version 4 with a version 1 layout",
+         BYTES ("\x99\x07\x04\xa4\x61uto\x00\xce\xff\xff\xff\xff\xc2\xc3\x63\x91\xa5\x61.tsv"), -1,
          0},
         {"no version", BYTES ("\x91\x07"), -1, 0},
         {"version 2^32", BYTES ("\x92\x07\xcf\x00\x00\x00\x01\x00\x00\x00\x00"), -1, 0},
@@ -606,14 +648,15 @@ Test (proto, encode_refuses_what_decode_refuses)
     cr_assert_not_null (many);
     tl_str_t one_long[1] = {too_long};
 
-    tl_msg_t bad[13];
+    //  Each refused for one reason: the others' fields are in range (one shard of one).
+    tl_msg_t bad[24];
     memset (bad, 0, sizeof bad);
     bad[0].cmd = TL_CMD_JOB;
-    bad[0].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, TL_FILES_MAX + 1, many};
+    bad[0].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, TL_FILES_MAX + 1, many, 0, 1};
     bad[1].cmd = TL_CMD_JOB;
-    bad[1].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, 1, one_long};
+    bad[1].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 0, 1, one_long, 0, 1};
     bad[2].cmd = TL_CMD_CHUNK;
-    bad[2].u.chunk = (tl_chunk_body_t){0, 0, 0, 0, TL_FORMAT_AUTO, TL_FILTER_NONE};
+    bad[2].u.chunk = (tl_chunk_body_t){0, 0, 0, 0, TL_FORMAT_AUTO, TL_FILTER_NONE, 1, 0};
     bad[3].cmd = TL_CMD_DONE;
     bad[3].u.done.output = too_long;
     bad[4].cmd = TL_CMD_FAIL;
@@ -622,9 +665,10 @@ Test (proto, encode_refuses_what_decode_refuses)
     bad[5].u.reason = too_long;
     //  Chunk ids from TL_CHUNK_ID_MAX on, chunk counts past it
     bad[6].cmd = TL_CMD_CHUNK;
-    bad[6].u.chunk = (tl_chunk_body_t){TL_CHUNK_ID_MAX, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE};
+    bad[6].u.chunk =
+        (tl_chunk_body_t){TL_CHUNK_ID_MAX, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE, 1, 0};
     bad[7].cmd = TL_CMD_CHUNK;
-    bad[7].u.chunk = (tl_chunk_body_t){UINT64_MAX, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE};
+    bad[7].u.chunk = (tl_chunk_body_t){UINT64_MAX, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE, 1, 0};
     bad[8].cmd = TL_CMD_PARTIAL;
     bad[8].u.partial.chunk = TL_CHUNK_ID_MAX;
     bad[9].cmd = TL_CMD_PARTIAL;
@@ -634,7 +678,32 @@ Test (proto, encode_refuses_what_decode_refuses)
     bad[11].cmd = TL_CMD_END;
     bad[11].u.end.chunks = UINT64_MAX;
     bad[12].cmd = TL_CMD_CHUNK;
-    bad[12].u.chunk = (tl_chunk_body_t){1, 2, 3, 4, TL_FORMAT_AUTO, TL_FILTER_NONE};
+    bad[12].u.chunk = (tl_chunk_body_t){1, 2, 3, 4, TL_FORMAT_AUTO, TL_FILTER_NONE, 1, 0};
+    //  Shards: a JOB's count is 1 .. TL_SHARDS_MAX and its shard below it (whatever the
+    //  version: the encoder wants them of every JOB); so is a CHUNK's count; a PARTIAL's
+    //  shard is below TL_SHARDS_MAX.
+    static const uint32_t job_shards[][2] = {
+        {0, 0},          {0, TL_SHARDS_MAX + 1},         {3, 3},
+        {4, 3},          {TL_SHARDS_MAX, TL_SHARDS_MAX}, {UINT32_MAX, UINT32_MAX},
+        {0, UINT32_MAX},
+    };
+    size_t n = 13;
+    for (size_t i = 0; i < sizeof job_shards / sizeof job_shards[0]; i++) {
+        bad[n].cmd = TL_CMD_JOB;
+        bad[n].u.job = (tl_job_body_t){
+            .version = TL_PROTO_VERSION, .shard = job_shards[i][0], .shards = job_shards[i][1]};
+        n++;
+    }
+    static const uint32_t chunk_shards[] = {0, TL_SHARDS_MAX + 1, UINT32_MAX};
+    for (size_t i = 0; i < sizeof chunk_shards / sizeof chunk_shards[0]; i++) {
+        bad[n].cmd = TL_CMD_CHUNK;
+        bad[n].u.chunk =
+            (tl_chunk_body_t){1, 2, 3, 4, TL_FORMAT_TEXT, TL_FILTER_NONE, chunk_shards[i], 5};
+        n++;
+    }
+    bad[n].cmd = TL_CMD_PARTIAL;
+    bad[n++].u.partial.shard = TL_SHARDS_MAX;
+    cr_assert_eq (n, sizeof bad / sizeof bad[0]);
 
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
@@ -645,21 +714,39 @@ Test (proto, encode_refuses_what_decode_refuses)
     }
 
     //  One below each limit is encoded (and decodes).
-    tl_msg_t good[3];
+    tl_msg_t good[9];
     memset (good, 0, sizeof good);
     good[0].cmd = TL_CMD_CHUNK;
     good[0].u.chunk =
-        (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE};
+        (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, 0, 0, 0, TL_FORMAT_TEXT, TL_FILTER_NONE, 1, 0};
     good[1].cmd = TL_CMD_PARTIAL;
     good[1].u.partial.chunk = TL_CHUNK_ID_MAX - 1;
     good[2].cmd = TL_CMD_END;
     good[2].u.end.chunks = TL_CHUNK_ID_MAX;
+    good[3].cmd = TL_CMD_JOB;
+    good[3].u.job = (tl_job_body_t){.version = TL_PROTO_VERSION, .shard = 0, .shards = 1};
+    good[4].cmd = TL_CMD_JOB;
+    good[4].u.job = (tl_job_body_t){
+        .version = TL_PROTO_VERSION, .shard = TL_SHARDS_MAX - 1, .shards = TL_SHARDS_MAX};
+    good[5].cmd = TL_CMD_JOB;
+    good[5].u.job = (tl_job_body_t){.version = TL_PROTO_VERSION, .shard = 2, .shards = 3};
+    good[6].cmd = TL_CMD_CHUNK;
+    good[6].u.chunk =
+        (tl_chunk_body_t){1, 2, 3, 4, TL_FORMAT_TEXT, TL_FILTER_NONE, TL_SHARDS_MAX, UINT64_MAX};
+    good[7].cmd = TL_CMD_CHUNK;
+    good[7].u.chunk = (tl_chunk_body_t){1, 2, 3, 4, TL_FORMAT_TEXT, TL_FILTER_NONE, 1, 0};
+    good[8].cmd = TL_CMD_PARTIAL;
+    good[8].u.partial.shard = TL_SHARDS_MAX - 1;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         msgpack_sbuffer_clear (&buf);
         cr_assert_eq (tl_msg_encode (&good[i], &buf), 0, "good %zu", i);
         tl_msg_t msg;
-        cr_assert_eq (s_decode_exact (good[i].cmd, buf.data, buf.size, &msg), 0, "good %zu", i);
+        int rc;
+        void *frame = s_decode_kept (good[i].cmd, buf.data, buf.size, &msg, &rc);
+        cr_assert_eq (rc, 0, "good %zu", i);
         cr_assert (s_msg_equal (&good[i], &msg), "good %zu", i);
+        tl_msg_reset (&msg);
+        free (frame);
     }
     msgpack_sbuffer_destroy (&buf);
     free (many);
@@ -685,6 +772,9 @@ typedef enum {
     F_OFFSETS,  //  array of at most TL_BAD_SAMPLES uint64
     F_IDS,      //  array of at most TL_ACK_MAX uint64
     F_BITS,     //  HAVE's bitmap: bin (or str) of 1 to TL_HAVE_MAX bytes
+    F_SHARD,    //  a shard: a uint32 below TL_SHARDS_MAX (JOB: below shards, which good
+                //  frames set to TL_SHARDS_MAX)
+    F_SHARDS,   //  a shard count: a uint32 from 1 to TL_SHARDS_MAX
     F_KINDS_
 } s_field_t;
 
@@ -694,20 +784,25 @@ typedef enum {
 #define K_BIG     (K (F_U64) | K (F_CHUNKID) | K (F_NCHUNKS) | K (F_F64))  //  2^32 .. 2^48 - 1
 #define K_STRS    (K (F_CFORMAT) | K (F_TEXT))
 #define K_ARRAYS  (K (F_FILES) | K (F_OFFSETS) | K (F_IDS))
+#define K_SHARDS  (K (F_SHARD) | K (F_SHARDS))  //  1 .. TL_SHARDS_MAX - 1
 
 static const struct {
     tl_cmd_t cmd;
     uint32_t count;
-    s_field_t fields[10];
+    s_field_t fields[11];
 } s_layouts[] = {
-    //  [job, version, secret, strict, input_bytes, files]
-    {TL_CMD_JOB, 6, {F_U64, F_VERSION, F_SECRET, F_BOOL, F_U64, F_FILES}},
+    //  [job, version, secret, strict, input_bytes, files, shard, shards]
+    {TL_CMD_JOB, 8, {F_U64, F_VERSION, F_SECRET, F_BOOL, F_U64, F_FILES, F_SHARD, F_SHARDS}},
     //  [job, incarnation, merged]
     {TL_CMD_ACCEPT, 3, {F_U64, F_U64, F_U64}},
-    //  [job, chunk, tag, file, offset, format, year_min, year_max, skip_pos]
-    {TL_CMD_CHUNK, 9, {F_U64, F_CHUNKID, F_U64, F_U32, F_U64, F_CFORMAT, F_U32, F_U32, F_BOOL}},
-    //  [job, chunk, tag, file, bytes, lines, bad_lines, filtered, bad_offsets]
-    {TL_CMD_PARTIAL, 9, {F_U64, F_CHUNKID, F_U64, F_U32, F_U64, F_U64, F_U64, F_U64, F_OFFSETS}},
+    //  [job, chunk, tag, file, offset, format, year_min, year_max, skip_pos, shards, seed]
+    {TL_CMD_CHUNK,
+     11,
+     {F_U64, F_CHUNKID, F_U64, F_U32, F_U64, F_CFORMAT, F_U32, F_U32, F_BOOL, F_SHARDS, F_U64}},
+    //  [job, chunk, tag, file, bytes, lines, bad_lines, filtered, bad_offsets, shard]
+    {TL_CMD_PARTIAL,
+     10,
+     {F_U64, F_CHUNKID, F_U64, F_U32, F_U64, F_U64, F_U64, F_U64, F_OFFSETS, F_SHARD}},
     //  [job, secret, chunks, bytes, bad_lines]
     {TL_CMD_END, 5, {F_U64, F_SECRET, F_NCHUNKS, F_U64, F_U64}},
     //  [job, chunks]
@@ -769,6 +864,12 @@ static void s_pack_good (msgpack_packer *pk, s_field_t kind)
         break;
     case F_VERSION:
         msgpack_pack_uint64 (pk, TL_PROTO_VERSION);
+        break;
+    case F_SHARD:
+        msgpack_pack_uint64 (pk, 0);
+        break;
+    case F_SHARDS:
+        msgpack_pack_uint64 (pk, TL_SHARDS_MAX);
         break;
     case F_CFORMAT:
         s_pack_text (pk, "ngram2012", 9);
@@ -869,6 +970,22 @@ static void v_int64_2e48_less (msgpack_packer *pk)
 static void v_zero (msgpack_packer *pk)
 {
     msgpack_pack_uint64 (pk, 0);
+}
+static void v_63 (msgpack_packer *pk)
+{
+    msgpack_pack_uint64 (pk, TL_SHARDS_MAX - 1);
+}
+static void v_64 (msgpack_packer *pk)
+{
+    msgpack_pack_uint64 (pk, TL_SHARDS_MAX);
+}
+static void v_65 (msgpack_packer *pk)
+{
+    msgpack_pack_uint64 (pk, TL_SHARDS_MAX + 1);
+}
+static void v_int16_64 (msgpack_packer *pk)
+{
+    msgpack_pack_fix_int16 (pk, TL_SHARDS_MAX);
 }
 static void v_float64 (msgpack_packer *pk)
 {
@@ -1116,15 +1233,19 @@ static const struct {
     {"int64 max", v_int64_pos, K (F_U64) | K (F_F64)},
     {"int64 2^48 - 1", v_int64_2e48_less, K_BIG},
     {"int64 2^48", v_int64_2e48, K_BIG & ~K (F_CHUNKID)},
-    {"uint8 1", v_uint8, K_INTS | K (F_F64)},
-    {"uint64 1", v_uint64_small, K_INTS | K (F_F64)},
+    {"uint8 1", v_uint8, K_INTS | K (F_F64) | K_SHARDS},
+    {"uint64 1", v_uint64_small, K_INTS | K (F_F64) | K_SHARDS},
     {"uint32 max as uint64", v_u32_max, K_INTS | K (F_F64)},
     {"uint32 max + 1", v_u32_over, K_BIG},
     {"2^48 - 1", v_2e48_less, K_BIG},
     {"2^48", v_2e48, K_BIG & ~K (F_CHUNKID)},
     {"2^48 + 1", v_2e48_more, K (F_U64) | K (F_F64)},
     {"uint64 max", v_u64_max, K (F_U64) | K (F_F64)},
-    {"zero", v_zero, K_INTS | K (F_F64)},
+    {"zero", v_zero, K_INTS | K (F_F64) | K (F_SHARD)},
+    {"63", v_63, K_INTS | K (F_F64) | K_SHARDS},
+    {"64", v_64, K_INTS | K (F_F64) | K (F_SHARDS)},
+    {"int16 64", v_int16_64, K_INTS | K (F_F64) | K (F_SHARDS)},
+    {"65", v_65, K_INTS | K (F_F64)},
     {"float64", v_float64, K (F_F64)},
     {"float32", v_float32, K (F_F64)},
     {"true", v_true, K (F_BOOL)},
@@ -1354,11 +1475,12 @@ Test (proto, bin_is_accepted_for_every_text)
     cr_assert_eq (rc, 0);
     cr_assert (s_str_equal (msg.u.reason, s_str ("oops")));
     free (frame);
-    //  JOB [1, 3, str secret, true, 0, [bin "\xff", str ""]]: the secret may be a str too
+    //  JOB [1, 4, str secret, true, 0, [bin "\xff", str ""], 0, 1]: the secret may be a str
+    //  too
     frame = s_decode_kept (TL_CMD_JOB,
-                           BYTES ("\x96\x01\x03\xb0"
+                           BYTES ("\x98\x01\x04\xb0"
                                   "0123456789abcdef"
-                                  "\xc3\x00\x92\xc4\x01\xff\xa0"),
+                                  "\xc3\x00\x92\xc4\x01\xff\xa0\x00\x01"),
                            &msg, &rc);
     cr_assert_eq (rc, 0);
     cr_assert_arr_eq (msg.secret, "0123456789abcdef", TL_SECRET_SIZE);
@@ -1436,15 +1558,15 @@ Test (proto, huge_claims_fail_fast)
         free (copy);
     }
 
-    //  A JOB whose file array claims TL_FILES_MAX entries with 3 bytes left: refused
-    //  before its file array is allocated.
+    //  A JOB whose file array claims 65535 entries with 3 bytes left: refused before its
+    //  file array is allocated.
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
     cr_assert_eq (s_layouts[0].cmd, TL_CMD_JOB);
     msgpack_pack_array (&pk, s_layouts[0].count);
-    for (uint32_t i = 0; i + 1 < s_layouts[0].count; i++)
+    for (uint32_t i = 0; s_layouts[0].fields[i] != F_FILES; i++)
         s_pack_good (&pk, s_layouts[0].fields[i]);
     s_raw (&pk, "\xdc\xff\xff\xa1\x61\xa0", 6);
     tl_msg_t msg;
@@ -1495,7 +1617,7 @@ static tl_msg_t s_secret_msg (tl_cmd_t cmd, uint64_t job)
 {
     static tl_str_t files[] = {{"a.tsv", 5}};
     tl_msg_t m = {.cmd = cmd, .job = job};
-    if (cmd == TL_CMD_JOB) m.u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 77, 1, files};
+    if (cmd == TL_CMD_JOB) m.u.job = (tl_job_body_t){TL_PROTO_VERSION, true, 77, 1, files, 1, 2};
     if (cmd == TL_CMD_END) m.u.end = (tl_end_body_t){10, 1000, 1};
     if (cmd == TL_CMD_CANCEL) m.u.reason = s_str ("interrupted");
     return m;
@@ -1521,7 +1643,7 @@ Test (proto, secret_round_trips_in_job_end_ping_cancel)
             msgpack_sbuffer buf;
             msgpack_sbuffer_init (&buf);
             cr_assert_eq (tl_msg_encode (&m, &buf), 0);
-            //  [7, 2, secret ...] for JOB, [7, secret ...] for the others
+            //  [7, 4, secret ...] for JOB, [7, secret ...] for the others
             size_t at = m.cmd == TL_CMD_JOB ? 3 : 2;
             cr_assert_geq (buf.size, at + 2 + TL_SECRET_SIZE);
             cr_assert_eq ((uint8_t)buf.data[at], 0xc4, "%s secret %zu", tl_cmd_name (m.cmd), s);
@@ -1692,36 +1814,43 @@ static size_t s_unhex (const char *hex, char *out, size_t cap)
     return n;
 }
 
-//  The examples of docs/PROTOCOL.md ("Bytes on the wire"), byte for byte.
+//  The examples of docs/PROTOCOL.md ("Bytes on the wire"), byte for byte: a job of two
+//  sink shards, chunk 3 of which shard 1 (3 % 2) counts.
 Test (proto, documented_bytes_on_the_wire)
 {
     static const uint8_t secret[TL_SECRET_SIZE] = {0x9c, 0x41, 0x0e, 0x7b, 0xd2, 0x55, 0xa8, 0x13,
                                                    0x6f, 0xe0, 0x3b, 0x92, 0xc7, 0x18, 0x4d, 0xa6};
     uint64_t tag = tl_chunk_tag (secret, 7, 3);
     cr_assert_eq (tag, 0x8f5da55b01ab4e8dull, "%016llx", (unsigned long long)tag);
+    uint64_t seed = tl_shard_seed (secret, 7);
+    cr_assert_eq (seed, 0x9373dd55bbe9787cull, "%016llx", (unsigned long long)seed);
+    cr_assert_eq (tl_shard_counter (3, 2), 1);
     static tl_str_t files[] = {{"a.tsv", 5}};
-    tl_msg_t m[7];
+    tl_msg_t m[8];
     memset (m, 0, sizeof m);
     m[0] = (tl_msg_t){.cmd = TL_CMD_PING, .job = 7};
     m[1] = (tl_msg_t){.cmd = TL_CMD_ACK, .job = 7, .u.ack = {2, {3, 4}}};
     m[2] = (tl_msg_t){.cmd = TL_CMD_JOB, .job = 7};
-    m[2].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 5000000, 1, files};
+    m[2].u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 5000000, 1, files, 1, 2};
     m[3] = (tl_msg_t){.cmd = TL_CMD_CHUNK, .job = 7};
-    m[3].u.chunk =
-        (tl_chunk_body_t){3, tag, 0, 1048576, TL_FORMAT_NGRAM2012, {1900, UINT32_MAX, false}};
+    m[3].u.chunk = (tl_chunk_body_t){
+        3, tag, 0, 1048576, TL_FORMAT_NGRAM2012, {1900, UINT32_MAX, false}, 2, seed};
     m[4] = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = 7};
-    m[4].u.partial = (tl_partial_body_t){3, tag, 0, 1048576, 20000, 1, 0, 1, {1048600}};
-    m[5] = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {4, 4194304, 0}};
-    m[6] = (tl_msg_t){.cmd = TL_CMD_CANCEL, .job = 7, .u.reason = {"interrupted", 11}};
-    static const char *hex[7] = {
+    m[4].u.partial = (tl_partial_body_t){3, tag, 0, 1048576, 20000, 1, 0, 1, {1048600}, 1};
+    m[5] = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = 7};
+    m[5].u.partial = (tl_partial_body_t){.chunk = 3, .tag = tag, .shard = 0};
+    m[6] = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {4, 4194304, 0}};
+    m[7] = (tl_msg_t){.cmd = TL_CMD_CANCEL, .job = 7, .u.reason = {"interrupted", 11}};
+    static const char *hex[8] = {
         "92 07 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6",
         "92 07 92 03 04",
-        "96 07 03 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 c2 ce 00 4c 4b 40 "
-        "91 a5 61 2e 74 73 76",
-        "99 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 ce 00 10 00 00 a9 6e 67 72 61 6d 32 30 31 "
-        "32 cd 07 6c ce ff ff ff ff c2",
-        "99 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 ce 00 10 00 00 cd 4e 20 01 00 91 ce 00 10 "
-        "00 18",
+        "98 07 04 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 c2 ce 00 4c 4b 40 "
+        "91 a5 61 2e 74 73 76 01 02",
+        "9b 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 ce 00 10 00 00 a9 6e 67 72 61 6d 32 30 31 "
+        "32 cd 07 6c ce ff ff ff ff c2 02 cf 93 73 dd 55 bb e9 78 7c",
+        "9a 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 ce 00 10 00 00 cd 4e 20 01 00 91 ce 00 10 "
+        "00 18 01",
+        "9a 07 03 cf 8f 5d a5 5b 01 ab 4e 8d 00 00 00 00 00 90 00",
         "95 07 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 04 ce 00 40 00 00 00",
         "93 07 c4 10 9c 41 0e 7b d2 55 a8 13 6f e0 3b 92 c7 18 4d a6 ab 69 6e 74 65 72 72 "
         "75 70 74 65 64",
@@ -1733,8 +1862,8 @@ Test (proto, documented_bytes_on_the_wire)
         msgpack_sbuffer buf;
         msgpack_sbuffer_init (&buf);
         cr_assert_eq (tl_msg_encode (&m[i], &buf), 0);
-        cr_assert_eq (buf.size, size, "%s", tl_cmd_name (m[i].cmd));
-        cr_assert_arr_eq (buf.data, want, size, "%s", tl_cmd_name (m[i].cmd));
+        cr_assert_eq (buf.size, size, "%s (example %zu)", tl_cmd_name (m[i].cmd), i);
+        cr_assert_arr_eq (buf.data, want, size, "%s (example %zu)", tl_cmd_name (m[i].cmd), i);
         tl_msg_t msg;
         int rc;
         void *frame = s_decode_kept (m[i].cmd, want, size, &msg, &rc);
@@ -1744,6 +1873,43 @@ Test (proto, documented_bytes_on_the_wire)
         free (frame);
         msgpack_sbuffer_destroy (&buf);
     }
+
+    //  Frame 2: {b"cat": 300, b"the": 5} for one sink, and split between two shards with
+    //  the job's seed ("the" in shard 0, "cat" in shard 1), each part with a map32 header.
+    tl_table_t *table = tl_table_new (0);
+    cr_assert_not_null (table);
+    cr_assert_eq (tl_table_add (table, "cat", 3, 300), 0);
+    cr_assert_eq (tl_table_add (table, "the", 3, 5), 0);
+    cr_assert_eq (tl_shard_of ("the", 3, seed, 2), 0);
+    cr_assert_eq (tl_shard_of ("cat", 3, seed, 2), 1);
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init (&one);
+    cr_assert_eq (tl_map_encode (table, &one), 0);
+    //  One sink: the entries in the table's order, which the example does not fix
+    static const char *one_hex[2] = {"82 c4 03 63 61 74 cd 01 2c c4 03 74 68 65 05",
+                                     "82 c4 03 74 68 65 05 c4 03 63 61 74 cd 01 2c"};
+    bool found = false;
+    for (size_t i = 0; i < 2; i++) {
+        char want[64];
+        size_t size = s_unhex (one_hex[i], want, sizeof want);
+        found |= one.size == size && memcmp (one.data, want, size) == 0;
+    }
+    cr_assert (found, "the one sink's map is neither documented order");
+    msgpack_sbuffer parts[2];
+    msgpack_sbuffer_init (&parts[0]);
+    msgpack_sbuffer_init (&parts[1]);
+    cr_assert_eq (tl_map_encode_split (table, seed, 2, parts), 0);
+    static const char *part_hex[2] = {"df 00 00 00 01 c4 03 74 68 65 05",
+                                      "df 00 00 00 01 c4 03 63 61 74 cd 01 2c"};
+    for (size_t i = 0; i < 2; i++) {
+        char want[64];
+        size_t size = s_unhex (part_hex[i], want, sizeof want);
+        cr_assert_eq (parts[i].size, size, "part %zu", i);
+        cr_assert_arr_eq (parts[i].data, want, size, "part %zu", i);
+        msgpack_sbuffer_destroy (&parts[i]);
+    }
+    msgpack_sbuffer_destroy (&one);
+    tl_table_destroy (&table);
 }
 
 static int s_u64_cmp (const void *a, const void *b)
@@ -2130,6 +2296,502 @@ Test (proto, map_merge_truncated_at_every_offset_changes_nothing)
 }
 
 //  ---------------------------------------------------------------------------------
+//  Sink shards (version 4): JOB's shard and shards, CHUNK's shards and seed, PARTIAL's
+//  shard, the job's seed and the key split.
+
+//  Encodes m, decodes the frame back and checks it is m; returns the frame's elements as
+//  msgpack-c reads them, in *result (destroy it).
+static void s_round_trip (const tl_msg_t *m, msgpack_unpacked *result)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_msg_encode (m, &buf), 0, "%s", tl_cmd_name (m->cmd));
+    tl_msg_t msg;
+    int rc;
+    void *frame = s_decode_kept (m->cmd, buf.data, buf.size, &msg, &rc);
+    cr_assert_eq (rc, 0, "%s", tl_cmd_name (m->cmd));
+    cr_assert (s_msg_equal (m, &msg), "%s", tl_cmd_name (m->cmd));
+    tl_msg_reset (&msg);
+    free (frame);
+    msgpack_unpacked_init (result);
+    size_t off = 0;
+    cr_assert_eq (msgpack_unpack_next (result, buf.data, buf.size, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (result->data.type, MSGPACK_OBJECT_ARRAY);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  Element i of an unpacked frame as a uint64 (asserted to be one).
+static uint64_t s_element (const msgpack_unpacked *result, uint32_t i)
+{
+    cr_assert_lt (i, result->data.via.array.size);
+    const msgpack_object *o = &result->data.via.array.ptr[i];
+    cr_assert_eq (o->type, MSGPACK_OBJECT_POSITIVE_INTEGER, "element %u", i);
+    return o->via.u64;
+}
+
+//  Every shard count and shards at its ends and middle round-trip, at the end of each
+//  frame: JOB [.., files, shard, shards], CHUNK [.., skip_pos, shards, seed], PARTIAL
+//  [.., bad_offsets, shard].
+Test (proto, shard_fields_round_trip_at_the_end_of_each_frame)
+{
+    static tl_str_t files[] = {{"a.tsv", 5}, {"b.tsv", 5}};
+    static const uint64_t seeds[] = {0, 1, 0x9373dd55bbe9787cull, UINT64_MAX, 1ull << 32};
+    for (uint32_t shards = 1; shards <= TL_SHARDS_MAX; shards++) {
+        uint32_t picks[] = {0, shards / 2, shards - 1};
+        for (size_t p = 0; p < 3; p++) {
+            tl_msg_t m = {.cmd = TL_CMD_JOB, .job = shards};
+            s_secret (m.secret, (uint8_t)shards);
+            m.u.job = (tl_job_body_t){TL_PROTO_VERSION, p == 1, 10, 2, files, picks[p], shards};
+            msgpack_unpacked result;
+            s_round_trip (&m, &result);
+            cr_assert_eq (result.data.via.array.size, 8);
+            cr_assert_eq (s_element (&result, 6), picks[p], "shard %u of %u", picks[p], shards);
+            cr_assert_eq (s_element (&result, 7), shards);
+            msgpack_unpacked_destroy (&result);
+        }
+        uint64_t seed = seeds[shards % (sizeof seeds / sizeof seeds[0])];
+        tl_msg_t c = {.cmd = TL_CMD_CHUNK, .job = 3};
+        c.u.chunk = (tl_chunk_body_t){shards, 9, 1, 2, TL_FORMAT_TEXT, {1, 2, true}, shards, seed};
+        msgpack_unpacked result;
+        s_round_trip (&c, &result);
+        cr_assert_eq (result.data.via.array.size, 11);
+        cr_assert_eq (result.data.via.array.ptr[8].type, MSGPACK_OBJECT_BOOLEAN);
+        cr_assert_eq (s_element (&result, 9), shards);
+        cr_assert_eq (s_element (&result, 10), seed);
+        msgpack_unpacked_destroy (&result);
+    }
+    for (uint32_t shard = 0; shard < TL_SHARDS_MAX; shard++) {
+        tl_msg_t m = {.cmd = TL_CMD_PARTIAL, .job = 5};
+        m.u.partial = (tl_partial_body_t){shard, 1, 2, 3, 4, 5, 6, shard % 5, {7, 8, 9, 10}, shard};
+        msgpack_unpacked result;
+        s_round_trip (&m, &result);
+        cr_assert_eq (result.data.via.array.size, 10);
+        cr_assert_eq (result.data.via.array.ptr[8].type, MSGPACK_OBJECT_ARRAY);
+        cr_assert_eq (s_element (&result, 9), shard);
+        msgpack_unpacked_destroy (&result);
+    }
+}
+
+//  Packs JOB [7, 4, secret, false, 0, [], shard, shards], CHUNK [7, 3, 0, 1, 0, "text",
+//  0, 2^32-1, false, shards, seed] or PARTIAL [7, 3, 0, 1, 0, 0, 0, 0, [], shard].
+static void s_pack_sharded (msgpack_sbuffer *buf, tl_cmd_t cmd, uint64_t a, uint64_t b)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, s_layouts[cmd == TL_CMD_JOB ? 0 : cmd == TL_CMD_CHUNK ? 2 : 3].count);
+    msgpack_pack_uint64 (&pk, 7);
+    if (cmd == TL_CMD_JOB) {
+        msgpack_pack_uint64 (&pk, TL_PROTO_VERSION);
+        s_pack_good (&pk, F_SECRET);
+        msgpack_pack_false (&pk);
+        msgpack_pack_uint64 (&pk, 0);
+        msgpack_pack_array (&pk, 0);
+        msgpack_pack_uint64 (&pk, a);
+        msgpack_pack_uint64 (&pk, b);
+    } else if (cmd == TL_CMD_CHUNK) {
+        uint64_t head[] = {3, 0, 1, 0};
+        for (size_t i = 0; i < 4; i++)
+            msgpack_pack_uint64 (&pk, head[i]);
+        s_pack_text (&pk, "text", 4);
+        msgpack_pack_uint64 (&pk, 0);
+        msgpack_pack_uint64 (&pk, UINT32_MAX);
+        msgpack_pack_false (&pk);
+        msgpack_pack_uint64 (&pk, a);
+        msgpack_pack_uint64 (&pk, b);
+    } else {
+        uint64_t head[] = {3, 0, 1, 0, 0, 0, 0};
+        for (size_t i = 0; i < 7; i++)
+            msgpack_pack_uint64 (&pk, head[i]);
+        msgpack_pack_array (&pk, 0);
+        msgpack_pack_uint64 (&pk, a);
+    }
+}
+
+//  A JOB's shard count is 1 .. TL_SHARDS_MAX and its shard below it; a CHUNK's count
+//  likewise, with any uint64 seed; a PARTIAL's shard is below TL_SHARDS_MAX. Anything
+//  else is refused, and the message is left zero.
+Test (proto, shard_fields_out_of_range_are_refused)
+{
+    static const struct {
+        tl_cmd_t cmd;
+        uint64_t a, b;  //  JOB: shard, shards; CHUNK: shards, seed; PARTIAL: shard
+        int rc;
+    } cases[] = {
+        {TL_CMD_JOB, 0, 1, 0},
+        {TL_CMD_JOB, 0, TL_SHARDS_MAX, 0},
+        {TL_CMD_JOB, TL_SHARDS_MAX - 1, TL_SHARDS_MAX, 0},
+        {TL_CMD_JOB, 2, 3, 0},
+        {TL_CMD_JOB, 0, 0, -1},
+        {TL_CMD_JOB, 1, 0, -1},
+        {TL_CMD_JOB, 1, 1, -1},
+        {TL_CMD_JOB, 3, 3, -1},
+        {TL_CMD_JOB, 4, 3, -1},
+        {TL_CMD_JOB, TL_SHARDS_MAX, TL_SHARDS_MAX, -1},
+        {TL_CMD_JOB, 0, TL_SHARDS_MAX + 1, -1},
+        {TL_CMD_JOB, 64, TL_SHARDS_MAX + 1, -1},
+        {TL_CMD_JOB, 0, UINT32_MAX, -1},
+        {TL_CMD_JOB, 0, (uint64_t)UINT32_MAX + 1 + 2, -1},  //  2 in 32 bits: no wrap-around
+        {TL_CMD_JOB, (uint64_t)UINT32_MAX + 1, 2, -1},
+        {TL_CMD_JOB, UINT32_MAX, TL_SHARDS_MAX, -1},
+        {TL_CMD_CHUNK, 1, 0, 0},
+        {TL_CMD_CHUNK, TL_SHARDS_MAX, UINT64_MAX, 0},
+        {TL_CMD_CHUNK, 2, 1ull << 63, 0},
+        {TL_CMD_CHUNK, 0, 0, -1},
+        {TL_CMD_CHUNK, TL_SHARDS_MAX + 1, 0, -1},
+        {TL_CMD_CHUNK, UINT32_MAX, 0, -1},
+        {TL_CMD_CHUNK, (uint64_t)UINT32_MAX + 2, 0, -1},
+        {TL_CMD_PARTIAL, 0, 0, 0},
+        {TL_CMD_PARTIAL, TL_SHARDS_MAX - 1, 0, 0},
+        {TL_CMD_PARTIAL, TL_SHARDS_MAX, 0, -1},
+        {TL_CMD_PARTIAL, TL_SHARDS_MAX + 1, 0, -1},
+        {TL_CMD_PARTIAL, UINT32_MAX, 0, -1},
+        {TL_CMD_PARTIAL, (uint64_t)UINT32_MAX + 1, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        s_pack_sharded (&buf, cases[i].cmd, cases[i].a, cases[i].b);
+        tl_msg_t msg;
+        int rc;
+        void *frame = s_decode_kept (cases[i].cmd, buf.data, buf.size, &msg, &rc);
+        cr_assert_eq (rc, cases[i].rc, "case %zu: %s %llu %llu", i, tl_cmd_name (cases[i].cmd),
+                      (unsigned long long)cases[i].a, (unsigned long long)cases[i].b);
+        if (rc == -1) cr_assert (s_msg_is_zero (&msg), "case %zu", i);
+        if (rc == 0 && cases[i].cmd == TL_CMD_JOB)
+            cr_assert (msg.u.job.shard == cases[i].a && msg.u.job.shards == cases[i].b);
+        if (rc == 0 && cases[i].cmd == TL_CMD_CHUNK)
+            cr_assert (msg.u.chunk.shards == cases[i].a && msg.u.chunk.seed == cases[i].b);
+        if (rc == 0 && cases[i].cmd == TL_CMD_PARTIAL)
+            cr_assert_eq (msg.u.partial.shard, cases[i].a);
+        tl_msg_reset (&msg);
+        free (frame);
+        msgpack_sbuffer_destroy (&buf);
+    }
+}
+
+//  Known answers: the job's seed is the low 64 bits of XXH3_128bits (secret || job LE64 ||
+//  2^64-1 LE64), the tag of chunk id 2^64-1, which no chunk has. Computed with
+//  python-xxhash 4.1.0 (xxHash 0.8.4): xxhash.xxh3_128_intdigest(secret +
+//  struct.pack('<QQ', job, 2**64 - 1)) & (2**64 - 1).
+Test (proto, shard_seed_known_answers)
+{
+    static const struct {
+        const char *secret;
+        uint64_t job, seed;
+    } known[] = {
+        {"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 0, 0x0cdbe99d3f9a1788ull},
+        {"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", 1,
+         0x9b5956d98ad04fa8ull},
+        {"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", UINT64_MAX,
+         0xfe0382022a0ed8a9ull},
+        {"\x9c\x41\x0e\x7b\xd2\x55\xa8\x13\x6f\xe0\x3b\x92\xc7\x18\x4d\xa6", 7,
+         0x9373dd55bbe9787cull},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        const uint8_t *secret = (const uint8_t *)known[i].secret;
+        uint64_t seed = tl_shard_seed (secret, known[i].job);
+        cr_assert_eq (seed, known[i].seed, "known answer %zu: %016llx", i,
+                      (unsigned long long)seed);
+        cr_assert_eq (seed, tl_chunk_tag (secret, known[i].job, UINT64_MAX));
+    }
+}
+
+//  The seed depends on the secret and on the job, and is no chunk's tag.
+Test (proto, shard_seed_depends_on_secret_and_job)
+{
+    uint8_t secret[TL_SECRET_SIZE], other[TL_SECRET_SIZE];
+    s_random_secret (secret, 77);
+    uint64_t seed = tl_shard_seed (secret, 5);
+    cr_assert_eq (tl_shard_seed (secret, 5), seed);
+    for (size_t bit = 0; bit < 8 * TL_SECRET_SIZE; bit++) {
+        memcpy (other, secret, TL_SECRET_SIZE);
+        other[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        cr_assert_neq (tl_shard_seed (other, 5), seed, "secret bit %zu", bit);
+    }
+    for (int bit = 0; bit < 64; bit++)
+        cr_assert_neq (tl_shard_seed (secret, 5 ^ (1ull << bit)), seed, "job bit %d", bit);
+    for (uint64_t chunk = 0; chunk < 4096; chunk++) {
+        cr_assert_neq (tl_chunk_tag (secret, 5, chunk), seed, "chunk %llu",
+                       (unsigned long long)chunk);
+        cr_assert_neq (tl_chunk_tag (secret, 5, TL_CHUNK_ID_MAX - 1 - chunk), seed);
+    }
+}
+
+//  tl_shard_counter: chunk % shards, the shard that counts a chunk's bytes and lines.
+Test (proto, shard_counter_is_chunk_modulo_shards)
+{
+    for (uint32_t shards = 1; shards <= TL_SHARDS_MAX; shards++)
+        for (uint64_t chunk = 0; chunk < 200; chunk++) {
+            cr_assert_eq (tl_shard_counter (chunk, shards), chunk % shards);
+            uint64_t big = TL_CHUNK_ID_MAX - 1 - chunk;
+            cr_assert_eq (tl_shard_counter (big, shards), big % shards);
+            cr_assert_lt (tl_shard_counter (big, shards), shards);
+        }
+    cr_assert_eq (tl_shard_counter (3, 2), 1);
+    cr_assert_eq (tl_shard_counter (TL_CHUNK_ID_MAX - 1, 1), 0);
+    //  Consecutive chunks take turns: every shard counts some of any 64 in a row.
+    uint64_t seen = 0;
+    for (uint64_t chunk = 1000; chunk < 1000 + TL_SHARDS_MAX; chunk++)
+        seen |= 1ull << tl_shard_counter (chunk, TL_SHARDS_MAX);
+    cr_assert_eq (seen, UINT64_MAX);
+}
+
+//  Known answers of the key split: xxhash.xxh3_64_intdigest(key, seed) with
+//  python-xxhash 4.1.0 (xxHash 0.8.4), and that value % 2, % 3, % 7, % 64. The keys'
+//  lengths take each of XXH3's paths (0, 1-3, 4-8, 9-16, 17-128, 129-240, over 240 bytes).
+Test (proto, shard_of_known_answers)
+{
+    static char k100[100], k200[200], k1280[1280];
+    for (size_t i = 0; i < sizeof k100; i++)
+        k100[i] = (char)i;
+    for (size_t i = 0; i < sizeof k200; i++)
+        k200[i] = (char)i;
+    for (size_t i = 0; i < sizeof k1280; i++)
+        k1280[i] = (char)(i % 256);  //  bytes(range(256)) * 5
+    static const struct {
+        const char *key;
+        size_t len;
+        uint64_t seed, hash;
+        uint32_t mod2, mod3, mod7, mod64;
+    } known[] = {
+        {"the", 3, 0, 0xcb1283631cf33d7dull, 1, 2, 5, 61},
+        {"", 0, 0x9373dd55bbe9787cull, 0x00782c67a384eecaull, 0, 0, 3, 10},
+        {"caf\xc3\xa9", 5, UINT64_MAX, 0x04048af3f6aed65full, 1, 2, 6, 31},
+        {"word_NOUN", 9, 0x9373dd55bbe9787cull, 0x2170d72598562771ull, 1, 1, 1, 49},
+        {"a\0b", 3, 1, 0x8ebed4bebe43fbe0ull, 0, 2, 1, 32},
+        {k100, sizeof k100, 5, 0x1cea268c90cb1b3full, 1, 1, 2, 63},
+        {k200, sizeof k200, 1ull << 63, 0xc7a7a8dd6bca19e5ull, 1, 1, 6, 37},
+        {k1280, sizeof k1280, 0x0123456789abcdefull, 0xa8422ce5c90ebbe8ull, 0, 1, 4, 40},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        const void *key = known[i].key;
+        size_t len = known[i].len;
+        uint64_t seed = known[i].seed;
+        cr_assert_eq (XXH3_64bits_withSeed (key, len, seed), known[i].hash, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 1), 0, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 2), known[i].mod2, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 3), known[i].mod3, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 7), known[i].mod7, "known answer %zu", i);
+        cr_assert_eq (tl_shard_of (key, len, seed, 64), known[i].mod64, "known answer %zu", i);
+    }
+}
+
+//  tl_shard_of equals XXH3_64bits_withSeed (key, len, seed) % shards, computed here, for
+//  keys of every length up to 300 bytes and random bytes, under many seeds, for every
+//  shard count; from a misaligned copy of the key too.
+Test (proto, shard_of_is_xxh3_with_seed_modulo_shards)
+{
+    uint8_t key[301 + 1];
+    size_t checked = 0;
+    for (size_t len = 0; len <= 300; len++) {
+        for (int round = 0; round < 4; round++) {
+            for (size_t i = 0; i < len; i++)
+                key[1 + i] = (uint8_t)s_mix64 (len * 1000 + (size_t)round * 7 + i);
+            uint64_t seed = round == 0 ? 0 : round == 1 ? UINT64_MAX : s_mix64 (len + round);
+            uint64_t hash = XXH3_64bits_withSeed (key + 1, len, seed);
+            for (uint32_t shards = 1; shards <= TL_SHARDS_MAX; shards++) {
+                uint32_t shard = tl_shard_of (key + 1, len, seed, shards);
+                cr_assert_eq (shard, (uint32_t)(hash % shards), "len %zu seed %016llx shards %u",
+                              len, (unsigned long long)seed, shards);
+                checked++;
+            }
+            uint8_t copy[301];
+            memcpy (copy, key + 1, len);
+            cr_assert_eq (tl_shard_of (copy, len, seed, 7), hash % 7);
+        }
+    }
+    cr_assert_eq (checked, 301 * 4 * TL_SHARDS_MAX);
+}
+
+//  Keys spread evenly over the shards, and another seed is another split.
+Test (proto, shard_of_spreads_keys_and_depends_on_the_seed)
+{
+    enum { KEYS = 1 << 16 };
+    static const uint32_t counts[] = {2, 3, 4, 64};
+    uint64_t seed = 0x9373dd55bbe9787cull, other = seed ^ 1;
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        uint32_t shards = counts[c];
+        uint32_t per[TL_SHARDS_MAX] = {0};
+        size_t moved = 0;
+        for (uint32_t k = 0; k < KEYS; k++) {
+            char key[16];
+            int len = snprintf (key, sizeof key, "k%u", k);
+            uint32_t shard = tl_shard_of (key, (size_t)len, seed, shards);
+            cr_assert_lt (shard, shards);
+            per[shard]++;
+            moved += tl_shard_of (key, (size_t)len, other, shards) != shard;
+        }
+        //  Each gets KEYS / shards, give or take 7 standard deviations.
+        double want = (double)KEYS / shards;
+        double sd = sqrt (want * (1.0 - 1.0 / shards));
+        for (uint32_t s = 0; s < shards; s++)
+            cr_assert (per[s] > want - 7 * sd && per[s] < want + 7 * sd,
+                       "%u shards: %u has %u keys", shards, s, per[s]);
+        //  Another seed moves the share of keys that a random split moves: 1 - 1/shards.
+        double moved_want = KEYS * (1.0 - 1.0 / shards);
+        cr_assert (moved > moved_want - 7 * sqrt (moved_want) &&
+                       moved < moved_want + 7 * sqrt (moved_want),
+                   "%u shards: %zu keys moved with the seed", shards, moved);
+    }
+    //  One shard: always 0, whatever the key and the seed
+    for (uint32_t k = 0; k < 1000; k++)
+        cr_assert_eq (tl_shard_of (&k, sizeof k, s_mix64 (k), 1), 0);
+}
+
+//  Splits table shards ways with seed into bufs (initialised here, each first holding
+//  prefix); checks every part: a map32 header (one shard: tl_map_encode's bytes) whose
+//  count is its entries, each entry in the shard tl_shard_of names, every entry of table
+//  in exactly one part with its count; the parts merge back into table.
+static void s_check_split (tl_table_t *table, uint64_t seed, uint32_t shards, const char *prefix)
+{
+    msgpack_sbuffer bufs[TL_SHARDS_MAX];
+    size_t start = strlen (prefix);
+    for (uint32_t i = 0; i < shards; i++) {
+        msgpack_sbuffer_init (&bufs[i]);
+        msgpack_sbuffer_write (&bufs[i], prefix, start);
+    }
+    cr_assert_eq (tl_map_encode_split (table, seed, shards, bufs), 0);
+    if (shards == 1) {
+        msgpack_sbuffer whole;
+        msgpack_sbuffer_init (&whole);
+        cr_assert_eq (tl_map_encode (table, &whole), 0);
+        cr_assert_eq (bufs[0].size, start + whole.size);
+        cr_assert_arr_eq (bufs[0].data + start, whole.data, whole.size,
+                          "one shard: not tl_map_encode's bytes");
+        msgpack_sbuffer_destroy (&whole);
+    }
+    tl_table_t *merged = tl_table_new (0);
+    cr_assert_not_null (merged);
+    uint64_t total_entries = 0;
+    for (uint32_t i = 0; i < shards; i++) {
+        cr_assert_geq (bufs[i].size, start);
+        cr_assert_arr_eq (bufs[i].data, prefix, start, "part %u: the prefix changed", i);
+        const char *part = bufs[i].data + start;
+        size_t size = bufs[i].size - start;
+        cr_assert_eq (tl_msgpack_check (part, size), 0, "part %u", i);
+        //  Every entry of this part belongs to shard i.
+        msgpack_unpacked result;
+        msgpack_unpacked_init (&result);
+        size_t off = 0;
+        cr_assert_eq (msgpack_unpack_next (&result, part, size, &off), MSGPACK_UNPACK_SUCCESS);
+        cr_assert_eq (off, size);
+        cr_assert_eq (result.data.type, MSGPACK_OBJECT_MAP);
+        const msgpack_object_map *map = &result.data.via.map;
+        if (shards > 1) {
+            cr_assert_eq ((uint8_t)part[0], 0xdf, "part %u: not a map32 header", i);
+            uint32_t count = (uint32_t)((uint8_t)part[1] << 24 | (uint8_t)part[2] << 16 |
+                                        (uint8_t)part[3] << 8 | (uint8_t)part[4]);
+            cr_assert_eq (count, map->size);
+        }
+        for (uint32_t e = 0; e < map->size; e++) {
+            cr_assert_eq (map->ptr[e].key.type, MSGPACK_OBJECT_BIN);
+            cr_assert_eq (map->ptr[e].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+            const msgpack_object_bin *key = &map->ptr[e].key.via.bin;
+            cr_assert_eq (tl_shard_of (key->ptr, key->size, seed, shards), i,
+                          "a key of shard %u in part %u",
+                          tl_shard_of (key->ptr, key->size, seed, shards), i);
+            uint64_t count;
+            cr_assert (tl_table_get (table, key->ptr, key->size, &count),
+                       "part %u: a key not in the table", i);
+            cr_assert_eq (count, map->ptr[e].val.via.u64);
+        }
+        uint32_t part_entries = map->size;
+        msgpack_unpacked_destroy (&result);
+        //  And the sink's decoder takes it.
+        uint64_t entries = 0;
+        cr_assert_eq (s_merge_exact (part, size, merged, &entries), 0, "part %u", i);
+        cr_assert_eq (entries, part_entries);
+        total_entries += entries;
+        msgpack_sbuffer_destroy (&bufs[i]);
+    }
+    //  As many entries as keys, and every key back with its count: each in exactly one part.
+    cr_assert_eq (total_entries, tl_table_size (table));
+    cr_assert (s_tables_equal (table, merged));
+    tl_table_destroy (&merged);
+}
+
+Test (proto, map_encode_split_puts_each_entry_in_its_shard_once)
+{
+    static const uint32_t counts[] = {1, 2, 3, 7, 16, TL_SHARDS_MAX};
+    static const uint64_t seeds[] = {0, 0x9373dd55bbe9787cull, UINT64_MAX};
+    tl_table_t *special = s_special_table ();
+    tl_table_t *many = tl_table_new (0);
+    for (uint32_t k = 0; k < 5000; k++) {
+        char key[16];
+        int len = snprintf (key, sizeof key, "key%u", k);
+        cr_assert_eq (tl_table_add (many, key, (size_t)len, k * 7919ull + 1), 0);
+    }
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
+        for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+            s_check_split (special, seeds[s], counts[c], "");
+            s_check_split (many, seeds[s], counts[c], "");
+        }
+    //  Appended after what the buffers hold
+    s_check_split (many, 42, 5, "xyz");
+    s_check_split (special, 42, 1, "prefix");
+    //  A map of more than 65535 entries (map32 for one sink too), split 3 ways
+    tl_table_t *big = tl_table_new (70000);
+    for (uint32_t k = 0; k < 70000; k++)
+        cr_assert_eq (tl_table_add (big, &k, sizeof k, 1), 0);
+    s_check_split (big, 9, 3, "");
+    s_check_split (big, 9, 1, "");
+    tl_table_destroy (&big);
+    tl_table_destroy (&many);
+    tl_table_destroy (&special);
+}
+
+//  An empty table gives shards empty maps: 0x80 for one sink, a map32 header of count 0
+//  for each of several shards.
+Test (proto, map_encode_split_of_an_empty_table_gives_empty_maps)
+{
+    tl_table_t *table = tl_table_new (0);
+    static const uint32_t counts[] = {1, 2, 5, TL_SHARDS_MAX};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        uint32_t shards = counts[c];
+        msgpack_sbuffer bufs[TL_SHARDS_MAX];
+        for (uint32_t i = 0; i < shards; i++)
+            msgpack_sbuffer_init (&bufs[i]);
+        cr_assert_eq (tl_map_encode_split (table, 1, shards, bufs), 0);
+        for (uint32_t i = 0; i < shards; i++) {
+            if (shards == 1) {
+                cr_assert_eq (bufs[i].size, 1);
+                cr_assert_eq ((uint8_t)bufs[i].data[0], 0x80);
+            } else {
+                cr_assert_eq (bufs[i].size, 5, "%u shards, part %u", shards, i);
+                cr_assert_arr_eq (bufs[i].data, "\xdf\x00\x00\x00\x00", 5);
+            }
+            tl_table_t *merged = tl_table_new (0);
+            uint64_t entries = 99;
+            cr_assert_eq (s_merge_exact (bufs[i].data, bufs[i].size, merged, &entries), 0);
+            cr_assert_eq (entries, 0);
+            cr_assert_eq (tl_table_size (merged), 0);
+            tl_table_destroy (&merged);
+            msgpack_sbuffer_destroy (&bufs[i]);
+        }
+    }
+    //  Keys all in one shard leave the others empty: still a map each.
+    uint64_t seed = 0x9373dd55bbe9787cull;
+    cr_assert_eq (tl_table_add (table, "cat", 3, 300), 0);
+    cr_assert_eq (tl_shard_of ("cat", 3, seed, 4), 1, "the known answer changed");
+    msgpack_sbuffer bufs[4];
+    for (uint32_t i = 0; i < 4; i++)
+        msgpack_sbuffer_init (&bufs[i]);
+    cr_assert_eq (tl_map_encode_split (table, seed, 4, bufs), 0);
+    for (uint32_t i = 0; i < 4; i++) {
+        if (i == 1)
+            cr_assert_arr_eq (bufs[i].data,
+                              "\xdf\x00\x00\x00\x01\xc4\x03"
+                              "cat\xcd\x01\x2c",
+                              13);
+        else
+            cr_assert_arr_eq (bufs[i].data, "\xdf\x00\x00\x00\x00", 5);
+        cr_assert_eq (bufs[i].size, i == 1 ? 13u : 5u);
+        msgpack_sbuffer_destroy (&bufs[i]);
+    }
+    tl_table_destroy (&table);
+}
+
+//  ---------------------------------------------------------------------------------
 //  tl_msgpack_check
 
 static void s_nest (msgpack_sbuffer *buf, int depth, bool maps)
@@ -2298,6 +2960,7 @@ static void s_decode_mutant (const uint8_t *frame, size_t size, size_t *accepted
         }
         (*accepted)++;
         cr_assert_eq (tl_msgpack_check (frame, size), 0);
+        s_one_shard_if_another_version (&msg);
         msgpack_sbuffer buf;
         msgpack_sbuffer_init (&buf);
         cr_assert_eq (tl_msg_encode (&msg, &buf), 0, "decoded %s does not re-encode",
@@ -2428,13 +3091,13 @@ static const char *s_interop_script =
     "S_END = b'\\xee' * 15 + b'\\x00'\n"
     "S_PING = b'P' * 16\n"
     "S_CANCEL = b'C' * 16\n"
-    "expect('JOB', load('job'), [7, 3, S_JOB, False, 12345,\n"
-    "                            [b'a.tsv', b'\\xff\\x00.gz']])\n"
+    "expect('JOB', load('job'), [7, 4, S_JOB, False, 12345,\n"
+    "                            [b'a.tsv', b'\\xff\\x00.gz'], 2, 3])\n"
     "expect('ACCEPT', load('accept'), [7, 0x1234, 5])\n"
     "expect('CHUNK', load('chunk'), [7, C - 1, M, 1, 1048576, b'ngram2020', 0,\n"
-    "                                2**32 - 1, False])\n"
+    "                                2**32 - 1, False, 64, M])\n"
     "expect('PARTIAL', load('partial'), [7, 3, 0x0123456789abcdef, 1, 100, 10, 1, 2,\n"
-    "                                    [5, M]])\n"
+    "                                    [5, M], 63])\n"
     "expect('END', load('end'), [7, S_END, C, 400, 1])\n"
     "expect('ACK', load('ack'), [7, [3, 4, M]])\n"
     "expect('DONE', load('done'), [7, 1, 2, 3, 4, 5, 1.25, b'/tmp/out.tsv', 6, M])\n"
@@ -2450,22 +3113,33 @@ static const char *s_interop_script =
     "        print(f'{name}: the secret is {secret!r}, not a bin of 16 bytes')\n"
     "        sys.exit(1)\n"
     "P = b'py secret 16 b!!'\n"
-    "save('py_job', [7, 3, P, True, 99, ['x', 'y\\u00e9']])\n"
+    "save('py_job', [7, 4, P, True, 99, ['x', 'y\\u00e9'], 1, 2])\n"
     "save('py_job_v1', [8, 1, 'auto', 0, 2**32 - 1, False, True, 99, ['x']])\n"
-    "save('py_chunk', [7, 3, M, 1, 0, 'text', 5, 6, True])\n"
-    "save('py_partial', [M, C - 1, 12345, 1, 100, 10, 1, 2, [5]])\n"
+    "save('py_job_v3', [9, 3, P, True, 99, ['x']])\n"
+    "save('py_chunk', [7, 3, M, 1, 0, 'text', 5, 6, True, 3, M - 1])\n"
+    "save('py_partial', [M, C - 1, 12345, 1, 100, 10, 1, 2, [5], 2])\n"
     "save('py_end', [7, P, C, 400, 1])\n"
     "save('py_ping', [7, P])\n"
     "save('py_cancel', [7, P, 'bye'])\n"
     "save('py_map', {b'caf\\xc3\\xa9': 2, b'\\xff\\x00': M, b'': 0, 'str': 1})\n"
     "save('py_done', [7, 1, 2, 3, 4, 5, 1.25, '/tmp/out.tsv', 6, 7000])\n"
     "save('py_ack', [7, [1, 2, 3]])\n"
-    "save('py_bad_chunk', [7, C, 0, 1, 0, 'text', 5, 6, True])\n"
-    "save('py_bad_partial', [7, C, 0, 1, 100, 10, 1, 2, []])\n"
+    "save('py_bad_chunk', [7, C, 0, 1, 0, 'text', 5, 6, True, 1, 0])\n"
+    "save('py_bad_partial', [7, C, 0, 1, 100, 10, 1, 2, [], 0])\n"
+    "save('py_bad_job_shards_0', [7, 4, P, True, 99, [], 0, 0])\n"
+    "save('py_bad_job_shards_65', [7, 4, P, True, 99, [], 0, 65])\n"
+    "save('py_bad_job_shard_2_of_2', [7, 4, P, True, 99, [], 2, 2])\n"
+    "save('py_bad_job_no_shards', [7, 4, P, True, 99, []])\n"
+    "save('py_bad_chunk_shards_0', [7, 3, 0, 1, 0, 'text', 5, 6, True, 0, 0])\n"
+    "save('py_bad_chunk_shards_65', [7, 3, 0, 1, 0, 'text', 5, 6, True, 65, 0])\n"
+    "save('py_bad_chunk_seed_negative', [7, 3, 0, 1, 0, 'text', 5, 6, True, 1, -1])\n"
+    "save('py_bad_chunk_v3', [7, 3, 0, 1, 0, 'text', 5, 6, True])\n"
+    "save('py_bad_partial_shard_64', [7, 3, 0, 1, 100, 10, 1, 2, [], 64])\n"
+    "save('py_bad_partial_v3', [7, 3, 0, 1, 100, 10, 1, 2, []])\n"
     "save('py_bad_end', [7, P, C + 1, 400, 1])\n"
     "save('py_bad_ping', [7, P[:15]])\n"
     "save('py_bad_cancel', [7, P + b'!', 'bye'])\n"
-    "save('py_bad_job', [7, 3, P[:15], True, 99, []])\n"
+    "save('py_bad_job', [7, 4, P[:15], True, 99, [], 0, 1])\n"
     "save('py_old_ping', [7])\n"
     "print('ok')\n";
 
@@ -2509,17 +3183,18 @@ static void s_write_c_frames (const char *dir)
     for (int i = 0; i < 15; i++)
         m.secret[i] = (uint8_t)i;
     m.secret[15] = 0xff;
-    m.u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 12345, 2, files};
+    m.u.job = (tl_job_body_t){TL_PROTO_VERSION, false, 12345, 2, files, 2, 3};
     s_write_msg (dir, "job", &m);
     m = (tl_msg_t){.cmd = TL_CMD_ACCEPT, .job = 7, .u.state = {0x1234, 5, true}};
     s_write_msg (dir, "accept", &m);
     m = (tl_msg_t){.cmd = TL_CMD_CHUNK, .job = 7};
-    m.u.chunk = (tl_chunk_body_t){TL_CHUNK_ID_MAX - 1, UINT64_MAX,    1, 1048576,
-                                  TL_FORMAT_NGRAM2020, TL_FILTER_NONE};
+    m.u.chunk = (tl_chunk_body_t){
+        TL_CHUNK_ID_MAX - 1, UINT64_MAX,    1,         1048576, TL_FORMAT_NGRAM2020,
+        TL_FILTER_NONE,      TL_SHARDS_MAX, UINT64_MAX};
     s_write_msg (dir, "chunk", &m);
     m = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = 7};
     m.u.partial =
-        (tl_partial_body_t){3, 0x0123456789abcdefull, 1, 100, 10, 1, 2, 2, {5, UINT64_MAX}};
+        (tl_partial_body_t){3, 0x0123456789abcdefull, 1, 100, 10, 1, 2, 2, {5, UINT64_MAX}, 63};
     s_write_msg (dir, "partial", &m);
     m = (tl_msg_t){.cmd = TL_CMD_END, .job = 7, .u.end = {TL_CHUNK_ID_MAX, 400, 1}};
     memset (m.secret, 0xee, TL_SECRET_SIZE - 1);
@@ -2570,7 +3245,9 @@ static void s_check_python_frames (const char *dir)
     tl_msg_t m;
     char *data = s_read_msg (dir, "py_job", TL_CMD_JOB, &m);
     cr_assert_eq (m.job, 7);
-    cr_assert_eq (m.u.job.version, 3);
+    cr_assert_eq (m.u.job.version, TL_PROTO_VERSION);
+    cr_assert_eq (m.u.job.shard, 1);
+    cr_assert_eq (m.u.job.shards, 2);
     cr_assert_arr_eq (m.secret, py_secret, TL_SECRET_SIZE);
     cr_assert (m.u.job.strict);
     cr_assert_eq (m.u.job.input_bytes, 99);
@@ -2588,15 +3265,23 @@ static void s_check_python_frames (const char *dir)
     tl_msg_reset (&m);
     free (data);
 
+    //  A version 3 JOB (no shards), likewise: the version is read, nothing else.
+    data = s_read_msg (dir, "py_job_v3", TL_CMD_JOB, &m);
+    cr_assert_eq (m.job, 9);
+    cr_assert_eq (m.u.job.version, 3);
+    cr_assert (m.u.job.nfiles == 0 && m.u.job.shards == 0 && !m.u.job.strict);
+    tl_msg_reset (&m);
+    free (data);
+
     data = s_read_msg (dir, "py_chunk", TL_CMD_CHUNK, &m);
-    tl_chunk_body_t chunk = {3, UINT64_MAX, 1, 0, TL_FORMAT_TEXT, {5, 6, true}};
+    tl_chunk_body_t chunk = {3, UINT64_MAX, 1, 0, TL_FORMAT_TEXT, {5, 6, true}, 3, UINT64_MAX - 1};
     tl_msg_t want = {.cmd = TL_CMD_CHUNK, .job = 7, .u.chunk = chunk};
     cr_assert (s_msg_equal (&m, &want));
     free (data);
 
     data = s_read_msg (dir, "py_partial", TL_CMD_PARTIAL, &m);
     want = (tl_msg_t){.cmd = TL_CMD_PARTIAL, .job = UINT64_MAX};
-    want.u.partial = (tl_partial_body_t){TL_CHUNK_ID_MAX - 1, 12345, 1, 100, 10, 1, 2, 1, {5}};
+    want.u.partial = (tl_partial_body_t){TL_CHUNK_ID_MAX - 1, 12345, 1, 100, 10, 1, 2, 1, {5}, 2};
     cr_assert (s_msg_equal (&m, &want));
     free (data);
 
@@ -2624,15 +3309,29 @@ static void s_check_python_frames (const char *dir)
     cr_assert (s_msg_equal (&m, &want));
     free (data);
 
-    //  Past the chunk id limit, a secret of 15 or 17 bytes, the old PING without one
+    //  Past the chunk id limit, a secret of 15 or 17 bytes, the old PING without one,
+    //  shards out of range, version 3's CHUNK and PARTIAL (no shards, no shard)
     static const struct {
         const char *name;
         tl_cmd_t cmd;
     } refused[] = {
-        {"py_bad_chunk", TL_CMD_CHUNK},   {"py_bad_partial", TL_CMD_PARTIAL},
-        {"py_bad_end", TL_CMD_END},       {"py_bad_ping", TL_CMD_PING},
-        {"py_bad_cancel", TL_CMD_CANCEL}, {"py_bad_job", TL_CMD_JOB},
+        {"py_bad_chunk", TL_CMD_CHUNK},
+        {"py_bad_partial", TL_CMD_PARTIAL},
+        {"py_bad_end", TL_CMD_END},
+        {"py_bad_ping", TL_CMD_PING},
+        {"py_bad_cancel", TL_CMD_CANCEL},
+        {"py_bad_job", TL_CMD_JOB},
         {"py_old_ping", TL_CMD_PING},
+        {"py_bad_job_shards_0", TL_CMD_JOB},
+        {"py_bad_job_shards_65", TL_CMD_JOB},
+        {"py_bad_job_shard_2_of_2", TL_CMD_JOB},
+        {"py_bad_job_no_shards", TL_CMD_JOB},
+        {"py_bad_chunk_shards_0", TL_CMD_CHUNK},
+        {"py_bad_chunk_shards_65", TL_CMD_CHUNK},
+        {"py_bad_chunk_seed_negative", TL_CMD_CHUNK},
+        {"py_bad_chunk_v3", TL_CMD_CHUNK},
+        {"py_bad_partial_shard_64", TL_CMD_PARTIAL},
+        {"py_bad_partial_v3", TL_CMD_PARTIAL},
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         size_t size;
@@ -2793,6 +3492,82 @@ Test (proto, chunk_tag_equals_an_independent_xxh3_in_python)
     if (strstr (output, "no-xxhash-module"))
         cr_log_info ("%s has no xxhash module: tags checked against the pure-Python XXH3 only",
                      python);
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    cr_assert_eq (system (command), 0);
+}
+
+//  tl_shard_seed and tl_shard_of as docs/PROTOCOL.md tells a worker in Python to compute
+//  them (xxhash.xxh3_128_intdigest, xxhash.xxh3_64_intdigest): checked against
+//  python-xxhash, a library this test does not link. Reads "seed SECRET JOB VALUE" and
+//  "shard KEY SEED SHARDS SHARD" lines (hex bytes, decimal numbers).
+static const char *s_shard_script =
+    "import struct, sys, xxhash\n"
+    "M = 2**64 - 1\n"
+    "n = 0\n"
+    "for line in open(sys.argv[1]):\n"
+    "    f = line.split()\n"
+    "    if f[0] == 'seed':\n"
+    "        data = bytes.fromhex(f[1]) + struct.pack('<QQ', int(f[2]), M)\n"
+    "        want = xxhash.xxh3_128_intdigest(data) & M\n"
+    "        got = int(f[3])\n"
+    "    else:\n"
+    "        key = bytes.fromhex(f[1]) if f[1] != '-' else b''\n"
+    "        want = xxhash.xxh3_64_intdigest(key, int(f[2])) % int(f[3])\n"
+    "        got = int(f[4])\n"
+    "    if want != got:\n"
+    "        print(f'{line.strip()}: python says {want}')\n"
+    "        sys.exit(1)\n"
+    "    n += 1\n"
+    "print('ok', n)\n";
+
+Test (proto, shard_split_equals_python_xxhash)
+{
+    char python[256];
+    if (!s_find_python ("import xxhash", python, sizeof python))
+        cr_skip_test ("no python3 with the xxhash module: the split was not checked against "
+                      "python-xxhash (shard_of_known_answers still checks it)");
+    char dir[] = "/tmp/test_proto_shard.XXXXXX";
+    cr_assert_not_null (mkdtemp (dir));
+    s_write_file (dir, "check.py", s_shard_script, strlen (s_shard_script));
+    char path[512];
+    snprintf (path, sizeof path, "%s/lines", dir);
+    FILE *file = fopen (path, "w");
+    cr_assert_not_null (file);
+    enum { N = 1000 };
+    for (uint64_t i = 0; i < N; i++) {
+        uint8_t secret[TL_SECRET_SIZE];
+        s_random_secret (secret, i);
+        uint64_t job = i < 3 ? (uint64_t[]){0, 7, UINT64_MAX}[i] : s_mix64 (~i);
+        uint64_t seed = tl_shard_seed (secret, job);
+        fprintf (file, "seed ");
+        for (size_t b = 0; b < TL_SECRET_SIZE; b++)
+            fprintf (file, "%02x", secret[b]);
+        fprintf (file, " %llu %llu\n", (unsigned long long)job, (unsigned long long)seed);
+        uint8_t key[300];
+        size_t len = (size_t)(s_mix64 (i * 3) % sizeof key);
+        if (i < 20) len = i;
+        for (size_t b = 0; b < len; b++)
+            key[b] = (uint8_t)s_mix64 (i * 1000 + b);
+        uint32_t shards = 2 + (uint32_t)(i % (TL_SHARDS_MAX - 1));
+        fprintf (file, "shard ");
+        for (size_t b = 0; b < len; b++)
+            fprintf (file, "%02x", key[b]);
+        fprintf (file, "%s %llu %u %u\n", len ? "" : "-", (unsigned long long)seed, shards,
+                 tl_shard_of (key, len, seed, shards));
+    }
+    cr_assert_eq (fclose (file), 0);
+    char command[1024];
+    snprintf (command, sizeof command, "%s %s/check.py %s 2>&1", python, dir, path);
+    FILE *script = popen (command, "r");
+    cr_assert_not_null (script);
+    char output[4096] = "";
+    size_t got = fread (output, 1, sizeof output - 1, script);
+    output[got] = 0;
+    int status = pclose (script);
+    cr_assert_eq (status, 0, "python says: %s", output);
+    char want[64];
+    snprintf (want, sizeof want, "ok %d\n", 2 * N);
+    cr_assert_str_eq (output, want);
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     cr_assert_eq (system (command), 0);
 }

@@ -63,7 +63,7 @@ static void s_fuzz_msg (uint8_t pick, const uint8_t *frame, size_t size)
     tl_msg_reset (&msg);
 }
 
-//  Encodes a decoded feed message again with its topic's encoder; entries are copied
+//  Encodes a decoded feed message again (its shard too); entries are copied
 //  out of the frame into a block of their count (which the frame's size bounds).
 static int s_feed_encode (const tl_feed_msg_t *msg, msgpack_sbuffer *buf)
 {
@@ -78,30 +78,7 @@ static int s_feed_encode (const tl_feed_msg_t *msg, msgpack_sbuffer *buf)
     while (tl_feed_entries_next (&list, &key, &total))
         entries[n++] = (tl_entry_t){key.ptr, (uint32_t)key.len, total};
     if (n != list.count) abort ();  //  Walking checked entries cannot fail
-    int rc = -1;
-    switch (msg->topic) {
-    case TL_FEED_PROGRESS:
-        rc = tl_feed_progress (&msg->u.progress, buf);
-        break;
-    case TL_FEED_TOP:
-        rc = tl_feed_top (msg->job, entries, n, buf);
-        break;
-    case TL_FEED_TOTALS:
-        rc = tl_feed_totals (msg->job, msg->u.totals.batch, msg->u.totals.batches, entries, n, buf);
-        break;
-    case TL_FEED_DONE:
-        rc = tl_feed_done (msg->job, &msg->u.done, buf);
-        break;
-    case TL_FEED_FAILED: {
-        char *reason = strndup (msg->u.reason.ptr, msg->u.reason.len);
-        if (!reason) abort ();
-        rc = tl_feed_failed (msg->job, reason, buf);
-        free (reason);
-        break;
-    }
-    default:
-        abort ();
-    }
+    int rc = tl_feed_encode (msg, entries, n, buf);
     free (entries);
     return rc;
 }
@@ -119,7 +96,8 @@ static void s_fuzz_feed (uint8_t pick, const uint8_t *body, size_t size)
     if (s_feed_encode (&msg, &again) != 0) abort ();
     tl_feed_msg_t back;
     if (tl_feed_decode (name, strlen (name), again.data, again.size, &back) != 0 ||
-        back.topic != msg.topic || back.job != msg.job)
+        back.topic != msg.topic || back.job != msg.job || back.shard != msg.shard ||
+        back.shards != msg.shards)
         abort ();
     if (topic == TL_FEED_TOP && back.u.top.count != msg.u.top.count) abort ();
     if (topic == TL_FEED_TOTALS && back.u.totals.entries.count != msg.u.totals.entries.count)
