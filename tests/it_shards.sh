@@ -70,6 +70,11 @@ kill9() {
   forget "$1"
 }
 
+# hold PID... / release PID...: workers stopped (SIGSTOP: their connections cannot even
+# finish the handshake, so the ventilator sends them nothing) / going on (SIGCONT).
+hold() { kill -STOP "$@"; }
+release() { kill -CONT "$@"; }
+
 # shard_marks: every shard log's line count now (MARKS[i]), to read what a job logged.
 shard_marks() {
   local i
@@ -192,11 +197,14 @@ short_pid=$LAST_PID
 use_input small
 start_shard_watches short
 # Chunks that reach the short worker go again: --retry 1, and more attempts than the
-# default, since a chunk may reach it more than once by chance.
+# default, since a chunk may reach it more than once by chance. The right workers are
+# held (SIGSTOP) until it has had chunks of the job, however fast they are.
+hold "${workers[@]}"
 start_vent short --chunk-size "$small_chunk" --retry 1 --max-attempts 20 --verbose "$WORK"/small/*.tsv
+said_so() { grep -qE "has 3 sink shards.* this worker was started with 2 \(--sink " "$WORK/short.log"; }
+check "$title: its log says the job has 3 shards and it was given 2" wait_until 30 said_so
+release "${workers[@]}"
 end_job short "$title"
-check "$title: its log says the job has 3 shards and it was given 2" \
-  grep -qE "has 3 sink shards.* this worker was started with 2 \(--sink " "$WORK/short.log"
 grep -m1 "sink shards" "$WORK/short.log" || tail -3 "$WORK/short.log"
 check "$title: the worker is still running" alive "$short_pid"
 
@@ -234,13 +242,16 @@ start "$TALLY_BIN/tally-worker" --ventilator "$VENT" --sink "$swapped" > "$WORK/
 swapped_pid=$LAST_PID
 shard_marks
 start_shard_watches swapped
+hold "${workers[@]}"
 start_vent swapped --chunk-size "$small_chunk" --retry 1 --max-attempts 20 --verbose "$WORK"/small/*.tsv
-end_job swapped "$title"
+refused() { log_since "$WORK/shard$1.log" "${MARKS[$1]}" | grep -q "dropped a message"; }
 for i in 0 1; do
-  refused() { log_since "$WORK/shard$1.log" "${MARKS[$1]}" | grep -q "dropped a message"; }
-  check "$title: shard $i logs the parts it refused" refused "$i"
+  check "$title: shard $i logs the parts it refused" wait_until 30 refused "$i"
   log_since "$WORK/shard$i.log" "${MARKS[$i]}" | grep -m1 "dropped a message" || true
 done
+release "${workers[@]}"
+end_job swapped "$title"
+check "$title: shard 2 refused nothing" eval '! refused 2'
 stop_pid "$swapped_pid" 5 || true
 use_input data
 for pid in "${workers[@]}"; do stop_pid "$pid" 5 || true; done
