@@ -369,8 +369,8 @@ static int s_print (s_watch_t *self, tl_frames_t *in)
             joined = true;
         else if (self->feeds > 1)
             fprintf (stderr,
-                     "tally-watch: job %016llx: shard %llu says %llu shards, not as before; "
-                     "skipped\n",
+                     "tally-watch: job %016llx: a message of shard %llu/%llu not combined (its "
+                     "shard count differs from the job's earlier messages, or out of memory)\n",
                      (unsigned long long)msg.job, (unsigned long long)msg.shard + 1,
                      (unsigned long long)msg.shards);
     }

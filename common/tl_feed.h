@@ -26,7 +26,6 @@
 #define TL_FEED_TOPIC_DONE     "done"
 #define TL_FEED_TOPIC_FAILED   "failed"
 
-
 typedef enum {
     TL_FEED_INVALID = 0,
     TL_FEED_PROGRESS,  //  Periodically while a job runs: counters

@@ -40,23 +40,23 @@ typedef struct _tl_feed_join_t tl_feed_join_t;
 //  The job's view after a message (tl_feed_join_add); what is set depends on the topic.
 //  Pointers are valid until the next call.
 typedef struct {
-    tl_feed_topic_t topic;                 //  The message's topic
-    uint64_t job;                          //  Its job
-    uint64_t shard;                        //  Its shard
-    uint64_t shards;                       //  The job's shards
-    uint64_t heard;                        //  Shards whose message of this topic is in the view
-                                           //  (progress, top), or shards done so far (done)
-    tl_progress_t progress;                //  progress: the job's
-    const tl_entry_t *top;                 //  top: the job's, largest first
-    size_t ntop;                           //  How many
-    uint64_t missed;                       //  totals: batches this shard skipped just
-                                           //  before this one; done: batches this shard
-                                           //  did not deliver (all when unseen)
-    bool unseen;                           //  done: no totals batch came from this shard
-    bool complete;                         //  done: every shard's done is in
-    tl_done_body_t done;                   //  done, complete: the job's (no output)
+    tl_feed_topic_t topic;            //  The message's topic
+    uint64_t job;                     //  Its job
+    uint64_t shard;                   //  Its shard
+    uint64_t shards;                  //  The job's shards
+    uint64_t heard;                   //  Shards whose message of this topic is in the view
+                                      //  (progress, top), or shards done so far (done)
+    tl_progress_t progress;           //  progress: the job's
+    const tl_entry_t *top;            //  top: the job's, largest first
+    size_t ntop;                      //  How many
+    uint64_t missed;                  //  totals: batches this shard skipped just
+                                      //  before this one; done: batches this shard
+                                      //  did not deliver (all when unseen)
+    bool unseen;                      //  done: no totals batch came from this shard
+    bool complete;                    //  done: every shard's done is in
+    tl_done_body_t done;              //  done, complete: the job's (no output)
     tl_str_t outputs[TL_SHARDS_MAX];  //  done, complete: each shard's output
-    bool failed_before;                    //  failed: another shard had failed the job
+    bool failed_before;               //  failed: another shard had failed the job
 } tl_feed_view_t;
 
 //  Creates a joiner that keeps at most max_jobs jobs (the least recently heard of is

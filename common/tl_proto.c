@@ -343,8 +343,10 @@ static bool s_body_refused (const tl_msg_t *msg)
         if (msg->u.job.nfiles > TL_FILES_MAX) return true;
         for (uint32_t i = 0; i < msg->u.job.nfiles; i++)
             if (msg->u.job.files[i].len > TL_TEXT_MAX) return true;
-        return msg->u.job.shards == 0 || msg->u.job.shards > TL_SHARDS_MAX ||
-               msg->u.job.shard >= msg->u.job.shards;
+        //  A JOB of another version holds only its id and version (as decoded).
+        return msg->u.job.version == TL_PROTO_VERSION &&
+               (msg->u.job.shards == 0 || msg->u.job.shards > TL_SHARDS_MAX ||
+                msg->u.job.shard >= msg->u.job.shards);
     case TL_CMD_CHUNK:
         return msg->u.chunk.format == TL_FORMAT_AUTO || msg->u.chunk.chunk >= TL_CHUNK_ID_MAX ||
                msg->u.chunk.shards == 0 || msg->u.chunk.shards > TL_SHARDS_MAX;

@@ -2,8 +2,9 @@
 # Entry point of Tally's image: runs the command given (tally-sink, tally-worker, ...).
 #
 # As a non-root user (the image's default, "tally", uid 10001) it just runs the command.
-# Started as root (compose does so for the sink only), it hands the folder of the totals
-# file ($TALLY_OUTPUT) to an unprivileged user and runs the command as that user, so that
+# Started as root (compose does so for the sink only; docker/compose.shards.yaml for each
+# sink shard and its merge), it hands the folder of the totals file ($TALLY_OUTPUT, or of
+# a shard's part) to an unprivileged user and runs the command as that user, so that
 # the totals land on a bind mount owned by the person who started the stack:
 #   - the user is $TALLY_UID:$TALLY_GID when set;
 #   - else the owner of that folder, unless root owns it (Docker makes a missing bind

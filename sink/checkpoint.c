@@ -2,10 +2,11 @@
 
     File: "TLYCKP03", then four parts, each a little-endian uint64 length and bytes:
     the job as a JOB frame 1 (protocol version 4, which names the sink's shard; a file
-    of an earlier version is refused as malformed); a msgpack array of the counters; the merged
-   chunk ids and the totals, each as a PARTIAL-style map (ids as 8-byte keys). The format only has
-   to be read by the sink that wrote it (or the next version of it): its parts are the protocol's
-   own encodings, so one set of hostile-input checks covers both. */
+    of an earlier version is refused as malformed); a msgpack array of the counters;
+    the merged chunk ids and the totals, each as a PARTIAL-style map (ids as 8-byte
+    keys). The format only has to be read by the sink that wrote it (or the next
+    version of it): its parts are the protocol's own encodings, so one set of
+    hostile-input checks covers both.                                                */
 
 #include "checkpoint.h"
 #include "tl_replace.h"

@@ -48,8 +48,8 @@ tl_job_t *tl_job_new (uint64_t id, const uint8_t secret[TL_SECRET_SIZE], const t
     memcpy (self->secret, secret, TL_SECRET_SIZE);
     self->input_bytes = body->input_bytes;
     self->strict = body->strict;
-    self->shard = body->shard;
     self->shards = body->shards ? body->shards : 1;
+    self->shard = body->shard < self->shards ? body->shard : 0;
     self->nfiles = body->nfiles;
     for (uint32_t i = 0; i < body->nfiles; i++)
         if (!(self->files[i] = strndup (body->files[i].ptr, body->files[i].len))) {

@@ -21,7 +21,21 @@
 #      c. the ventilator's process is SIGKILLed mid-job: Docker starts it again, it
 #         resumes the job from its job file on the volume ventilator-state, exits 0, and
 #         the job file is gone;
-#   5. `down` leaves no container, no network and no volume of the project.
+#   5. two sink shards (compose.yaml with docker/compose.shards.yaml: `sink` is shard 0,
+#      `sink-1` shard 1; the workers and the ventilator get both, in that order):
+#      a. a job over the data of 1.: each shard writes its part, the parts hold
+#         different keys and together gawk's totals, both sinks finished the job, and
+#         the one-shot service `merge` (tally merge) writes totals equal to gawk's; the
+#         watch, given both feeds, prints the job's end with gawk's key count and sum;
+#      b. the process of shard 1's sink is SIGKILLed mid-job, after a checkpoint of its
+#         own: Docker starts it again, it takes its checkpoint back, and the merged
+#         totals equal gawk's;
+#      c. a ventilator given one sink while the workers have two: the workers leave its
+#         chunks (and say why), the job fails (exit 1), no part is written;
+#      d. a ventilator given both sinks in the other order: the sinks refuse the parts
+#         meant for the other (and say why), the job fails (exit 1, the ventilator naming
+#         the --sink list), no part is written;
+#   6. `down` leaves no container, no network and no volume of the project.
 # Without an engine it prints why it skipped and exits 0. Timings are printed; the image
 # build is cached by the engine from one run to the next.
 source "$(dirname "$0")/lib.sh"
@@ -60,13 +74,16 @@ export TALLY_RESULTS=$WORK/results
 export TALLY_VERBOSE=1
 export TALLY_CHECKPOINT_INTERVAL=1  # the sink's checkpoints of open jobs, every second
 TALLY_CHUNKS_PORT=$(free_port) TALLY_SINK_PORT=$(free_port) TALLY_FEED_PORT=$(free_port)
-export TALLY_CHUNKS_PORT TALLY_SINK_PORT TALLY_FEED_PORT
+TALLY_SINK_1_PORT=$(free_port) TALLY_FEED_1_PORT=$(free_port)  # shard 1's (section 5)
+export TALLY_CHUNKS_PORT TALLY_SINK_PORT TALLY_FEED_PORT TALLY_SINK_1_PORT TALLY_FEED_1_PORT
 : > "$WORK/empty.env"
 
 compose() {
   "${compose_cmd[@]}" -f "$TALLY_SOURCE_DIR/compose.yaml" --project-directory "$TALLY_SOURCE_DIR" \
     --env-file "$WORK/empty.env" "$@"
 }
+# The same with the override that runs two sink shards.
+compose_shards() { compose -f "$TALLY_SOURCE_DIR/docker/compose.shards.yaml" "$@"; }
 # The id of the (newest) container of a compose service, running or not.
 container_of() {
   docker ps -aq --filter "label=com.docker.compose.project=$project" \
@@ -138,8 +155,9 @@ chunks_done() {
 }
 # Whether at least $2 chunks of job $1 are merged.
 merged_at_least() { [ "$(chunks_done "$1")" -ge "$2" ] 2> /dev/null; }
-# Whether the sink's state folder holds a checkpoint of job $1.
-checkpointed() { compgen -G "$TALLY_RESULTS/.tally-sink/*$1*" > /dev/null; }
+# Whether a sink's state folder ($2, default the sink's of compose.yaml) holds a
+# checkpoint of job $1: the file itself, not its temporary while it is being written.
+checkpointed() { test -f "${2:-$TALLY_RESULTS/.tally-sink}/tally-sink-$1.checkpoint"; }
 
 echo "it_docker: ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2> /dev/null || true)," \
   "engine $(docker version -f '{{.Server.Version}}' 2> /dev/null)"
@@ -388,7 +406,133 @@ check "4c: the ventilator's second run took job $job up again" \
 files=$(job_files | tr '\n' ' ')
 check "4c: the job file is removed when the job ends (${files:-none left})" test -z "$files"
 
-# ---- 5. down ---------------------------------------------------------------------------
+# ---- 5. two sink shards: docker/compose.shards.yaml -------------------------------------
+# The same project made over by the override: `sink` becomes shard 0 (part-0.tsv,
+# .tally-sink-0), `sink-1` is added as shard 1; the workers, the ventilator and the watch
+# are made anew with both sinks. The parts are checked against gawk's totals without
+# tally merge (their concatenation, sorted), then tally merge's file on its own.
+parts() { echo "$TALLY_RESULTS/part-0.tsv" "$TALLY_RESULTS/part-1.tsv"; }
+# parts_and_merge NAME EXPECTED: the parts hold different keys whose totals are
+# EXPECTED's, and `run --rm merge` writes totals.tsv equal to EXPECTED.
+parts_and_merge() {
+  local status
+  check "$1: shard 0 wrote its part" test -s "$TALLY_RESULTS/part-0.tsv"
+  check "$1: shard 1 wrote its part" test -s "$TALLY_RESULTS/part-1.tsv"
+  echo "$1: parts of $(wc -l < "$TALLY_RESULTS/part-0.tsv" 2> /dev/null || echo 0) and" \
+    "$(wc -l < "$TALLY_RESULTS/part-1.tsv" 2> /dev/null || echo 0) keys"
+  # shellcheck disable=SC2046
+  cat $(parts) 2> /dev/null | sort_totals > "$WORK/parts-$1.tsv"
+  same_file "$1: the parts together (no key in both) equal gawk's" "$2" "$WORK/parts-$1.tsv"
+  compose_shards run --rm merge > "$WORK/merge-$1.log" 2>&1 && status=0 || status=$?
+  check "$1: run --rm merge exits 0" test "$status" -eq 0
+  [ "$status" -eq 0 ] || tail -5 "$WORK/merge-$1.log"
+  same_file "$1: tally merge's totals equal gawk's" "$2" "$TALLY_RESULTS/totals.tsv"
+}
+# The shard sinks' logs, and whether both finished job $job.
+both_done() {
+  docker logs "$sink" > "$WORK/sink0-$1.log" 2>&1
+  docker logs "$sink1" > "$WORK/sink1-$1.log" 2>&1
+  check "$1: shard 0's sink finished job $job" grep -q " $job done: " "$WORK/sink0-$1.log"
+  check "$1: shard 1's sink finished job $job" grep -q " $job done: " "$WORK/sink1-$1.log"
+}
+# shellcheck disable=SC2046
+clear_results() { rm -f "$TALLY_RESULTS/totals.tsv" $(parts); }
+
+# -- a. a job over the data of 1., three workers
+export TALLY_DATA=$WORK/data
+clear_results
+t=$(now)
+compose_shards up -d --no-build --scale worker=3 > "$WORK/up5.log" 2>&1 && status=0 || status=$?
+check "5a: compose up with docker/compose.shards.yaml starts the stack" test "$status" -eq 0
+[ "$status" -eq 0 ] || cat "$WORK/up5.log"
+vent=$(container_of ventilator)
+sink=$(container_of sink)
+sink1=$(container_of sink-1)
+watch=$(container_of watch)
+job=$(job_of "$vent" 60)
+status=$(wait_final_exit "$vent" 300)
+timing "5a: up and a job with 2 sink shards (3 workers)" "$t"
+docker logs "$vent" > "$WORK/vent-5a.log" 2>&1
+check "5a: the ventilator exits 0" test "$status" = 0
+[ "$status" = 0 ] || grep -E "^[WE]:|^tally-ventilator:" "$WORK/vent-5a.log" | tail -5 || true
+check "5a: the job is accepted" test -n "$job"
+both_done 5a
+grep -h " $job done: " "$WORK/sink0-5a.log" "$WORK/sink1-5a.log" | sed 's/^/  sink: /' || true
+parts_and_merge 5a "$WORK/expected.tsv"
+check "5a: tally-sink of shard 1 does not run as root" test "$(main_uid "$sink1")" -ne 0
+owner=$(stat -c %u "$TALLY_RESULTS/totals.tsv" 2> /dev/null || echo 0)
+check "5a: the merged totals.tsv is not owned by root (uid $owner)" test "$owner" -ne 0
+docker logs "$watch" > "$WORK/watch-5a.log" 2>&1
+keys=$(wc -l < "$WORK/expected.tsv")
+sum=$(gawk -F'\t' '{s += $2} END {printf "%d", s}' "$WORK/expected.tsv")
+grep "^$job done" "$WORK/watch-5a.log" | sed 's/^/  watch: /' || true
+check "5a: the watch, given both feeds, printed the job's end: both shards', $keys keys, sum $sum" \
+  grep -q "^$job done (2 shards): $keys keys, sum $sum, " "$WORK/watch-5a.log"
+
+# -- b. shard 1's sink killed mid-job: started again by Docker, from its own checkpoint
+export TALLY_DATA=$WORK/data-x$copies
+clear_results
+t=$(now)
+compose_shards up -d --no-build --no-deps --force-recreate ventilator > "$WORK/up-5b.log" 2>&1 ||
+  cat "$WORK/up-5b.log"
+vent=$(container_of ventilator)
+job=$(job_of "$vent" 60)
+check "5b: the job is accepted" test -n "$job"
+wait_until 120 checkpointed "$job" "$TALLY_RESULTS/.tally-sink-1" || true
+check "5b: shard 1 has a checkpoint of the job in results/.tally-sink-1" \
+  checkpointed "$job" "$TALLY_RESULTS/.tally-sink-1"
+mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
+crash "$sink1"
+echo "5b: shard 1's sink killed $(since "$t") s after the ventilator started"
+wait_until 30 eval '[ "$(restarts "$sink1")" -ge 1 ] && running "$sink1"' || true
+check "5b: Docker started shard 1's sink again (restarts: $(restarts "$sink1"))" running "$sink1"
+check "5b: the kill came mid-job (the ventilator still running)" test "$mid_job" = true
+status=$(wait_final_exit "$vent" 300)
+timing "5b: a job with shard 1 killed" "$t"
+check "5b: the ventilator exits 0" test "$status" = 0
+both_done 5b
+sed -n -E "/ $job (opened|restored)/,\$p" "$WORK/sink1-5b.log" |
+  grep -E "^[WE]:|restored|cancelled|failed|$job done: " | sed 's/^/  sink-1: /' || true
+check "5b: shard 1's sink took its checkpoint of the job back" \
+  grep -q "job $job restored" "$WORK/sink1-5b.log"
+parts_and_merge 5b "$WORK/expected-x.tsv"
+
+# -- c, d. wrong sink lists, from a `docker run` ventilator over data/sample (as in 3.):
+# no chunk can be merged, so the job fails after 2 attempts of 1 s; no part is written.
+# wrong_list NAME SINKS: runs that ventilator with TALLY_SINK=SINKS; sets status.
+wrong_list() {
+  t=$(now)
+  docker run --rm --name "$plain_name" --network "$network" --network-alias ventilator \
+    -v "$TALLY_SOURCE_DIR/data/sample:/data:ro" -e TALLY_SINK="$2" \
+    -e TALLY_RETRY=1 -e TALLY_MAX_ATTEMPTS=2 \
+    "$TALLY_IMAGE" tally-ventilator /data > "$WORK/vent-$1.log" 2>&1 && status=0 || status=$?
+  timing "$1: a job whose ventilator has --sink $2" "$t"
+  grep -E "^[WE]:|^tally-ventilator:" "$WORK/vent-$1.log" | tail -2 | cut -c1-400 |
+    sed 's/^/  ventilator: /' || true
+  check "$1: the ventilator exits 1" test "$status" -eq 1
+  check "$1: shard 0's part is left as it was" cmp -s "$WORK/part-0.before" "$TALLY_RESULTS/part-0.tsv"
+  check "$1: shard 1's part is left as it was" cmp -s "$WORK/part-1.before" "$TALLY_RESULTS/part-1.tsv"
+}
+network=$(project_networks | head -1)
+cp "$TALLY_RESULTS/part-0.tsv" "$WORK/part-0.before" 2> /dev/null || : > "$WORK/part-0.before"
+cp "$TALLY_RESULTS/part-1.tsv" "$WORK/part-1.before" 2> /dev/null || : > "$WORK/part-1.before"
+# -- c. the ventilator has one sink, the workers two: the workers leave its chunks
+wrong_list 5c tcp://sink:5558
+for w in $(docker ps -aq --filter "label=com.docker.compose.project=$project" \
+  --filter "label=com.docker.compose.service=worker"); do
+  docker logs "$w" 2>&1
+done > "$WORK/workers-5c.log"
+check "5c: the workers say the job has 1 sink shard and they were started with 2" \
+  grep -q "has 1 sink shard, but this worker was started with 2" "$WORK/workers-5c.log"
+# -- d. the ventilator has both sinks in the other order: each refuses the other's parts
+wrong_list 5d tcp://sink-1:5558,tcp://sink:5558
+check "5d: the ventilator names the --sink list as a likely cause" \
+  grep -q "another --sink list" "$WORK/vent-5d.log"
+{ docker logs "$sink" 2>&1; docker logs "$sink1" 2>&1; } > "$WORK/sinks-5d.log"
+check "5d: the sinks say the parts came for another shard" \
+  grep -q "names the shards in another order" "$WORK/sinks-5d.log"
+
+# ---- 6. down ---------------------------------------------------------------------------
 t=$(now)
 compose down -v --remove-orphans > "$WORK/down.log" 2>&1 && status=0 || status=$?
 timing "down" "$t"

@@ -16,6 +16,17 @@
 #     holds at most 256 messages of 100 keys); the ventilators exit 0 with gawk's totals
 #     and a good subscriber gets every batch of every job, the first job's only after
 #     the grace period (the ventilator had its DONE long before).
+# (d) a job of 3 sink shards (3 sinks, each with its own feed and part, and workers and a
+#     ventilator given the 3): tally-watch --until-done given the 3 feeds exits 0 once the
+#     last shard's done came, its combined done has the key count and sum of gawk's totals
+#     (which the parts, merged by tally merge, equal) and the input's line count, names the
+#     3 parts, and its last progress and top are the job's (every chunk, every key; the
+#     top equal to the totals' first lines); it shows every batch of every shard, numbered
+#     per shard; tally-watch --json given them as EP0,EP1,EP2 prints every message with its
+#     shard, the 3 shards' totals entries equal gawk's; examples/subscribe.py given the 3
+#     exits 0 with totals equal to gawk's;
+# (e) the same sinks' job cancelled mid-way (the ventilator interrupted): tally-watch
+#     --until-done and subscribe.py exit 1 at the first shard's failed, naming the shard.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
 
@@ -227,5 +238,172 @@ check "c: the stalled subscriber does not make the sink grow (less than 16 MB)" 
   test "$grew" -lt 16384
 check "c: the stalled subscriber is still there" alive "$stalled"
 stop_pid "$sink_c" 5 || true
+# ---------------------------------------------------------------------------------------
+# (d) The feeds of a job's sink shards, combined: three sinks, each with its own feed and
+# part; workers and a ventilator given the three (--sink EP0,EP1,EP2).
+gen_words "$WORK/d.txt" 60000 12 4
+expected_text "$WORK/d.txt" > "$WORK/d.expected"
+d_keys=$(wc -l < "$WORK/d.expected")
+d_sum=$(gawk -F'\t' '{s += $2} END{printf "%d", s}' "$WORK/d.expected")
+d_vent="tcp://127.0.0.1:$(free_port)"
+d_sinks=() d_feeds=() d_pids=()
+for i in 0 1 2; do
+  d_sinks+=("tcp://127.0.0.1:$(free_port)")
+  d_feeds+=("tcp://127.0.0.1:$(free_port)")
+done
+d_sink_list=$(IFS=,; echo "${d_sinks[*]}")
+for i in 0 1 2; do
+  start "$TALLY_BIN/tally-sink" --bind "${d_sinks[$i]}" --publish "${d_feeds[$i]}" \
+    --output "$WORK/d.part$i.tsv" --state-dir "$WORK/d.state$i" --batch 100 \
+    > "$WORK/d.sink$i.log" 2>&1
+  d_pids+=("$LAST_PID")
+done
+for i in 1 2; do
+  start "$TALLY_BIN/tally-worker" --ventilator "$d_vent" --sink "$d_sink_list" \
+    > "$WORK/d.worker$i.log" 2>&1
+done
+# tally-watch readable and --json (the feeds as separate arguments, then as one list),
+# subscribe.py: each waits for the job's done.
+start "$TALLY_BIN/tally-watch" --until-done --timeout 120 "${d_feeds[@]}" \
+  > "$WORK/d.watch" 2> "$WORK/d.watch.err"
+d_watch=$LAST_PID
+start "$TALLY_BIN/tally-watch" --json --until-done --timeout 120 "$(IFS=,; echo "${d_feeds[*]}")" \
+  > "$WORK/d.json" 2> "$WORK/d.json.err"
+d_json=$LAST_PID
+start "$PY" "$TALLY_SOURCE_DIR/examples/subscribe.py" "${d_feeds[@]}" --output "$WORK/d.py.tsv" \
+  --timeout 120 > "$WORK/d.py.out" 2> "$WORK/d.py.err"
+d_py=$LAST_PID
+wait_until 20 grep -q subscribed "$WORK/d.py.err" || true
+sleep 0.5
+start "$TALLY_BIN/tally-ventilator" --bind "$d_vent" --sink "$d_sink_list" --progress none \
+  "$WORK/d.txt" > "$WORK/d.vent.out" 2> "$WORK/d.vent.err"
+VENT_PID=$LAST_PID
+await_job_status
+check "d: the ventilator of 3 sink shards exits 0" test "$status" -eq 0
+[ "$status" -eq 0 ] || tail -5 "$WORK/d.vent.err"
+"$TALLY_BIN/tally" merge --quiet -o "$WORK/d.tsv" "$WORK/d.part0.tsv" "$WORK/d.part1.tsv" \
+  "$WORK/d.part2.tsv"
+same_file "d: the shards' parts merged equal gawk's totals" "$WORK/d.expected" "$WORK/d.tsv"
+for i in 0 1 2; do
+  check "d: shard $i has a part of the keys" test -s "$WORK/d.part$i.tsv"
+done
+echo "    keys: $d_keys, sum: $d_sum; parts: $(wc -l < "$WORK/d.part0.tsv"), $(wc -l < "$WORK/d.part1.tsv"), $(wc -l < "$WORK/d.part2.tsv")"
+
+wait_pid "$d_watch" 60 && status=0 || status=$?
+forget "$d_watch"
+check "d: tally-watch --until-done on the 3 feeds exits 0" test "$status" -eq 0
+d_done=$(grep ' done (3 shards): ' "$WORK/d.watch" || true)
+echo "    tally-watch: $d_done"
+check "d: tally-watch prints the job's done once" test "$(grep -c ' done (3 shards): ' "$WORK/d.watch")" -eq 1
+check "d: ... last, after the 2 shards done before it" \
+  test "$(tail -1 "$WORK/d.watch")" = "$d_done" -a "$(grep -c 'shards done$' "$WORK/d.watch")" -eq 2
+check "d: tally-watch's done has gawk's key count and sum" \
+  grep -q " done (3 shards): $d_keys keys, sum $d_sum, " <<< "$d_done"
+check "d: ... and the input's lines, each counted by one shard" \
+  grep -q " sum $d_sum, $(wc -l < "$WORK/d.txt") lines, 0 bad, " <<< "$d_done"
+check "d: ... and names the 3 parts" \
+  grep -q "totals in $WORK/d.part0.tsv, $WORK/d.part1.tsv, $WORK/d.part2.tsv\$" <<< "$d_done"
+# Its totals lines: every shard's batches, 1 to its own count, keys adding up to gawk's.
+"$PY" - "$WORK/d.watch" "$d_keys" > "$WORK/d.watch.check" <<'PYEOF' && status=0 || status=$?
+import re, sys
+seen, keys = {}, 0
+for line in open(sys.argv[1]):
+    m = re.search(r" totals \(shard (\d+)/3\) batch (\d+)/(\d+): (\d+) keys$", line)
+    if m:
+        shard, batch, batches, n = map(int, m.groups())
+        seen.setdefault(shard, []).append((batch, batches))
+        keys += n
+ok = sorted(seen) == [1, 2, 3] and keys == int(sys.argv[2]) and all(
+    [b for b, _ in got] == list(range(1, got[0][1] + 1)) and len({t for _, t in got}) == 1
+    for got in seen.values())
+print(" ".join("shard %d: %d batches" % (s, len(seen[s])) for s in sorted(seen)), "keys", keys)
+sys.exit(0 if ok else 1)
+PYEOF
+echo "    tally-watch's totals lines: $(cat "$WORK/d.watch.check")"
+check "d: tally-watch shows every batch of every shard, in order, keys adding up" test "$status" -eq 0
+check "d: tally-watch found no gap" test ! -s "$WORK/d.watch.err"
+# The progress it combined: the last one (each shard's at its end) has every chunk merged
+# by every shard, and the keys of all three; the last top is the totals' first lines.
+d_progress=$(grep ' progress (3 shards): ' "$WORK/d.watch" | tail -1 || true)
+echo "    last progress: $d_progress"
+check "d: tally-watch's last progress has every chunk, final, and gawk's key count" \
+  gawk -v keys="$d_keys" '{ split($5, c, "/"); exit !(c[1] == c[2] && c[2] > 0 && / lines, 0 bad, / && index($0, " " keys " keys,")) }' <<< "$d_progress"
+d_top=$(grep ' top (3 shards): ' "$WORK/d.watch" | tail -1 | sed 's/^[0-9a-f]* top (3 shards): //' || true)
+d_top_want=$(head -10 "$WORK/d.expected" | gawk -F'\t' '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}')
+echo "    last top: $d_top"
+check "d: tally-watch's last top is the first 10 lines of gawk's totals" test "$d_top" = "$d_top_want"
+
+wait_pid "$d_json" 60 && status=0 || status=$?
+forget "$d_json"
+check "d: tally-watch --json --until-done on the 3 feeds (EP0,EP1,EP2) exits 0" test "$status" -eq 0
+"$PY" - "$WORK/d.json" "$WORK/d.json.tsv" "$d_keys" "$d_sum" <<'PYEOF' && status=0 || status=$?
+import json, sys
+totals, dones, last, unsharded, twice = {}, {}, None, 0, 0
+for line in open(sys.argv[1]):
+    msg = json.loads(line)
+    body = msg["body"]
+    last = msg["topic"]
+    if body.get("shards") != 3 or not 0 <= body.get("shard", -1) < 3:
+        unsharded += 1
+    if msg["topic"] == "totals":
+        for key, total in body["entries"].items():
+            twice += key in totals
+            totals[key] = total
+    elif msg["topic"] == "done":
+        dones[body.get("shard")] = body
+with open(sys.argv[2], "w") as out:
+    for key, total in totals.items():
+        out.write("%s\t%d\n" % (key, total))
+keys, total = sum(d["keys"] for d in dones.values()), sum(d["sum"] for d in dones.values())
+print("    done from shards", sorted(dones, key=str), "keys", keys, "sum", total, "last topic",
+      last, "bodies not of shard 0..2 of 3:", unsharded, "keys seen twice:", twice)
+sys.exit(0 if sorted(dones, key=str) == [0, 1, 2] and last == "done" and not unsharded
+         and not twice and keys == int(sys.argv[3]) and total == int(sys.argv[4]) else 1)
+PYEOF
+check "d: tally-watch --json prints each shard's done, the last one last, summing to gawk's" \
+  test "$status" -eq 0
+sort_totals < "$WORK/d.json.tsv" > "$WORK/d.json.sorted"
+same_file "d: tally-watch --json's totals entries of the 3 shards equal gawk's" \
+  "$WORK/d.expected" "$WORK/d.json.sorted"
+
+wait_pid "$d_py" 60 && status=0 || status=$?
+forget "$d_py"
+check "d: subscribe.py on the 3 feeds exits 0 (each shard's batches complete, sums agree)" \
+  test "$status" -eq 0
+[ "$status" -eq 0 ] || tail -3 "$WORK/d.py.err"
+echo "    subscribe.py: $(cat "$WORK/d.py.out")"
+check "d: subscribe.py reports gawk's key count and sum" \
+  grep -q ": $d_keys keys, sum $d_sum, .* (3 shards)\$" "$WORK/d.py.out"
+same_file "d: subscribe.py's totals equal gawk's" "$WORK/d.expected" "$WORK/d.py.tsv"
+
+# ---------------------------------------------------------------------------------------
+# (e) A job cancelled at its 3 shards (the ventilator interrupted): tally-watch
+# --until-done and subscribe.py end at the first shard's failed, with status 1.
+
+start "$TALLY_BIN/tally-watch" --until-done --timeout 120 "${d_feeds[@]}" \
+  > "$WORK/e.watch" 2> "$WORK/e.watch.err"
+e_watch=$LAST_PID
+start "$PY" "$TALLY_SOURCE_DIR/examples/subscribe.py" "${d_feeds[@]}" --timeout 120 \
+  > "$WORK/e.py.out" 2> "$WORK/e.py.err"
+e_py=$LAST_PID
+wait_until 20 grep -q subscribed "$WORK/e.py.err" || true
+sleep 0.5
+start "$TALLY_BIN/tally-ventilator" --bind "$d_vent" --sink "$d_sink_list" --progress none \
+  "$WORK/c.txt" "$WORK/c.txt" "$WORK/c.txt" > "$WORK/e.vent.out" 2> "$WORK/e.vent.err"
+VENT_PID=$LAST_PID
+check "e: tally-watch sees the job progress" wait_until 60 grep -q ' progress (3 shards): ' "$WORK/e.watch"
+kill -TERM "$VENT_PID"
+await_job_status
+check "e: the interrupted ventilator exits non-zero" test "$status" -ne 0
+wait_pid "$e_watch" 30 && status=0 || status=$?
+forget "$e_watch"
+check "e: tally-watch --until-done exits 1 on the job's failure" test "$status" -eq 1
+check "e: ... saying which shard failed it" grep -q ' failed (shard [123]/3): ' "$WORK/e.watch"
+check "e: ... and no done" bash -c "! grep -q ' done' '$WORK/e.watch'"
+wait_pid "$e_py" 30 && status=0 || status=$?
+forget "$e_py"
+check "e: subscribe.py exits 1 on the job's failure" test "$status" -eq 1
+check "e: ... saying so" grep -q 'failed (shard [012] of 3)' "$WORK/e.py.err"
+for pid in "${d_pids[@]}"; do stop_pid "$pid" 5 || true; done
 check "nothing left running but the workers" test "$(pgrep -f "^$TALLY_BIN/tally-(sink|ventilator)" | wc -l)" -eq 0
 finish

@@ -552,10 +552,8 @@ Test (checkpoint, a_checkpoint_of_the_previous_format_is_refused)
 //  A checkpoint of this format whose JOB is of another version (the older JOB of a
 //  TLYCKP02 file under the new magic, say) holds no shard, no files and no secret: a JOB
 //  of another version decodes as [job, version] alone. It must be refused, not restored
-//  as a job with an all-zero secret. DISABLED: tl_checkpoint_restore does not check the
-//  JOB's version and restores such a job (secret all zero, no files, shard 0 of 1);
-//  enable once it refuses a JOB whose version is not TL_PROTO_VERSION.
-Test (checkpoint, a_job_of_another_version_is_refused_under_this_magic, .disabled = true)
+//  as a job with an all-zero secret (as it once was: no files, shard 0 of 1).
+Test (checkpoint, a_job_of_another_version_is_refused_under_this_magic)
 {
     char *dir = s_folder ();
     tl_job_t *job = s_job_part_way (0x78);

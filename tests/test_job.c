@@ -733,6 +733,101 @@ Test (job, a_shard_completes_on_its_share_of_the_bytes)
     tl_job_destroy (&job);
 }
 
+//  A job split among shards counts what one sink counts: each chunk's table split by
+//  tl_map_encode_split with the job's seed, part i to shard i, the counters in the part
+//  of shard chunk % shards (as workers send them), END to each shard with its share of
+//  the bytes. Every shard completes; their totals are disjoint, each key in the shard
+//  tl_shard_of names, and together they are one sink's totals; lines and bytes add up.
+Test (job, shards_together_count_what_one_sink_counts)
+{
+    enum { CHUNKS = 20 };
+    static const uint32_t counts[] = {1, 2, 5, TL_SHARDS_MAX};
+    const uint64_t id = 0xfeed;
+    const uint64_t seed = tl_shard_seed (s_secret, id);
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        uint32_t shards = counts[c];
+        tl_job_t *one = s_job_shard (id, false, 0, 1);
+        tl_job_t *part[TL_SHARDS_MAX];
+        for (uint32_t i = 0; i < shards; i++)
+            part[i] = s_job_shard (id, false, i, shards);
+        uint64_t state = 12345;
+        for (uint64_t chunk = 0; chunk < CHUNKS; chunk++) {
+            tl_table_t *table = tl_table_new (0);
+            cr_assert_not_null (table);
+            size_t keys = 1 + chunk * 7;
+            for (size_t k = 0; k < keys; k++) {
+                state = state * 6364136223846793005ull + 1442695040888963407ull;
+                char key[16];
+                int len = snprintf (key, sizeof key, "w%llu", (unsigned long long)(state >> 54));
+                cr_assert_geq (tl_table_add (table, key, (size_t)len, 1 + (state >> 60)), 0);
+            }
+            tl_partial_body_t counted = {.chunk = chunk,
+                                         .tag = tl_chunk_tag (s_secret, id, chunk),
+                                         .bytes = 10,
+                                         .lines = keys};
+            msgpack_sbuffer whole;
+            msgpack_sbuffer_init (&whole);
+            cr_assert_eq (tl_map_encode (table, &whole), 0);
+            tl_job_outcome_t out;
+            tl_job_partial (one, &counted, whole.data, whole.size, &out);
+            cr_assert (out.ack, "%s", out.reason);
+            msgpack_sbuffer_destroy (&whole);
+
+            msgpack_sbuffer bufs[TL_SHARDS_MAX];
+            for (uint32_t i = 0; i < shards; i++)
+                msgpack_sbuffer_init (&bufs[i]);
+            cr_assert_eq (tl_map_encode_split (table, seed, shards, bufs), 0);
+            for (uint32_t i = 0; i < shards; i++) {
+                tl_partial_body_t body = counted;
+                if (i != tl_shard_counter (chunk, shards))
+                    body = (tl_partial_body_t){.chunk = chunk, .tag = counted.tag};
+                body.shard = i;
+                tl_job_partial (part[i], &body, bufs[i].data, bufs[i].size, &out);
+                cr_assert (out.ack, "%u shards, chunk %llu, shard %u: %s", shards,
+                           (unsigned long long)chunk, i, out.reason);
+                msgpack_sbuffer_destroy (&bufs[i]);
+            }
+            tl_table_destroy (&table);
+        }
+        tl_end_body_t end = {.chunks = CHUNKS, .bytes = 10 * CHUNKS};
+        tl_job_outcome_t out;
+        tl_job_end (one, &end, &out);
+        s_expect (out, TL_JOB_COMPLETE, NULL);
+
+        uint64_t lines = 0, bytes = 0;
+        size_t keys = 0;
+        for (uint32_t i = 0; i < shards; i++) {
+            uint64_t share = 0;
+            for (uint64_t chunk = 0; chunk < CHUNKS; chunk++)
+                share += tl_shard_counter (chunk, shards) == i ? 10 : 0;
+            end = (tl_end_body_t){.chunks = CHUNKS, .bytes = share};
+            tl_job_end (part[i], &end, &out);
+            s_expect (out, TL_JOB_COMPLETE, NULL);
+            const tl_job_counters_t *pc = tl_job_counters (part[i]);
+            cr_assert_eq (pc->chunks_done, CHUNKS);
+            lines += pc->lines;
+            bytes += pc->bytes;
+            tl_table_t *totals = tl_job_totals (part[i]);
+            keys += tl_table_size (totals);
+            size_t cursor = 0;
+            tl_entry_t entry;
+            while (tl_table_next (totals, &cursor, &entry)) {
+                cr_assert_eq (tl_shard_of (entry.key, entry.len, seed, shards), i);
+                uint64_t count;
+                cr_assert (tl_table_get (tl_job_totals (one), entry.key, entry.len, &count));
+                cr_assert_eq (count, entry.count);
+            }
+        }
+        const tl_job_counters_t *oc = tl_job_counters (one);
+        cr_assert_eq (keys, tl_table_size (tl_job_totals (one)), "%u shards", shards);
+        cr_assert_eq (lines, oc->lines);
+        cr_assert_eq (bytes, oc->bytes);
+        for (uint32_t i = 0; i < shards; i++)
+            tl_job_destroy (&part[i]);
+        tl_job_destroy (&one);
+    }
+}
+
 Test (job, bytes_merged_must_be_the_bytes_sent)
 {
     tl_job_t *job = s_job_new (1, false);

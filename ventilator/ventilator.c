@@ -488,6 +488,20 @@ static int s_on_accept (s_vent_t *self, uint32_t i, const tl_state_body_t *state
     return 0;
 }
 
+//  The next event of a socket monitor (0 when none could be read). libzmq's monitor
+//  events: frame 1 is a 16-bit event and a 32-bit value, frame 2 the peer's endpoint.
+static uint16_t s_monitor_event (zsock_t *monitor)
+{
+    tl_frames_t in;
+    if (tl_frames_recv (zsock_resolve (monitor), &in, ZMQ_DONTWAIT) < 0) return 0;
+    size_t size;
+    const uint8_t *event = tl_frames_data (&in, 0, &size);
+    uint16_t id = 0;
+    if (event && size >= 2) memcpy (&id, event, sizeof id);
+    tl_frames_close (&in);
+    return id;
+}
+
 //  A worker came or went. When one's connection closes (it died, stopped, dropped a
 //  message over its --max-message, or its host vanished and the heartbeat noticed),
 //  whatever was queued to it or being mapped there is lost. A connection that never
@@ -497,15 +511,7 @@ static int s_on_accept (s_vent_t *self, uint32_t i, const tl_state_body_t *state
 //  before its close, from the same thread, which is how the two closes are told apart.
 static void s_on_monitor (s_vent_t *self)
 {
-    //  libzmq's monitor events: frame 1 is a 16-bit event and a 32-bit value, frame 2
-    //  the peer's endpoint.
-    tl_frames_t in;
-    if (tl_frames_recv (zsock_resolve (self->monitor), &in, ZMQ_DONTWAIT) < 0) return;
-    size_t size;
-    const uint8_t *event = tl_frames_data (&in, 0, &size);
-    uint16_t id = 0;
-    if (event && size >= 2) memcpy (&id, event, sizeof id);
-    switch (id) {
+    switch (s_monitor_event (self->monitor)) {
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         self->workers++;
         self->worker_seen = true;
@@ -530,7 +536,6 @@ static void s_on_monitor (s_vent_t *self)
     default:
         break;
     }
-    tl_frames_close (&in);
 }
 
 //  endpoint as a worker elsewhere would name it: a wildcard or localhost host becomes
@@ -808,9 +813,11 @@ static void s_fail_chunk (s_vent_t *self, const tl_window_slot_t *slot, double n
              (unsigned long long)slot->id, self->files.names[chunk->file],
              (unsigned long long)chunk->offset,
              (unsigned long long)(chunk->offset + chunk->size - 1), size, times, stranded,
-             self->nshards > 1 ? ", or the workers were started with another --sink list than "
-                                 "this job's sink shards (the same endpoints, in the same order)"
-                               : "");
+             self->nshards > 1
+                 ? ", or the workers were started with another --sink list than this job's sink "
+                   "shards (the same endpoints, in the same order)"
+                 : ", or the workers were started with a list of several sinks (--sink) where "
+                   "this job has one");
     char reason[96];
     snprintf (reason, sizeof reason, "chunk %llu not merged after %u attempts",
               (unsigned long long)slot->id, attempts);
@@ -943,15 +950,9 @@ static void s_keep_in_touch (s_vent_t *self, double now)
 static void s_on_shard_monitor (s_vent_t *self, uint32_t i)
 {
     s_shard_t *shard = &self->shards[i];
-    tl_frames_t in;
-    if (tl_frames_recv (zsock_resolve (shard->monitor), &in, ZMQ_DONTWAIT) < 0) return;
-    size_t size;
-    const uint8_t *event = tl_frames_data (&in, 0, &size);
-    uint16_t id = 0;
-    if (event && size >= 2) memcpy (&id, event, sizeof id);
+    uint16_t id = s_monitor_event (shard->monitor);
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) shard->connected = true;
     if (id == ZMQ_EVENT_DISCONNECTED) shard->connected = false;
-    tl_frames_close (&in);
 }
 
 //  A shard at work that has been silent too long, or -1. The timeout is --timeout,

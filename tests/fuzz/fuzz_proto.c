@@ -7,7 +7,8 @@
 
     Seeds (tests/fuzz/corpus-proto): the first byte is the command's index - 1 (JOB 0,
     ACCEPT 1, CHUNK 2, PARTIAL 3, END 4, ACK 5, DONE 6, FAIL 7, PING 8, PONG 9, CANCEL 10),
-    then the frame 1 of docs/PROTOCOL.md; feed-* seeds pick a topic the same way.      */
+    then the frame 1 of docs/PROTOCOL.md (job-v1, job-v2: JOBs of earlier versions);
+    feed-* seeds pick a topic the same way.                                           */
 
 #include "tl_feed.h"
 #include "tl_proto.h"
@@ -18,11 +19,23 @@
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 //  What the decoder promises about what it accepted: chunk ids below TL_CHUNK_ID_MAX, a
-//  chunk count at most that, and no secret but in the commands that carry one.
+//  chunk count at most that, no secret but in the commands that carry one, shard counts
+//  1 .. TL_SHARDS_MAX and shards below them (a JOB of another version: none read).
 static void s_check_limits (const tl_msg_t *msg)
 {
     static const uint8_t zero[TL_SECRET_SIZE];
     if (!tl_cmd_has_secret (msg->cmd) && !tl_secret_equal (msg->secret, zero)) abort ();
+    const tl_job_body_t *job = &msg->u.job;
+    if (msg->cmd == TL_CMD_JOB && job->version == TL_PROTO_VERSION &&
+        (job->shards == 0 || job->shards > TL_SHARDS_MAX || job->shard >= job->shards))
+        abort ();
+    if (msg->cmd == TL_CMD_JOB && job->version != TL_PROTO_VERSION &&
+        (job->shard || job->shards || job->nfiles || !tl_secret_equal (msg->secret, zero)))
+        abort ();
+    if (msg->cmd == TL_CMD_CHUNK &&
+        (msg->u.chunk.shards == 0 || msg->u.chunk.shards > TL_SHARDS_MAX))
+        abort ();
+    if (msg->cmd == TL_CMD_PARTIAL && msg->u.partial.shard >= TL_SHARDS_MAX) abort ();
     if (msg->cmd == TL_CMD_CHUNK && msg->u.chunk.chunk >= TL_CHUNK_ID_MAX) abort ();
     if (msg->cmd == TL_CMD_PARTIAL && msg->u.partial.chunk >= TL_CHUNK_ID_MAX) abort ();
     if (msg->cmd == TL_CMD_END && msg->u.end.chunks > TL_CHUNK_ID_MAX) abort ();
@@ -33,10 +46,16 @@ static bool s_same_guarded (const tl_msg_t *a, const tl_msg_t *b)
 {
     if (a->job != b->job || !tl_secret_equal (a->secret, b->secret)) return false;
     switch (a->cmd) {
+    case TL_CMD_JOB:
+        return a->u.job.version == b->u.job.version &&
+               (a->u.job.version != TL_PROTO_VERSION ||
+                (a->u.job.shard == b->u.job.shard && a->u.job.shards == b->u.job.shards));
     case TL_CMD_CHUNK:
-        return a->u.chunk.chunk == b->u.chunk.chunk && a->u.chunk.tag == b->u.chunk.tag;
+        return a->u.chunk.chunk == b->u.chunk.chunk && a->u.chunk.tag == b->u.chunk.tag &&
+               a->u.chunk.shards == b->u.chunk.shards && a->u.chunk.seed == b->u.chunk.seed;
     case TL_CMD_PARTIAL:
-        return a->u.partial.chunk == b->u.partial.chunk && a->u.partial.tag == b->u.partial.tag;
+        return a->u.partial.chunk == b->u.partial.chunk && a->u.partial.tag == b->u.partial.tag &&
+               a->u.partial.shard == b->u.partial.shard;
     case TL_CMD_END:
         return a->u.end.chunks == b->u.end.chunks && a->u.end.bytes == b->u.end.bytes;
     case TL_CMD_DONE:
@@ -52,6 +71,9 @@ static void s_fuzz_msg (uint8_t pick, const uint8_t *frame, size_t size)
     tl_msg_t msg;
     if (tl_msg_decode (cmd, frame, size, &msg) != 0) return;
     s_check_limits (&msg);
+    //  A JOB of another version decodes as [job, version]: shards 0, which the encoder
+    //  refuses in every JOB. One shard lets it encode (and decode as the same version).
+    if (cmd == TL_CMD_JOB && msg.u.job.version != TL_PROTO_VERSION) msg.u.job.shards = 1;
     msgpack_sbuffer again;
     msgpack_sbuffer_init (&again);
     if (tl_msg_encode (&msg, &again) != 0) abort ();
