@@ -58,6 +58,25 @@ done
 same_file "the merge of the parts is the whole" "$WORK/expected.tsv" "$WORK/merged-3.tsv"
 check "the summary counts the keys" grep -q "64 parts merged: $nkeys keys" "$WORK/merge-64.out"
 
+# Ties decided across parts at the edges: the largest total (2^64-1) in every part, keys
+# that are prefixes of keys in other parts with equal totals, bytes 0x01, 0x20, 0x7f
+# and above 0x7f next to each other, a total of 0, one-line parts.
+printf '%b\n' 'ab\t18446744073709551615' 'b\t18446744073709551615' 'ab\t7' 'ab \t7' \
+  'ab\x01\t7' 'abc\t7' 'ab\x7f\t7' 'ab\x80\t7' 'ab\xff\t7' '\xc3\xa9\t7' 'a\t1' 'a\x01\t0' \
+  'zero\t0' > "$WORK/edges.tsv"
+sort_totals < "$WORK/edges.tsv" > "$WORK/edges-sorted.tsv"
+mkdir -p "$WORK/edges"
+# Line n to part n % 4, and the last line alone in a fifth part.
+head -n -1 "$WORK/edges.tsv" | gawk -v dir="$WORK/edges" '{ print > (dir "/raw-" (NR % 4)) }'
+tail -1 "$WORK/edges.tsv" > "$WORK/edges/raw-4"
+for i in 0 1 2 3 4; do sort_totals < "$WORK/edges/raw-$i" > "$WORK/edges/part-$i.tsv"; done
+"$TALLY_BIN/tally" merge --quiet -o "$WORK/edges-merged.tsv" "$WORK/edges"/part-*.tsv \
+  > "$WORK/edges.out" 2>&1 && status=0 || status=$?
+check "ties at the edges, 5 parts: tally merge exits 0" test "$status" -eq 0
+[ "$status" -eq 0 ] || cat "$WORK/edges.out"
+same_file "ties at the edges: equal to sort of the parts' concatenation" \
+  "$WORK/edges-sorted.tsv" "$WORK/edges-merged.tsv"
+
 # Standard output, an empty part, the last LF missing
 : > "$WORK/empty.tsv"
 head -c -1 "$WORK/p3/part-2.tsv" > "$WORK/nolf.tsv"

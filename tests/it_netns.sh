@@ -16,50 +16,10 @@
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 
-skip() {
-  echo "it_netns: skipped: $*"
-  exit 0
-}
-
-[ "$(id -u)" -eq 0 ] || skip "needs root for ip netns (running as uid $(id -u))"
-command -v ip > /dev/null || skip "no ip command (iproute2)"
-prefix="tally$$"
-switch=$prefix-sw
-hosts=(a b c)
+source "$here/lib_netns.sh"
+netns_init "tally$$"
 declare -A addr=([a]=10.77.0.1 [b]=10.77.0.2 [c]=10.77.0.3)
-made=()
-
-netns_cleanup() {
-  local ns
-  for ns in "${made[@]}"; do ip netns delete "$ns" 2> /dev/null || true; done
-  made=()
-}
-trap 'cleanup; netns_cleanup' EXIT
-
-if ! ip netns add "$switch" 2> "$WORK/netns.err"; then
-  skip "cannot make a network namespace: $(head -1 "$WORK/netns.err")"
-fi
-made+=("$switch")
-ip -n "$switch" link add br0 type bridge
-ip -n "$switch" link set br0 up
-for h in "${hosts[@]}"; do
-  name=$prefix-$h
-  ip netns add "$name"
-  made+=("$name")
-  # The veth pair is made inside the switch, its far end moved straight into the host.
-  ip -n "$switch" link add "port-$h" type veth peer name eth0 netns "$name"
-  ip -n "$switch" link set "port-$h" master br0 up
-  ip -n "$name" addr add "${addr[$h]}/24" dev eth0
-  ip -n "$name" link set eth0 up
-  ip -n "$name" link set lo up
-done
-# The namespace of a host, for `ip netns exec` (which execs: start's pid is the program's).
-ns() { echo "$prefix-$1"; }
-
-# The caller's TALLY_* settings stay out of the programs.
-for var in $(compgen -e | grep '^TALLY_' || true); do
-  case $var in TALLY_BIN | TALLY_SOURCE_DIR | TALLY_VARIANT) ;; *) unset "$var" ;; esac
-done
+for h in a b c; do netns_host "$h" "${addr[$h]}/24"; done
 sink_ep=tcp://${addr[a]}:5558
 vent_ep=tcp://${addr[a]}:5557
 
@@ -72,15 +32,6 @@ echo "data: $(du -sh "$WORK/data" | cut -f1), $(wc -l < "$WORK/expected.tsv") ke
 start ip netns exec "$(ns a)" "$TALLY_BIN/tally-sink" --bind "tcp://*:5558" \
   --publish "tcp://*:5559" --output "$WORK/totals.tsv" > "$WORK/sink.log" 2>&1
 sink_pid=$LAST_PID
-# tcp_answers HOST IP PORT: a TCP connection from HOST's namespace succeeds (bash's /dev/tcp).
-tcp_answers() {
-  local i
-  for ((i = 0; i < 50; i++)); do
-    ip netns exec "$(ns "$1")" bash -c "exec 3<>/dev/tcp/$2/$3" 2> /dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 check "host b reaches the sink on host a" tcp_answers b "${addr[a]}" 5558
 check "host c reaches the sink on host a" tcp_answers c "${addr[a]}" 5558
 worker_pids=()
@@ -109,7 +60,7 @@ for ((i = 0; i < 600; i++)); do
   grep -q "accepted by" "$WORK/vent1.log" 2> /dev/null && break
   sleep 0.02
 done
-ip -n "$switch" link set port-c down
+unplug c
 cut=$(now)
 kill -0 "$vent_pid" 2> /dev/null && mid_job=yes || mid_job=no
 wait_pid "$vent_pid" 120 && status=0 || status=$?
@@ -136,7 +87,7 @@ done
 check "host c's workers are still running, cut off" test "$alive" -eq 2
 
 # ---- job 2: host c back, the sample over all hosts ---------------------------------------
-ip -n "$switch" link set port-c up
+plug c
 expected_ngram "$TALLY_SOURCE_DIR"/data/sample/*.tsv > "$WORK/expected-sample.tsv"
 rm -f "$WORK/totals.tsv"
 start ip netns exec "$(ns a)" "$TALLY_BIN/tally-ventilator" --quiet --bind "tcp://*:5557" \
@@ -155,7 +106,6 @@ for entry in "${worker_pids[@]}" "a:$sink_pid"; do
 done
 check "sink and workers stop on SIGTERM with exit 0" test "$stopped" -eq 5
 netns_cleanup
-left=$(ip netns list | grep -c "^$prefix-" || true)
-check "no namespace of the test is left" test "$left" -eq 0
+check "no namespace of the test is left" test "$(netns_left)" -eq 0
 check "no tally process left" no_leftovers
 finish
