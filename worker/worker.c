@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  How long a worker waits after a chunk of a job whose sink shards it does not have.
+#define S_MISFIT_PAUSE_MS 1000
+
 typedef struct {
     const char *vent_ep;           //  Ventilator's PUSH endpoint
     const char *sink_ep;           //  Sinks' inbound endpoints, "EP0,EP1,..." (one per shard)
@@ -76,6 +79,10 @@ static int s_handle (s_worker_t *self, tl_frames_t *in)
             self->misfit_logged_at = now;
         }
         tl_msg_reset (&msg);
+        //  Taking the next chunk at once would make this worker the ventilator's fastest
+        //  taker of the job's chunks, each one lost for an attempt. Waiting, it holds the
+        //  few its queue has room for, and the others go to workers that can count them.
+        zclock_sleep (S_MISFIT_PAUSE_MS);
         return 0;
     }
     size_t size;
