@@ -178,7 +178,8 @@ static int s_run (int argc, char **argv)
                 "Keys shown at the end (default 10)", 0, 1000),
         TL_OPT ("shards", 0, "TALLY_SHARDS", TL_OPT_INT, &shards, "N",
                 "Sink shards, each merging the keys that hash to it, their parts merged into "
-                "one totals file at the end (default 1)",
+                "one totals file at the end (default 1, the fastest for a few million keys; "
+                "with tens of millions, 2 or more: see bench/README.md)",
                 1, TL_SHARDS_MAX),
         TL_JOBSPEC_OPTS (spec),
         TL_OPT_QUIET (quiet),
