@@ -1,5 +1,6 @@
-/*  tally: the one-machine front end. `tally run FILE...` starts a sink, N workers and
-    a ventilator as child processes on private ipc:// endpoints, lets the ventilator draw
+/*  tally: the one-machine front end. `tally run FILE...` starts a sink (or --shards
+    sink shards, whose parts it merges into one totals file), N workers and a
+    ventilator as child processes on private ipc:// endpoints, lets the ventilator draw
     the progress, and when the job is merged prints the summary and the top keys. No
     process outlives it: children are stopped on exit and on Ctrl-C, and each child is
     told by the kernel (PR_SET_PDEATHSIG) should tally itself be killed.
@@ -11,6 +12,7 @@
 #include "tl_files.h"
 #include "tl_jobspec.h"
 #include "tl_opts.h"
+#include "tl_proto.h"
 
 #include <czmq.h>
 #include <dirent.h>
@@ -115,8 +117,9 @@ static void s_stop_children (double grace)
     }
 }
 
-//  Removes the private folder: the ipc:// endpoints and any sink checkpoint.
-static void s_remove_folder (const char *dir)
+//  Removes the private folder: the ipc:// endpoints, the parts, and the sinks' state
+//  folders with any checkpoint (one level of folders).
+static void s_remove_folder (const char *dir, int depth)
 {
     DIR *folder = opendir (dir);
     struct dirent *entry;
@@ -124,7 +127,7 @@ static void s_remove_folder (const char *dir)
         if (strcmp (entry->d_name, ".") == 0 || strcmp (entry->d_name, "..") == 0) continue;
         char path[PATH_MAX];
         snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
-        unlink (path);
+        if (unlink (path) != 0 && errno == EISDIR && depth > 0) s_remove_folder (path, depth - 1);
     }
     if (folder) closedir (folder);
     rmdir (dir);
@@ -148,9 +151,21 @@ static void s_print_top (const char *output, long top)
     fclose (file);
 }
 
+//  Joins the shards' endpoints "PREFIX0,PREFIX1,..." into buf. Returns buf.
+static char *s_endpoint_list (const char *dir, const char *name, long shards, char *buf,
+                              size_t size)
+{
+    buf[0] = 0;
+    for (long i = 0; i < shards; i++) {
+        size_t used = strlen (buf);
+        snprintf (buf + used, size - used, "%sipc://%s/%s%ld", i ? "," : "", dir, name, i);
+    }
+    return buf;
+}
+
 static int s_run (int argc, char **argv)
 {
-    long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10;
+    long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10, shards = 1;
     const char *output = "totals.tsv";
     bool quiet = false;
     tl_jobspec_t spec = tl_jobspec_defaults ();
@@ -161,6 +176,10 @@ static int s_run (int argc, char **argv)
                 "Totals file: KEY<TAB>TOTAL lines, largest first (default totals.tsv)", 0, 0),
         TL_OPT ("top", 't', "TALLY_TOP", TL_OPT_INT, &top, "N",
                 "Keys shown at the end (default 10)", 0, 1000),
+        TL_OPT ("shards", 0, "TALLY_SHARDS", TL_OPT_INT, &shards, "N",
+                "Sink shards, each merging the keys that hash to it, their parts merged into "
+                "one totals file at the end (default 1)",
+                1, TL_SHARDS_MAX),
         TL_JOBSPEC_OPTS (spec),
         TL_OPT_QUIET (quiet),
     };
@@ -203,9 +222,10 @@ static int s_run (int argc, char **argv)
         fprintf (stderr, "tally: cannot make a temporary folder: %s\n", strerror (errno));
         return 1;
     }
-    char in_ep[64], feed_ep[64], chunks_ep[64];
-    snprintf (in_ep, sizeof in_ep, "ipc://%s/in", dir);
-    snprintf (feed_ep, sizeof feed_ep, "ipc://%s/feed", dir);
+    //  One sink writes the totals file itself; shards write parts in the private
+    //  folder, merged into it at the end.
+    static char in_eps[TL_SHARDS_MAX * 48], chunks_ep[64];
+    s_endpoint_list (dir, "in", shards, in_eps, sizeof in_eps);
     snprintf (chunks_ep, sizeof chunks_ep, "ipc://%s/chunks", dir);
 
     //  The job's options go to the ventilator as they were given (from the command line
@@ -215,10 +235,10 @@ static int s_run (int argc, char **argv)
     char **vent_argv = calloc ((size_t)max + 1, sizeof *vent_argv);
     if (!vent_argv) {
         fprintf (stderr, "tally: out of memory\n");
-        s_remove_folder (dir);
+        s_remove_folder (dir, 1);
         return 1;
     }
-    char *fixed[] = {"--bind", chunks_ep, "--sink", in_ep};
+    char *fixed[] = {"--bind", chunks_ep, "--sink", in_eps};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         vent_argv[n++] = fixed[i];
     int passed_from = n;
@@ -238,22 +258,33 @@ static int s_run (int argc, char **argv)
     //  The sink's checkpoints (written when it is stopped mid-job) stay in the private
     //  folder and go with it: an interrupted tally run leaves nothing behind. Its
     //  processes live and die together, so periodic checkpoints would bring nothing back.
-    char *sink_argv[] = {NULL,
-                         "--bind",
-                         in_ep,
-                         "--publish",
-                         feed_ep,
-                         "--output",
-                         (char *)output,
-                         "--state-dir",
-                         dir,
-                         "--quiet",
-                         "--checkpoint-interval",
-                         "0",
-                         NULL};
-    s_spawn (bindir, "tally-sink", "sink", sink_argv);
+    static char parts[TL_SHARDS_MAX][PATH_MAX];
+    for (long i = 0; i < shards; i++) {
+        char in_ep[64], feed_ep[64], state[PATH_MAX];
+        snprintf (in_ep, sizeof in_ep, "ipc://%s/in%ld", dir, i);
+        snprintf (feed_ep, sizeof feed_ep, "ipc://%s/feed%ld", dir, i);
+        snprintf (state, sizeof state, "%s/state%ld", dir, i);
+        if (shards == 1)
+            snprintf (parts[i], sizeof parts[i], "%s", output);
+        else
+            snprintf (parts[i], sizeof parts[i], "%s/part%ld.tsv", dir, i);
+        char *sink_argv[] = {NULL,
+                             "--bind",
+                             in_ep,
+                             "--publish",
+                             feed_ep,
+                             "--output",
+                             parts[i],
+                             "--state-dir",
+                             state,
+                             "--quiet",
+                             "--checkpoint-interval",
+                             "0",
+                             NULL};
+        s_spawn (bindir, "tally-sink", "sink", sink_argv);
+    }
     for (long i = 0; i < workers; i++) {
-        char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_ep, "--quiet", NULL};
+        char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_eps, "--quiet", NULL};
         s_spawn (bindir, "tally-worker", "worker", worker_argv);
     }
     pid_t ventilator = s_spawn (bindir, "tally-ventilator", "ventilator", vent_argv);
@@ -292,7 +323,21 @@ static int s_run (int argc, char **argv)
         }
     }
     s_stop_children (5.0);
-    s_remove_folder (dir);
+    if (status == 0 && shards > 1) {
+        //  The parts hold disjoint keys, each sorted: one streaming merge makes the file.
+        char *merge_argv[TL_SHARDS_MAX + 6];
+        int m = 0;
+        merge_argv[m++] = "merge";
+        merge_argv[m++] = "--output";
+        merge_argv[m++] = (char *)output;
+        if (quiet) merge_argv[m++] = "--quiet";
+        merge_argv[m++] = "--";
+        for (long i = 0; i < shards; i++)
+            merge_argv[m++] = parts[i];
+        merge_argv[m] = NULL;
+        status = tl_merge_main (m, merge_argv) == 0 ? 0 : 1;
+    }
+    s_remove_folder (dir, 1);
     if (status == 0 && !quiet && top > 0) s_print_top (output, top);
     return status;
 }

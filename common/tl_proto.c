@@ -22,7 +22,7 @@ static const char *s_cmd_names[TL_CMD_COUNT_] = {
 
 //  Number of elements in each command's frame-1 array.
 static const uint32_t s_cmd_fields[TL_CMD_COUNT_] = {
-    [TL_CMD_JOB] = 6,  [TL_CMD_ACCEPT] = 3, [TL_CMD_CHUNK] = 9,  [TL_CMD_PARTIAL] = 9,
+    [TL_CMD_JOB] = 8,  [TL_CMD_ACCEPT] = 3, [TL_CMD_CHUNK] = 11, [TL_CMD_PARTIAL] = 10,
     [TL_CMD_END] = 5,  [TL_CMD_ACK] = 2,    [TL_CMD_DONE] = 10,  [TL_CMD_FAIL] = 2,
     [TL_CMD_PING] = 2, [TL_CMD_PONG] = 4,   [TL_CMD_CANCEL] = 3, [TL_CMD_HAVE] = 3,
 };
@@ -42,6 +42,18 @@ uint64_t tl_chunk_tag (const uint8_t secret[TL_SECRET_SIZE], uint64_t job, uint6
         input[TL_SECRET_SIZE + 8 + i] = (uint8_t)(chunk >> (8 * i));
     }
     return XXH3_128bits (input, sizeof input).low64;
+}
+
+uint64_t tl_shard_seed (const uint8_t secret[TL_SECRET_SIZE], uint64_t job)
+{
+    //  The tag of a chunk id no chunk has (ids are below 2^48).
+    return tl_chunk_tag (secret, job, UINT64_MAX);
+}
+
+uint32_t tl_shard_of (const void *key, size_t len, uint64_t seed, uint32_t shards)
+{
+    assert (shards > 0);
+    return shards == 1 ? 0 : (uint32_t)(XXH3_64bits_withSeed (key, len, seed) % shards);
 }
 
 bool tl_secret_equal (const uint8_t a[TL_SECRET_SIZE], const uint8_t b[TL_SECRET_SIZE])
@@ -128,6 +140,13 @@ static int s_read_chunk_id (tl__mp_reader_t *r, uint64_t *chunk)
     return tl__mp_read_uint (r, TL_CHUNK_ID_MAX - 1, chunk);
 }
 
+//  Reads a shard count: 1 .. TL_SHARDS_MAX.
+static int s_read_shards (tl__mp_reader_t *r, uint32_t *shards)
+{
+    if (tl__mp_read_u32 (r, shards) == -1 || *shards == 0 || *shards > TL_SHARDS_MAX) return -1;
+    return 0;
+}
+
 //  Reads a JOB's fields; fields is the array's element count, job id included.
 static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, uint8_t *secret, tl_job_body_t *job)
 {
@@ -155,6 +174,9 @@ static int s_decode_job (tl__mp_reader_t *r, uint32_t fields, uint8_t *secret, t
     job->nfiles = nfiles;
     for (uint32_t i = 0; i < nfiles; i++)
         if (tl__mp_read_str (r, TL_TEXT_MAX, &job->files[i]) == -1) return -1;
+    if (tl__mp_read_u32 (r, &job->shard) == -1 || s_read_shards (r, &job->shards) == -1 ||
+        job->shard >= job->shards)
+        return -1;
     return 0;
 }
 
@@ -162,7 +184,8 @@ static int s_decode_chunk (tl__mp_reader_t *r, tl_chunk_body_t *chunk)
 {
     if (s_read_chunk_id (r, &chunk->chunk) == -1 || tl__mp_read_u64 (r, &chunk->tag) == -1 ||
         tl__mp_read_u32 (r, &chunk->file) == -1 || tl__mp_read_u64 (r, &chunk->offset) == -1 ||
-        s_read_format (r, &chunk->format) == -1 || s_read_filter (r, &chunk->filter) == -1)
+        s_read_format (r, &chunk->format) == -1 || s_read_filter (r, &chunk->filter) == -1 ||
+        s_read_shards (r, &chunk->shards) == -1 || tl__mp_read_u64 (r, &chunk->seed) == -1)
         return -1;
     return 0;
 }
@@ -178,6 +201,7 @@ static int s_decode_partial (tl__mp_reader_t *r, tl_partial_body_t *partial)
         return -1;
     for (uint32_t i = 0; i < partial->bad_samples; i++)
         if (tl__mp_read_u64 (r, &partial->bad_offset[i]) == -1) return -1;
+    if (tl__mp_read_u32 (r, &partial->shard) == -1 || partial->shard >= TL_SHARDS_MAX) return -1;
     return 0;
 }
 
@@ -319,11 +343,13 @@ static bool s_body_refused (const tl_msg_t *msg)
         if (msg->u.job.nfiles > TL_FILES_MAX) return true;
         for (uint32_t i = 0; i < msg->u.job.nfiles; i++)
             if (msg->u.job.files[i].len > TL_TEXT_MAX) return true;
-        return false;
+        return msg->u.job.shards == 0 || msg->u.job.shards > TL_SHARDS_MAX ||
+               msg->u.job.shard >= msg->u.job.shards;
     case TL_CMD_CHUNK:
-        return msg->u.chunk.format == TL_FORMAT_AUTO || msg->u.chunk.chunk >= TL_CHUNK_ID_MAX;
+        return msg->u.chunk.format == TL_FORMAT_AUTO || msg->u.chunk.chunk >= TL_CHUNK_ID_MAX ||
+               msg->u.chunk.shards == 0 || msg->u.chunk.shards > TL_SHARDS_MAX;
     case TL_CMD_PARTIAL:
-        return msg->u.partial.chunk >= TL_CHUNK_ID_MAX;
+        return msg->u.partial.chunk >= TL_CHUNK_ID_MAX || msg->u.partial.shard >= TL_SHARDS_MAX;
     case TL_CMD_END:
         return msg->u.end.chunks > TL_CHUNK_ID_MAX;
     case TL_CMD_DONE:
@@ -352,6 +378,8 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_array (pk, job->nfiles);
         for (uint32_t i = 0; i < job->nfiles && rc == 0; i++)
             rc |= tl__mp_pack_str (pk, job->files[i].ptr, job->files[i].len);
+        rc |= msgpack_pack_uint32 (pk, job->shard);
+        rc |= msgpack_pack_uint32 (pk, job->shards);
         break;
     }
     case TL_CMD_CHUNK: {
@@ -362,6 +390,8 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_uint64 (pk, chunk->offset);
         rc |= s_pack_format (pk, chunk->format);
         rc |= s_pack_filter (pk, &chunk->filter);
+        rc |= msgpack_pack_uint32 (pk, chunk->shards);
+        rc |= msgpack_pack_uint64 (pk, chunk->seed);
         break;
     }
     case TL_CMD_PARTIAL: {
@@ -377,6 +407,7 @@ static int s_encode_body (msgpack_packer *pk, const tl_msg_t *msg)
         rc |= msgpack_pack_array (pk, partial->bad_samples);
         for (uint32_t i = 0; i < partial->bad_samples; i++)
             rc |= msgpack_pack_uint64 (pk, partial->bad_offset[i]);
+        rc |= msgpack_pack_uint32 (pk, partial->shard);
         break;
     }
     case TL_CMD_END:
@@ -480,6 +511,56 @@ int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf)
         return -1;
     }
     return 0;
+}
+
+//  A map header whose count is filled in later: map32 (0xdf and 4 bytes, big-endian),
+//  which every msgpack reader takes for any count.
+static int s_map_head_reserve (msgpack_sbuffer *buf)
+{
+    static const char head[5] = {(char)0xdf, 0, 0, 0, 0};
+    return msgpack_sbuffer_write (buf, head, sizeof head);
+}
+
+static void s_map_head_fill (msgpack_sbuffer *buf, size_t at, uint32_t count)
+{
+    unsigned char *p = (unsigned char *)buf->data + at + 1;
+    p[0] = (unsigned char)(count >> 24);
+    p[1] = (unsigned char)(count >> 16);
+    p[2] = (unsigned char)(count >> 8);
+    p[3] = (unsigned char)count;
+}
+
+int tl_map_encode_split (tl_table_t *table, uint64_t seed, uint32_t shards, msgpack_sbuffer *bufs)
+{
+    assert (table);
+    assert (bufs);
+    assert (shards > 0 && shards <= TL_SHARDS_MAX);
+    if (shards == 1) return tl_map_encode (table, &bufs[0]);
+    if (tl_table_size (table) > UINT32_MAX) return -1;
+    size_t start[TL_SHARDS_MAX];
+    uint32_t count[TL_SHARDS_MAX] = {0};
+    msgpack_packer pk[TL_SHARDS_MAX];
+    int rc = 0;
+    for (uint32_t i = 0; i < shards; i++) {
+        start[i] = bufs[i].size;
+        msgpack_packer_init (&pk[i], &bufs[i], msgpack_sbuffer_write);
+        rc |= s_map_head_reserve (&bufs[i]);
+    }
+    size_t cursor = 0;
+    tl_entry_t entry;
+    while (rc == 0 && tl_table_next (table, &cursor, &entry)) {
+        uint32_t shard = tl_shard_of (entry.key, entry.len, seed, shards);
+        count[shard]++;
+        rc = tl__mp_pack_bin (&pk[shard], entry.key, entry.len) |
+             msgpack_pack_uint64 (&pk[shard], entry.count);
+    }
+    for (uint32_t i = 0; i < shards; i++) {
+        if (rc == 0)
+            s_map_head_fill (&bufs[i], start[i], count[i]);
+        else
+            bufs[i].size = start[i];
+    }
+    return rc ? -1 : 0;
 }
 
 //  Reads one entry of a map frame: a str or bin key of at most TL_KEY_MAX bytes and a

@@ -23,8 +23,12 @@
 //  and filters, CHUNK lost path (nothing read them); job control carries the job's
 //  secret, chunks and partials a tag derived from it, DONE the chunks and bytes merged.
 //  3: ACCEPT and PONG carry the sink's incarnation and merged count, PONG whether the
-//  sink knows the job; HAVE lists the chunks a sink holds (crash recovery).
-#define TL_PROTO_VERSION 3
+//  sink knows the job; HAVE lists the chunks a sink holds (crash recovery). 4: sink
+//  shards: JOB says which shard of how many the sink is, CHUNK how many shards and the
+//  job's seed of the key split, PARTIAL which shard's part it carries.
+#define TL_PROTO_VERSION 4
+//  Most sink shards a job may have.
+#define TL_SHARDS_MAX 64
 //  Bytes of a job's secret: drawn at random by the ventilator, sent to the sink in JOB
 //  and never published; END, PING and CANCEL without it are not obeyed.
 #define TL_SECRET_SIZE 16
@@ -72,6 +76,8 @@ typedef struct {
     uint64_t input_bytes;  //  Sum of the input files' sizes (on disk)
     uint32_t nfiles;       //  Number of files
     tl_str_t *files;       //  File names; array owned by the message (tl_msg_reset)
+    uint32_t shard;        //  Which shard of the job this sink is, 0 .. shards-1
+    uint32_t shards;       //  The job's sink shards, 1 .. TL_SHARDS_MAX
 } tl_job_body_t;
 
 typedef struct {
@@ -81,6 +87,8 @@ typedef struct {
     uint64_t offset;     //  Byte offset of the first line in the (decompressed) file
     tl_format_t format;  //  Concrete format of these lines
     tl_filter_t filter;  //  Filters to apply
+    uint32_t shards;     //  The job's sink shards, 1 .. TL_SHARDS_MAX: parts to split into
+    uint64_t seed;       //  The job's seed of the key split (tl_shard_of)
 } tl_chunk_body_t;
 
 typedef struct {
@@ -93,6 +101,7 @@ typedef struct {
     uint64_t filtered;                    //  Lines left out by filters
     uint32_t bad_samples;                 //  How many bad_offset are set
     uint64_t bad_offset[TL_BAD_SAMPLES];  //  File offsets of the first bad lines
+    uint32_t shard;                       //  Which shard's part of the chunk this is
 } tl_partial_body_t;
 
 typedef struct {
@@ -161,6 +170,21 @@ bool tl_cmd_has_secret (tl_cmd_t cmd);
 //  chunks (the feed's readers, strangers); workers, who see them, are trusted to count.
 uint64_t tl_chunk_tag (const uint8_t secret[TL_SECRET_SIZE], uint64_t job, uint64_t chunk);
 
+//  The seed of job's key split: the same for every worker of the job (it comes with
+//  each CHUNK), drawn from the secret so that no one outside the job can predict it.
+uint64_t tl_shard_seed (const uint8_t secret[TL_SECRET_SIZE], uint64_t job);
+
+//  The shard, 0 .. shards-1, that holds key in a job split shards ways with seed:
+//  XXH3_64bits_withSeed (key, len, seed) % shards.
+uint32_t tl_shard_of (const void *key, size_t len, uint64_t seed, uint32_t shards);
+
+//  The shard that counts chunk's bytes, lines and bad lines: every shard merges a part
+//  of every chunk, and one of them counts what the chunk holds.
+static inline uint32_t tl_shard_counter (uint64_t chunk, uint32_t shards)
+{
+    return (uint32_t)(chunk % shards);
+}
+
 //  Compares two secrets in time that does not depend on where they differ. True when
 //  equal.
 bool tl_secret_equal (const uint8_t a[TL_SECRET_SIZE], const uint8_t b[TL_SECRET_SIZE]);
@@ -187,6 +211,11 @@ void tl_msg_reset (tl_msg_t *msg);
 
 //  Appends a PARTIAL frame 2 (map key bin -> count uint) for every entry of table.
 int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf);
+
+//  Splits table's entries into shards maps by tl_shard_of (key, seed), appending map i
+//  to bufs[i] (every one gets a map, empty or not). Returns 0 or -1 (out of memory, or
+//  more than 2^32-1 entries); on failure every buffer is cut back.
+int tl_map_encode_split (tl_table_t *table, uint64_t seed, uint32_t shards, msgpack_sbuffer *bufs);
 
 //  The same map through any packer (a file, say), without building it in memory.
 //  Returns 0 or -1 (the packer's write failed, or more than 2^32-1 entries).

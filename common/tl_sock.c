@@ -70,6 +70,48 @@ static int s_curve_setup (const tl_curve_t *curve, const char *program)
     return 0;
 }
 
+int tl_endpoints_parse (const char *text, tl_endpoints_t *list, const char **error)
+{
+    assert (text && list && error);
+    memset (list, 0, sizeof *list);
+    const char *at = text;
+    for (;;) {
+        size_t len = strcspn (at, ",");
+        //  Blanks around an entry are for people ("a, b"): not part of the endpoint.
+        const char *start = at, *end = at + len;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if (start == end) {
+            *error = "an empty endpoint in the list (write EP0,EP1,...)";
+            goto fail;
+        }
+        if (list->count == TL_SHARDS_MAX) {
+            *error = "more than 64 sink endpoints (shards)";
+            goto fail;
+        }
+        list->endpoint[list->count] = strndup (start, (size_t)(end - start));
+        if (!list->endpoint[list->count]) {
+            *error = "out of memory";
+            goto fail;
+        }
+        list->count++;
+        if (!at[len]) return 0;
+        at += len + 1;
+    }
+fail:
+    tl_endpoints_free (list);
+    return -1;
+}
+
+void tl_endpoints_free (tl_endpoints_t *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        free (list->endpoint[i]);
+    memset (list, 0, sizeof *list);
+}
+
 int tl_sock_start (const tl_cli_t *cli, int argc, char **argv, const tl_curve_t *curve)
 {
     int first = tl_cli_parse (cli, argc, argv);

@@ -17,6 +17,20 @@
 //  Frames a message may have (identity + command + body + payload).
 #define TL_FRAMES_MAX 4
 
+//  A list of sink shards' endpoints, as --sink takes it: "EP0,EP1,..." (shard i is
+//  entry i).
+typedef struct {
+    size_t count;                   //  Endpoints, 1 .. TL_SHARDS_MAX
+    char *endpoint[TL_SHARDS_MAX];  //  Each its own string
+} tl_endpoints_t;
+
+//  Splits a comma-separated list into *list. Returns 0, or -1 with *error set (an
+//  empty entry, more than TL_SHARDS_MAX, out of memory); *list holds nothing then.
+int tl_endpoints_parse (const char *text, tl_endpoints_t *list, const char **error);
+
+//  Frees the strings of list.
+void tl_endpoints_free (tl_endpoints_t *list);
+
 typedef struct {
     int sndhwm;              //  Send high-water mark (0: libzmq default)
     int rcvhwm;              //  Receive high-water mark (0: libzmq default)

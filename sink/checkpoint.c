@@ -1,11 +1,11 @@
 /*  tl_checkpoint: the checkpoint file format, written and read back (see checkpoint.h).
 
-    File: "TLYCKP02", then four parts, each a little-endian uint64 length and bytes:
-    the job as a JOB frame 1 (protocol version 2: a TLYCKP01 file, with a version 1
-    JOB, is refused as malformed); a msgpack array of the counters; the merged chunk
-    ids and the totals, each as a PARTIAL-style map (ids as 8-byte keys). The format only
-    has to be read by the sink that wrote it (or the next version of it): its parts
-    are the protocol's own encodings, so one set of hostile-input checks covers both. */
+    File: "TLYCKP03", then four parts, each a little-endian uint64 length and bytes:
+    the job as a JOB frame 1 (protocol version 4, which names the sink's shard; a file
+    of an earlier version is refused as malformed); a msgpack array of the counters; the merged
+   chunk ids and the totals, each as a PARTIAL-style map (ids as 8-byte keys). The format only has
+   to be read by the sink that wrote it (or the next version of it): its parts are the protocol's
+   own encodings, so one set of hostile-input checks covers both. */
 
 #include "checkpoint.h"
 #include "tl_replace.h"
@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_MAGIC "TLYCKP02"
+#define S_MAGIC "TLYCKP03"
 
 //  Counters in the msgpack array, in this order, then the job's age as a float.
 #define S_COUNTERS 13
@@ -44,8 +44,12 @@ static int s_encode_job (tl_job_t *job, msgpack_sbuffer *buf)
     }
     tl_msg_t msg = {.cmd = TL_CMD_JOB, .job = tl_job_id (job)};
     memcpy (msg.secret, tl_job_secret (job), TL_SECRET_SIZE);
+    uint32_t shard, shards;
+    tl_job_shard (job, &shard, &shards);
     msg.u.job = (tl_job_body_t){.version = TL_PROTO_VERSION,
                                 .input_bytes = tl_job_input_bytes (job),
+                                .shard = shard,
+                                .shards = shards,
                                 .nfiles = nfiles,
                                 .files = names};
     int rc = tl_msg_encode (&msg, buf);

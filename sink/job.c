@@ -20,6 +20,7 @@ struct _tl_job_t {
     uint32_t nfiles;                 //  How many
     uint64_t input_bytes;            //  Announced input size
     bool strict;                     //  Malformed lines fail the job
+    uint32_t shard, shards;          //  Which sink shard of how many this sink is
     tl_table_t *totals;              //  key -> total
     tl_table_t *merged;              //  Chunk ids merged (8-byte keys)
     tl_job_counters_t counters;      //  What the job has counted
@@ -47,6 +48,8 @@ tl_job_t *tl_job_new (uint64_t id, const uint8_t secret[TL_SECRET_SIZE], const t
     memcpy (self->secret, secret, TL_SECRET_SIZE);
     self->input_bytes = body->input_bytes;
     self->strict = body->strict;
+    self->shard = body->shard;
+    self->shards = body->shards ? body->shards : 1;
     self->nfiles = body->nfiles;
     for (uint32_t i = 0; i < body->nfiles; i++)
         if (!(self->files[i] = strndup (body->files[i].ptr, body->files[i].len))) {
@@ -165,6 +168,14 @@ void tl_job_partial (tl_job_t *self, const tl_partial_body_t *partial, const voi
     uint64_t id = partial->chunk;
     if (partial->tag != tl_chunk_tag (self->secret, self->id, id)) {
         s_outcome (out, TL_JOB_JUNK, "PARTIAL without its chunk's tag (not from this job)");
+        return;
+    }
+    if (partial->shard != self->shard) {
+        s_outcome (out, TL_JOB_JUNK, NULL);
+        snprintf (out->reason, sizeof out->reason,
+                  "PARTIAL of job %016llx for shard %u, but this sink is shard %u of %u: a "
+                  "worker's --sink list names the shards in another order than the ventilator's",
+                  (unsigned long long)self->id, partial->shard, self->shard, self->shards);
         return;
     }
     if (tl_job_merged (self, id))
@@ -301,6 +312,13 @@ uint64_t tl_job_input_bytes (tl_job_t *self)
 {
     assert (self);
     return self->input_bytes;
+}
+
+void tl_job_shard (tl_job_t *self, uint32_t *shard, uint32_t *shards)
+{
+    assert (self);
+    *shard = self->shard;
+    *shards = self->shards;
 }
 
 uint32_t tl_job_nfiles (tl_job_t *self)

@@ -124,6 +124,9 @@ void tl_job_progress (tl_job_t *self, double now, tl_progress_t *progress);
 //  past the end.
 uint64_t tl_job_input_bytes (tl_job_t *self);
 uint32_t tl_job_nfiles (tl_job_t *self);
+
+//  Which sink shard of the job this sink is, and of how many (from JOB).
+void tl_job_shard (tl_job_t *self, uint32_t *shard, uint32_t *shards);
 const char *tl_job_file (tl_job_t *self, uint32_t index);
 
 //  Fills *snapshot with the job's state at time now. Its tables are the job's own:

@@ -376,6 +376,20 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
         return;
     }
     if (open) {
+        uint32_t shard, shards;
+        tl_job_shard (open->job, &shard, &shards);
+        if (body->version == TL_PROTO_VERSION && (body->shard != shard || body->shards != shards)) {
+            //  The job's ventilator, started again with another --sink list: merging on
+            //  would mix two ways of splitting the keys.
+            char reason[160];
+            snprintf (reason, sizeof reason,
+                      "this sink is shard %u of %u of the job, not shard %u of %u: give the "
+                      "ventilator the job's --sink list",
+                      shard, shards, body->shard, body->shards);
+            zsys_error ("job %016llx: %s", (unsigned long long)msg->job, reason);
+            s_reply_fail (self, owner, owner_size, msg->job, reason);
+            return;
+        }
         //  The ventilator did not hear our ACCEPT yet, or it started again (--job-file),
         //  or this sink did (restored from a checkpoint): either way it learns which
         //  chunks are merged here, and is answered at its identity from now on.
@@ -429,9 +443,14 @@ static void s_on_job (s_sink_t *self, const uint8_t *owner, size_t owner_size, t
     open->owner_size = owner_size;
     open->nack = 0;
     s_heard (open, tl_now ());
-    if (!self->quiet)
-        zsys_info ("job %016llx opened: %u files, %llu bytes", (unsigned long long)msg->job,
-                   body->nfiles, (unsigned long long)body->input_bytes);
+    if (!self->quiet) {
+        char shard[48] = "";
+        if (body->shards > 1)
+            snprintf (shard, sizeof shard, "; this sink is shard %u of %u", body->shard,
+                      body->shards);
+        zsys_info ("job %016llx opened: %u files, %llu bytes%s", (unsigned long long)msg->job,
+                   body->nfiles, (unsigned long long)body->input_bytes, shard);
+    }
     s_accept (self, open);
 }
 

@@ -10,7 +10,13 @@
     job), the ventilator opens the job again; the sink lists the chunks it holds (HAVE,
     from its last checkpoint) and the ventilator produces the others again from the
     files (source_replay.c). Started again with the same --job-file, a ventilator takes
-    its job up: it cuts the files again and skips every chunk the sink holds.           */
+    its job up: it cuts the files again and skips every chunk the sink holds.
+
+    Sink shards. With --sink EP0,EP1,... the job has one sink per endpoint, each holding
+    the keys that hash to it: the ventilator opens the job at each (JOB names the shard),
+    and a chunk is done, and leaves the window, only when every shard has acknowledged
+    it. Each shard is followed on its own (its incarnation, the chunks it holds, its
+    END and DONE), so one that restarts is brought back as a single sink is.           */
 
 #include "tl_bar.h"
 #include "tl_clock.h"
@@ -38,10 +44,30 @@ typedef struct {
 //  Chunk ids the sink may list (HAVE) at most: 2^32 chunks, a 512 MiB bitmap.
 #define S_HAVE_IDS_MAX (UINT64_C (1) << 32)
 
+//  One sink shard of the job, as the ventilator follows it.
+typedef struct {
+    const char *endpoint;          //  Its inbound endpoint
+    zsock_t *sock;                 //  DEALER to it
+    bool accepted;                 //  It accepted the job
+    uint64_t incarnation;          //  The sink process that accepted it
+    bool resync;                   //  It lost state: waiting for its HAVE and ACCEPT
+    bool end_sent;                 //  END told it the count
+    double heard_at;               //  Last message from it
+    double pinged_at;              //  Last PING or JOB sent to it
+    uint8_t *have;                 //  Chunks it holds, a bitmap (HAVE, ACKs)
+    size_t have_size;              //  Bytes in have
+    uint64_t held;                 //  Bits set in have
+    uint64_t bytes;                //  Payload bytes of the chunks it counts (tl_shard_counter)
+    bool done;                     //  It sent DONE
+    bool done_unchecked;           //  ... before this run had cut anything (a job taken up)
+    tl_done_body_t result;         //  What DONE said; output points at output
+    char output[TL_TEXT_MAX + 1];  //  Its totals file
+} s_shard_t;
+
 typedef struct {
     //  Options
     const char *bind;      //  PUSH endpoint for workers
-    const char *sink_ep;   //  Sink's inbound endpoint
+    const char *sink_ep;   //  Sinks' inbound endpoints, "EP0,EP1,..." (one per shard)
     tl_jobspec_t spec;     //  What the job counts and how it is read
     bool quiet;            //  --quiet
     tl_curve_t curve;      //  CURVE keys
@@ -51,20 +77,20 @@ typedef struct {
     tl_files_t files;                //  Inputs
     tl_format_t *file_format;        //  Format of each file (detected on its first chunk)
     zsock_t *push;                   //  Chunks out
-    zsock_t *sink;                   //  DEALER to the sink
+    tl_endpoints_t sink_eps;         //  sink_ep, split
+    s_shard_t *shards;               //  The job's sink shards, in shard order
+    uint32_t nshards;                //  How many (1: one sink)
+    uint64_t seed;                   //  The job's seed of the key split
     zsock_t *monitor;                //  PAIR end of the PUSH socket's monitor: workers come and go
     tl_source_t *source;             //  Reads and cuts the files
     tl_bar_t *progress;              //  Bar or log lines
     uint64_t job;                    //  Job id
     uint8_t secret[TL_SECRET_SIZE];  //  The job's secret: only its holder steers the job
-    bool accepted;                   //  Sink accepted the job
+    bool accepted;                   //  Every shard accepted the job
     tl_window_t *unacked;            //  Chunks cut and not yet acknowledged, and when to resend
     bool source_done;                //  Every chunk is cut
-    bool end_sent;                   //  END told the sink the count
     uint64_t cut_bytes;              //  Payload bytes cut
     char error[TL_TEXT_MAX];         //  Why the job cannot go on, when not the source's
-    double heard_at;                 //  Last message from the sink
-    double pinged_at;                //  Last PING or JOB sent
     double bound_at;                 //  When the PUSH socket was bound
     int workers;                     //  Workers connected now (handshake done, not gone)
     int refused;                     //  Connections whose handshake failed, not yet closed
@@ -78,10 +104,6 @@ typedef struct {
     tl_replay_t *replay;       //  Produces chunks the sink lost again
     s_place_t *index;          //  Where every chunk cut lies, by chunk id
     size_t nindex, index_cap;  //  Entries, room
-    uint64_t incarnation;      //  The sink process that accepted the job
-    bool resync;               //  The sink lost state: waiting for its HAVE and ACCEPT
-    uint8_t *have;             //  Chunks the sink holds, a bitmap (HAVE, ACKs)
-    size_t have_size;          //  Bytes in have
     uint64_t *lost;            //  Chunk ids to produce again, ascending
     size_t nlost, lost_at;     //  Entries, next to produce
 } s_vent_t;
@@ -100,12 +122,22 @@ static void s_msg_init (s_vent_t *self, tl_msg_t *msg, tl_cmd_t cmd)
     if (tl_cmd_has_secret (cmd)) memcpy (msg->secret, self->secret, TL_SECRET_SIZE);
 }
 
-static int s_send_to_sink (s_vent_t *self, tl_msg_t *msg)
+static int s_send_to_shard (s_shard_t *shard, tl_msg_t *msg)
 {
-    return tl_send (zsock_resolve (self->sink), NULL, 0, msg, NULL, ZMQ_DONTWAIT);
+    return tl_send (zsock_resolve (shard->sock), NULL, 0, msg, NULL, ZMQ_DONTWAIT);
 }
 
-static void s_send_job (s_vent_t *self)
+//  Shard i's name in messages: "the sink", or "sink shard i (ENDPOINT)".
+static const char *s_shard_name (s_vent_t *self, uint32_t i, char *buf, size_t size)
+{
+    if (self->nshards == 1)
+        snprintf (buf, size, "the sink");
+    else
+        snprintf (buf, size, "sink shard %u (%s)", i, self->shards[i].endpoint);
+    return buf;
+}
+
+static void s_send_job (s_vent_t *self, uint32_t shard)
 {
     tl_msg_t msg;
     s_msg_init (self, &msg, TL_CMD_JOB);
@@ -117,10 +149,12 @@ static void s_send_job (s_vent_t *self)
                                 .strict = self->spec.strict,
                                 .input_bytes = self->files.bytes,
                                 .nfiles = (uint32_t)self->files.count,
-                                .files = names};
-    s_send_to_sink (self, &msg);
+                                .files = names,
+                                .shard = shard,
+                                .shards = self->nshards};
+    s_send_to_shard (&self->shards[shard], &msg);
     free (names);
-    self->pinged_at = tl_now ();
+    self->shards[shard].pinged_at = tl_now ();
 }
 
 //  Sends a chunk from the window without waiting. Returns 0, or -1 when the socket
@@ -134,7 +168,9 @@ static int s_send_chunk (s_vent_t *self, const tl_window_slot_t *slot)
                                     .file = slot->chunk.file,
                                     .offset = slot->chunk.offset,
                                     .format = self->file_format[slot->chunk.file],
-                                    .filter = self->spec.filter};
+                                    .filter = self->spec.filter,
+                                    .shards = self->nshards,
+                                    .seed = self->seed};
     zmq_msg_t payload;
     tl_buf_ref (slot->chunk.buf);
     zmq_msg_init_data (&payload, (void *)slot->chunk.data, slot->chunk.size, s_free_buf,
@@ -147,37 +183,47 @@ static int s_send_chunk (s_vent_t *self, const tl_window_slot_t *slot)
 //  ---------------------------------------------------------------------------------
 //  What the sink holds, and what it lost
 
-static bool s_have (s_vent_t *self, uint64_t id)
+static bool s_have (const s_shard_t *shard, uint64_t id)
 {
-    return id / 8 < self->have_size && (self->have[id / 8] >> (id % 8) & 1);
+    return id / 8 < shard->have_size && (shard->have[id / 8] >> (id % 8) & 1);
 }
 
-//  Marks chunk id as held by the sink. Returns 0, or -1 when out of memory or id is
-//  past S_HAVE_IDS_MAX.
-static int s_have_set (s_vent_t *self, uint64_t id)
+//  Marks chunk id as held by shard. Returns 1 when it was not yet, 0 when it was, -1
+//  when out of memory or id is past S_HAVE_IDS_MAX.
+static int s_have_set (s_shard_t *shard, uint64_t id)
 {
     if (id >= S_HAVE_IDS_MAX) return -1;
-    if (id / 8 >= self->have_size) {
-        size_t size = self->have_size ? self->have_size : 4096;
+    if (id / 8 >= shard->have_size) {
+        size_t size = shard->have_size ? shard->have_size : 4096;
         while (size <= id / 8)
             size *= 2;
-        uint8_t *have = realloc (self->have, size);
+        uint8_t *have = realloc (shard->have, size);
         if (!have) return -1;
-        memset (have + self->have_size, 0, size - self->have_size);
-        self->have = have;
-        self->have_size = size;
+        memset (have + shard->have_size, 0, size - shard->have_size);
+        shard->have = have;
+        shard->have_size = size;
     }
-    self->have[id / 8] |= (uint8_t)(1u << (id % 8));
-    return 0;
+    uint8_t bit = (uint8_t)(1u << (id % 8));
+    if (shard->have[id / 8] & bit) return 0;
+    shard->have[id / 8] |= bit;
+    shard->held++;
+    return 1;
 }
 
-//  Chunks the bitmap holds.
-static uint64_t s_have_count (s_vent_t *self)
+//  Forgets what shard held (it lost state).
+static void s_have_clear (s_shard_t *shard)
 {
-    uint64_t count = 0;
-    for (size_t i = 0; i < self->have_size; i++)
-        count += (uint64_t)__builtin_popcount (self->have[i]);
-    return count;
+    if (shard->have) memset (shard->have, 0, shard->have_size);
+    shard->held = 0;
+}
+
+//  Whether chunk id is done: every shard holds it (a shard that finished the job holds
+//  every chunk).
+static bool s_complete (s_vent_t *self, uint64_t id)
+{
+    for (uint32_t i = 0; i < self->nshards; i++)
+        if (!self->shards[i].done && !s_have (&self->shards[i], id)) return false;
+    return true;
 }
 
 //  Records where the chunk just cut lies; its id is the entry's index. Returns 0 or -1
@@ -196,25 +242,29 @@ static int s_index_add (s_vent_t *self, const tl_chunk_t *chunk)
     return 0;
 }
 
-//  The sink lost state (it restarted, from a checkpoint or without one): open the job
-//  again, and hear which chunks it holds before sending what it lacks.
-static void s_begin_resync (s_vent_t *self, const char *why)
+//  A shard lost state (it restarted, from a checkpoint or without one): open the job
+//  there again, and hear which chunks it holds before sending what it lacks.
+static void s_begin_resync (s_vent_t *self, uint32_t i, const char *why)
 {
-    if (self->resync) return;
-    self->resync = true;
-    if (self->have) memset (self->have, 0, self->have_size);
+    s_shard_t *shard = &self->shards[i];
+    if (shard->resync) return;
+    shard->resync = true;
+    s_have_clear (shard);
+    char name[TL_TEXT_MAX];
     tl_bar_clear (self->progress);
-    zsys_warning ("%s: opening the job there again", why);
-    self->pinged_at = 0;  //  JOB at once
+    zsys_warning ("%s %s: opening the job there again", s_shard_name (self, i, name, sizeof name),
+                  why);
+    shard->pinged_at = 0;  //  JOB at once
 }
 
-//  The sink's ACCEPT after a restart: chunks in the window that it holds are done, the
-//  others go out again at once; every other chunk cut that it does not hold is produced
-//  again from the files. Returns -1 when out of memory.
-static int s_apply_resync (s_vent_t *self)
+//  A shard's ACCEPT after a restart: chunks in the window that every shard holds are
+//  done, the others go out again at once; every other chunk cut that a shard lacks is
+//  produced again from the files. Returns -1 when out of memory.
+static int s_apply_resync (s_vent_t *self, uint32_t i)
 {
-    self->resync = false;
-    self->end_sent = false;
+    self->shards[i].resync = false;
+    for (uint32_t j = 0; j < self->nshards; j++)
+        self->shards[j].end_sent = false;
     double now = tl_now ();
     uint64_t held = 0, held_bytes = 0;
     free (self->lost);
@@ -223,7 +273,7 @@ static int s_apply_resync (s_vent_t *self)
     size_t cap = 0;
     for (uint64_t id = 0; id < self->nindex; id++) {
         bool in_window = tl_window_holds (self->unacked, id);
-        if (s_have (self, id)) {
+        if (s_complete (self, id)) {
             if (in_window) tl_window_ack (self->unacked, id, now);
             held++;
             held_bytes += self->index[id].size;
@@ -240,10 +290,11 @@ static int s_apply_resync (s_vent_t *self)
     tl_window_restart (self->unacked, now);
     tl_window_set_acked (self->unacked, held, held_bytes);
     tl_bar_clear (self->progress);
-    zsys_info ("the sink holds %llu of the %llu chunks cut so far; %zu go out again, and %zu "
-               "more produced again from the files",
-               (unsigned long long)held, (unsigned long long)self->nindex,
-               tl_window_inflight (self->unacked), self->nlost);
+    char name[TL_TEXT_MAX];
+    zsys_info ("%s holds %llu of the %llu chunks cut so far; %zu go out again, and %zu more "
+               "produced again from the files",
+               s_shard_name (self, i, name, sizeof name), (unsigned long long)self->shards[i].held,
+               (unsigned long long)self->nindex, tl_window_inflight (self->unacked), self->nlost);
     return 0;
 }
 
@@ -258,9 +309,11 @@ static void s_forget_job (s_vent_t *self)
 static void s_spec_text (s_vent_t *self)
 {
     snprintf (self->spec_text, sizeof self->spec_text,
-              "format=%s chunk=%zu max_line=%zu year_min=%ld year_max=%ld skip_pos=%d strict=%d",
+              "format=%s chunk=%zu max_line=%zu year_min=%ld year_max=%ld skip_pos=%d strict=%d "
+              "shards=%u",
               tl_format_name (self->spec.format), self->spec.chunk_size, self->spec.max_line,
-              self->spec.year_min, self->spec.year_max, self->spec.skip_pos, self->spec.strict);
+              self->spec.year_min, self->spec.year_max, self->spec.skip_pos, self->spec.strict,
+              self->nshards);
 }
 
 //  A file's first chunk: picks its format (once, for the warning and the workers alike)
@@ -298,6 +351,7 @@ static const tl_window_slot_t *s_cut (s_vent_t *self, bool *failed)
         }
         if (chunk.first) s_first_chunk (self, &chunk);
         self->cut_bytes += chunk.size;
+        self->shards[tl_shard_counter (self->nindex, self->nshards)].bytes += chunk.size;
         if (s_index_add (self, &chunk) != 0) {
             tl_buf_release (chunk.buf);
             self->source_done = true;
@@ -305,7 +359,7 @@ static const tl_window_slot_t *s_cut (s_vent_t *self, bool *failed)
             snprintf (self->error, sizeof self->error, "out of memory");
             return NULL;
         }
-        if (!s_have (self, tl_window_added (self->unacked)))
+        if (!s_complete (self, tl_window_added (self->unacked)))
             return tl_window_add (self->unacked, &chunk);
         tl_window_skip (self->unacked, chunk.size);
         tl_buf_release (chunk.buf);
@@ -320,7 +374,7 @@ static const tl_window_slot_t *s_reproduce (s_vent_t *self, bool *failed)
 {
     while (self->lost_at < self->nlost) {
         uint64_t id = self->lost[self->lost_at++];
-        if (s_have (self, id) || tl_window_holds (self->unacked, id)) continue;
+        if (s_complete (self, id) || tl_window_holds (self->unacked, id)) continue;
         const s_place_t *place = &self->index[id];
         tl_chunk_t chunk;
         if (tl_replay_chunk (self->replay, place->file, place->offset, place->size, &chunk) != 0) {
@@ -356,72 +410,76 @@ static int s_pump (s_vent_t *self)
     }
 }
 
-//  Every chunk acknowledged is recorded as held by the sink, so that a copy's second
-//  ack (the sink acknowledges every copy) counts nothing. An ack for a chunk not in the
-//  window and not known to be held (merged from a copy that was still out when the sink
-//  restarted, or one a previous run of this job sent) counts it: it is not produced
-//  again, and not sent when the cut reaches it.
-static void s_on_ack (s_vent_t *self, const tl_ack_body_t *ack)
+//  Every chunk acknowledged is recorded as held by its shard, so that a copy's second
+//  ack (a sink acknowledges every copy) counts nothing. A chunk is done when every shard
+//  holds it; one done that is not in the window (merged from a copy that was still out
+//  when a shard restarted, or one a previous run of this job sent) is counted: it is
+//  not produced again, and not sent when the cut reaches it.
+static void s_on_ack (s_vent_t *self, s_shard_t *shard, const tl_ack_body_t *ack)
 {
     double now = tl_now ();
     for (uint32_t i = 0; i < ack->count; i++) {
         uint64_t id = ack->chunk[i];
-        if (tl_window_ack (self->unacked, id, now) == 0) {
-            s_have_set (self, id);
-            continue;
-        }
-        if (s_have (self, id)) continue;
-        if (s_have_set (self, id) == 0 && id < self->nindex)
+        if (s_have_set (shard, id) != 1 || !s_complete (self, id)) continue;
+        if (tl_window_ack (self->unacked, id, now) == 0) continue;
+        if (id < self->nindex)
             tl_window_set_acked (self->unacked, tl_window_acked (self->unacked) + 1,
                                  tl_window_acked_bytes (self->unacked) + self->index[id].size);
     }
 }
 
-//  A HAVE: the sink holds the chunks of these bits.
-static void s_on_have (s_vent_t *self, const tl_have_body_t *have)
+//  A HAVE: the shard holds the chunks of these bits.
+static void s_on_have (s_vent_t *self, s_shard_t *shard, const tl_have_body_t *have)
 {
+    (void)self;
     //  Only an answer to a JOB counts: a late copy of one would mark chunks of the window
     //  as held, and their acks would then be taken for copies'.
-    if (self->accepted && !self->resync) return;
+    if (shard->accepted && !shard->resync) return;
     for (size_t i = 0; i < have->bits.len; i++) {
         uint8_t byte = (uint8_t)have->bits.ptr[i];
         for (int bit = 0; byte && bit < 8; bit++)
-            if (byte >> bit & 1 && s_have_set (self, have->first + 8 * i + (uint64_t)bit) != 0) {
+            if (byte >> bit & 1 && s_have_set (shard, have->first + 8 * i + (uint64_t)bit) < 0) {
                 zsys_warning ("a HAVE names chunk ids this ventilator cannot keep: ignored");
                 return;
             }
     }
 }
 
-//  An ACCEPT: the sink has the job, holding state->merged chunks, which the HAVEs before
+//  An ACCEPT: shard i has the job, holding state->merged chunks, which the HAVEs before
 //  it listed. Returns -1 when the job cannot go on.
-static int s_on_accept (s_vent_t *self, const tl_state_body_t *state)
+static int s_on_accept (s_vent_t *self, uint32_t i, const tl_state_body_t *state)
 {
-    uint64_t listed = s_have_count (self);
-    if (listed != state->merged) {
+    s_shard_t *shard = &self->shards[i];
+    char name[TL_TEXT_MAX];
+    s_shard_name (self, i, name, sizeof name);
+    if (shard->held != state->merged) {
         //  A HAVE of an earlier answer, or one missing: ask again
-        zsys_warning ("the sink says it holds %llu chunks but listed %llu: asking again",
-                      (unsigned long long)state->merged, (unsigned long long)listed);
-        if (self->have) memset (self->have, 0, self->have_size);
-        self->pinged_at = 0;
+        zsys_warning ("%s says it holds %llu chunks but listed %llu: asking again", name,
+                      (unsigned long long)state->merged, (unsigned long long)shard->held);
+        s_have_clear (shard);
+        shard->pinged_at = 0;
         return 0;
     }
-    if (!self->accepted) {
-        self->accepted = true;
-        self->incarnation = state->incarnation;
+    if (!shard->accepted) {
+        shard->accepted = true;
+        shard->incarnation = state->incarnation;
         if (self->spec.verbose)
-            zsys_info ("job %016llx accepted by %s", (unsigned long long)self->job, self->sink_ep);
+            zsys_info ("job %016llx accepted by %s", (unsigned long long)self->job, name);
         if (state->merged) {
             tl_bar_clear (self->progress);
-            zsys_info ("job %016llx taken up again: the sink holds %llu chunks of it, which "
-                       "are not sent again",
-                       (unsigned long long)self->job, (unsigned long long)state->merged);
+            zsys_info ("job %016llx taken up again: %s holds %llu chunks of it, which are not "
+                       "sent again",
+                       (unsigned long long)self->job, name, (unsigned long long)state->merged);
         }
+        bool all = true;
+        for (uint32_t j = 0; j < self->nshards; j++)
+            all = all && (self->shards[j].accepted || self->shards[j].done);
+        self->accepted = all;
         return 0;
     }
-    if (!self->resync) return 0;  //  A copy of an ACCEPT we acted on
-    self->incarnation = state->incarnation;
-    if (s_apply_resync (self) != 0) {
+    if (!shard->resync) return 0;  //  A copy of an ACCEPT we acted on
+    shard->incarnation = state->incarnation;
+    if (s_apply_resync (self, i) != 0) {
         snprintf (self->error, sizeof self->error, "out of memory");
         return -1;
     }
@@ -474,19 +532,19 @@ static void s_on_monitor (s_vent_t *self)
 }
 
 //  endpoint as a worker elsewhere would name it: a wildcard or localhost host becomes
-//  HOST, for the user to fill in. Returns buf.
-static const char *s_endpoint_for_worker (const char *endpoint, char *buf, size_t size)
+//  HOST, for the user to fill in. Appends to buf (of size bytes, holding a string).
+static void s_endpoint_for_worker (const char *endpoint, char *buf, size_t size)
 {
     static const char *local[] = {"tcp://*:", "tcp://0.0.0.0:", "tcp://localhost:"};
+    size_t used = strlen (buf);
     for (size_t i = 0; i < sizeof local / sizeof *local; i++) {
         size_t len = strlen (local[i]);
         if (strncmp (endpoint, local[i], len) == 0) {
-            snprintf (buf, size, "tcp://HOST:%s", endpoint + len);
-            return buf;
+            snprintf (buf + used, size - used, "tcp://HOST:%s", endpoint + len);
+            return;
         }
     }
-    snprintf (buf, size, "%s", endpoint);
-    return buf;
+    snprintf (buf + used, size - used, "%s", endpoint);
 }
 
 //  Chunks wait and no worker has ever connected: says so every 5 s from 3 s on, since a
@@ -497,31 +555,66 @@ static void s_warn_no_worker (s_vent_t *self, double now)
 {
     if (self->worker_seen || tl_window_acked (self->unacked) > 0) return;
     if (now - self->bound_at < 3 || now - self->warned_at < 5) return;
-    char push[256], sink[256];
+    char push[256] = "", sink[2048] = "";
+    s_endpoint_for_worker (self->bind, push, sizeof push);
+    for (uint32_t i = 0; i < self->nshards; i++) {
+        if (i) strncat (sink, ",", sizeof sink - strlen (sink) - 1);
+        s_endpoint_for_worker (self->shards[i].endpoint, sink, sizeof sink);
+    }
     tl_bar_clear (self->progress);
     fprintf (stderr,
              "tally-ventilator: no worker connected to %s for %.0f s; start one with: "
              "tally-worker --ventilator %s --sink %s%s\n",
-             self->bind, now - self->bound_at,
-             s_endpoint_for_worker (self->bind, push, sizeof push),
-             s_endpoint_for_worker (self->sink_ep, sink, sizeof sink),
+             self->bind, now - self->bound_at, push, sink,
              self->curve.secret_file ? " and its CURVE keys" : "");
     fflush (stderr);
     self->warned_at = now;
 }
 
-static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
+static void s_cancel (s_vent_t *self, const char *reason);
+
+//  The job's result: every shard's DONE added up (their keys are disjoint; each chunk's
+//  lines are counted by one shard).
+static tl_done_body_t s_result (s_vent_t *self)
 {
+    tl_done_body_t all = {0};
+    for (uint32_t i = 0; i < self->nshards; i++) {
+        const tl_done_body_t *done = &self->shards[i].result;
+        all.keys += done->keys;
+        all.sum = all.sum + done->sum < all.sum ? UINT64_MAX : all.sum + done->sum;
+        all.lines += done->lines;
+        all.bad_lines += done->bad_lines;
+        all.filtered += done->filtered;
+        all.chunks += done->chunks;
+        all.bytes += done->bytes;
+        if (done->seconds > all.seconds) all.seconds = done->seconds;
+    }
+    all.output = self->shards[0].result.output;
+    return all;
+}
+
+static void s_print_summary (s_vent_t *self)
+{
+    tl_done_body_t done = s_result (self);
     char bytes[32], rate[32];
     tl_human_bytes ((double)self->cut_bytes, bytes, sizeof bytes);
-    tl_human_bytes (done->seconds > 0 ? (double)self->cut_bytes / done->seconds : 0, rate,
+    tl_human_bytes (done.seconds > 0 ? (double)self->cut_bytes / done.seconds : 0, rate,
                     sizeof rate);
     printf ("%s in %llu files, %llu lines (%llu bad, %llu filtered out): %llu keys, sum %llu, "
             "in %.2f s (%s/s)\n",
-            bytes, (unsigned long long)self->files.count, (unsigned long long)done->lines,
-            (unsigned long long)done->bad_lines, (unsigned long long)done->filtered,
-            (unsigned long long)done->keys, (unsigned long long)done->sum, done->seconds, rate);
-    printf ("totals written to %.*s\n", (int)done->output.len, done->output.ptr);
+            bytes, (unsigned long long)self->files.count, (unsigned long long)done.lines,
+            (unsigned long long)done.bad_lines, (unsigned long long)done.filtered,
+            (unsigned long long)done.keys, (unsigned long long)done.sum, done.seconds, rate);
+    if (self->nshards == 1)
+        printf ("totals written to %s\n", self->shards[0].output);
+    else {
+        printf ("totals written in %u parts, one per sink shard (tally merge makes one file of "
+                "them):\n",
+                self->nshards);
+        for (uint32_t i = 0; i < self->nshards; i++)
+            printf ("  shard %u: %s: %s (%llu keys)\n", i, self->shards[i].endpoint,
+                    self->shards[i].output, (unsigned long long)self->shards[i].result.keys);
+    }
     fflush (stdout);
     uint64_t resent = tl_window_resent (self->unacked);
     if (resent)
@@ -531,14 +624,75 @@ static void s_print_summary (s_vent_t *self, const tl_done_body_t *done)
                    self->spec.max_attempts);
 }
 
-static void s_cancel (s_vent_t *self, const char *reason);
-
-//  Handles one message from the sink. Returns 1 when the job is over (exit code in
-//  *status), 0 otherwise.
-static int s_on_sink (s_vent_t *self, int *status)
+//  Shard i's DONE. Returns 1 when the job is over (every shard done, or this one's
+//  counts do not match what was sent), 0 when others are still at work.
+static int s_on_done (s_vent_t *self, uint32_t i, const tl_done_body_t *done, int *status)
 {
+    s_shard_t *shard = &self->shards[i];
+    if (shard->done) return 0;  //  A repeated DONE (END and PING are answered with it)
+    shard->done = true;
+    shard->done_unchecked = !shard->accepted;
+    shard->result = *done;
+    snprintf (shard->output, sizeof shard->output, "%.*s", (int)done->output.len, done->output.ptr);
+    shard->result.output = (tl_str_t){shard->output, strlen (shard->output)};
+    if (!shard->done_unchecked &&
+        (done->chunks != tl_window_added (self->unacked) || done->bytes != shard->bytes)) {
+        char name[TL_TEXT_MAX];
+        tl_bar_finish (self->progress);
+        fprintf (stderr,
+                 "tally-ventilator: %s reports %llu chunks and %llu bytes merged, but this job "
+                 "sent %llu chunks and %llu bytes%s: its totals are not trusted\n",
+                 s_shard_name (self, i, name, sizeof name), (unsigned long long)done->chunks,
+                 (unsigned long long)done->bytes,
+                 (unsigned long long)tl_window_added (self->unacked),
+                 (unsigned long long)shard->bytes, self->nshards > 1 ? " for it to count" : "");
+        s_cancel (self, "a sink shard's totals are not trusted");
+        s_forget_job (self);
+        *status = 1;
+        return 1;
+    }
+    for (uint32_t j = 0; j < self->nshards; j++)
+        if (!self->shards[j].done) {
+            //  Chunks the others lack keep going out; this shard needs nothing more.
+            self->accepted = true;
+            for (uint32_t k = 0; k < self->nshards; k++)
+                self->accepted =
+                    self->accepted && (self->shards[k].accepted || self->shards[k].done);
+            return 0;
+        }
+    s_forget_job (self);
+    bool unchecked = true;
+    for (uint32_t j = 0; j < self->nshards; j++)
+        unchecked = unchecked && self->shards[j].done_unchecked;
+    if (unchecked) {
+        //  Taken up again after the sinks had finished it: the totals are there,
+        //  counted by the run that was killed.
+        tl_bar_finish (self->progress);
+        if (!self->quiet) {
+            printf ("job %016llx had already finished: ", (unsigned long long)self->job);
+            self->cut_bytes = 0;
+            for (uint32_t j = 0; j < self->nshards; j++)
+                self->cut_bytes += self->shards[j].result.bytes;
+            s_print_summary (self);
+        }
+        *status = 0;
+        return 1;
+    }
+    tl_bar_update (self->progress, self->files.bytes, tl_window_acked_bytes (self->unacked),
+                   tl_window_acked (self->unacked), tl_window_added (self->unacked), true);
+    tl_bar_finish (self->progress);
+    if (!self->quiet) s_print_summary (self);
+    *status = 0;
+    return 1;
+}
+
+//  Handles one message from shard i. Returns 1 when the job is over (exit code in
+//  *status), 0 otherwise.
+static int s_on_sink (s_vent_t *self, uint32_t i, int *status)
+{
+    s_shard_t *shard = &self->shards[i];
     tl_frames_t in;
-    if (tl_frames_recv (zsock_resolve (self->sink), &in, ZMQ_DONTWAIT) < 0) return 0;
+    if (tl_frames_recv (zsock_resolve (shard->sock), &in, ZMQ_DONTWAIT) < 0) return 0;
     tl_msg_t msg;
     tl_cmd_t cmd = tl_frames_decode (&in, 0, &msg);
     int over = 0;
@@ -547,14 +701,16 @@ static int s_on_sink (s_vent_t *self, int *status)
         tl_frames_close (&in);
         return 0;
     }
-    self->heard_at = tl_now ();
-    tl_window_heard (self->unacked, self->heard_at);
+    shard->heard_at = tl_now ();
+    tl_window_heard (self->unacked, shard->heard_at);
+    char name[TL_TEXT_MAX];
+    s_shard_name (self, i, name, sizeof name);
     switch (cmd) {
     case TL_CMD_HAVE:
-        s_on_have (self, &msg.u.have);
+        s_on_have (self, shard, &msg.u.have);
         break;
     case TL_CMD_ACCEPT:
-        if (s_on_accept (self, &msg.u.state) != 0) {
+        if (s_on_accept (self, i, &msg.u.state) != 0) {
             tl_bar_finish (self->progress);
             fprintf (stderr, "tally-ventilator: %s\n", self->error);
             s_cancel (self, self->error);
@@ -564,71 +720,42 @@ static int s_on_sink (s_vent_t *self, int *status)
         }
         break;
     case TL_CMD_ACK:
-        s_on_ack (self, &msg.u.ack);
+        s_on_ack (self, shard, &msg.u.ack);
         break;
     case TL_CMD_PONG:
+        if (shard->done) break;
         if (!msg.u.state.known) {
-            s_begin_resync (self, "the sink does not have this job (it restarted before the "
-                                  "job's first checkpoint)");
+            s_begin_resync (self, i,
+                            "does not have this job (it restarted before the job's first "
+                            "checkpoint)");
             break;
         }
-        if (msg.u.state.incarnation != self->incarnation) {
-            s_begin_resync (self, "the sink restarted");
+        if (msg.u.state.incarnation != shard->incarnation) {
+            s_begin_resync (self, i, "restarted");
             break;
         }
-        if (msg.u.state.merged < tl_window_acked (self->unacked)) {
+        if (!shard->resync && msg.u.state.merged < shard->held) {
             tl_bar_finish (self->progress);
             fprintf (stderr,
-                     "tally-ventilator: the sink reports %llu chunks merged, but had acknowledged "
+                     "tally-ventilator: %s reports %llu chunks merged, but had acknowledged "
                      "%llu: it lost merged chunks (did it restart without its checkpoint?)\n",
-                     (unsigned long long)msg.u.state.merged,
-                     (unsigned long long)tl_window_acked (self->unacked));
-            s_cancel (self, "the sink lost merged chunks");
+                     name, (unsigned long long)msg.u.state.merged, (unsigned long long)shard->held);
+            s_cancel (self, "a sink lost merged chunks");
             s_forget_job (self);
             *status = 1;
             over = 1;
         }
         break;
     case TL_CMD_DONE:
-        s_forget_job (self);
-        if (!self->accepted) {
-            //  Taken up again after the sink had finished it: the totals are there,
-            //  counted by the run that was killed.
-            tl_bar_finish (self->progress);
-            if (!self->quiet) {
-                printf ("job %016llx had already finished: ", (unsigned long long)self->job);
-                self->cut_bytes = msg.u.done.bytes;
-                s_print_summary (self, &msg.u.done);
-            }
-            *status = 0;
-            over = 1;
-            break;
-        }
-        if (msg.u.done.chunks != tl_window_added (self->unacked) ||
-            msg.u.done.bytes != self->cut_bytes) {
-            tl_bar_finish (self->progress);
-            fprintf (stderr,
-                     "tally-ventilator: the sink reports %llu chunks and %llu bytes merged, but "
-                     "this job sent %llu chunks and %llu bytes: its totals are not trusted\n",
-                     (unsigned long long)msg.u.done.chunks, (unsigned long long)msg.u.done.bytes,
-                     (unsigned long long)tl_window_added (self->unacked),
-                     (unsigned long long)self->cut_bytes);
-            *status = 1;
-            over = 1;
-            break;
-        }
-        tl_bar_update (self->progress, self->files.bytes, tl_window_acked_bytes (self->unacked),
-                       tl_window_acked (self->unacked), tl_window_added (self->unacked), true);
-        tl_bar_finish (self->progress);
-        if (!self->quiet) s_print_summary (self, &msg.u.done);
-        *status = 0;
-        over = 1;
+        over = s_on_done (self, i, &msg.u.done, status);
         break;
     case TL_CMD_FAIL:
         s_forget_job (self);
         tl_bar_finish (self->progress);
-        fprintf (stderr, "tally-ventilator: the sink failed the job: %.*s\n", (int)msg.u.reason.len,
+        fprintf (stderr, "tally-ventilator: %s failed the job: %.*s\n", name, (int)msg.u.reason.len,
                  msg.u.reason.ptr);
+        shard->done = true;  //  Nothing more to tell it
+        s_cancel (self, "another sink shard failed the job");
         *status = 1;
         over = 1;
         break;
@@ -640,12 +767,14 @@ static int s_on_sink (s_vent_t *self, int *status)
     return over;
 }
 
+//  Tells every shard still at the job to drop it.
 static void s_cancel (s_vent_t *self, const char *reason)
 {
     tl_msg_t msg;
     s_msg_init (self, &msg, TL_CMD_CANCEL);
     msg.u.reason = (tl_str_t){reason, strlen (reason)};
-    s_send_to_sink (self, &msg);
+    for (uint32_t i = 0; i < self->nshards; i++)
+        if (!self->shards[i].done) s_send_to_shard (&self->shards[i], &msg);
 }
 
 //  A chunk failed every attempt it may take: names it and what usually causes it, and
@@ -673,10 +802,13 @@ static void s_fail_chunk (s_vent_t *self, const tl_window_slot_t *slot, double n
              "tally-ventilator: chunk %llu (%s, bytes %llu..%llu, %s) was sent %s and never "
              "merged%s. Likely causes: the chunk is larger than a worker's --max-message (lower "
              "--chunk-size or raise the worker's --max-message), or a worker crashes or runs "
-             "out of memory on these lines (see the workers' logs).\n",
+             "out of memory on these lines%s (see the workers' logs).\n",
              (unsigned long long)slot->id, self->files.names[chunk->file],
              (unsigned long long)chunk->offset,
-             (unsigned long long)(chunk->offset + chunk->size - 1), size, times, stranded);
+             (unsigned long long)(chunk->offset + chunk->size - 1), size, times, stranded,
+             self->nshards > 1 ? ", or the workers were started with another --sink list than "
+                                 "this job's sink shards (the same endpoints, in the same order)"
+                               : "");
     char reason[96];
     snprintf (reason, sizeof reason, "chunk %llu not merged after %u attempts",
               (unsigned long long)slot->id, attempts);
@@ -768,43 +900,85 @@ static int s_open_job (s_vent_t *self)
     return 0;
 }
 
+//  Every second: PING each shard at work (JOB to one that has not accepted, or lost
+//  state); END to each once every chunk is out.
+static void s_keep_in_touch (s_vent_t *self, double now)
+{
+    bool all_out = self->accepted && self->source_done && tl_window_all_sent (self->unacked) &&
+                   self->lost_at == self->nlost;
+    for (uint32_t i = 0; i < self->nshards; i++) {
+        s_shard_t *shard = &self->shards[i];
+        if (shard->done) continue;
+        if (now - shard->pinged_at >= 1.0) {
+            if (shard->accepted && !shard->resync) {
+                tl_msg_t ping;
+                s_msg_init (self, &ping, TL_CMD_PING);
+                s_send_to_shard (shard, &ping);
+                shard->pinged_at = now;
+                shard->end_sent = false;  //  END again until DONE: it is idempotent
+            } else
+                s_send_job (self, i);
+        }
+        if (all_out && shard->accepted && !shard->resync && !shard->end_sent) {
+            tl_msg_t end;
+            s_msg_init (self, &end, TL_CMD_END);
+            //  The lines the ventilator itself dropped are counted once, by shard 0.
+            end.u.end =
+                (tl_end_body_t){.chunks = tl_window_added (self->unacked),
+                                .bytes = shard->bytes,
+                                .bad_lines = i == 0 ? tl_source_skipped_lines (self->source) : 0};
+            if (s_send_to_shard (shard, &end) == 0) shard->end_sent = true;
+        }
+    }
+}
+
+//  The shard that has been silent longest while at work, or -1 when none has been
+//  silent for the timeout.
+static int s_silent_shard (s_vent_t *self, double now)
+{
+    for (uint32_t i = 0; i < self->nshards; i++)
+        if (!self->shards[i].done && now - self->shards[i].heard_at > self->spec.timeout)
+            return (int)i;
+    return -1;
+}
+
 static int s_run (s_vent_t *self)
 {
-    self->heard_at = tl_now ();
-    s_send_job (self);
+    double start = tl_now ();
+    for (uint32_t i = 0; i < self->nshards; i++) {
+        self->shards[i].heard_at = start;
+        s_send_job (self, i);
+    }
     int status = -1;
+    zmq_pollitem_t *items = calloc (self->nshards + 2, sizeof *items);
+    if (!items) return 1;
     while (status < 0) {
         if (zsys_interrupted) {
             tl_bar_finish (self->progress);
             fprintf (stderr, "tally-ventilator: interrupted; job cancelled\n");
             s_cancel (self, "ventilator interrupted");
             s_forget_job (self);
-            return 130;
+            status = 130;
+            break;
         }
         double now = tl_now ();
-        if (now - self->heard_at > self->spec.timeout) {
+        int silent = s_silent_shard (self, now);
+        if (silent >= 0) {
+            s_shard_t *shard = &self->shards[silent];
             tl_bar_finish (self->progress);
             fprintf (stderr, "tally-ventilator: no answer from the sink at %s for %.0f s%s%s%s\n",
-                     self->sink_ep, self->spec.timeout, self->accepted ? "; job abandoned" : "",
+                     shard->endpoint, self->spec.timeout, shard->accepted ? "; job abandoned" : "",
                      self->job_file ? "; run again with --job-file " : "",
                      self->job_file ? self->job_file : "");
             s_cancel (self, "sink silent");
-            return 1;
-        }
-        if (now - self->pinged_at >= 1.0) {
-            if (self->accepted && !self->resync) {
-                tl_msg_t ping;
-                s_msg_init (self, &ping, TL_CMD_PING);
-                s_send_to_sink (self, &ping);
-                self->pinged_at = now;
-                self->end_sent = false;  //  END again until DONE: it is idempotent
-            } else
-                s_send_job (self);
+            status = 1;
+            break;
         }
         const tl_window_slot_t *lost = tl_window_failed (self->unacked, now, self->source_done);
         if (lost) {
             s_fail_chunk (self, lost, now);
-            return 1;
+            status = 1;
+            break;
         }
         if (self->accepted && s_pump (self) != 0) {
             const char *why = self->error[0] ? self->error : tl_source_error (self->source);
@@ -812,32 +986,31 @@ static int s_run (s_vent_t *self)
             fprintf (stderr, "tally-ventilator: %s\n", why);
             s_cancel (self, why);
             s_forget_job (self);
-            return 1;
+            status = 1;
+            break;
         }
-        if (self->accepted && !self->resync && self->source_done &&
-            tl_window_all_sent (self->unacked) && self->lost_at == self->nlost && !self->end_sent) {
-            tl_msg_t end;
-            s_msg_init (self, &end, TL_CMD_END);
-            end.u.end = (tl_end_body_t){.chunks = tl_window_added (self->unacked),
-                                        .bytes = self->cut_bytes,
-                                        .bad_lines = tl_source_skipped_lines (self->source)};
-            if (s_send_to_sink (self, &end) == 0) self->end_sent = true;
-        }
+        s_keep_in_touch (self, now);
         tl_bar_update (self->progress, tl_source_bytes_read (self->source),
                        tl_window_acked_bytes (self->unacked), tl_window_acked (self->unacked),
                        tl_window_added (self->unacked), self->source_done);
 
         bool want_out = s_chunks_wait (self);
         if (want_out) s_warn_no_worker (self, now);
-        zmq_pollitem_t items[] = {{zsock_resolve (self->sink), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0},
-                                  {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
+        items[0] = (zmq_pollitem_t){zsock_resolve (self->push), 0, want_out ? ZMQ_POLLOUT : 0, 0};
+        items[1] = (zmq_pollitem_t){zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0};
+        for (uint32_t i = 0; i < self->nshards; i++)
+            items[2 + i] = (zmq_pollitem_t){zsock_resolve (self->shards[i].sock), 0, ZMQ_POLLIN, 0};
         //  A short timeout: resends, pings and the progress bar need the clock.
-        if (zmq_poll (items, 3, 100) == -1 && errno != EINTR) return 1;
-        if (items[2].revents & ZMQ_POLLIN) s_on_monitor (self);
-        while (status < 0 && (zsock_events (self->sink) & ZMQ_POLLIN))
-            if (s_on_sink (self, &status)) break;
+        if (zmq_poll (items, (int)self->nshards + 2, 100) == -1 && errno != EINTR) {
+            status = 1;
+            break;
+        }
+        if (items[1].revents & ZMQ_POLLIN) s_on_monitor (self);
+        for (uint32_t i = 0; status < 0 && i < self->nshards; i++)
+            while (status < 0 && (zsock_events (self->shards[i].sock) & ZMQ_POLLIN))
+                if (s_on_sink (self, i, &status)) break;
     }
+    free (items);
     return status;
 }
 
@@ -849,7 +1022,9 @@ int main (int argc, char **argv)
         TL_OPT ("bind", 'b', "TALLY_BIND", TL_OPT_STR, &self.bind, "ENDPOINT",
                 "Where workers connect for chunks (default tcp://*:5557)", 0, 0),
         TL_OPT ("sink", 's', "TALLY_SINK", TL_OPT_STR, &self.sink_ep, "ENDPOINT",
-                "The sink's inbound endpoint (default tcp://localhost:5558)", 0, 0),
+                "The sink's inbound endpoint, or the job's sink shards' as a comma-separated "
+                "list, shard 0 first: EP0,EP1,... (default tcp://localhost:5558)",
+                0, 0),
         TL_JOBSPEC_OPTS (self.spec),
         TL_OPT ("job-file", 0, "TALLY_JOB_FILE", TL_OPT_STR, &self.job_file, "FILE",
                 "Keep the job's id and secret in FILE while it runs; started again with the same "
@@ -883,8 +1058,19 @@ int main (int argc, char **argv)
 
     int status = 1;
     const char *why = NULL;
+    if (tl_endpoints_parse (self.sink_ep, &self.sink_eps, &why) != 0)
+        tl_cli_usage_error (&cli, "--sink: %s", why);
+    self.nshards = (uint32_t)self.sink_eps.count;
+    self.shards = calloc (self.nshards, sizeof *self.shards);
+    if (!self.shards) {
+        fprintf (stderr, "tally-ventilator: out of memory\n");
+        goto done;
+    }
+    for (uint32_t i = 0; i < self.nshards; i++)
+        self.shards[i].endpoint = self.sink_eps.endpoint[i];
     //  The job first: a job file that holds another job is said before anything binds.
     if (s_open_job (&self) != 0) goto done;
+    self.seed = tl_shard_seed (self.secret, self.job);
     self.source =
         tl_source_new ((const char *const *)self.files.names, self.files.count, &source_opts, &why);
     if (!self.source) {
@@ -923,10 +1109,13 @@ int main (int argc, char **argv)
     }
     cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = 1 << 20;
-    self.sink = tl_sock_new (ZMQ_DEALER, self.sink_ep, false, false, &cfg, &why);
-    if (!self.sink) {
-        fprintf (stderr, "tally-ventilator: %s\n", why);
-        goto done;
+    for (uint32_t i = 0; i < self.nshards; i++) {
+        self.shards[i].sock =
+            tl_sock_new (ZMQ_DEALER, self.shards[i].endpoint, false, false, &cfg, &why);
+        if (!self.shards[i].sock) {
+            fprintf (stderr, "tally-ventilator: %s: %s\n", self.shards[i].endpoint, why);
+            goto done;
+        }
     }
 
     self.replay = tl_replay_new ((const char *const *)self.files.names, self.file_ids,
@@ -950,13 +1139,17 @@ done:
     tl_replay_destroy (&self.replay);
     free (self.file_ids);
     free (self.index);
-    free (self.have);
+    for (uint32_t i = 0; self.shards && i < self.nshards; i++) {
+        free (self.shards[i].have);
+        zsock_destroy (&self.shards[i].sock);
+    }
+    free (self.shards);
+    tl_endpoints_free (&self.sink_eps);
     free (self.lost);
     free (self.file_format);
     tl_bar_destroy (&self.progress);
     zsock_destroy (&self.monitor);
     zsock_destroy (&self.push);
-    zsock_destroy (&self.sink);
     tl_source_destroy (&self.source);
     tl_files_free (&self.files);
     return status;

@@ -14,17 +14,20 @@
 #include <string.h>
 
 typedef struct {
-    const char *vent_ep;    //  Ventilator's PUSH endpoint
-    const char *sink_ep;    //  Sink's inbound endpoint
-    size_t max_msg;         //  Largest chunk accepted
-    bool quiet;             //  --quiet
-    tl_curve_t curve;       //  CURVE keys
-    zsock_t *pull;          //  Chunks in
-    zsock_t *sink;          //  Partials out
-    tl_table_t *table;      //  The chunk's partial dictionary, reused
-    uint64_t chunks;        //  Chunks mapped
-    uint64_t junk;          //  Malformed messages dropped
-    double junk_logged_at;  //  Last junk log line (rate limit)
+    const char *vent_ep;           //  Ventilator's PUSH endpoint
+    const char *sink_ep;           //  Sinks' inbound endpoints, "EP0,EP1,..." (one per shard)
+    tl_endpoints_t sinks;          //  The same, split
+    size_t max_msg;                //  Largest chunk accepted
+    bool quiet;                    //  --quiet
+    tl_curve_t curve;              //  CURVE keys
+    zsock_t *pull;                 //  Chunks in
+    zsock_t *sink[TL_SHARDS_MAX];  //  Partials out, one socket per shard
+    tl_table_t *table;             //  The chunk's partial dictionary, reused
+    uint64_t chunks;               //  Chunks mapped
+    uint64_t junk;                 //  Malformed messages dropped
+    double junk_logged_at;         //  Last junk log line (rate limit)
+    uint64_t misfit;               //  Chunks of jobs with another number of shards, dropped
+    double misfit_logged_at;       //  Last such log line (rate limit)
 } s_worker_t;
 
 static void s_free_sbuffer (void *data, void *hint)
@@ -59,6 +62,22 @@ static int s_handle (s_worker_t *self, tl_frames_t *in)
         tl_msg_reset (&msg);
         return 0;
     }
+    if (chunk->shards != self->sinks.count) {
+        //  Split another way, the parts would reach the wrong shards: leave the chunk to
+        //  workers started with the job's list (the ventilator sends it again).
+        self->misfit++;
+        double now = tl_now ();
+        if (now - self->misfit_logged_at >= 5.0) {
+            zsys_error ("job %016llx has %u sink shard%s, but this worker was started with %zu "
+                        "(--sink %s): its chunks are left to workers started with the job's "
+                        "list of shards; %llu dropped so far",
+                        (unsigned long long)msg.job, chunk->shards, chunk->shards == 1 ? "" : "s",
+                        self->sinks.count, self->sink_ep, (unsigned long long)self->misfit);
+            self->misfit_logged_at = now;
+        }
+        tl_msg_reset (&msg);
+        return 0;
+    }
     size_t size;
     const char *data = tl_frames_data (in, 2, &size);
     tl_map_stats_t stats = {0};
@@ -69,37 +88,51 @@ static int s_handle (s_worker_t *self, tl_frames_t *in)
         return 0;  //  Not answered: the ventilator sends it again, maybe to another worker
     }
 
+    uint32_t shards = chunk->shards;
+    uint32_t counter = tl_shard_counter (chunk->chunk, shards);
     tl_msg_t out = {.cmd = TL_CMD_PARTIAL, .job = msg.job};
-    out.u.partial = (tl_partial_body_t){.chunk = chunk->chunk,
-                                        .tag = chunk->tag,
-                                        .file = chunk->file,
-                                        .bytes = size,
-                                        .lines = stats.lines,
-                                        .bad_lines = stats.bad_lines,
-                                        .filtered = stats.filtered,
-                                        .bad_samples = stats.bad_samples};
+    tl_partial_body_t counted = {.chunk = chunk->chunk,
+                                 .tag = chunk->tag,
+                                 .file = chunk->file,
+                                 .bytes = size,
+                                 .lines = stats.lines,
+                                 .bad_lines = stats.bad_lines,
+                                 .filtered = stats.filtered,
+                                 .bad_samples = stats.bad_samples};
     for (uint32_t i = 0; i < stats.bad_samples; i++)
-        out.u.partial.bad_offset[i] = chunk->offset + stats.bad_offset[i];
+        counted.bad_offset[i] = chunk->offset + stats.bad_offset[i];
+    uint64_t seed = chunk->seed;
     tl_msg_reset (&msg);
 
-    msgpack_sbuffer map;
-    msgpack_sbuffer_init (&map);
-    if (tl_map_encode (self->table, &map) != 0) {
-        msgpack_sbuffer_destroy (&map);
+    msgpack_sbuffer map[TL_SHARDS_MAX];
+    for (uint32_t i = 0; i < shards; i++)
+        msgpack_sbuffer_init (&map[i]);
+    int rc = 0;
+    if (tl_map_encode_split (self->table, seed, shards, map) != 0) {
         zsys_error ("out of memory encoding a partial");
-        return 0;
+        shards = 0;  //  Nothing sent: the ventilator sends the chunk again
     }
-    //  The encoded map goes out as its own frame without a copy; libzmq frees it.
-    zmq_msg_t payload;
-    size_t map_size = map.size;
-    char *map_data = msgpack_sbuffer_release (&map);
-    if (zmq_msg_init_data (&payload, map_data, map_size, s_free_sbuffer, NULL) != 0) {
-        free (map_data);
-        return 0;
+    for (uint32_t i = 0; i < shards && rc == 0; i++) {
+        //  One shard counts the chunk's bytes and lines; the others get its keys only.
+        out.u.partial = i == counter ? counted
+                                     : (tl_partial_body_t){.chunk = counted.chunk,
+                                                           .tag = counted.tag,
+                                                           .file = counted.file};
+        out.u.partial.shard = i;
+        //  The encoded map goes out as its own frame without a copy; libzmq frees it.
+        zmq_msg_t payload;
+        size_t map_size = map[i].size;
+        char *map_data = msgpack_sbuffer_release (&map[i]);
+        if (zmq_msg_init_data (&payload, map_data, map_size, s_free_sbuffer, NULL) != 0) {
+            free (map_data);
+            break;
+        }
+        if (tl_send (zsock_resolve (self->sink[i]), NULL, 0, &out, &payload, 0) != 0) rc = -1;
     }
-    if (tl_send (zsock_resolve (self->sink), NULL, 0, &out, &payload, 0) != 0) return -1;
-    self->chunks++;
-    return 0;
+    for (uint32_t i = 0; i < TL_SHARDS_MAX && i < self->sinks.count; i++)
+        msgpack_sbuffer_destroy (&map[i]);
+    if (rc == 0 && shards) self->chunks++;
+    return rc;
 }
 
 int main (int argc, char **argv)
@@ -111,7 +144,10 @@ int main (int argc, char **argv)
         TL_OPT ("ventilator", 'v', "TALLY_VENTILATOR", TL_OPT_STR, &self.vent_ep, "ENDPOINT",
                 "Where to pull chunks from (default tcp://localhost:5557)", 0, 0),
         TL_OPT ("sink", 's', "TALLY_SINK", TL_OPT_STR, &self.sink_ep, "ENDPOINT",
-                "Where to push partial results (default tcp://localhost:5558)", 0, 0),
+                "Where to push partial results: the sink, or the job's sink shards as a "
+                "comma-separated list in shard order, the same as the ventilator's --sink "
+                "(default tcp://localhost:5558)",
+                0, 0),
         TL_OPT_MAX_MESSAGE (self.max_msg, "Largest chunk accepted (default 256M)"),
         TL_OPT_QUIET (self.quiet),
         TL_OPTS_CURVE_CLIENT (self.curve),
@@ -129,11 +165,17 @@ int main (int argc, char **argv)
     cfg.maxmsgsize = (int64_t)self.max_msg;
     cfg.linger_ms = 0;
     self.pull = tl_sock_new (ZMQ_PULL, self.vent_ep, false, false, &cfg, &why);
+    if (tl_endpoints_parse (self.sink_ep, &self.sinks, &why) != 0)
+        tl_cli_usage_error (&cli, "--sink: %s", why);
     cfg = tl_sock_cfg_default ();
     cfg.maxmsgsize = 1 << 20;
-    self.sink = self.pull ? tl_sock_new (ZMQ_DEALER, self.sink_ep, false, false, &cfg, &why) : NULL;
+    bool ready = self.pull != NULL;
+    for (size_t i = 0; ready && i < self.sinks.count; i++) {
+        self.sink[i] = tl_sock_new (ZMQ_DEALER, self.sinks.endpoint[i], false, false, &cfg, &why);
+        ready = self.sink[i] != NULL;
+    }
     self.table = tl_table_new (1 << 16);
-    if (!self.pull || !self.sink || !self.table) {
+    if (!ready || !self.table) {
         fprintf (stderr, "tally-worker: %s\n", self.table ? why : "out of memory");
         return 1;
     }
@@ -152,6 +194,8 @@ int main (int argc, char **argv)
     if (!self.quiet) zsys_info ("stopping after %llu chunks", (unsigned long long)self.chunks);
     tl_table_destroy (&self.table);
     zsock_destroy (&self.pull);
-    zsock_destroy (&self.sink);
+    for (size_t i = 0; i < self.sinks.count; i++)
+        zsock_destroy (&self.sink[i]);
+    tl_endpoints_free (&self.sinks);
     return 0;
 }
