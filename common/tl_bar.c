@@ -108,33 +108,26 @@ static void s_draw (tl_bar_t *self, double now)
     snprintf (chunks, sizeof chunks, "%llu/%llu%s %s", (unsigned long long)self->chunks,
               (unsigned long long)self->known, self->final ? "" : "+",
               self->unit ? self->unit : "chunks");
+    //  How the work goes: rate and ETA, or, when the counts stand still, what goes on and
+    //  for how long (not a rate of 0).
+    char pace[160];
     if (self->status[0]) {
-        //  The counts stand still: say what goes on, and for how long, not a rate of 0.
         s_format_eta (now - self->status_at, eta, sizeof eta);
-        if (self->bar) {
-            fprintf (stderr, "\r%s [%.30s] %3.0f%% %s/%s  %s  %s %s\033[K", self->label,
-                     "##############################", fraction * 100, done, total, chunks,
-                     self->status, eta);
-            self->drawn = true;
-        } else
-            fprintf (stderr, "%s: %.0f%% %s of %s, %s, %s for %s, %.0f s elapsed\n", self->label,
-                     fraction * 100, done, total, chunks, self->status, eta, elapsed);
-        fflush (stderr);
-        self->last_draw = now;
-        return;
-    }
+        snprintf (pace, sizeof pace, "%s for %s", self->status, eta);
+    } else
+        snprintf (pace, sizeof pace, "%s/s, ETA %s", rate, eta);
     if (self->bar) {
         char bar[31];
         int filled = (int)(fraction * 30);
         for (int i = 0; i < 30; i++)
             bar[i] = i < filled ? '#' : '-';
         bar[30] = 0;
-        fprintf (stderr, "\r%s [%s] %3.0f%% %s/%s  %s  %s/s  ETA %s\033[K", self->label, bar,
-                 fraction * 100, done, total, chunks, rate, eta);
+        fprintf (stderr, "\r%s [%s] %3.0f%% %s/%s  %s  %s\033[K", self->label, bar, fraction * 100,
+                 done, total, chunks, pace);
         self->drawn = true;
     } else
-        fprintf (stderr, "%s: %.0f%% %s of %s, %s, %s/s, %.0f s elapsed, ETA %s\n", self->label,
-                 fraction * 100, done, total, chunks, rate, elapsed, eta);
+        fprintf (stderr, "%s: %.0f%% %s of %s, %s, %s, %.0f s elapsed\n", self->label,
+                 fraction * 100, done, total, chunks, pace, elapsed);
     fflush (stderr);
     self->last_draw = now;
 }

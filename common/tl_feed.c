@@ -229,37 +229,6 @@ int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf)
     return s_encode (&msg, NULL, 0, buf);
 }
 
-int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf)
-{
-    tl_feed_msg_t msg = {.topic = TL_FEED_TOP, .job = job};
-    return s_encode (&msg, entries, n, buf);
-}
-
-int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
-                    size_t n, msgpack_sbuffer *buf)
-{
-    tl_feed_msg_t msg = {.topic = TL_FEED_TOTALS, .job = job};
-    msg.u.totals.batch = batch;
-    msg.u.totals.batches = batches;
-    return s_encode (&msg, entries, n, buf);
-}
-
-int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf)
-{
-    assert (done);
-    tl_feed_msg_t msg = {.topic = TL_FEED_DONE, .job = job};
-    msg.u.done = *done;
-    return s_encode (&msg, NULL, 0, buf);
-}
-
-int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf)
-{
-    assert (reason);
-    tl_feed_msg_t msg = {.topic = TL_FEED_FAILED, .job = job};
-    msg.u.reason = (tl_str_t){reason, strlen (reason)};
-    return s_encode (&msg, NULL, 0, buf);
-}
-
 //  ---------------------------------------------------------------------------------
 //  Decoding
 

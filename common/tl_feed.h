@@ -103,19 +103,10 @@ typedef struct {
 int tl_feed_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t n,
                     msgpack_sbuffer *buf);
 
-//  The topics one by one; all but progress (which has its own) write shard 0 of 1.
+//  progress alone, shard and shards from progress's own fields:
 //  {"job", "chunks_done", "chunks_known", "chunks_final", "bytes", "input_bytes",
 //   "lines", "bad_lines", "keys", "rate", "seconds"}.
 int tl_feed_progress (const tl_progress_t *progress, msgpack_sbuffer *buf);
-//  {"job", "top": [[key bin, count], ...]} with n entries.
-int tl_feed_top (uint64_t job, const tl_entry_t *entries, size_t n, msgpack_sbuffer *buf);
-//  {"job", "batch", "batches", "entries": {key bin: total}} for n entries.
-int tl_feed_totals (uint64_t job, uint64_t batch, uint64_t batches, const tl_entry_t *entries,
-                    size_t n, msgpack_sbuffer *buf);
-//  {"job", "keys", "sum", "lines", "bad_lines", "filtered", "seconds", "output"}.
-int tl_feed_done (uint64_t job, const tl_done_body_t *done, msgpack_sbuffer *buf);
-//  {"job", "reason"}.
-int tl_feed_failed (uint64_t job, const char *reason, msgpack_sbuffer *buf);
 
 //  Decodes a feed message: frame 0 (topic) and frame 1 (body). Every key the topic
 //  defines must be there exactly once with its type (uint: any non-negative integer

@@ -13,6 +13,7 @@
 
 #include "tl_feed.h"
 #include "tl_test.h"
+#include "tl_test_feed.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

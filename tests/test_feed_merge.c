@@ -8,6 +8,7 @@
 
 #include "tl_feed_merge.h"
 #include "tl_test.h"
+#include "tl_test_feed.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

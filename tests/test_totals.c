@@ -10,6 +10,7 @@
 #include "tl_feed.h"
 #include "totals.h"
 #include "tl_test.h"
+#include "tl_test_feed.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>

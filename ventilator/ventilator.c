@@ -89,7 +89,6 @@ typedef struct {
     tl_bar_t *progress;              //  Bar or log lines
     uint64_t job;                    //  Job id
     uint8_t secret[TL_SECRET_SIZE];  //  The job's secret: only its holder steers the job
-    bool accepted;                   //  Every shard accepted the job
     tl_window_t *unacked;            //  Chunks cut and not yet acknowledged, and when to resend
     bool source_done;                //  Every chunk is cut
     uint64_t cut_bytes;              //  Payload bytes cut
@@ -218,6 +217,14 @@ static void s_have_clear (s_shard_t *shard)
 {
     if (shard->have) memset (shard->have, 0, shard->have_size);
     shard->held = 0;
+}
+
+//  Whether chunks may go out: every shard has accepted the job (or finished it).
+static bool s_accepted (s_vent_t *self)
+{
+    for (uint32_t i = 0; i < self->nshards; i++)
+        if (!self->shards[i].accepted && !self->shards[i].done) return false;
+    return true;
 }
 
 //  Whether chunk id is done: every shard holds it (a shard that finished the job holds
@@ -474,10 +481,6 @@ static int s_on_accept (s_vent_t *self, uint32_t i, const tl_state_body_t *state
                        "sent again",
                        (unsigned long long)self->job, name, (unsigned long long)state->merged);
         }
-        bool all = true;
-        for (uint32_t j = 0; j < self->nshards; j++)
-            all = all && (self->shards[j].accepted || self->shards[j].done);
-        self->accepted = all;
         return 0;
     }
     if (!shard->resync) return 0;  //  A copy of an ACCEPT we acted on
@@ -663,14 +666,7 @@ static int s_on_done (s_vent_t *self, uint32_t i, const tl_done_body_t *done, in
         return 1;
     }
     for (uint32_t j = 0; j < self->nshards; j++)
-        if (!self->shards[j].done) {
-            //  Chunks the others lack keep going out; this shard needs nothing more.
-            self->accepted = true;
-            for (uint32_t k = 0; k < self->nshards; k++)
-                self->accepted =
-                    self->accepted && (self->shards[k].accepted || self->shards[k].done);
-            return 0;
-        }
+        if (!self->shards[j].done) return 0;  //  Chunks the others lack keep going out
     s_forget_job (self);
     bool unchecked = true;
     for (uint32_t j = 0; j < self->nshards; j++)
@@ -834,7 +830,7 @@ static void s_fail_chunk (s_vent_t *self, const tl_window_slot_t *slot, double n
 static bool s_chunks_wait (s_vent_t *self)
 {
     bool more = !self->source_done || self->lost_at < self->nlost;
-    return self->accepted &&
+    return s_accepted (self) &&
            (!tl_window_all_sent (self->unacked) || (more && tl_window_has_room (self->unacked)));
 }
 
@@ -917,7 +913,7 @@ static int s_open_job (s_vent_t *self)
 //  state); END to each once every chunk is out.
 static void s_keep_in_touch (s_vent_t *self, double now)
 {
-    bool all_out = self->accepted && self->source_done && tl_window_all_sent (self->unacked) &&
+    bool all_out = s_accepted (self) && self->source_done && tl_window_all_sent (self->unacked) &&
                    self->lost_at == self->nlost;
     for (uint32_t i = 0; i < self->nshards; i++) {
         s_shard_t *shard = &self->shards[i];
@@ -1037,7 +1033,7 @@ static int s_run (s_vent_t *self)
             status = 1;
             break;
         }
-        if (self->accepted && s_pump (self) != 0) {
+        if (s_accepted (self) && s_pump (self) != 0) {
             const char *why = self->error[0] ? self->error : tl_source_error (self->source);
             tl_bar_finish (self->progress);
             fprintf (stderr, "tally-ventilator: %s\n", why);
