@@ -124,6 +124,12 @@ peak() {
 small=$(peak "$WORK/one.tsv" "$WORK/empty.tsv")
 large=$(peak "$WORK/p3"/part-*.tsv)
 echo "peak RSS merging a few bytes: ${small} KiB; $(du -sh "$WORK/p3" | cut -f1) of parts: ${large} KiB"
-check "merging large parts needs no more memory than small ones, plus 8 MB" \
-  test "${large:-999999999}" -le $((${small:-0} + 8192))
+# AddressSanitizer's allocator and shadow memory grow with the bytes read (about 10 MB
+# more here for the larger parts, quarantine or not): the bound is the plain build's.
+if [ "${TALLY_VARIANT:-plain}" = sanitize ]; then
+  echo "note: the memory bound is checked in the plain build only (AddressSanitizer's own memory grows with the input)"
+else
+  check "merging large parts needs no more memory than small ones, plus 8 MB" \
+    test "${large:-999999999}" -le $((${small:-0} + 8192))
+fi
 finish
