@@ -27,78 +27,111 @@ typedef enum {
     S_MAP      //  tl_feed_entries_t: {key bin: total uint}
 } s_type_t;
 
+typedef enum {
+    S_REQUIRED,   //  Always there
+    S_OPTIONAL,   //  Always written; a body may leave it out (the decoder keeps the default)
+    S_OMIT_ZERO,  //  Optional, and written only when it is not 0
+} s_presence_t;
+
 typedef struct {
-    const char *name;  //  Key in the body map: the one place it is spelled
-    s_type_t type;     //  How its value is packed and read
-    size_t offset;     //  Where the value lives in a tl_feed_msg_t
-    bool optional;     //  A body may leave it out (the decoder keeps the default)
+    const char *name;       //  Key in the body map: the one place it is spelled
+    s_type_t type;          //  How its value is packed and read
+    size_t offset;          //  Where the value lives in a tl_feed_msg_t
+    s_presence_t presence;  //  Whether a body may leave it out
 } s_field_t;
 
 #define S_AT(member) offsetof (tl_feed_msg_t, member)
 #define S_JOB                                                                                      \
     {                                                                                              \
-        "job", S_U64, S_AT (job), false                                                            \
+        "job", S_U64, S_AT (job), S_REQUIRED                                                       \
     }
 //  Every topic ends with these: optional, since a sink before shards did not send them.
 #define S_SHARD                                                                                    \
     {                                                                                              \
-        "shard", S_U64, S_AT (shard), true                                                         \
+        "shard", S_U64, S_AT (shard), S_OPTIONAL                                                   \
     }
 #define S_SHARDS                                                                                   \
     {                                                                                              \
-        "shards", S_U64, S_AT (shards), true                                                       \
+        "shards", S_U64, S_AT (shards), S_OPTIONAL                                                 \
     }
 
 static const s_field_t s_progress[] = {
     S_JOB,
-    {"chunks_done", S_U64, S_AT (u.progress.chunks_done), false},
-    {"chunks_known", S_U64, S_AT (u.progress.chunks_known), false},
-    {"chunks_final", S_BOOL, S_AT (u.progress.chunks_final), false},
-    {"bytes", S_U64, S_AT (u.progress.bytes), false},
-    {"input_bytes", S_U64, S_AT (u.progress.input_bytes), false},
-    {"lines", S_U64, S_AT (u.progress.lines), false},
-    {"bad_lines", S_U64, S_AT (u.progress.bad_lines), false},
-    {"keys", S_U64, S_AT (u.progress.keys), false},
-    {"rate", S_DOUBLE, S_AT (u.progress.rate), false},
-    {"seconds", S_DOUBLE, S_AT (u.progress.seconds), false},
+    {"chunks_done", S_U64, S_AT (u.progress.chunks_done), S_REQUIRED},
+    {"chunks_known", S_U64, S_AT (u.progress.chunks_known), S_REQUIRED},
+    {"chunks_final", S_BOOL, S_AT (u.progress.chunks_final), S_REQUIRED},
+    {"bytes", S_U64, S_AT (u.progress.bytes), S_REQUIRED},
+    {"input_bytes", S_U64, S_AT (u.progress.input_bytes), S_REQUIRED},
+    {"lines", S_U64, S_AT (u.progress.lines), S_REQUIRED},
+    {"bad_lines", S_U64, S_AT (u.progress.bad_lines), S_REQUIRED},
+    {"keys", S_U64, S_AT (u.progress.keys), S_REQUIRED},
+    {"rate", S_DOUBLE, S_AT (u.progress.rate), S_REQUIRED},
+    {"seconds", S_DOUBLE, S_AT (u.progress.seconds), S_REQUIRED},
     S_SHARD,
     S_SHARDS,
 };
 
 static const s_field_t s_top[] = {
     S_JOB,
-    {"top", S_PAIRS, S_AT (u.top), false},
+    {"top", S_PAIRS, S_AT (u.top), S_REQUIRED},
     S_SHARD,
     S_SHARDS,
 };
 
 static const s_field_t s_totals[] = {
     S_JOB,
-    {"batch", S_U64, S_AT (u.totals.batch), false},
-    {"batches", S_U64, S_AT (u.totals.batches), false},
-    {"entries", S_MAP, S_AT (u.totals.entries), false},
+    {"batch", S_U64, S_AT (u.totals.batch), S_REQUIRED},
+    {"batches", S_U64, S_AT (u.totals.batches), S_REQUIRED},
+    {"entries", S_MAP, S_AT (u.totals.entries), S_REQUIRED},
+    {"next", S_U64, S_AT (u.totals.next), S_OMIT_ZERO},
     S_SHARD,
     S_SHARDS,
 };
 
 static const s_field_t s_done[] = {
     S_JOB,
-    {"keys", S_U64, S_AT (u.done.keys), false},
-    {"sum", S_U64, S_AT (u.done.sum), false},
-    {"lines", S_U64, S_AT (u.done.lines), false},
-    {"bad_lines", S_U64, S_AT (u.done.bad_lines), false},
-    {"filtered", S_U64, S_AT (u.done.filtered), false},
-    {"seconds", S_DOUBLE, S_AT (u.done.seconds), false},
-    {"output", S_TEXT, S_AT (u.done.output), false},
+    {"keys", S_U64, S_AT (u.done.keys), S_REQUIRED},
+    {"sum", S_U64, S_AT (u.done.sum), S_REQUIRED},
+    {"lines", S_U64, S_AT (u.done.lines), S_REQUIRED},
+    {"bad_lines", S_U64, S_AT (u.done.bad_lines), S_REQUIRED},
+    {"filtered", S_U64, S_AT (u.done.filtered), S_REQUIRED},
+    {"seconds", S_DOUBLE, S_AT (u.done.seconds), S_REQUIRED},
+    {"output", S_TEXT, S_AT (u.done.output), S_REQUIRED},
     S_SHARD,
     S_SHARDS,
 };
 
 static const s_field_t s_failed[] = {
     S_JOB,
-    {"reason", S_TEXT, S_AT (u.reason), false},
+    {"reason", S_TEXT, S_AT (u.reason), S_REQUIRED},
     S_SHARD,
     S_SHARDS,
+};
+
+//  No job, no shard: the sink's, whatever shard of its jobs it is.
+static const s_field_t s_stats[] = {
+    {"incarnation", S_U64, S_AT (u.stats.incarnation), S_REQUIRED},
+    {"uptime", S_DOUBLE, S_AT (u.stats.uptime), S_REQUIRED},
+    {"jobs_open", S_U64, S_AT (u.stats.jobs_open), S_REQUIRED},
+    {"jobs_done", S_U64, S_AT (u.stats.jobs_done), S_REQUIRED},
+    {"jobs_failed", S_U64, S_AT (u.stats.jobs_failed), S_REQUIRED},
+    {"partials", S_U64, S_AT (u.stats.partials), S_REQUIRED},
+    {"duplicates", S_U64, S_AT (u.stats.duplicates), S_REQUIRED},
+    {"junk", S_U64, S_AT (u.stats.junk), S_REQUIRED},
+    {"disconnects", S_U64, S_AT (u.stats.disconnects), S_REQUIRED},
+    {"bytes", S_U64, S_AT (u.stats.bytes), S_REQUIRED},
+    {"lines", S_U64, S_AT (u.stats.lines), S_REQUIRED},
+    {"rate", S_DOUBLE, S_AT (u.stats.rate), S_REQUIRED},
+};
+
+static const s_field_t s_snapshot[] = {
+    {"open", S_U64, S_AT (u.snapshot.open), S_REQUIRED},
+    {"finished", S_U64, S_AT (u.snapshot.finished), S_REQUIRED},
+};
+
+static const s_field_t s_error[] = {
+    S_JOB,
+    {"reason", S_TEXT, S_AT (u.reason), S_REQUIRED},
 };
 
 typedef struct {
@@ -119,6 +152,9 @@ static const s_topic_t s_topics[TL_FEED_COUNT_] = {
     [TL_FEED_TOTALS] = S_TOPIC (TL_FEED_TOPIC_TOTALS, s_totals),
     [TL_FEED_DONE] = S_TOPIC (TL_FEED_TOPIC_DONE, s_done),
     [TL_FEED_FAILED] = S_TOPIC (TL_FEED_TOPIC_FAILED, s_failed),
+    [TL_FEED_STATS] = S_TOPIC (TL_FEED_TOPIC_STATS, s_stats),
+    [TL_FEED_SNAPSHOT] = S_TOPIC (TL_FEED_TOPIC_SNAPSHOT, s_snapshot),
+    [TL_FEED_ERROR] = S_TOPIC (TL_FEED_TOPIC_ERROR, s_error),
 };
 
 const char *tl_feed_topic_name (tl_feed_topic_t topic)
@@ -181,6 +217,12 @@ static int s_pack_field (msgpack_packer *pk, const s_field_t *field, const tl_fe
     return -1;
 }
 
+static bool s_omitted (const s_field_t *field, const tl_feed_msg_t *msg)
+{
+    return field->presence == S_OMIT_ZERO &&
+           *(const uint64_t *)((const char *)msg + field->offset) == 0;
+}
+
 //  Appends msg's body to buf, the entry lists from entries[0..n). On failure buf is cut
 //  back to where it was.
 static int s_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t n,
@@ -201,9 +243,13 @@ static int s_encode (const tl_feed_msg_t *msg, const tl_entry_t *entries, size_t
     size_t start = buf->size;
     msgpack_packer pk;
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map (&pk, (uint32_t)topic->nfields);
+    uint32_t nfields = 0;
+    for (size_t i = 0; i < topic->nfields; i++)
+        nfields += !s_omitted (&topic->fields[i], msg);
+    int rc = msgpack_pack_map (&pk, nfields);
     for (size_t i = 0; i < topic->nfields && rc == 0; i++)
-        rc = s_pack_field (&pk, &topic->fields[i], msg, entries, n);
+        if (!s_omitted (&topic->fields[i], msg))
+            rc = s_pack_field (&pk, &topic->fields[i], msg, entries, n);
     if (rc != 0) {
         buf->size = start;
         return -1;
@@ -328,7 +374,7 @@ static int s_decode_body (const s_topic_t *topic, const void *body, size_t size,
     }
     uint32_t required = 0;
     for (size_t i = 0; i < topic->nfields; i++)
-        if (!topic->fields[i].optional) required |= 1u << i;
+        if (topic->fields[i].presence == S_REQUIRED) required |= 1u << i;
     if ((seen & required) != required || !tl__mp_at_end (&r)) return -1;
     return 0;
 }

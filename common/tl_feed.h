@@ -9,9 +9,11 @@
     language's encoder orders a map freely; a later sink may add keys), and treats the
     body as hostile as tl_proto does its frames.
 
-    Every body names the sink shard that sent it: `shard` of `shards` (a job's keys may
-    be split over several sinks, each with its own feed). The encoders always write both;
-    the decoder takes a body without them as shard 0 of 1 (a sink before shards).     */
+    Every body about a job names the sink shard that sent it: `shard` of `shards` (a
+    job's keys may be split over several sinks, each with its own feed). The encoders
+    always write both; the decoder takes a body without them as shard 0 of 1 (a sink
+    before shards). The sink's own stats, and the snapshot service's replies that are
+    not a job's (tl_snapshot.h), have neither.                                      */
 
 #ifndef TL_FEED_H_INCLUDED
 #define TL_FEED_H_INCLUDED
@@ -25,6 +27,10 @@
 #define TL_FEED_TOPIC_TOTALS   "totals"
 #define TL_FEED_TOPIC_DONE     "done"
 #define TL_FEED_TOPIC_FAILED   "failed"
+#define TL_FEED_TOPIC_STATS    "stats"
+//  Only in replies of the snapshot service (tl_snapshot.h), never on the feed:
+#define TL_FEED_TOPIC_SNAPSHOT "snapshot"
+#define TL_FEED_TOPIC_ERROR    "error"
 
 typedef enum {
     TL_FEED_INVALID = 0,
@@ -33,6 +39,9 @@ typedef enum {
     TL_FEED_TOTALS,    //  Once the totals file is written: one batch of it
     TL_FEED_DONE,      //  After the last totals batch
     TL_FEED_FAILED,    //  The job failed or was cancelled
+    TL_FEED_STATS,     //  Periodically: the sink's own counters (no job)
+    TL_FEED_SNAPSHOT,  //  Snapshot service: the last message of a state reply
+    TL_FEED_ERROR,     //  Snapshot service: a request it could not answer
     TL_FEED_COUNT_
 } tl_feed_topic_t;
 
@@ -77,7 +86,30 @@ typedef struct {
     uint64_t batch;             //  This batch's number, 0 .. batches-1
     uint64_t batches;           //  Batches the job's totals take
     tl_feed_entries_t entries;  //  {key: total}, the next part of the totals file
+    uint64_t next;              //  Snapshot replies only: cursor of the next batch (0: none)
 } tl_feed_totals_t;
+
+//  The sink's own counters since the process started (stats): every job's together.
+typedef struct {
+    uint64_t incarnation;  //  Random id of the sink process (a new one: counters restart)
+    double uptime;         //  Seconds since it started
+    uint64_t jobs_open;    //  Jobs open now
+    uint64_t jobs_done;    //  Jobs done since it started
+    uint64_t jobs_failed;  //  Jobs failed or cancelled since it started
+    uint64_t partials;     //  PARTIALs merged
+    uint64_t duplicates;   //  PARTIALs of chunks merged already (resent chunks)
+    uint64_t junk;         //  Messages refused
+    uint64_t disconnects;  //  Connections of workers and ventilators that closed
+    uint64_t bytes;        //  Payload bytes merged
+    uint64_t lines;        //  Lines merged
+    double rate;           //  Payload bytes merged per second, recently
+} tl_feed_stats_t;
+
+//  The end of a snapshot state reply: how many jobs it described.
+typedef struct {
+    uint64_t open;      //  Open jobs (a progress and a top each)
+    uint64_t finished;  //  Finished jobs (a done or failed each)
+} tl_feed_snapshot_t;
 
 typedef struct {
     tl_feed_topic_t topic;  //  Which body is set
@@ -85,18 +117,20 @@ typedef struct {
     uint64_t shard;         //  Sink shard that sent it, 0 .. shards-1 (every topic)
     uint64_t shards;        //  Sink shards of the job (encoding: 0 is taken as 1)
     union {
-        tl_progress_t progress;   //  progress (its job is set too)
-        tl_feed_entries_t top;    //  top: the largest totals, largest first
-        tl_feed_totals_t totals;  //  totals
-        tl_done_body_t done;      //  done (as in DONE; output points into the frame)
-        tl_str_t reason;          //  failed: why, for humans
+        tl_progress_t progress;       //  progress (its job is set too)
+        tl_feed_entries_t top;        //  top: the largest totals, largest first
+        tl_feed_totals_t totals;      //  totals
+        tl_done_body_t done;          //  done (as in DONE; output points into the frame)
+        tl_str_t reason;              //  failed, error: why, for humans
+        tl_feed_stats_t stats;        //  stats (job is 0)
+        tl_feed_snapshot_t snapshot;  //  snapshot (job is 0)
     } u;
 } tl_feed_msg_t;
 
 //  Encoders: each appends a body to buf. Returns 0, or -1 when out of memory, a key is
 //  longer than TL_KEY_MAX or the shard is not below the shards (at most
-//  TL_SHARDS_MAX); then buf is as it was: never half a body. Every body ends with
-//  "shard" and "shards".
+//  TL_SHARDS_MAX); then buf is as it was: never half a body. Every job's body ends
+//  with "shard" and "shards"; a totals body has "next" only when it is not 0.
 
 //  Any topic: msg's fields (msg->u.progress for progress, whose job, shard and shards
 //  are not read: msg's are), the entries of top and totals from entries[0..n).

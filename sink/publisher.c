@@ -35,8 +35,8 @@
 #define S_BURST_SECONDS        0.005  //  Time spent per call, about
 #define S_RETRY_MS             10     //  Wait before trying a full queue again
 #define S_HEARTBEAT_TIMEOUT_MS 30000  //  A subscriber silent this long is gone
-//  Room a totals message keeps for what is not entries: job, batch, batches, headers.
-#define S_ENVELOPE 128
+//  Room a top message keeps for what is not entries: job, shard, headers.
+#define S_ENVELOPE (TL_PUBLISHER_MESSAGE_MAX - TL_PUBLISHER_BATCH_BYTES)
 
 //  One finished job on its way out: its totals batches, then done or failed.
 typedef struct {
@@ -288,12 +288,12 @@ static void s_enqueue (tl_publisher_t *self, s_item_t *item)
     self->queue[(self->head + self->queued++) % S_QUEUE_MAX] = item;
 }
 
-void tl_publisher_totals (tl_publisher_t *self, const tl_feed_msg_t *done, int fd,
-                          const tl_entry_t *entries, size_t n)
+uint64_t tl_publisher_totals (tl_publisher_t *self, const tl_feed_msg_t *done, int fd,
+                              const tl_entry_t *entries, size_t n)
 {
     assert (self && fd >= 0 && done);
     uint64_t job = done->job;
-    size_t max_bytes = TL_PUBLISHER_MESSAGE_MAX - S_ENVELOPE;
+    size_t max_bytes = TL_PUBLISHER_BATCH_BYTES;
     s_item_t *item = calloc (1, sizeof *item);
     if (item) item->reader = tl_totals_reader_new (fd, self->batch_keys, max_bytes);
     if (!item || !item->reader) {
@@ -301,14 +301,16 @@ void tl_publisher_totals (tl_publisher_t *self, const tl_feed_msg_t *done, int f
         free (item);
         zsys_error ("feed: out of memory; job %016llx's totals are not published",
                     (unsigned long long)job);
-        return;
+        return 0;
     }
     item->job = job;
     item->shard = done->shard;
     item->shards = done->shards;
     item->batches = tl_totals_batches (entries, n, self->batch_keys, max_bytes);
     item->done = done->u.done;
+    uint64_t batches = item->batches;
     s_enqueue (self, item);
+    return batches;
 }
 
 void tl_publisher_failed (tl_publisher_t *self, const tl_feed_msg_t *failed)

@@ -27,6 +27,9 @@ typedef struct _tl_publisher_t tl_publisher_t;
 #define TL_PUBLISHER_MESSAGE_MAX (256 * 1024)  //  Bytes of a feed message (but one long key)
 #define TL_PUBLISHER_HWM         256           //  Messages queued for a subscriber
 #define TL_PUBLISHER_GRACE       10.0          //  Seconds a subscriber may take nothing
+//  Bytes of a totals batch's entries, at most (but one long key): a message less the
+//  room kept for job, batch, batches, next and the headers.
+#define TL_PUBLISHER_BATCH_BYTES (TL_PUBLISHER_MESSAGE_MAX - 128)
 
 //  Binds the feed's socket to endpoint; totals batches will hold at most batch_keys
 //  keys. Returns NULL with a message in *error (static storage) on failure.
@@ -46,9 +49,10 @@ void tl_publisher_send (tl_publisher_t *self, const char *topic, uint64_t job,
 //  open at fd (taken over), which the batches are read back from, then done. The
 //  entries are only counted (into batches), not kept.
 //  done is the done message (job, shard of shards, and u.done); every message of the
-//  job says that shard.
-void tl_publisher_totals (tl_publisher_t *self, const tl_feed_msg_t *done, int fd,
-                          const tl_entry_t *entries, size_t n);
+//  job says that shard. Returns the number of batches (0 when out of memory: then
+//  nothing is queued).
+uint64_t tl_publisher_totals (tl_publisher_t *self, const tl_feed_msg_t *done, int fd,
+                              const tl_entry_t *entries, size_t n);
 
 //  Queues a failed for job, with reason.
 //  Queues a failed: failed->job, ->shard, ->shards and ->u.reason (copied).

@@ -11,12 +11,17 @@
     does), and on shutdown; a sink started again restores them (checkpoint.c) and tells
     each job's ventilator which chunks it holds (HAVE), so that it sends the rest
     again. A job whose ventilator has gone silent is failed (--job-timeout). Job after
-    job, no restart.                                                                  */
+    job, no restart.
+    A second ROUTER, the snapshot service (tl_snapshot.h), answers subscribers that
+    join late with the state the feed has published so far, and hands out the last
+    finished jobs' totals batch by batch, from descriptors of their totals files kept
+    open (a later job's file replaces the path, not those).                           */
 
 #include "tl_opts.h"
 #include "tl_bar.h"
 #include "tl_clock.h"
 #include "tl_feed.h"
+#include "tl_snapshot.h"
 #include "tl_sock.h"
 #include "checkpoint.h"
 #include "job.h"
@@ -38,6 +43,7 @@
 #define S_IDENTITY_MAX 256  //  ROUTER identities libzmq makes are 5 bytes
 #define S_JOBS_MAX     64   //  Jobs open at once
 #define S_FINISHED_MAX 16   //  Finished jobs remembered (to answer a late PING)
+#define S_FETCHABLE    4    //  The last finished jobs whose totals can be fetched
 
 //  An open job and what the loop keeps for talking to its ventilator.
 typedef struct {
@@ -56,6 +62,10 @@ typedef struct {
     size_t owner_size;               //  Its length
     bool failed;                     //  Failed rather than done
     tl_done_body_t done;             //  What DONE said (output points at s_sink_t.output)
+    uint32_t shard, shards;          //  Which shard of the job this sink was
+    char reason[TL_JOB_REASON_MAX];  //  Why it failed
+    uint64_t batches;                //  Totals batches on the feed
+    int totals;                      //  Its totals file, open (-1: not kept)
 } s_finished_t;
 
 //  The background checkpoint: a child writing the open jobs as they were at fork.
@@ -96,6 +106,14 @@ typedef struct {
     s_open_t open[S_JOBS_MAX];              //  Open jobs
     s_finished_t finished[S_FINISHED_MAX];  //  Recently finished, a ring
     size_t nfinished;                       //  Entries written to the ring
+    const char *snapshot;                   //  Snapshot service endpoint
+    zsock_t *snap;                          //  Its ROUTER
+    zsock_t *monitor;                       //  PAIR end of the inbound socket's monitor
+    int handshakes_failed;                  //  Failed handshakes whose close is not a disconnect
+    tl_feed_stats_t stats;                  //  Counters since start (stats on the feed)
+    double started;                         //  When the sink started
+    uint64_t rate_bytes;                    //  stats.bytes at rate_at
+    double rate_at;                         //  When the rate was last taken
     uint64_t junk;                          //  Malformed or unexpected messages dropped
     double junk_logged_at;                  //  Rate limit for the junk log
     double published_at;                    //  Last progress publication
@@ -169,16 +187,38 @@ static void s_publish_failed (s_sink_t *self, uint64_t job, tl_job_t *open, cons
     tl_publisher_failed (self->feed, &msg);
 }
 
-static void s_remember (s_sink_t *self, s_open_t *open, bool failed, const tl_done_body_t *done)
+static void s_close_totals (s_finished_t *finished)
 {
-    s_finished_t *slot = &self->finished[self->nfinished++ % S_FINISHED_MAX];
+    if (finished->totals >= 0) close (finished->totals);
+    finished->totals = -1;
+}
+
+//  Remembers how an open job ended: done (done set; totals the file's descriptor and
+//  batches its batch count, or -1 and 0) or failed (reason). Only the last
+//  S_FETCHABLE jobs keep their totals file open: a replaced file's space is freed.
+static void s_remember (s_sink_t *self, s_open_t *open, const tl_done_body_t *done, int totals,
+                        uint64_t batches, const char *reason)
+{
+    s_finished_t *slot = &self->finished[self->nfinished % S_FINISHED_MAX];
+    if (self->nfinished >= S_FINISHED_MAX) s_close_totals (slot);
+    if (self->nfinished >= S_FETCHABLE)
+        s_close_totals (&self->finished[(self->nfinished - S_FETCHABLE) % S_FINISHED_MAX]);
+    self->nfinished++;
     memset (slot, 0, sizeof *slot);
     slot->id = tl_job_id (open->job);
     memcpy (slot->secret, tl_job_secret (open->job), TL_SECRET_SIZE);
     memcpy (slot->owner, open->owner, open->owner_size);
     slot->owner_size = open->owner_size;
-    slot->failed = failed;
+    slot->failed = !done;
     if (done) slot->done = *done;
+    tl_job_shard (open->job, &slot->shard, &slot->shards);
+    snprintf (slot->reason, sizeof slot->reason, "%s", reason ? reason : "");
+    slot->totals = totals;
+    slot->batches = batches;
+    if (done)
+        self->stats.jobs_done++;
+    else
+        self->stats.jobs_failed++;
 }
 
 //  Tells the ventilator and the feed that the job failed.
@@ -206,31 +246,81 @@ static void s_queue_ack (s_sink_t *self, s_open_t *open, uint64_t chunk)
     open->ack[open->nack++] = chunk;
 }
 
-static void s_publish_progress (s_sink_t *self, s_open_t *open)
+//  Encodes the job's progress body into body. Returns 0 or -1.
+static int s_progress_body (s_open_t *open, msgpack_sbuffer *body)
 {
     tl_progress_t progress;
     tl_job_progress (open->job, tl_now (), &progress);
+    return tl_feed_progress (&progress, body);
+}
+
+//  Encodes the job's top body into body. Returns 0 or -1.
+static int s_top_body (s_sink_t *self, s_open_t *open, msgpack_sbuffer *body)
+{
+    size_t k = (size_t)self->top_k;
+    tl_entry_t *top = calloc (k ? k : 1, sizeof *top);
+    if (!top) return -1;
+    size_t n = tl_table_top (tl_job_totals (open->job), k, top);
+    n = tl_publisher_top_fit (top, n);  //  Long keys make a shorter list
+    tl_feed_msg_t msg = s_feed_msg (TL_FEED_TOP, tl_job_id (open->job), open->job);
+    int rc = tl_feed_encode (&msg, top, n, body);
+    free (top);
+    return rc;
+}
+
+static void s_publish_progress (s_sink_t *self, s_open_t *open)
+{
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
-    if (tl_feed_progress (&progress, &body) == 0)
-        tl_publisher_send (self->feed, TL_FEED_TOPIC_PROGRESS, progress.job, &body);
+    if (s_progress_body (open, &body) == 0)
+        tl_publisher_send (self->feed, TL_FEED_TOPIC_PROGRESS, tl_job_id (open->job), &body);
     msgpack_sbuffer_destroy (&body);
 }
 
 static void s_publish_top (s_sink_t *self, s_open_t *open)
 {
-    size_t k = (size_t)self->top_k;
-    tl_entry_t *top = calloc (k ? k : 1, sizeof *top);
-    if (!top) return;
-    size_t n = tl_table_top (tl_job_totals (open->job), k, top);
-    n = tl_publisher_top_fit (top, n);  //  Long keys make a shorter list
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
-    tl_feed_msg_t msg = s_feed_msg (TL_FEED_TOP, tl_job_id (open->job), open->job);
-    if (tl_feed_encode (&msg, top, n, &body) == 0)
+    if (s_top_body (self, open, &body) == 0)
         tl_publisher_send (self->feed, TL_FEED_TOPIC_TOP, tl_job_id (open->job), &body);
     msgpack_sbuffer_destroy (&body);
-    free (top);
+}
+
+//  The stats body at time now (the rate since the last one is taken when take_rate).
+static tl_feed_msg_t s_stats (s_sink_t *self, double now, bool take_rate)
+{
+    self->stats.uptime = now - self->started;
+    self->stats.junk = self->junk;
+    self->stats.jobs_open = 0;
+    for (int i = 0; i < S_JOBS_MAX; i++)
+        self->stats.jobs_open += self->open[i].job != NULL;
+    if (take_rate && now - self->rate_at >= 0.5) {
+        self->stats.rate = (double)(self->stats.bytes - self->rate_bytes) / (now - self->rate_at);
+        self->rate_bytes = self->stats.bytes;
+        self->rate_at = now;
+    }
+    tl_feed_msg_t msg = {.topic = TL_FEED_STATS, .shards = 1};
+    msg.u.stats = self->stats;
+    return msg;
+}
+
+static void s_publish_stats (s_sink_t *self, double now)
+{
+    tl_feed_msg_t msg = s_stats (self, now, true);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    if (tl_feed_encode (&msg, NULL, 0, &body) == 0)
+        tl_publisher_send (self->feed, TL_FEED_TOPIC_STATS, 0, &body);
+    msgpack_sbuffer_destroy (&body);
+}
+
+//  Another descriptor of the file open at fd, with a read position of its own (a dup
+//  would share fd's: the snapshot service must not move the publisher's). -1 on error.
+static int s_reopen (int fd)
+{
+    char path[64];
+    snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+    return open (path, O_RDONLY | O_CLOEXEC);
 }
 
 //  Says why the totals file cannot be written, from errno.
@@ -243,7 +333,8 @@ static void s_cannot_write (s_sink_t *self, char *reason, size_t size)
 //  feed (which reads them back from the file as subscribers take them, so neither the
 //  file nor DONE waits for the feed); sets *done to what DONE said. Returns 0, or -1
 //  when the job failed instead (reported).
-static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
+static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int *totals_fd,
+                       uint64_t *batches, char reason[TL_JOB_REASON_MAX])
 {
     tl_job_t *job = open->job;
     tl_table_t *totals = tl_job_totals (job);
@@ -251,13 +342,13 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
     size_t n = 0;
     tl_entry_t *entries = tl_table_sorted (totals, &n);
     if (!entries && tl_table_size (totals) > 0) {
-        s_report_failure (self, open, "sink out of memory sorting the totals");
+        snprintf (reason, TL_JOB_REASON_MAX, "sink out of memory sorting the totals");
+        s_report_failure (self, open, reason);
         return -1;
     }
     int written;
     if (tl_totals_write (self->output, entries, n, &written) != 0) {
-        char reason[TL_JOB_REASON_MAX];
-        s_cannot_write (self, reason, sizeof reason);
+        s_cannot_write (self, reason, TL_JOB_REASON_MAX);
         free (entries);
         s_report_failure (self, open, reason);
         return -1;
@@ -276,7 +367,12 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done)
     s_publish_top (self, open);
     tl_feed_msg_t msg_done = s_feed_msg (TL_FEED_DONE, tl_job_id (job), job);
     msg_done.u.done = *done;
-    tl_publisher_totals (self->feed, &msg_done, written, entries, n);
+    *totals_fd = s_reopen (written);
+    *batches = tl_publisher_totals (self->feed, &msg_done, written, entries, n);
+    if (*batches == 0 && *totals_fd >= 0) {
+        close (*totals_fd);
+        *totals_fd = -1;
+    }
     free (entries);
     tl_msg_t msg = {.cmd = TL_CMD_DONE, .job = tl_job_id (job)};
     msg.u.done = *done;
@@ -301,6 +397,10 @@ static void s_settle (s_sink_t *self, s_open_t *open, const tl_job_outcome_t *ou
     if (out->ack) s_queue_ack (self, open, out->chunk);
     tl_done_body_t done;
     bool failed = true;
+    int totals_fd = -1;
+    uint64_t batches = 0;
+    char reason[TL_JOB_REASON_MAX];
+    snprintf (reason, sizeof reason, "%s", out->reason);
     switch (out->verdict) {
     case TL_JOB_NONE:
         return;
@@ -311,13 +411,13 @@ static void s_settle (s_sink_t *self, s_open_t *open, const tl_job_outcome_t *ou
         s_report_failure (self, open, out->reason);
         break;
     case TL_JOB_COMPLETE:
-        failed = s_complete (self, open, &done) != 0;
+        failed = s_complete (self, open, &done, &totals_fd, &batches, reason) != 0;
         break;
     case TL_JOB_CANCELLED:
         s_publish_failed (self, tl_job_id (open->job), open->job, out->reason);
         break;
     }
-    s_remember (self, open, failed, failed ? NULL : &done);
+    s_remember (self, open, failed ? NULL : &done, totals_fd, batches, reason);
     //  Its checkpoint would bring an ended job back after a restart. One the saver
     //  is writing now is removed when it is done (s_saver_reap).
     tl_checkpoint_remove (self->state_dir, tl_job_id (open->job));
@@ -484,7 +584,13 @@ static void s_on_partial (s_sink_t *self, tl_frames_t *in, tl_msg_t *msg)
     size_t size;
     const void *map = tl_frames_data (in, 3, &size);
     tl_job_outcome_t out;
+    tl_job_counters_t before = *tl_job_counters (open->job);
     tl_job_partial (open->job, &msg->u.partial, map, size, &out);
+    const tl_job_counters_t *after = tl_job_counters (open->job);
+    self->stats.partials += after->chunks_done - before.chunks_done;
+    self->stats.duplicates += after->duplicates - before.duplicates;
+    self->stats.bytes += after->bytes - before.bytes;
+    self->stats.lines += after->lines - before.lines;
     s_settle (self, open, &out);
 }
 
@@ -593,7 +699,183 @@ static void s_tick (s_sink_t *self)
         double took = tl_now () - now;
         self->top_due = now + (took * 20 > 1.0 ? took * 20 : 1.0);
     }
-    if (progress) self->published_at = now;
+    if (progress) {
+        s_publish_stats (self, now);
+        self->published_at = now;
+    }
+}
+
+//  ---------------------------------------------------------------------------------
+//  The snapshot service
+
+#define S_SNAP_PER_TURN 8  //  Requests answered per turn of the loop, at most
+
+//  Sends [identity, topic, body] to a snapshot client. Returns false when it could not
+//  (its queue is full or it is gone: the client asks again).
+static bool s_snap_reply (s_sink_t *self, const void *id, size_t id_size, const char *topic,
+                          const msgpack_sbuffer *body)
+{
+    void *sock = zsock_resolve (self->snap);
+    return zmq_send (sock, id, id_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)id_size &&
+           zmq_send (sock, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+           zmq_send (sock, body->data, body->size, ZMQ_DONTWAIT) >= 0;
+}
+
+//  Encodes msg (entries[0..n) for top and totals) and sends it. Returns false when it
+//  could not.
+static bool s_snap_send (s_sink_t *self, const void *id, size_t id_size, const tl_feed_msg_t *msg,
+                         const tl_entry_t *entries, size_t n)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    bool sent = tl_feed_encode (msg, entries, n, &body) == 0 &&
+                s_snap_reply (self, id, id_size, tl_feed_topic_name (msg->topic), &body);
+    msgpack_sbuffer_destroy (&body);
+    return sent;
+}
+
+static void s_snap_error (s_sink_t *self, const void *id, size_t id_size, uint64_t job,
+                          const char *reason)
+{
+    tl_feed_msg_t msg = {.topic = TL_FEED_ERROR, .job = job, .shards = 1};
+    msg.u.reason = (tl_str_t){reason, strlen (reason)};
+    s_snap_send (self, id, id_size, &msg, NULL, 0);
+}
+
+//  What the feed would have told a subscriber that was there from the start, in the
+//  order it would have: each open job's progress and top, the finished jobs' done or
+//  failed, oldest first, the sink's stats, and the end.
+static void s_snap_state (s_sink_t *self, const void *id, size_t id_size)
+{
+    bool sent = true;
+    tl_feed_msg_t end = {.topic = TL_FEED_SNAPSHOT, .shards = 1};
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    for (int i = 0; i < S_JOBS_MAX && sent; i++) {
+        s_open_t *open = &self->open[i];
+        if (!open->job) continue;
+        body.size = 0;
+        sent = s_progress_body (open, &body) == 0 &&
+               s_snap_reply (self, id, id_size, TL_FEED_TOPIC_PROGRESS, &body);
+        body.size = 0;
+        sent = sent && s_top_body (self, open, &body) == 0 &&
+               s_snap_reply (self, id, id_size, TL_FEED_TOPIC_TOP, &body);
+        end.u.snapshot.open++;
+    }
+    msgpack_sbuffer_destroy (&body);
+    size_t kept = self->nfinished < S_FINISHED_MAX ? self->nfinished : S_FINISHED_MAX;
+    for (size_t k = 0; k < kept && sent; k++) {
+        s_finished_t *finished = &self->finished[(self->nfinished - kept + k) % S_FINISHED_MAX];
+        tl_feed_msg_t msg = {.topic = finished->failed ? TL_FEED_FAILED : TL_FEED_DONE,
+                             .job = finished->id,
+                             .shard = finished->shard,
+                             .shards = finished->shards};
+        if (finished->failed)
+            msg.u.reason = (tl_str_t){finished->reason, strlen (finished->reason)};
+        else
+            msg.u.done = finished->done;
+        sent = s_snap_send (self, id, id_size, &msg, NULL, 0);
+        end.u.snapshot.finished++;
+    }
+    tl_feed_msg_t stats = s_stats (self, tl_now (), false);
+    sent = sent && s_snap_send (self, id, id_size, &stats, NULL, 0) &&
+           s_snap_send (self, id, id_size, &end, NULL, 0);
+    if (!sent) zsys_warning ("snapshot: a reply could not be sent whole; its client asks again");
+}
+
+//  Whether from is where a line of the file at fd starts.
+static bool s_line_start (int fd, uint64_t from)
+{
+    char before;
+    return from == 0 ||
+           (from <= INT64_MAX && pread (fd, &before, 1, (off_t)from - 1) == 1 && before == '\n');
+}
+
+//  One batch of a finished job's totals, from the reader's cursor.
+static void s_snap_totals (s_sink_t *self, const void *id, size_t id_size,
+                           const tl_snapshot_request_t *request)
+{
+    s_finished_t *finished = s_finished_find (self, request->job);
+    const char *why = NULL;
+    if (!finished)
+        why = "this sink does not know the job (it keeps the last 16 finished jobs)";
+    else if (finished->failed)
+        why = "the job failed: it has no totals";
+    else if (finished->totals < 0)
+        why = "the job's totals are no longer kept (the last 4 finished jobs' are)";
+    else if (request->batch >= finished->batches)
+        why = "the job's totals have no such batch";
+    else if (!s_line_start (finished->totals, request->from))
+        why = "\"from\" is not where a batch starts (give 0, then each reply's \"next\")";
+    if (why) {
+        s_snap_error (self, id, id_size, request->job, why);
+        return;
+    }
+    int fd = dup (finished->totals);
+    tl_totals_reader_t *reader =
+        fd < 0 ? NULL
+               : tl_totals_reader_new_at (fd, request->from, (size_t)self->batch,
+                                          TL_PUBLISHER_BATCH_BYTES);
+    const tl_entry_t *entries;
+    size_t n;
+    if (!reader || tl_totals_reader_next (reader, &entries, &n) != 0) {
+        char reason[160];
+        snprintf (reason, sizeof reason, "cannot read the job's totals file: %s", strerror (errno));
+        s_snap_error (self, id, id_size, request->job, reason);
+    } else {
+        tl_feed_msg_t msg = {.topic = TL_FEED_TOTALS,
+                             .job = finished->id,
+                             .shard = finished->shard,
+                             .shards = finished->shards};
+        msg.u.totals.batch = request->batch;
+        msg.u.totals.batches = finished->batches;
+        if (request->batch + 1 < finished->batches)
+            msg.u.totals.next = tl_totals_reader_offset (reader);
+        s_snap_send (self, id, id_size, &msg, entries, n);
+    }
+    tl_totals_reader_destroy (&reader);
+}
+
+//  Answers the requests waiting, a few per turn so that the merge goes on.
+static void s_on_snapshot (s_sink_t *self)
+{
+    for (int i = 0; i < S_SNAP_PER_TURN; i++) {
+        tl_frames_t in;
+        if (tl_frames_recv (zsock_resolve (self->snap), &in, ZMQ_DONTWAIT) < 0) return;
+        size_t id_size, size;
+        const void *id = tl_frames_data (&in, 0, &id_size);
+        const void *data = tl_frames_data (&in, 1, &size);
+        tl_snapshot_request_t request;
+        if (in.nframes != 2 || in.extra || tl_snapshot_request_decode (data, size, &request) != 0)
+            s_snap_error (self, id, id_size, 0, "not a snapshot request");
+        else if (request.get == TL_SNAPSHOT_STATE)
+            s_snap_state (self, id, id_size);
+        else
+            s_snap_totals (self, id, id_size, &request);
+        tl_frames_close (&in);
+    }
+}
+
+//  Counts the inbound socket's closed connections. A connection whose handshake
+//  failed (a port scan, wrong CURVE keys) reports that just before its close, from
+//  the same thread: such a close is not a peer that left.
+static void s_on_monitor (s_sink_t *self)
+{
+    tl_frames_t in;
+    while (tl_frames_recv (zsock_resolve (self->monitor), &in, ZMQ_DONTWAIT) >= 0) {
+        size_t size;
+        const uint8_t *event = tl_frames_data (&in, 0, &size);
+        uint16_t id = 0;
+        if (event && size >= 2) memcpy (&id, event, sizeof id);
+        tl_frames_close (&in);
+        if (id == ZMQ_EVENT_DISCONNECTED) {
+            if (self->handshakes_failed > 0)
+                self->handshakes_failed--;
+            else
+                self->stats.disconnects++;
+        } else if (id != ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            self->handshakes_failed++;
+    }
 }
 
 //  Takes a job restored from a checkpoint into a free slot. Its ventilator's identity
@@ -785,6 +1067,10 @@ int main (int argc, char **argv)
                 "Where workers and ventilators connect (default tcp://*:5558)", 0, 0),
         TL_OPT ("publish", 'p', "TALLY_PUBLISH", TL_OPT_STR, &self.publish, "ENDPOINT",
                 "Where the feed is published (default tcp://*:5559)", 0, 0),
+        TL_OPT ("snapshot", 0, "TALLY_SNAPSHOT", TL_OPT_STR, &self.snapshot, "ENDPOINT",
+                "Where late subscribers get the state so far and finished jobs' totals "
+                "(default: the feed's port + 1, tcp://*:5560; for ipc://PATH, PATH.snapshot)",
+                0, 0),
         TL_OPT ("output", 'o', "TALLY_OUTPUT", TL_OPT_STR, &self.output, "FILE",
                 "Totals file written when a job completes (default totals.tsv)", 0, 0),
         TL_OPT ("top", 0, "TALLY_TOP", TL_OPT_INT, &self.top_k, "K",
@@ -818,6 +1104,14 @@ int main (int argc, char **argv)
                     TL_CLI_OPTS (opts)};
     tl_sock_start (&cli, argc, argv, &self.curve);
     if (!*self.output) tl_cli_usage_error (&cli, "--output is empty");
+    char *default_snapshot = NULL;
+    if (!self.snapshot || !*self.snapshot) {
+        default_snapshot = tl_snapshot_endpoint (self.publish);
+        if (!default_snapshot)
+            tl_cli_usage_error (&cli, "give --snapshot: the feed's endpoint has no port + 1 "
+                                      "(tcp://HOST:PORT) or path (ipc://PATH) to derive it from");
+        self.snapshot = default_snapshot;
+    }
     char *default_state = NULL;
     if (!self.state_dir || !*self.state_dir) {
         default_state = s_default_state_dir (self.output);
@@ -844,6 +1138,7 @@ int main (int argc, char **argv)
                  "own (--state-dir, or --output in another folder)\n",
                  self.state_dir);
         free (default_state);
+        free (default_snapshot);
         return 1;
     }
     if (lock < 0)
@@ -858,15 +1153,38 @@ int main (int argc, char **argv)
     cfg.sndhwm = 10000;
     self.router = tl_sock_new (ZMQ_ROUTER, self.bind, true, true, &cfg, &why);
     self.feed = self.router ? tl_publisher_new (self.publish, (size_t)self.batch, &why) : NULL;
-    if (!self.router || !self.feed) {
+    tl_sock_cfg_t snap_cfg = tl_sock_cfg_default ();
+    snap_cfg.maxmsgsize = 4096;         //  Requests are small
+    snap_cfg.sndhwm = 1000;             //  A state reply is a few messages a job
+    snap_cfg.zap_domain = TL_ZAP_FEED;  //  Whoever may read the feed may read this
+    self.snap =
+        self.feed ? tl_sock_new (ZMQ_ROUTER, self.snapshot, true, true, &snap_cfg, &why) : NULL;
+    char monitor_ep[64];
+    snprintf (monitor_ep, sizeof monitor_ep, "inproc://tally-sink-monitor-%p", (void *)&self);
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_DISCONNECTED;
+    if (self.snap) {
+        zsock_set_router_mandatory (self.snap, 1);
+        if (zmq_socket_monitor (zsock_resolve (self.router), monitor_ep, events) != 0 ||
+            !(self.monitor = zsock_new_pair (monitor_ep))) {
+            why = "cannot monitor the inbound socket";
+            zsock_destroy (&self.snap);
+        }
+    }
+    if (!self.router || !self.feed || !self.snap) {
         fprintf (stderr, "tally-sink: %s\n", why);
         zsock_destroy (&self.router);
+        tl_publisher_destroy (&self.feed);
         free (default_state);
+        free (default_snapshot);
         return 1;
     }
+    self.started = self.rate_at = tl_now ();
+    self.stats.incarnation = self.incarnation;
     if (!self.quiet)
-        zsys_info ("listening on %s, publishing on %s, totals to %s", self.bind, self.publish,
-                   self.output);
+        zsys_info ("listening on %s, publishing on %s (snapshots on %s), totals to %s", self.bind,
+                   self.publish, self.snapshot, self.output);
     tl_checkpoint_load_all (self.state_dir, tl_now (), s_take_restored, &self);
     self.ckpt_due = tl_now () + self.ckpt_interval;
 
@@ -874,9 +1192,13 @@ int main (int argc, char **argv)
     while (!zsys_interrupted) {
         long timeout = (long)(self.interval * 1000 / 2);
         if (feed_wait >= 0 && feed_wait < timeout) timeout = feed_wait;
-        zmq_pollitem_t item = {zsock_resolve (self.router), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (&item, 1, timeout);
+        zmq_pollitem_t items[] = {{zsock_resolve (self.router), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (self.snap), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (self.monitor), 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll (items, 3, timeout);
         if (rc == -1 && errno != EINTR) break;
+        if (items[2].revents & ZMQ_POLLIN) s_on_monitor (&self);
+        if (items[1].revents & ZMQ_POLLIN) s_on_snapshot (&self);
         //  Drain what is there, but come back to the clock now and then.
         bool caught_up = false;
         for (int n = 0; n < 1000 && !zsys_interrupted; n++) {
@@ -900,6 +1222,12 @@ int main (int argc, char **argv)
     else if (!self.quiet)
         zsys_info ("stopped");
     free (default_state);
+    free (default_snapshot);
+    for (size_t i = 0; i < S_FINISHED_MAX; i++)
+        if (i < self.nfinished) s_close_totals (&self.finished[i]);
+    zmq_socket_monitor (zsock_resolve (self.router), NULL, 0);
+    zsock_destroy (&self.monitor);
+    zsock_destroy (&self.snap);
     zsock_destroy (&self.router);
     tl_publisher_destroy (&self.feed);
     if (lock >= 0) close (lock);

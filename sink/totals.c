@@ -95,14 +95,23 @@ struct _tl_totals_reader_t {
     tl_entry_t *entries;  //  The batch (keys point into keys)
     size_t entries_size;  //  Their allocation, in entries
     uint64_t skipped;     //  Lines that were not "key TAB total"
+    uint64_t offset;      //  File offset of the first byte not handed out in a batch
+    size_t pending;       //  Bytes of the waiting line, LF included
 };
 
 tl_totals_reader_t *tl_totals_reader_new (int fd, size_t max_keys, size_t max_bytes)
 {
+    return tl_totals_reader_new_at (fd, 0, max_keys, max_bytes);
+}
+
+tl_totals_reader_t *tl_totals_reader_new_at (int fd, uint64_t from, size_t max_keys,
+                                             size_t max_bytes)
+{
     assert (fd >= 0);
     assert (max_keys > 0);
     tl_totals_reader_t *self = calloc (1, sizeof *self);
-    if (self && lseek (fd, 0, SEEK_SET) == 0) self->file = fdopen (fd, "r");
+    if (self && from <= INT64_MAX && lseek (fd, (off_t)from, SEEK_SET) == (off_t)from)
+        self->file = fdopen (fd, "r");
     if (!self || !self->file) {
         close (fd);
         free (self);
@@ -110,6 +119,7 @@ tl_totals_reader_t *tl_totals_reader_new (int fd, size_t max_keys, size_t max_by
     }
     self->max_keys = max_keys;
     self->max_bytes = max_bytes;
+    self->offset = from;
     return self;
 }
 
@@ -152,12 +162,15 @@ static int s_read_line (tl_totals_reader_t *self)
         errno = 0;
         ssize_t len = getline (&self->line, &self->line_size, self->file);
         if (len < 0) return ferror (self->file) || errno == ENOMEM ? -1 : 0;
+        size_t raw = (size_t)len;
         if (len > 0 && self->line[len - 1] == '\n') len--;
         if (s_parse (self, (size_t)len) == 0) {
             self->waiting = true;
+            self->pending = raw;
             return 0;
         }
         self->skipped++;
+        self->offset += raw;
     }
 }
 
@@ -202,12 +215,19 @@ int tl_totals_reader_next (tl_totals_reader_t *self, const tl_entry_t **entries,
         used += self->key_len;
         bytes += size;
         self->waiting = false;
+        self->offset += self->pending;
     }
     for (size_t i = 0, at = 0; i < count; at += self->entries[i++].len)
         self->entries[i].key = self->keys + at;
     *entries = self->entries;
     *n = count;
     return 0;
+}
+
+uint64_t tl_totals_reader_offset (tl_totals_reader_t *self)
+{
+    assert (self);
+    return self->offset;
 }
 
 uint64_t tl_totals_reader_skipped (tl_totals_reader_t *self)

@@ -41,6 +41,16 @@ typedef struct _tl_totals_reader_t tl_totals_reader_t;
 //  when NULL is returned). Returns NULL when memory is exhausted.
 tl_totals_reader_t *tl_totals_reader_new (int fd, size_t max_keys, size_t max_bytes);
 
+//  The same, reading from byte from of the file (a tl_totals_reader_offset of an earlier
+//  reader): the batches it hands out are numbered on from there. NULL also when the
+//  file cannot be positioned there.
+tl_totals_reader_t *tl_totals_reader_new_at (int fd, uint64_t from, size_t max_keys,
+                                             size_t max_bytes);
+
+//  The file offset of the first line not handed out in a batch yet: where a reader made
+//  by tl_totals_reader_new_at goes on with the next batch. At the end, the file's size.
+uint64_t tl_totals_reader_offset (tl_totals_reader_t *self);
+
 //  Closes the file and frees the reader; sets *self_p to NULL. Harmless on NULL.
 void tl_totals_reader_destroy (tl_totals_reader_t **self_p);
 
