@@ -8,22 +8,42 @@
     job (tl_feed_join): readable lines show the job's progress, top and done, and
     --until-done waits for the done of every shard. Given one feed, every message is
     shown on its own, as it comes. Either way, a shard whose totals batches came with a
-    gap is named on stderr when its done arrives.                                     */
+    gap is named on stderr when its done arrives.
+
+    On a terminal (and without --json or --lines) the readable lines give way to a
+    live view redrawn in place (watch_view.c).
+
+    A late joiner: once subscribed, it asks each sink's snapshot service (tl_snapshot.h)
+    for the state so far, so that it shows at once the jobs running (their progress and
+    top) and the last finished ones, instead of waiting for the next message or seeing
+    nothing of a job that ended before it started. Those replies go through the same
+    path as the feed's messages. A job's end can arrive twice (in the snapshot and on
+    the feed): each shard's done or failed is taken once. An end that came in the
+    snapshot happened before tally-watch started: it does not end --until-done.     */
 
 #include "tl_bar.h"
 #include "tl_clock.h"
 #include "tl_feed.h"
 #include "tl_feed_merge.h"
 #include "tl_opts.h"
+#include "tl_snapshot.h"
 #include "tl_sock.h"
+#include "watch_view.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 //  Jobs combined at a time: an older job that never ended is forgotten.
 #define S_JOBS_MAX 16
+//  Shards' ends remembered, so that one that comes twice is taken once.
+#define S_ENDS_MAX 256
+
+typedef struct {
+    uint64_t job, shard;
+} s_end_t;
 
 typedef struct {
     bool json;                    //  --json
@@ -34,7 +54,22 @@ typedef struct {
     tl_feed_join_t *join;         //  The shards' messages per job
     uint64_t warned[S_JOBS_MAX];  //  Jobs told to have more shards than feeds followed
     size_t nwarned;               //  Ever told (the list wraps)
+    bool lines;                   //  --lines: readable lines even on a terminal
+    bool no_snapshot;             //  --no-snapshot
+    tl_watch_view_t *live;        //  The live view, on a terminal
+    s_end_t ends[S_ENDS_MAX];     //  Shards' done or failed taken, a ring
+    size_t nends;                 //  Ever taken
 } s_watch_t;
+
+//  Whether this shard's end of the job was taken already; remembers it when not.
+static bool s_ended_before (s_watch_t *self, const tl_feed_msg_t *msg)
+{
+    size_t kept = self->nends < S_ENDS_MAX ? self->nends : S_ENDS_MAX;
+    for (size_t i = 0; i < kept; i++)
+        if (self->ends[i].job == msg->job && self->ends[i].shard == msg->shard) return true;
+    self->ends[self->nends++ % S_ENDS_MAX] = (s_end_t){msg->job, msg->shard};
+    return false;
+}
 
 static bool s_utf8_valid (const unsigned char *s, size_t n)
 {
@@ -325,7 +360,8 @@ static void s_check_feeds (s_watch_t *self, const tl_feed_msg_t *msg)
 
 //  Prints a body as one JSON line, whatever its keys: the generic dump for jq.
 //  Returns 0, or -1 when msgpack-c cannot unpack it.
-static int s_print_json (const char *name, size_t name_size, const char *data, size_t size)
+static int s_print_json (const char *name, size_t name_size, const char *data, size_t size,
+                         bool from_snapshot)
 {
     msgpack_zone zone;
     msgpack_zone_init (&zone, 4096);
@@ -338,14 +374,16 @@ static int s_print_json (const char *name, size_t name_size, const char *data, s
     s_json_string (name, name_size);
     printf (",\"body\":");
     s_json (&body);
-    printf ("}\n");
+    printf (from_snapshot ? ",\"snapshot\":true}\n" : "}\n");
     msgpack_zone_destroy (&zone);
     return 0;
 }
 
-//  Prints one feed message. Returns 1 when it ended its job: "failed", or "done" (of
-//  every shard when several feeds are followed), 2 when that was a failure; else 0.
-static int s_print (s_watch_t *self, tl_frames_t *in)
+//  Prints one feed message, or one reply of a snapshot service (from_snapshot).
+//  Returns 1 when it ended its job: "failed", or "done" (of every shard when several
+//  feeds are followed), 2 when that was a failure; else 0. A snapshot's end of a job
+//  ended before, not now: 0.
+static int s_print (s_watch_t *self, tl_frames_t *in, bool from_snapshot)
 {
     size_t topic_size, body_size;
     const char *topic = tl_frames_data (in, 0, &topic_size);
@@ -361,9 +399,17 @@ static int s_print (s_watch_t *self, tl_frames_t *in)
     tl_feed_msg_t msg;
     bool decoded =
         kind != TL_FEED_INVALID && tl_feed_decode (topic, topic_size, data, body_size, &msg) == 0;
+    if (decoded && (kind == TL_FEED_DONE || kind == TL_FEED_FAILED) && s_ended_before (self, &msg))
+        return 0;  //  Heard of in the snapshot and on the feed: taken once
+    if (decoded && kind == TL_FEED_ERROR) {
+        fprintf (stderr, "tally-watch: the snapshot service: %.*s\n", (int)msg.u.reason.len,
+                 msg.u.reason.ptr);
+        return 0;
+    }
     tl_feed_view_t view;
     bool joined = false;
-    if (decoded) {
+    bool of_job = kind != TL_FEED_STATS && kind != TL_FEED_SNAPSHOT;
+    if (decoded && of_job) {
         s_check_feeds (self, &msg);
         if (tl_feed_join_add (self->join, &msg, &view) == 0)
             joined = true;
@@ -374,9 +420,13 @@ static int s_print (s_watch_t *self, tl_frames_t *in)
                      (unsigned long long)msg.job, (unsigned long long)msg.shard + 1,
                      (unsigned long long)msg.shards);
     }
-    if (self->json) {
-        //  Whatever the body: the generic dump, nothing added.
-        if (s_print_json (name, topic_size, data, body_size) != 0) {
+    if (self->live && decoded)
+        tl_watch_view_add (self->live, &msg, joined ? &view : NULL, from_snapshot);
+    else if (self->live)
+        ;  //  Nothing the view shows
+    else if (self->json) {
+        //  Whatever the body: the generic dump, and whether a snapshot sent it.
+        if (s_print_json (name, topic_size, data, body_size, from_snapshot) != 0) {
             fprintf (stderr, "tally-watch: skipped a malformed message\n");
             return 0;
         }
@@ -391,6 +441,7 @@ static int s_print (s_watch_t *self, tl_frames_t *in)
         s_readable_view (&msg, &view);
     fflush (stdout);
     if (joined) s_check_batches (&msg, &view);
+    if (from_snapshot || !of_job) return 0;
     if (self->feeds == 1 || !decoded) {
         //  One feed: every done and failed ends its job, as it comes.
         if (kind == TL_FEED_FAILED) return 2;
@@ -413,13 +464,22 @@ int main (int argc, char **argv)
                 0, 0),
         TL_OPT ("timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
                 "Exit 3 after this long without a message", 0, 86400),
+        TL_OPT ("lines", 'l', "TALLY_LINES", TL_OPT_FLAG, &self.lines, NULL,
+                "Print a line per message even on a terminal (instead of the live view)", 0, 0),
+        TL_OPT ("no-snapshot", 0, "TALLY_NO_SNAPSHOT", TL_OPT_FLAG, &self.no_snapshot, NULL,
+                "Do not ask the sinks for the state so far: show only what is published from "
+                "now on",
+                0, 0),
         TL_OPTS_CURVE_CLIENT (self.curve),
     };
     tl_cli_t cli = {.program = "tally-watch",
                     .usage = "[OPTIONS] ENDPOINT...",
                     .summary = "Subscribes to a tally-sink feed (e.g. tcp://localhost:5559) and "
-                               "prints progress, top keys, totals and results.\nGiven the feeds "
-                               "of a job's sink shards (several endpoints, or EP0,EP1,...), "
+                               "prints progress, top keys, totals and results: on a terminal\n"
+                               "as a live view, else (or with --lines) a line per message. "
+                               "First asks each sink's snapshot service (the\nfeed's port + 1) "
+                               "for the jobs running and the last finished. Given the feeds of a "
+                               "job's sink\nshards (several endpoints, or EP0,EP1,...), "
                                "combines them per job.",
                     TL_CLI_OPTS (opts),
                     .min_args = 1,
@@ -457,6 +517,37 @@ int main (int argc, char **argv)
                 why = message;
                 zsock_destroy (&sub);
             }
+    if (sub) zsock_set_subscribe (sub, "");
+    //  Subscribed first, then the snapshot asked for (the Clone pattern): whatever is
+    //  published after the snapshot was taken comes on the feed.
+    zsock_t *snaps[TL_SHARDS_MAX];
+    size_t nsnaps = 0;
+    for (int i = 0; sub && !self.no_snapshot && i < nargs; i++)
+        for (size_t j = 0; j < feeds[i].count; j++) {
+            char *endpoint = tl_snapshot_endpoint (feeds[i].endpoint[j]);
+            if (!endpoint) {
+                fprintf (stderr,
+                         "tally-watch: %s has no snapshot service beside it (feed port + "
+                         "1): showing what is published from now on\n",
+                         feeds[i].endpoint[j]);
+                continue;
+            }
+            const char *ignored;
+            zsock_t *dealer = tl_sock_new (ZMQ_DEALER, endpoint, false, false, &cfg, &ignored);
+            msgpack_sbuffer request;
+            msgpack_sbuffer_init (&request);
+            if (dealer &&
+                tl_snapshot_request_encode (&(tl_snapshot_request_t){.get = TL_SNAPSHOT_STATE},
+                                            &request) == 0 &&
+                zmq_send (zsock_resolve (dealer), request.data, request.size, ZMQ_DONTWAIT) >= 0)
+                snaps[nsnaps++] = dealer;
+            else
+                zsock_destroy (&dealer);
+            msgpack_sbuffer_destroy (&request);
+            free (endpoint);
+        }
+    char title[256];
+    snprintf (title, sizeof title, "%s%s", argv[first], nargs > 1 ? " ..." : "");
     for (int i = 0; i < nargs; i++)
         tl_endpoints_free (&feeds[i]);
     if (!sub) {
@@ -464,29 +555,46 @@ int main (int argc, char **argv)
         tl_feed_join_destroy (&self.join);
         return 2;
     }
-    zsock_set_subscribe (sub, "");
+    if (!self.json && !self.lines && isatty (STDOUT_FILENO))
+        self.live = tl_watch_view_new (stdout, title);
     int status = 0;
     double heard = tl_now ();
     while (!zsys_interrupted) {
-        zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll (&item, 1, 200) == -1 && errno != EINTR) break;
+        zmq_pollitem_t items[1 + TL_SHARDS_MAX] = {{zsock_resolve (sub), 0, ZMQ_POLLIN, 0}};
+        for (size_t i = 0; i < nsnaps; i++)
+            items[1 + i] = (zmq_pollitem_t){zsock_resolve (snaps[i]), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (items, 1 + (int)nsnaps, 200) == -1 && errno != EINTR) break;
+        if (self.live) tl_watch_view_draw (self.live, tl_now (), false);
         if (self.timeout && tl_now () - heard > (double)self.timeout) {
+            if (self.live) tl_watch_view_destroy (&self.live);
             fprintf (stderr, "tally-watch: nothing heard for %ld s\n", self.timeout);
             status = 3;
             break;
         }
+        int over = 0;
         tl_frames_t in;
-        if (!(item.revents & ZMQ_POLLIN) ||
-            tl_frames_recv (zsock_resolve (sub), &in, ZMQ_DONTWAIT) < 0)
-            continue;
-        heard = tl_now ();
-        int over = s_print (&self, &in);
-        tl_frames_close (&in);
+        for (size_t i = 0; i < nsnaps; i++)
+            if ((items[1 + i].revents & ZMQ_POLLIN) &&
+                tl_frames_recv (zsock_resolve (snaps[i]), &in, ZMQ_DONTWAIT) >= 0) {
+                heard = tl_now ();
+                s_print (&self, &in, true);
+                tl_frames_close (&in);
+            }
+        if ((items[0].revents & ZMQ_POLLIN) &&
+            tl_frames_recv (zsock_resolve (sub), &in, ZMQ_DONTWAIT) >= 0) {
+            heard = tl_now ();
+            over = s_print (&self, &in, false);
+            tl_frames_close (&in);
+        }
         if (over && self.until_done) {
             status = over == 2 ? 1 : 0;
             break;
         }
     }
+    if (self.live) tl_watch_view_draw (self.live, tl_now (), true);
+    tl_watch_view_destroy (&self.live);
+    for (size_t i = 0; i < nsnaps; i++)
+        zsock_destroy (&snaps[i]);
     zsock_destroy (&sub);
     tl_feed_join_destroy (&self.join);
     return status;
