@@ -416,7 +416,8 @@ check "f: every stats has the same incarnation" \
 check "f: the snapshot's stats has it too" \
   test "$(json_get "$WORK/c.state" stats - incarnation)" = "$(stats_last incarnation)"
 stop_pid "$STATS_PID" 2 || true
-stop_pid "$SINK1" 5 || true
+stop_pid "$SINK1" 10 && status=0 || status=$?
+check "the sink stops cleanly on SIGTERM (exit 0: no sanitizer report, no leak)" test "$status" -eq 0
 
 # ---------------------------------------------------------------------------------------
 # (d) Two sink shards: both shards' totals fetched and merged.
@@ -449,6 +450,10 @@ done
 cat "$WORK/d0.tsv" "$WORK/d1.tsv" | sort_totals > "$WORK/d.merged"
 same_file "d: both shards' fetched totals, merged, equal gawk's" "$WORK/expected.tsv" "$WORK/d.merged"
 check "d: no key in both shards" test -z "$(cut -f1 "$WORK/d0.tsv" "$WORK/d1.tsv" | sort | uniq -d | head -1)"
+for i in 0 1; do
+  stop_pid "${SHARD_PIDS[$i]}" 10 && status=0 || status=$?
+  check "d: shard $i's sink stops cleanly (exit 0)" test "$status" -eq 0
+done
 
 echo "it_snapshot took $(elapsed "$T0") s"
 finish
