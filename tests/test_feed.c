@@ -4,9 +4,12 @@
     decoder takes keys in any order, skips keys it does not know, and refuses wrong
     types, missing or repeated keys, truncation at every byte, trailing bytes and
     headers that claim more than the body holds, without allocating; random mutations
-    never crash and whatever decodes encodes again to the same message. Every body says
-    its sink shard ("shard" of "shards"): the encoders always write both, the decoder
-    takes a body without them as shard 0 of 1 and refuses a shard out of range.
+    never crash and whatever decodes encodes again to the same message. Every body of a
+    job's topic says its sink shard ("shard" of "shards"): the encoders always write
+    both, the decoder takes a body without them as shard 0 of 1 and refuses a shard out
+    of range. The sink's stats and the snapshot service's "snapshot" have neither job
+    nor shard, its "error" a job and no shard; a totals body has "next" only when it is
+    not 0 (so a feed's totals body is the same bytes as before "next" existed).
 
     Bodies handed to the decoder are copied to heap blocks of exactly their size, so
     that AddressSanitizer (the sanitized build) catches any read past a body's end.  */
@@ -99,7 +102,7 @@ static const tl_entry_t s_keys[] = {
 
 static char s_long[TL_KEY_MAX];  //  'k' * TL_KEY_MAX: the longest key, a long reason
 static tl_entry_t s_long_key[2];
-#define S_SAMPLES_MAX 16
+#define S_SAMPLES_MAX 24
 
 static size_t s_samples (s_sample_t *s)
 {
@@ -151,16 +154,55 @@ static size_t s_samples (s_sample_t *s)
     s[n++].msg.u.reason = (tl_str_t){"worker lost", 11};
     s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_FAILED, .job = 97};
     s[n++].msg.u.reason = (tl_str_t){"", 0};
+
+    //  Snapshot replies: a totals batch with the cursor of the next one.
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_TOTALS, .job = UINT64_MAX, .shard = 1, .shards = 2};
+    s[n].msg.u.totals.batch = 5;
+    s[n].msg.u.totals.batches = 7;
+    s[n].msg.u.totals.next = UINT64_MAX;
+    s[n].entries = s_keys;
+    s[n++].n = S_KEYS;
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_TOTALS, .job = 3};
+    s[n].msg.u.totals.batches = 2;
+    s[n++].msg.u.totals.next = 1;
+
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_STATS};
+    s[n++].msg.u.stats = (tl_feed_stats_t){UINT64_MAX, 1e300,      UINT64_MAX, UINT64_MAX - 1,
+                                           1ull << 32, UINT64_MAX, 65536,      UINT64_MAX,
+                                           255,        1ull << 40, UINT64_MAX, 1.25e8};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_STATS};
+    s[n++].msg.u.stats = (tl_feed_stats_t){0, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_STATS};
+    s[n++].msg.u.stats = (tl_feed_stats_t){1, 1e-300, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0.5};
+
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_SNAPSHOT};
+    s[n++].msg.u.snapshot = (tl_feed_snapshot_t){UINT64_MAX, UINT64_MAX};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_SNAPSHOT};
+    s[n++].msg.u.snapshot = (tl_feed_snapshot_t){0, 16};
+
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_ERROR, .job = UINT64_MAX};
+    s[n++].msg.u.reason = (tl_str_t){"the job's totals are no longer kept\0\xff", 37};
+    s[n].msg = (tl_feed_msg_t){.topic = TL_FEED_ERROR, .job = 0};
+    s[n++].msg.u.reason = (tl_str_t){"", 0};
     cr_assert (n <= S_SAMPLES_MAX);
     return n;
 }
 
-//  Encodes a sample: one of a shard (shards set) with tl_feed_encode, one of no shard
-//  with its topic's own encoder; returns what the encoder returned.
+//  Whether a topic's bodies are a job's, with "shard" and "shards".
+static bool s_has_shard (tl_feed_topic_t topic)
+{
+    return topic != TL_FEED_STATS && topic != TL_FEED_SNAPSHOT && topic != TL_FEED_ERROR;
+}
+
+//  Encodes a sample: one of a shard (shards set), one of a topic without a shorthand
+//  and a totals batch with a next cursor with tl_feed_encode, one of no shard with its
+//  topic's own shorthand (tl_test_feed.h); returns what the encoder returned.
 static int s_encode (const s_sample_t *s, msgpack_sbuffer *buf)
 {
     const tl_feed_msg_t *m = &s->msg;
-    if (m->shards && m->topic != TL_FEED_PROGRESS) return tl_feed_encode (m, s->entries, s->n, buf);
+    if ((m->shards && m->topic != TL_FEED_PROGRESS) || !s_has_shard (m->topic) ||
+        (m->topic == TL_FEED_TOTALS && m->u.totals.next != 0))
+        return tl_feed_encode (m, s->entries, s->n, buf);
     switch (m->topic) {
     case TL_FEED_PROGRESS: {
         tl_progress_t progress = m->u.progress;
@@ -213,6 +255,7 @@ static bool s_matches (const s_sample_t *s, const tl_feed_msg_t *got)
     case TL_FEED_TOTALS:
         return m->u.totals.batch == got->u.totals.batch &&
                m->u.totals.batches == got->u.totals.batches &&
+               m->u.totals.next == got->u.totals.next &&
                s_entries_equal (got->u.totals.entries, s->entries, s->n);
     case TL_FEED_DONE: {
         const tl_done_body_t *x = &m->u.done, *y = &got->u.done;
@@ -222,7 +265,20 @@ static bool s_matches (const s_sample_t *s, const tl_feed_msg_t *got)
                s_str_equal (y->output, x->output.ptr, x->output.len);
     }
     case TL_FEED_FAILED:
+    case TL_FEED_ERROR:
         return s_str_equal (got->u.reason, m->u.reason.ptr, m->u.reason.len);
+    case TL_FEED_STATS: {
+        const tl_feed_stats_t *x = &m->u.stats, *y = &got->u.stats;
+        return x->incarnation == y->incarnation && s_double_equal (x->uptime, y->uptime) &&
+               x->jobs_open == y->jobs_open && x->jobs_done == y->jobs_done &&
+               x->jobs_failed == y->jobs_failed && x->partials == y->partials &&
+               x->duplicates == y->duplicates && x->junk == y->junk &&
+               x->disconnects == y->disconnects && x->bytes == y->bytes && x->lines == y->lines &&
+               s_double_equal (x->rate, y->rate);
+    }
+    case TL_FEED_SNAPSHOT:
+        return m->u.snapshot.open == got->u.snapshot.open &&
+               m->u.snapshot.finished == got->u.snapshot.finished;
     default:
         return false;
     }
@@ -252,12 +308,20 @@ static void s_sample_of (const tl_feed_msg_t *msg, s_sample_t *s, tl_entry_t **o
     s->entries = *owned;
 }
 
+//  failed and error: bodies of the same keys but the shard's.
+static bool s_reason_twin (tl_feed_topic_t a, tl_feed_topic_t b)
+{
+    return (a == TL_FEED_FAILED && b == TL_FEED_ERROR) ||
+           (a == TL_FEED_ERROR && b == TL_FEED_FAILED);
+}
+
 //  ---------------------------------------------------------------------------------
 //  Topics
 
 Test (feed, topic_names_parse_back)
 {
-    static const char *names[] = {"progress", "top", "totals", "done", "failed"};
+    static const char *names[] = {"progress", "top",   "totals",   "done",
+                                  "failed",   "stats", "snapshot", "error"};
     cr_assert_eq (sizeof names / sizeof names[0], TL_FEED_COUNT_ - 1);
     for (int topic = TL_FEED_INVALID + 1; topic < TL_FEED_COUNT_; topic++) {
         const char *name = tl_feed_topic_name ((tl_feed_topic_t)topic);
@@ -269,6 +333,9 @@ Test (feed, topic_names_parse_back)
     cr_assert_str_eq (TL_FEED_TOPIC_TOTALS, "totals");
     cr_assert_str_eq (TL_FEED_TOPIC_DONE, "done");
     cr_assert_str_eq (TL_FEED_TOPIC_FAILED, "failed");
+    cr_assert_str_eq (TL_FEED_TOPIC_STATS, "stats");
+    cr_assert_str_eq (TL_FEED_TOPIC_SNAPSHOT, "snapshot");
+    cr_assert_str_eq (TL_FEED_TOPIC_ERROR, "error");
     cr_assert_str_eq (tl_feed_topic_name (TL_FEED_INVALID), "");
     cr_assert_str_eq (tl_feed_topic_name (TL_FEED_COUNT_), "");
 }
@@ -279,10 +346,12 @@ Test (feed, topic_parse_refuses_junk)
         const char *data;
         size_t size;
     } junk[] = {
-        {BYTES ("")},     {BYTES ("Progress")}, {BYTES ("progres")},  {BYTES ("progress\0")},
-        {BYTES ("tops")}, {BYTES ("to")},       {BYTES (" done")},    {BYTES ("done ")},
-        {BYTES ("DONE")}, {BYTES ("totals\n")}, {BYTES ("failed!")},  {BYTES ("fail")},
-        {BYTES ("\xff")}, {BYTES ("totalsx")},  {BYTES ("progress")},  //  the last one is valid
+        {BYTES ("")},       {BYTES ("Progress")}, {BYTES ("progres")},   {BYTES ("progress\0")},
+        {BYTES ("tops")},   {BYTES ("to")},       {BYTES (" done")},     {BYTES ("done ")},
+        {BYTES ("DONE")},   {BYTES ("totals\n")}, {BYTES ("failed!")},   {BYTES ("fail")},
+        {BYTES ("\xff")},   {BYTES ("totalsx")},  {BYTES ("stat")},      {BYTES ("stats\0")},
+        {BYTES ("Stats")},  {BYTES ("snap")},     {BYTES ("snapshots")}, {BYTES ("err")},
+        {BYTES ("errors")}, {BYTES ("ERROR")},    {BYTES ("progress")},  //  the last one is valid
     };
     size_t n = sizeof junk / sizeof junk[0];
     for (size_t i = 0; i < n - 1; i++) {
@@ -334,11 +403,27 @@ Test (feed, every_topic_round_trips)
         cr_assert_eq (memcmp (again.data, buf.data, buf.size), 0, "sample %zu", i);
 
         //  A body of one topic is never a body of another: each has a key the others lack.
-        for (int other = TL_FEED_INVALID + 1; other < TL_FEED_COUNT_; other++)
-            if (other != (int)samples[i].msg.topic)
-                cr_assert_eq (s_verdict ((tl_feed_topic_t)other, buf.data, buf.size), -1,
-                              "sample %zu decoded as %s", i,
-                              tl_feed_topic_name ((tl_feed_topic_t)other));
+        //  But failed and error: the same keys (error's without the optional shard), so
+        //  each decodes as the other, with the same job and reason (the topic frame tells
+        //  them apart; the feed never carries error).
+        for (int other = TL_FEED_INVALID + 1; other < TL_FEED_COUNT_; other++) {
+            if (other == (int)samples[i].msg.topic) continue;
+            const char *other_name = tl_feed_topic_name ((tl_feed_topic_t)other);
+            if (s_reason_twin (samples[i].msg.topic, (tl_feed_topic_t)other)) {
+                tl_feed_msg_t twin;
+                cr_assert_eq (
+                    tl_feed_decode (other_name, strlen (other_name), body, buf.size, &twin), 0,
+                    "sample %zu as %s", i, other_name);
+                cr_assert_eq (twin.job, samples[i].msg.job);
+                cr_assert (s_str_equal (twin.u.reason, samples[i].msg.u.reason.ptr,
+                                        samples[i].msg.u.reason.len));
+                cr_assert_eq (twin.shard, 0);
+                cr_assert_eq (twin.shards, 1);
+                continue;
+            }
+            cr_assert_eq (s_verdict ((tl_feed_topic_t)other, buf.data, buf.size), -1,
+                          "sample %zu decoded as %s", i, other_name);
+        }
         seen[samples[i].msg.topic] = true;
         free (owned);
         free (body);
@@ -620,6 +705,210 @@ Test (feed, done_and_failed_are_plain_maps)
     msgpack_sbuffer_destroy (&buf);
 }
 
+//  The snapshot service's totals reply: the feed's totals body and "next"; "next" 0 (the
+//  last batch, and every batch on the feed) is left out, so that the body is the same
+//  bytes as a totals body was before "next" existed.
+Test (feed, totals_next_is_written_only_when_not_0)
+{
+    static const tl_entry_t part[] = {{"b", 1, 5}, {"\xff", 1, UINT64_MAX}};
+    for (int with_next = 0; with_next < 2; with_next++) {
+        tl_feed_msg_t msg = {.topic = TL_FEED_TOTALS, .job = 7, .shard = 1, .shards = 3};
+        msg.u.totals.batch = 4;
+        msg.u.totals.batches = 9;
+        msg.u.totals.next = with_next ? 0x123456789ull : 0;
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        cr_assert_eq (tl_feed_encode (&msg, part, 2, &buf), 0);
+        s_plain_t plain;
+        s_plain_open (&plain, &buf, with_next ? 7 : 6);
+        cr_assert_eq (s_plain_u64 (&plain, "job"), 7);
+        cr_assert_eq (s_plain_u64 (&plain, "batch"), 4);
+        cr_assert_eq (s_plain_u64 (&plain, "batches"), 9);
+        cr_assert_eq (s_plain_u64 (&plain, "shard"), 1);
+        cr_assert_eq (s_plain_u64 (&plain, "shards"), 3);
+        cr_assert_eq (s_plain_get (&plain, "entries", MSGPACK_OBJECT_MAP)->via.map.size, 2);
+        if (with_next) cr_assert_eq (s_plain_u64 (&plain, "next"), 0x123456789ull);
+        bool has_next = false;
+        for (uint32_t i = 0; i < plain.map->via.map.size; i++) {
+            const msgpack_object_str *key = &plain.map->via.map.ptr[i].key.via.str;
+            has_next |= key->size == 4 && memcmp (key->ptr, "next", 4) == 0;
+        }
+        cr_assert_eq (has_next, with_next, "\"next\" %s", with_next ? "missing" : "written");
+        s_plain_close (&plain);
+
+        //  The bytes a totals body had before "next" (packed here key by key, in the
+        //  order the encoder writes them), with "next" after the entries when it is set.
+        msgpack_sbuffer want;
+        msgpack_sbuffer_init (&want);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &want, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, with_next ? 7 : 6);
+        msgpack_pack_str_with_body (&pk, "job", 3);
+        msgpack_pack_uint64 (&pk, 7);
+        msgpack_pack_str_with_body (&pk, "batch", 5);
+        msgpack_pack_uint64 (&pk, 4);
+        msgpack_pack_str_with_body (&pk, "batches", 7);
+        msgpack_pack_uint64 (&pk, 9);
+        msgpack_pack_str_with_body (&pk, "entries", 7);
+        msgpack_pack_map (&pk, 2);
+        msgpack_pack_bin_with_body (&pk, "b", 1);
+        msgpack_pack_uint64 (&pk, 5);
+        msgpack_pack_bin_with_body (&pk, "\xff", 1);
+        msgpack_pack_uint64 (&pk, UINT64_MAX);
+        if (with_next) {
+            msgpack_pack_str_with_body (&pk, "next", 4);
+            msgpack_pack_uint64 (&pk, 0x123456789ull);
+        }
+        msgpack_pack_str_with_body (&pk, "shard", 5);
+        msgpack_pack_uint64 (&pk, 1);
+        msgpack_pack_str_with_body (&pk, "shards", 6);
+        msgpack_pack_uint64 (&pk, 3);
+        cr_assert_eq (buf.size, want.size, "next %d: %zu bytes, not %zu", with_next, buf.size,
+                      want.size);
+        cr_assert_eq (memcmp (buf.data, want.data, want.size), 0, "next %d", with_next);
+
+        //  Decoded: next as written; a body with "next": 0 written out is the same message.
+        void *body = s_exact (buf.data, buf.size);
+        tl_feed_msg_t back;
+        cr_assert_eq (tl_feed_decode ("totals", 6, body, buf.size, &back), 0);
+        cr_assert_eq (back.u.totals.next, msg.u.totals.next);
+        cr_assert_eq (back.u.totals.batch, 4);
+        cr_assert (s_entries_equal (back.u.totals.entries, part, 2));
+        free (body);
+        msgpack_sbuffer_destroy (&want);
+        msgpack_sbuffer_destroy (&buf);
+    }
+    //  tl_feed_totals (no next) and tl_feed_encode with next 0 write the same bytes.
+    msgpack_sbuffer a, b;
+    msgpack_sbuffer_init (&a);
+    msgpack_sbuffer_init (&b);
+    cr_assert_eq (tl_feed_totals (7, 0, 1, part, 2, &a), 0);
+    tl_feed_msg_t msg = {.topic = TL_FEED_TOTALS, .job = 7, .shards = 1};
+    msg.u.totals.batches = 1;
+    cr_assert_eq (tl_feed_encode (&msg, part, 2, &b), 0);
+    cr_assert (a.size == b.size && memcmp (a.data, b.data, a.size) == 0);
+    msgpack_sbuffer_clear (&b);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 7);
+    msgpack_pack_str_with_body (&pk, "next", 4);
+    msgpack_pack_uint64 (&pk, 0);
+    msgpack_sbuffer_write (&b, a.data + 1, a.size - 1);  //  a's entries after its header
+    void *body = s_exact (b.data, b.size);
+    tl_feed_msg_t back;
+    cr_assert_eq (tl_feed_decode ("totals", 6, body, b.size, &back), 0);
+    cr_assert_eq (back.u.totals.next, 0);
+    cr_assert (s_entries_equal (back.u.totals.entries, part, 2));
+    free (body);
+    msgpack_sbuffer_destroy (&a);
+    msgpack_sbuffer_destroy (&b);
+}
+
+//  The keys of a plain map, in order, comma-separated, into names (of size bytes).
+static void s_plain_keys (s_plain_t *plain, char *names, size_t size)
+{
+    size_t at = 0;
+    names[0] = 0;
+    for (uint32_t i = 0; i < plain->map->via.map.size; i++) {
+        const msgpack_object_str *key = &plain->map->via.map.ptr[i].key.via.str;
+        at += (size_t)snprintf (names + at, size - at, "%s%.*s", i ? "," : "", (int)key->size,
+                                key->ptr);
+        cr_assert_lt (at, size);
+    }
+}
+
+//  stats, snapshot and error are no job's shard's: they have no "shard" nor "shards";
+//  stats and snapshot not even a "job".
+Test (feed, stats_snapshot_and_error_are_plain_maps)
+{
+    tl_feed_msg_t msg = {.topic = TL_FEED_STATS};
+    msg.u.stats = (tl_feed_stats_t){.incarnation = UINT64_MAX,
+                                    .uptime = 12.5,
+                                    .jobs_open = 1,
+                                    .jobs_done = 2,
+                                    .jobs_failed = 3,
+                                    .partials = 4,
+                                    .duplicates = 5,
+                                    .junk = 6,
+                                    .disconnects = 7,
+                                    .bytes = 1ull << 40,
+                                    .lines = 9,
+                                    .rate = 2.5e6};
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_plain_t plain;
+    s_plain_open (&plain, &buf, 12);
+    char names[512];
+    s_plain_keys (&plain, names, sizeof names);
+    cr_assert_str_eq (names, "incarnation,uptime,jobs_open,jobs_done,jobs_failed,partials,"
+                             "duplicates,junk,disconnects,bytes,lines,rate");
+    cr_assert_eq (s_plain_u64 (&plain, "incarnation"), UINT64_MAX);
+    cr_assert_eq (s_plain_f64 (&plain, "uptime"), 12.5);
+    cr_assert_eq (s_plain_u64 (&plain, "jobs_open"), 1);
+    cr_assert_eq (s_plain_u64 (&plain, "jobs_done"), 2);
+    cr_assert_eq (s_plain_u64 (&plain, "jobs_failed"), 3);
+    cr_assert_eq (s_plain_u64 (&plain, "partials"), 4);
+    cr_assert_eq (s_plain_u64 (&plain, "duplicates"), 5);
+    cr_assert_eq (s_plain_u64 (&plain, "junk"), 6);
+    cr_assert_eq (s_plain_u64 (&plain, "disconnects"), 7);
+    cr_assert_eq (s_plain_u64 (&plain, "bytes"), 1ull << 40);
+    cr_assert_eq (s_plain_u64 (&plain, "lines"), 9);
+    cr_assert_eq (s_plain_f64 (&plain, "rate"), 2.5e6);
+    s_plain_close (&plain);
+
+    msg = (tl_feed_msg_t){.topic = TL_FEED_SNAPSHOT};
+    msg.u.snapshot = (tl_feed_snapshot_t){3, 16};
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_plain_open (&plain, &buf, 2);
+    s_plain_keys (&plain, names, sizeof names);
+    cr_assert_str_eq (names, "open,finished");
+    cr_assert_eq (s_plain_u64 (&plain, "open"), 3);
+    cr_assert_eq (s_plain_u64 (&plain, "finished"), 16);
+    s_plain_close (&plain);
+
+    msg = (tl_feed_msg_t){.topic = TL_FEED_ERROR, .job = 0xfedcba9876543210ull};
+    msg.u.reason = (tl_str_t){"unknown job", 11};
+    msgpack_sbuffer_clear (&buf);
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_plain_open (&plain, &buf, 2);
+    s_plain_keys (&plain, names, sizeof names);
+    cr_assert_str_eq (names, "job,reason");
+    cr_assert_eq (s_plain_u64 (&plain, "job"), 0xfedcba9876543210ull);
+    msgpack_object *reason = s_plain_get (&plain, "reason", MSGPACK_OBJECT_STR);
+    cr_assert (reason->via.str.size == 11 && memcmp (reason->via.str.ptr, "unknown job", 11) == 0);
+    s_plain_close (&plain);
+
+    //  Decoded, they are shard 0 of 1 whatever the body says under "shard" (a key they
+    //  do not define, so skipped) and stats and snapshot are job 0 likewise.
+    msgpack_sbuffer_clear (&buf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 5);
+    msgpack_pack_str_with_body (&pk, "shard", 5);
+    msgpack_pack_uint64 (&pk, 99);
+    msgpack_pack_str_with_body (&pk, "finished", 8);
+    msgpack_pack_uint64 (&pk, 1);
+    msgpack_pack_str_with_body (&pk, "job", 3);
+    msgpack_pack_uint64 (&pk, 5);
+    msgpack_pack_str_with_body (&pk, "shards", 6);
+    msgpack_pack_uint64 (&pk, 0);
+    msgpack_pack_str_with_body (&pk, "open", 4);
+    msgpack_pack_uint64 (&pk, 2);
+    void *body = s_exact (buf.data, buf.size);
+    tl_feed_msg_t back;
+    cr_assert_eq (tl_feed_decode ("snapshot", 8, body, buf.size, &back), 0);
+    cr_assert_eq (back.topic, TL_FEED_SNAPSHOT);
+    cr_assert_eq (back.job, 0);
+    cr_assert_eq (back.shard, 0);
+    cr_assert_eq (back.shards, 1);
+    cr_assert_eq (back.u.snapshot.open, 2);
+    cr_assert_eq (back.u.snapshot.finished, 1);
+    free (body);
+    msgpack_sbuffer_destroy (&buf);
+}
+
 //  ---------------------------------------------------------------------------------
 //  Shards: every body says which shard of how many sent it; a body without the keys is
 //  shard 0 of 1; anything else out of range is neither sent nor read.
@@ -638,6 +927,7 @@ Test (feed, encoders_refuse_a_shard_out_of_range)
     msgpack_sbuffer_init (&buf);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int topic = TL_FEED_INVALID + 1; topic < TL_FEED_COUNT_; topic++) {
+            if (!s_has_shard ((tl_feed_topic_t)topic)) continue;  //  Not a job's: no shard
             tl_feed_msg_t msg = {.topic = (tl_feed_topic_t)topic,
                                  .job = 5,
                                  .shard = cases[i].shard,
@@ -1018,7 +1308,8 @@ typedef enum {
 static s_type_t s_type_of (tl_feed_topic_t topic, const char *key)
 {
     if (strcmp (key, "chunks_final") == 0) return T_BOOL;
-    if (strcmp (key, "rate") == 0 || strcmp (key, "seconds") == 0) return T_FLOAT;
+    if (strcmp (key, "rate") == 0 || strcmp (key, "seconds") == 0 || strcmp (key, "uptime") == 0)
+        return T_FLOAT;
     if (strcmp (key, "output") == 0 || strcmp (key, "reason") == 0) return T_STR;
     if (strcmp (key, "top") == 0) return T_PAIRS;
     if (strcmp (key, "entries") == 0) return T_MAP;
@@ -1168,6 +1459,13 @@ Test (feed, missing_and_repeated_keys_are_refused)
                 }
                 free (copy);
                 msgpack_sbuffer_destroy (&buf);
+                continue;
+            }
+            if (strcmp (name, "next") == 0) {
+                //  Optional too: left out, it is 0 (the last batch); the rest is the same.
+                s_sample_t want = samples[i];
+                want.msg.u.totals.next = 0;
+                cr_assert_eq (s_try (&want, &body, items, m), 0, "sample %zu without next", i);
                 continue;
             }
             cr_assert_eq (s_try (&samples[i], &body, items, m), -1, "sample %zu without %s", i,
@@ -1445,6 +1743,12 @@ static const char *s_interop_script =
     "    if not same(got, want):\n"
     "        print(f'{name}: got {got!r}, want {want!r}')\n"
     "        sys.exit(1)\n"
+    "def golden(name, want):\n"
+    "    with open(os.path.join(d, name), 'rb') as f:\n"
+    "        got = f.read()\n"
+    "    if got != msgpack.packb(want):\n"
+    "        print(f'{name}: bytes {got.hex()}, Python packs {msgpack.packb(want).hex()}')\n"
+    "        sys.exit(1)\n"
     "expect('progress', load('progress'),\n"
     "       {'job': 7, 'chunks_done': 1, 'chunks_known': 2, 'chunks_final': False,\n"
     "        'bytes': 3, 'input_bytes': 4, 'lines': 5, 'bad_lines': 6, 'keys': 8,\n"
@@ -1459,6 +1763,19 @@ static const char *s_interop_script =
     "        'seconds': 1.25, 'output': '/tmp/out.tsv', 'shard': 2, 'shards': 3})\n"
     "expect('failed', load('failed'), {'job': 7, 'reason': 'worker lost', 'shard': 0,\n"
     "                                  'shards': 1})\n"
+    "stats = {'incarnation': 2**64 - 1, 'uptime': 12.5, 'jobs_open': 1, 'jobs_done': 2,\n"
+    "         'jobs_failed': 3, 'partials': 4, 'duplicates': 5, 'junk': 6,\n"
+    "         'disconnects': 7, 'bytes': 2**40, 'lines': 9, 'rate': 2.5e6}\n"
+    "expect('stats', load('stats'), stats)\n"
+    "golden('stats', stats)\n"
+    "expect('snapshot', load('snapshot'), {'open': 3, 'finished': 16})\n"
+    "expect('error', load('error'), {'job': 7, 'reason': 'unknown job'})\n"
+    "golden('error', {'job': 7, 'reason': 'unknown job'})\n"
+    "golden('totals', {'job': 7, 'batch': 0, 'batches': 1, 'entries': {b'b': 5, b'\\xff': 3},\n"
+    "                  'shard': 0, 'shards': 1})\n"
+    "golden('totals_next', {'job': 7, 'batch': 0, 'batches': 2,\n"
+    "                       'entries': {b'b': 5, b'\\xff': 3}, 'next': 2**40 + 5,\n"
+    "                       'shard': 0, 'shards': 1})\n"
     "save('py_progress', {'seconds': 3.5, 'rate': 2, 'keys': 8, 'host': 'h', 'bad_lines': 6,\n"
     "                     'lines': 5, 'input_bytes': 4, 'bytes': 3, 'chunks_final': True,\n"
     "                     'chunks_known': 2, 'chunks_done': 1, 'job': 2**64 - 1})\n"
@@ -1468,6 +1785,14 @@ static const char *s_interop_script =
     "save('py_done', {'output': '/tmp/out.tsv', 'seconds': 1.25, 'filtered': 5,\n"
     "                 'bad_lines': 4, 'lines': 3, 'sum': 2, 'keys': 1, 'job': 7})\n"
     "save('py_failed', {'shard': 1, 'reason': 'worker lost', 'job': 7, 'shards': 2})\n"
+    "save('py_stats', {'rate': 3, 'lines': 2**64 - 1, 'bytes': 10, 'disconnects': 9,\n"
+    "                  'junk': 8, 'duplicates': 7, 'partials': 6, 'jobs_failed': 5,\n"
+    "                  'jobs_done': 4, 'jobs_open': 0, 'uptime': 0.25, 'host': 'sink-1',\n"
+    "                  'incarnation': 12345678901234567890})\n"
+    "save('py_snapshot', {'finished': 2, 'open': 1, 'jobs': [1, 2, 3]})\n"
+    "save('py_error', {'reason': 'no such batch', 'job': 2**64 - 1})\n"
+    "save('py_totals_next', {'next': 4096, 'entries': {'a': 1}, 'batches': 3, 'batch': 1,\n"
+    "                        'job': 7})\n"
     "print('ok')\n";
 
 static void s_write_file (const char *dir, const char *name, const msgpack_sbuffer *buf)
@@ -1517,6 +1842,27 @@ static void s_write_c_bodies (const char *dir)
     msgpack_sbuffer_clear (&buf);
     cr_assert_eq (tl_feed_failed (7, "worker lost", &buf), 0);
     s_write_file (dir, "failed", &buf);
+    msgpack_sbuffer_clear (&buf);
+    tl_feed_msg_t msg = {.topic = TL_FEED_STATS};
+    msg.u.stats = (tl_feed_stats_t){UINT64_MAX, 12.5, 1, 2, 3, 4, 5, 6, 7, 1ull << 40, 9, 2.5e6};
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_write_file (dir, "stats", &buf);
+    msgpack_sbuffer_clear (&buf);
+    msg = (tl_feed_msg_t){.topic = TL_FEED_SNAPSHOT};
+    msg.u.snapshot = (tl_feed_snapshot_t){3, 16};
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_write_file (dir, "snapshot", &buf);
+    msgpack_sbuffer_clear (&buf);
+    msg = (tl_feed_msg_t){.topic = TL_FEED_ERROR, .job = 7};
+    msg.u.reason = (tl_str_t){"unknown job", 11};
+    cr_assert_eq (tl_feed_encode (&msg, NULL, 0, &buf), 0);
+    s_write_file (dir, "error", &buf);
+    msgpack_sbuffer_clear (&buf);
+    msg = (tl_feed_msg_t){.topic = TL_FEED_TOTALS, .job = 7};
+    msg.u.totals.batches = 2;
+    msg.u.totals.next = (1ull << 40) + 5;
+    cr_assert_eq (tl_feed_encode (&msg, s_py_top, 2, &buf), 0);
+    s_write_file (dir, "totals_next", &buf);
     msgpack_sbuffer_destroy (&buf);
 }
 
@@ -1557,6 +1903,26 @@ static void s_check_python_bodies (const char *dir)
     want = (s_sample_t){.msg = {.topic = TL_FEED_FAILED, .job = 7, .shard = 1, .shards = 2}};
     want.msg.u.reason = (tl_str_t){"worker lost", 11};
     s_check_python_body (dir, "py_failed", &want);
+
+    want = (s_sample_t){.msg = {.topic = TL_FEED_STATS}};
+    want.msg.u.stats =
+        (tl_feed_stats_t){12345678901234567890ull, 0.25, 0, 4, 5, 6, 7, 8, 9, 10, UINT64_MAX, 3.0};
+    s_check_python_body (dir, "py_stats", &want);
+
+    want = (s_sample_t){.msg = {.topic = TL_FEED_SNAPSHOT}};
+    want.msg.u.snapshot = (tl_feed_snapshot_t){1, 2};
+    s_check_python_body (dir, "py_snapshot", &want);
+
+    want = (s_sample_t){.msg = {.topic = TL_FEED_ERROR, .job = UINT64_MAX}};
+    want.msg.u.reason = (tl_str_t){"no such batch", 13};
+    s_check_python_body (dir, "py_error", &want);
+
+    static const tl_entry_t one[] = {{"a", 1, 1}};
+    want = (s_sample_t){.msg = {.topic = TL_FEED_TOTALS, .job = 7}, .entries = one, .n = 1};
+    want.msg.u.totals.batch = 1;
+    want.msg.u.totals.batches = 3;
+    want.msg.u.totals.next = 4096;
+    s_check_python_body (dir, "py_totals_next", &want);
 }
 
 Test (feed, python_msgpack_reads_and_writes_the_documented_bodies)

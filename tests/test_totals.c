@@ -385,3 +385,232 @@ Test (totals, entry_bytes_are_what_an_entry_takes_in_a_totals_message)
         }
     msgpack_sbuffer_destroy (&none);
 }
+
+//  ---------------------------------------------------------------------------------
+//  Reading on from an offset (the snapshot service: a fresh reader per batch)
+
+//  A batch as text, "key TAB total LF" an entry, into a new string; sets *count.
+static char *s_batch_text (const tl_entry_t *batch, size_t count)
+{
+    size_t size = 1;
+    for (size_t i = 0; i < count; i++)
+        size += batch[i].len + 22;
+    char *text = malloc (size);
+    cr_assert_not_null (text);
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+        memcpy (text + at, batch[i].key, batch[i].len);
+        at += batch[i].len;
+        at +=
+            (size_t)snprintf (text + at, size - at, "\t%llu\n", (unsigned long long)batch[i].count);
+    }
+    text[at] = 0;
+    return text;
+}
+
+#define S_BATCHES_MAX 4096
+
+//  Reads the file at path with one reader, then batch by batch with a fresh reader per
+//  batch from the previous one's offset: both give the same batches, in the same count,
+//  and skip the same lines between them; each fresh reader's offset after its batch is
+//  where the next batch starts, and at the end the file's size. Returns the batches.
+static size_t s_expect_offsets (const char *path, size_t max_keys, size_t max_bytes,
+                                uint64_t want_skipped)
+{
+    struct stat st;
+    cr_assert_eq (stat (path, &st), 0);
+    static char *batches[S_BATCHES_MAX];
+    size_t n = 0;
+    int fd = open (path, O_RDONLY);
+    cr_assert_geq (fd, 0);
+    tl_totals_reader_t *reader = tl_totals_reader_new (fd, max_keys, max_bytes);
+    cr_assert_not_null (reader);
+    cr_assert_eq (tl_totals_reader_offset (reader), 0);
+    while (true) {
+        const tl_entry_t *batch;
+        size_t count;
+        cr_assert_eq (tl_totals_reader_next (reader, &batch, &count), 0);
+        if (count == 0 && n > 0) break;
+        cr_assert_lt (n, S_BATCHES_MAX);
+        batches[n++] = s_batch_text (batch, count);
+        if (count == 0) break;  //  A file without entries: one empty batch
+    }
+    uint64_t skipped = tl_totals_reader_skipped (reader);
+    cr_assert_eq (skipped, want_skipped, "%s: %llu lines skipped, not %llu", path,
+                  (unsigned long long)skipped, (unsigned long long)want_skipped);
+    cr_assert_eq (tl_totals_reader_offset (reader), (uint64_t)st.st_size,
+                  "a whole reader ends at the file's size");
+    tl_totals_reader_destroy (&reader);
+
+    uint64_t from = 0, fresh_skipped = 0;
+    size_t got = 0;
+    while (true) {
+        fd = open (path, O_RDONLY);
+        cr_assert_geq (fd, 0);
+        reader = tl_totals_reader_new_at (fd, from, max_keys, max_bytes);
+        cr_assert_not_null (reader);
+        cr_assert_eq (tl_totals_reader_offset (reader), from);
+        const tl_entry_t *batch;
+        size_t count;
+        cr_assert_eq (tl_totals_reader_next (reader, &batch, &count), 0);
+        fresh_skipped += tl_totals_reader_skipped (reader);
+        uint64_t next = tl_totals_reader_offset (reader);
+        if (count == 0 && got > 0) {
+            //  Past the last batch: nothing, and the offset stays at the end.
+            cr_assert_eq (from, (uint64_t)st.st_size, "the batches ended before the file did");
+            cr_assert_eq (next, from);
+            tl_totals_reader_destroy (&reader);
+            break;
+        }
+        cr_assert_lt (got, n, "a fresh reader found batch %zu of %zu", got + 1, n);
+        char *text = s_batch_text (batch, count);
+        cr_assert_str_eq (text, batches[got], "batch %zu from offset %llu", got,
+                          (unsigned long long)from);
+        free (text);
+        tl_totals_reader_destroy (&reader);
+        got++;
+        cr_assert (next > from || count == 0, "offset %llu after a batch read from %llu",
+                   (unsigned long long)next, (unsigned long long)from);
+        cr_assert_leq (next, (uint64_t)st.st_size);
+        //  The offset is where a line starts: the file's start or after a LF.
+        if (next > 0 && next < (uint64_t)st.st_size) {
+            char before;
+            fd = open (path, O_RDONLY);
+            cr_assert_eq (pread (fd, &before, 1, (off_t)next - 1), 1);
+            close (fd);
+            cr_assert_eq (before, '\n', "offset %llu is inside a line", (unsigned long long)next);
+        }
+        from = next;
+        if (count == 0) break;  //  The one empty batch of a file without entries
+    }
+    cr_assert_eq (got, n, "%zu batches batch by batch, %zu with one reader", got, n);
+    cr_assert_eq (from, (uint64_t)st.st_size, "the last offset is the file's size");
+    cr_assert_eq (fresh_skipped, skipped, "skipped %llu batch by batch, %llu with one reader",
+                  (unsigned long long)fresh_skipped, (unsigned long long)skipped);
+    for (size_t i = 0; i < n; i++)
+        free (batches[i]);
+    return n;
+}
+
+static void s_write_text (const char *path, const char *text, size_t size)
+{
+    FILE *file = fopen (path, "wb");
+    cr_assert_not_null (file);
+    cr_assert_eq (fwrite (text, 1, size, file), size);
+    cr_assert_eq (fclose (file), 0);
+}
+
+Test (totals, a_fresh_reader_per_batch_from_the_last_offset_reads_the_same_batches)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/odd.tsv", s_dir);
+    //  Malformed lines first, in the middle (several in a row, where a batch may be cut)
+    //  and last; a key holding a TAB; no LF at the end.
+    static const char text[] = "no tab\na\t1\nb\t2\nc\tx\n\t3\nd\t\n\ne\t18446744073709551616\n"
+                               "f\t4\ng\th\t5\nh\t6\nbad\nworse\t-1\ni\t7\nj\t8\nk\t9\nend";
+    s_write_text (path, text, sizeof text - 1);
+    //  Skipped: "no tab", "c x", "d ", "", "e 2^64", "bad", "worse -1", "end"; 9 entries.
+    for (size_t keys = 1; keys <= 12; keys++)
+        s_expect_offsets (path, keys, SIZE_MAX, 8);
+    cr_assert_eq (s_expect_offsets (path, 1, SIZE_MAX, 8), 9);
+    cr_assert_eq (s_expect_offsets (path, 3, SIZE_MAX, 8), 3);
+    cr_assert_eq (s_expect_offsets (path, 100, SIZE_MAX, 8), 1);
+    //  Cut by bytes: an entry here takes 4 to 6 bytes in a message.
+    for (size_t bytes = 1; bytes <= 40; bytes++)
+        s_expect_offsets (path, 100, bytes, 8);
+    cr_assert_eq (s_expect_offsets (path, 100, 1, 8), 9);
+
+    //  The same with a final LF, and with the last line a good one without it.
+    static const char lf[] = "a\t1\nno\nb\t2\n";
+    s_write_text (path, lf, sizeof lf - 1);
+    cr_assert_eq (s_expect_offsets (path, 1, SIZE_MAX, 1), 2);
+    static const char no_lf[] = "a\t1\nno\nb\t2\nc\t3";
+    s_write_text (path, no_lf, sizeof no_lf - 1);
+    cr_assert_eq (s_expect_offsets (path, 1, SIZE_MAX, 1), 3);
+    cr_assert_eq (s_expect_offsets (path, 2, SIZE_MAX, 1), 2);
+
+    //  Nothing but malformed lines, and an empty file: one empty batch, offset at the end.
+    static const char junk[] = "x\ny\n\n";
+    s_write_text (path, junk, sizeof junk - 1);
+    cr_assert_eq (s_expect_offsets (path, 5, SIZE_MAX, 3), 1);
+    s_write_text (path, "", 0);
+    cr_assert_eq (s_expect_offsets (path, 5, SIZE_MAX, 0), 1);
+    cr_assert_eq (s_expect_offsets (path, 1, 1, 0), 1);
+}
+
+Test (totals, offsets_of_a_written_totals_file_with_long_keys)
+{
+    //  Keys of 0 to 2999 bytes (some with a TAB), as in the batch test, written by
+    //  tl_totals_write; batch counts as tl_totals_batches counts them.
+    enum { N = 300 };
+    static char text[N][3000];
+    static tl_entry_t entries[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t len = (i * 7919) % 3000;
+        memset (text[i], 'a' + (int)(i % 26), len);
+        if (len > 2 && i % 10 == 0) text[i][1] = '\t';
+        entries[i] = (tl_entry_t){text[i], (uint32_t)len, (uint64_t)(N - i) * 1000003u};
+    }
+    char path[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    int fd;
+    cr_assert_eq (tl_totals_write (path, entries, N, &fd), 0);
+    close (fd);
+    static const size_t limits[][2] = {{10000, 256 * 1024}, {7, 256 * 1024}, {50, 20000}, {1, 1},
+                                       {1000, 2000},        {N, SIZE_MAX}};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+        cr_assert_eq (s_expect_offsets (path, limits[i][0], limits[i][1], 0),
+                      tl_totals_batches (entries, N, limits[i][0], limits[i][1]), "limits %zu", i);
+}
+
+//  Random files of good and malformed lines, random limits.
+Test (totals, offsets_of_random_files, .timeout = 60)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/random.tsv", s_dir);
+    static char text[64 * 1024];
+    for (int round = 0; round < 200; round++) {
+        size_t at = 0;
+        uint64_t bad = 0;
+        size_t lines = tl_test_random () % 200;
+        for (size_t i = 0; i < lines && at + 200 < sizeof text; i++) {
+            size_t len = tl_test_random () % 40;
+            for (size_t j = 0; j < len; j++)
+                text[at++] = "ab\tc d"[tl_test_random () % 6];
+            if (tl_test_random () % 5 == 0) {
+                //  Malformed: no total after the last TAB (or no TAB at all).
+                text[at++] = '\t';
+                text[at++] = 'x';
+                bad++;
+            } else
+                at += (size_t)sprintf (text + at, "\t%llu", (unsigned long long)tl_test_random ());
+            if (i + 1 < lines || tl_test_random () % 2) text[at++] = '\n';
+        }
+        s_write_text (path, text, at);
+        size_t keys = 1 + tl_test_random () % 20;
+        size_t bytes = tl_test_random () % 3 ? 1 + tl_test_random () % 300 : SIZE_MAX;
+        s_expect_offsets (path, keys, bytes, bad);
+    }
+}
+
+Test (totals, a_reader_cannot_start_past_int64_max)
+{
+    char path[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    s_write_text (path, "a\t1\n", 4);
+    int fd = open (path, O_RDONLY);
+    cr_assert_geq (fd, 0);
+    cr_assert_null (tl_totals_reader_new_at (fd, UINT64_MAX, 10, 100));
+    errno = 0;
+    cr_assert_eq (fcntl (fd, F_GETFD), -1, "the descriptor is closed on failure too");
+    cr_assert_eq (errno, EBADF);
+    //  Past the end (but positionable): no entries.
+    fd = open (path, O_RDONLY);
+    tl_totals_reader_t *reader = tl_totals_reader_new_at (fd, 100, 10, 100);
+    cr_assert_not_null (reader);
+    const tl_entry_t *batch;
+    size_t count;
+    cr_assert_eq (tl_totals_reader_next (reader, &batch, &count), 0);
+    cr_assert_eq (count, 0);
+    tl_totals_reader_destroy (&reader);
+}

@@ -8,10 +8,12 @@
     Seeds (tests/fuzz/corpus-proto): the first byte is the command's index - 1 (JOB 0,
     ACCEPT 1, CHUNK 2, PARTIAL 3, END 4, ACK 5, DONE 6, FAIL 7, PING 8, PONG 9, CANCEL 10),
     then the frame 1 of docs/PROTOCOL.md (job-v1, job-v2: JOBs of earlier versions);
-    feed-* seeds pick a topic the same way.                                           */
+    feed-* seeds pick a topic the same way. The rest also goes to the snapshot
+    service's request decoder (snapshot-* seeds: requests after a first byte).       */
 
 #include "tl_feed.h"
 #include "tl_proto.h"
+#include "tl_snapshot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -127,11 +129,37 @@ static void s_fuzz_feed (uint8_t pick, const uint8_t *body, size_t size)
     msgpack_sbuffer_destroy (&again);
 }
 
+//  A snapshot request: what decodes is a state or a totals request of at most
+//  TL_SNAPSHOT_REQUEST_MAX bytes that tally-watch's generic check takes too, and
+//  encodes again to a request that decodes the same; what does not is zeroed.
+static void s_fuzz_snapshot (const uint8_t *frame, size_t size)
+{
+    static const tl_snapshot_request_t zero;
+    tl_snapshot_request_t request;
+    if (tl_snapshot_request_decode (frame, size, &request) != 0) {
+        if (memcmp (&request, &zero, sizeof zero) != 0) abort ();
+        return;
+    }
+    if (request.get != TL_SNAPSHOT_STATE && request.get != TL_SNAPSHOT_TOTALS) abort ();
+    if (size > TL_SNAPSHOT_REQUEST_MAX || tl_msgpack_check (frame, size) != 0) abort ();
+    msgpack_sbuffer again;
+    msgpack_sbuffer_init (&again);
+    tl_snapshot_request_t back;
+    if (tl_snapshot_request_encode (&request, &again) != 0 ||
+        tl_snapshot_request_decode (again.data, again.size, &back) != 0 || back.get != request.get)
+        abort ();
+    if (request.get == TL_SNAPSHOT_TOTALS &&
+        (back.job != request.job || back.batch != request.batch || back.from != request.from))
+        abort ();
+    msgpack_sbuffer_destroy (&again);
+}
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     s_fuzz_msg (data[0], data + 1, size - 1);
     s_fuzz_feed (data[0], data + 1, size - 1);
+    s_fuzz_snapshot (data + 1, size - 1);
     tl_table_t *table = tl_table_new (0);
     uint64_t entries = 0;
     if (tl_map_merge (data + 1, size - 1, table, &entries) < 0 && tl_table_size (table) != 0)
