@@ -39,28 +39,18 @@
 # Without an engine it prints why it skipped and exits 0. Timings are printed; the image
 # build is cached by the engine from one run to the next.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_docker.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 project=tallyit
 plain_name=tallyit-plainread
 
-skip() {
-  echo "it_docker: skipped: $*"
-  exit 0
-}
-
-if [ "${TALLY_VARIANT:-}" = sanitize ]; then
-  skip "the image is a Release build of its own, the same in both variants; the plain variant runs this test"
-fi
-command -v docker > /dev/null || skip "no docker command on this machine"
-if ! docker info > "$WORK/docker-info" 2>&1; then
-  skip "no Docker engine answers: $(grep -m1 -iE 'cannot|error|denied' "$WORK/docker-info" || echo 'docker info failed')"
-fi
+docker_require_engine it_docker
 if docker compose version > /dev/null 2>&1; then
   compose_cmd=(docker compose)
 elif docker-compose version > /dev/null 2>&1; then
   compose_cmd=(docker-compose)
 else
-  skip "a Docker engine answers, but neither 'docker compose' nor 'docker-compose' is installed"
+  docker_skip it_docker "a Docker engine answers, but neither 'docker compose' nor 'docker-compose' is installed"
 fi
 
 # Only this test's settings reach compose (a TALLY_* variable of the caller would change it).
@@ -74,8 +64,11 @@ export TALLY_RESULTS=$WORK/results
 export TALLY_VERBOSE=1
 export TALLY_CHECKPOINT_INTERVAL=1  # the sink's checkpoints of open jobs, every second
 TALLY_CHUNKS_PORT=$(free_port) TALLY_SINK_PORT=$(free_port) TALLY_FEED_PORT=$(free_port)
+TALLY_SNAPSHOT_PORT=$(free_port)
 TALLY_SINK_1_PORT=$(free_port) TALLY_FEED_1_PORT=$(free_port)  # shard 1's (section 5)
-export TALLY_CHUNKS_PORT TALLY_SINK_PORT TALLY_FEED_PORT TALLY_SINK_1_PORT TALLY_FEED_1_PORT
+TALLY_SNAPSHOT_1_PORT=$(free_port)
+export TALLY_CHUNKS_PORT TALLY_SINK_PORT TALLY_FEED_PORT TALLY_SNAPSHOT_PORT
+export TALLY_SINK_1_PORT TALLY_FEED_1_PORT TALLY_SNAPSHOT_1_PORT
 : > "$WORK/empty.env"
 
 compose() {
@@ -176,20 +169,7 @@ data_pid=$!
 
 # The base image: there where a registry is reachable or it was made before; made with
 # mmdebstrap from Debian's archive (as the engine's docker import) where not.
-if ! docker image inspect debian:bookworm-slim > /dev/null 2>&1 &&
-  ! docker pull -q debian:bookworm-slim > /dev/null 2>&1; then
-  tb=$(now)
-  if ! command -v mmdebstrap > /dev/null; then
-    apt-get update -qq > /dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap \
-      > "$WORK/mmdebstrap-install.log" 2>&1 || true
-  fi
-  if ! mmdebstrap --variant=minbase bookworm - 2> "$WORK/mmdebstrap.log" |
-    docker import -c 'CMD ["bash"]' - debian:bookworm-slim > /dev/null; then
-    tail -5 "$WORK/mmdebstrap.log"
-  fi
-  timing "base image debian:bookworm-slim made with mmdebstrap" "$tb"
-fi
+docker_base_image
 check "base image debian:bookworm-slim present" docker image inspect debian:bookworm-slim > /dev/null
 
 tb=$(now)
