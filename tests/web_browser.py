@@ -3,12 +3,13 @@
 messages ending in NUL on fds 3 and 4), for tests/it_web.sh; nothing beyond Python's
 standard library.
 
-    web_browser.py URL LOG [--screenshot PNG] [--stop FILE] [--seconds N]
+    web_browser.py URL LOG [--screenshot PNG] [--midshot PNG] [--stop FILE] [--seconds N]
 
 opens URL in one tab and, every 0.25 s, writes one JSON line to LOG with what the page
 shows (read from its DOM, as a person would see it): the running jobs' progress, the
 finished jobs' rows, the top keys. When the file given with --stop exists (or after
---seconds), it saves a screenshot of the page to PNG and exits 0. Exits 1 when Chromium
+--seconds), it saves a screenshot of the page to PNG and exits 0. --midshot saves one
+when a running job first shows more than 30% done. Exits 1 when Chromium
 cannot be started or the page never loads."""
 import base64, json, os, select, subprocess, sys, tempfile, time
 
@@ -31,6 +32,8 @@ READ_DOM = r"""
       reason: r.querySelector(".reason").textContent,
       totals: (r.querySelector(".download a") || {}).href || null})),
     top_job: document.getElementById("top").dataset.job,
+    injected: document.querySelectorAll("img, iframe, object, embed").length +
+      (document.title === "Tally" ? 0 : 1),
     top: [...document.querySelectorAll("#top-list .top-row")].map(r =>
       [r.querySelector(".top-key").textContent, r.querySelector(".top-total").textContent]),
   });
@@ -127,6 +130,7 @@ def main():
     profile = tempfile.mkdtemp(prefix="tally-web-chromium-")
     browser = Chromium(profile)
     status = 0
+    midshot = opts.get("--midshot")
     try:
         browser.open(url)
         with open(log, "a") as out:
@@ -137,6 +141,9 @@ def main():
                     reading = json.loads(value)
                     reading["t"] = round(time.time(), 3)
                     print(json.dumps(reading), file=out, flush=True)
+                    if midshot and any((j["progress"] or 0) > 0.3 for j in reading["running"]):
+                        browser.screenshot(midshot)
+                        midshot = None
                 time.sleep(0.25)
             value = browser.evaluate(READ_DOM)
             if value:
