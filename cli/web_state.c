@@ -292,9 +292,13 @@ void tl_web_sample (tl_web_t *self, double now)
 {
     pthread_mutex_lock (&self->lock);
     double rate = s_running_rate (self);
+    bool running = false;
+    for (size_t i = 0; i < self->njobs; i++)
+        running = running || self->jobs[i]->status == TL_WEB_RUNNING;
     size_t last = (self->history_next + TL_WEB_HISTORY - 1) % TL_WEB_HISTORY;
-    //  An idle page need not be sent again each second for a flat line.
-    if (rate > 0 || (self->nhistory && self->history_rate[last] > 0)) self->dirty = true;
+    //  An idle page need not be sent again each second for a flat line; a running job's
+    //  (its chart, how long it has been quiet) is.
+    if (running || rate > 0 || (self->nhistory && self->history_rate[last] > 0)) self->dirty = true;
     self->history_t[self->history_next] = now;
     self->history_rate[self->history_next] = rate;
     self->history_next = (self->history_next + 1) % TL_WEB_HISTORY;
@@ -366,6 +370,10 @@ static void s_json_job (tl_web_buf_t *out, const tl_web_job_t *job)
                        s_popcount (job->shard_heard), s_popcount (job->done_heard));
     tl_web_buf_json_number (out, job->first_heard);
     double fraction = s_fraction (job);
+    //  A running job that has gone quiet (its sink lost it, or the failed message was
+    //  missed) says so, rather than look alive.
+    tl_web_buf_add (out, ",\"quiet\":", 9);
+    tl_web_buf_json_number (out, tl_now () - job->last_heard);
     tl_web_buf_add (out, ",\"fraction\":", 12);
     tl_web_buf_json_number (out, fraction);
     //  ETA from the pace so far: seconds per fraction done.

@@ -81,6 +81,7 @@ typedef struct {
     size_t nheap;                    //  How many
     tl_web_buf_t line;               //  The line being sent
     size_t offset;                   //  Bytes of it sent
+    bool broken;                     //  A sink failed to send its part: no more lines
 } s_download_t;
 
 static void s_part_close (s_part_t *part)
@@ -195,19 +196,35 @@ static void s_heap_fix_top (s_download_t *self)
     }
 }
 
-//  Makes the job's next line. Returns 1, 0 when every line was made, -1 when a sink
-//  failed to send its part.
+//  Stops the download: the client sees its reply cut short.
+static void s_break (s_download_t *self, const char *why)
+{
+    self->broken = true;
+    fprintf (stderr, "tally web: job %016llx: totals download cut short: %s\n",
+             (unsigned long long)self->job, why);
+}
+
+//  Makes the job's next line. Returns 1, 0 when every line was made, -1 when there is
+//  none to give (a sink failed to send its part).
 static int s_next_line (s_download_t *self)
 {
+    if (self->broken) return -1;
     if (!self->nheap) return 0;
     s_part_t *part = self->heap[0];
     self->line.len = 0;
     self->offset = 0;
     tl_web_buf_add (&self->line, part->key.ptr, part->key.len);
     tl_web_buf_printf (&self->line, "\t%llu\n", (unsigned long long)part->total);
-    if (self->line.failed) return -1;
+    if (self->line.failed) {
+        s_break (self, "out of memory");
+        return -1;
+    }
     int rc = s_part_advance (part, self->job);
-    if (rc < 0) return -1;
+    if (rc < 0) {
+        //  The line made is sent; the part's next one is gone with its reply.
+        s_break (self, "a sink stopped sending its part");
+        return 1;
+    }
     if (rc == 0) self->heap[0] = self->heap[--self->nheap];
     s_heap_fix_top (self);
     return 1;
@@ -221,11 +238,7 @@ static ssize_t s_download_read (void *cls, uint64_t pos, char *buf, size_t max)
     while (filled < max) {
         if (self->offset == self->line.len) {
             int rc = s_next_line (self);
-            if (rc < 0) {
-                fprintf (stderr, "tally web: job %016llx: a sink stopped sending its totals\n",
-                         (unsigned long long)self->job);
-                return filled ? (ssize_t)filled : MHD_CONTENT_READER_END_WITH_ERROR;
-            }
+            if (rc < 0) return filled ? (ssize_t)filled : MHD_CONTENT_READER_END_WITH_ERROR;
             if (rc == 0) break;
         }
         size_t n = self->line.len - self->offset;
