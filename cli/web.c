@@ -220,10 +220,13 @@ int tl_web_main (int argc, char **argv)
                 tl_endpoints_free (&lists[j]);
             tl_cli_usage_error (&cli, "%s: %s", argv[first + i], why);
         }
-        for (size_t j = 0; j < lists[i].count && nfeeds < TL_SHARDS_MAX; j++)
-            feeds[nfeeds++] = lists[i].endpoint[j];
-        if (nfeeds == TL_SHARDS_MAX && (i + 1 < nargs))
+        if (nfeeds + lists[i].count > TL_SHARDS_MAX) {
+            for (int j = 0; j <= i; j++)
+                tl_endpoints_free (&lists[j]);
             tl_cli_usage_error (&cli, "more than %d feeds", TL_SHARDS_MAX);
+        }
+        for (size_t j = 0; j < lists[i].count; j++)
+            feeds[nfeeds++] = lists[i].endpoint[j];
     }
     tl_web_t web;
     s_link_t links[TL_SHARDS_MAX] = {{0}};
