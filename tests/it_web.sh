@@ -21,7 +21,8 @@
 #     whole state at once.
 # (d) A second tally web started after the job ended: from the sink's snapshot service
 #     alone, its page (Chromium) and /api/state show the job done with gawk's numbers,
-#     and its totals download equals gawk's.
+#     and its totals download equals gawk's. The sink restarted: tally web connects
+#     again and asks for the state again.
 # (e) Two sink shards, tally web given both feeds: the job's view combined (done once,
 #     keys and sum of gawk's), the download merged from the two shards' parts equal to
 #     gawk's totals, /metrics per shard adding up to gawk's.
@@ -74,6 +75,11 @@ start_web() {
 }
 
 has_job() { [ -n "$(last_job "$1")" ]; }
+
+# metric_is URL NAME VALUE: the first sample of NAME on that tally web's /metrics is VALUE.
+metric_is() {
+  [ "$(curl -s --max-time 5 "$1/metrics" | gawk -v name="$2" '$1 ~ "^" name "({|$)" { print $2; exit }')" = "$3" ]
+}
 
 # connected URL: true when every feed of that tally web is connected.
 connected() {
@@ -306,6 +312,14 @@ print("    late page:", row)
 sys.exit(0 if row and [row[0][k] for k in ("status", "keys", "sum", "lines", "bad_lines")] == ["done"] + sys.argv[3:7] else 1)' \
     "$WORK/late.log" "$job" "$keys" "$sum" "$lines" "$bad"
 fi
+# The sink restarted: tally web sees the feed go and come back, and asks for the state
+# again.
+stop_pid "$SINK_PID" 5 || true
+start_sink "$WORK/sink2.log" "$WORK/totals2.tsv"
+check "d: after the sink restarted, tally web asked for its state again" \
+  wait_until 20 metric_is "$WEB" tally_web_snapshot_requests_total 2
+check "d: ... having connected twice" metric_is "$WEB" tally_web_feed_connects_total 2
+check "d: ... and now connected" metric_is "$WEB" tally_web_feed_connected 1
 stop_pid "$WEB_PID" 5 && status=0 || status=$?
 check "d: tally web exits 0 on SIGTERM" test "$status" -eq 0
 stop_pid "$web_a" 5 && status=0 || status=$?
