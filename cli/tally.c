@@ -5,9 +5,11 @@
     process outlives it: children are stopped on exit and on Ctrl-C, and each child is
     told by the kernel (PR_SET_PDEATHSIG) should tally itself be killed.
     `tally keygen NAME` makes a CURVE key pair for multi-machine setups; `tally merge
-    PART...` merges totals files of disjoint keys into one (merge.c).                */
+    PART...` merges totals files of disjoint keys into one (merge.c); `tally web FEED...`
+    serves a live page and Prometheus metrics of the sinks' feeds (web.c).           */
 
 #include "merge.h"
+#include "web.h"
 #include "tl_clock.h"
 #include "tl_files.h"
 #include "tl_jobspec.h"
@@ -371,15 +373,15 @@ static int s_keygen (int argc, char **argv)
 
 static void s_usage (FILE *out)
 {
-    fprintf (out,
-             "Usage: tally COMMAND [OPTIONS] ...\n"
-             "Counts keys (Google Books n-grams, words) across inputs larger than memory.\n\n"
-             "Commands:\n"
-             "  run FILE|FOLDER...   count on this machine (sink, workers, ventilator)\n"
-             "  merge PART...        merge totals files of different keys into one\n"
-             "  keygen NAME          make a CURVE key pair for encrypted multi-machine runs\n\n"
-             "'tally COMMAND --help' tells more. The services run on their own as\n"
-             "tally-sink, tally-worker, tally-ventilator; tally-watch prints the feed.\n");
+    fprintf (out, "Usage: tally COMMAND [OPTIONS] ...\n"
+                  "Counts keys (Google Books n-grams, words) across inputs larger than memory.\n\n"
+                  "Commands:\n"
+                  "  run FILE|FOLDER...   count on this machine (sink, workers, ventilator)\n"
+                  "  merge PART...        merge totals files of different keys into one\n"
+                  "  keygen NAME          make a CURVE key pair for encrypted multi-machine runs\n"
+                  "  web FEED...          serve a live page and metrics of the sinks' feeds\n\n"
+                  "'tally COMMAND --help' tells more. The services run on their own as\n"
+                  "tally-sink, tally-worker, tally-ventilator; tally-watch prints the feed.\n");
 }
 
 int main (int argc, char **argv)
@@ -399,6 +401,7 @@ int main (int argc, char **argv)
     if (strcmp (argv[1], "run") == 0) return s_run (argc - 1, argv + 1);
     if (strcmp (argv[1], "keygen") == 0) return s_keygen (argc - 1, argv + 1);
     if (strcmp (argv[1], "merge") == 0) return tl_merge_main (argc - 1, argv + 1);
+    if (strcmp (argv[1], "web") == 0) return tl_web_main (argc - 1, argv + 1);
     fprintf (stderr, "tally: unknown command '%s'\nTry 'tally --help'.\n", argv[1]);
     return 2;
 }
