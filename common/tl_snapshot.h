@@ -44,7 +44,7 @@ int tl_snapshot_request_encode (const tl_snapshot_request_t *request, msgpack_sb
 
 //  Decodes a request frame: a map with str keys, "get" one of "state" and "totals";
 //  "job", "batch" and "from" uints, required for totals; unknown keys skipped (nested
-//  at most 32 deep); no key twice, nothing after the map, at most
+//  at most 32 deep); no known key twice, nothing after the map, at most
 //  TL_SNAPSHOT_REQUEST_MAX bytes. Returns 0, or -1 (then request->get is
 //  TL_SNAPSHOT_INVALID).
 int tl_snapshot_request_decode (const void *data, size_t size, tl_snapshot_request_t *request);

@@ -709,6 +709,7 @@ static void s_tick (s_sink_t *self)
 //  The snapshot service
 
 #define S_SNAP_PER_TURN 8  //  Requests answered per turn of the loop, at most
+#define S_NOT_A_BATCH   "\"from\" is not where a batch starts (give 0, then each reply's \"next\")"
 
 //  Sends [identity, topic, body] to a snapshot client. Returns false when it could not
 //  (its queue is full or it is gone: the client asks again).
@@ -806,7 +807,7 @@ static void s_snap_totals (s_sink_t *self, const void *id, size_t id_size,
     else if (request->batch >= finished->batches)
         why = "the job's totals have no such batch";
     else if (!s_line_start (finished->totals, request->from))
-        why = "\"from\" is not where a batch starts (give 0, then each reply's \"next\")";
+        why = S_NOT_A_BATCH;
     if (why) {
         s_snap_error (self, id, id_size, request->job, why);
         return;
@@ -822,7 +823,10 @@ static void s_snap_totals (s_sink_t *self, const void *id, size_t id_size,
         char reason[160];
         snprintf (reason, sizeof reason, "cannot read the job's totals file: %s", strerror (errno));
         s_snap_error (self, id, id_size, request->job, reason);
-    } else {
+    } else if (n == 0 && request->from != 0)
+        //  The end of the file: only an empty job's one batch has no entries.
+        s_snap_error (self, id, id_size, request->job, S_NOT_A_BATCH);
+    else {
         tl_feed_msg_t msg = {.topic = TL_FEED_TOTALS,
                              .job = finished->id,
                              .shard = finished->shard,

@@ -249,7 +249,7 @@ d_vent="tcp://127.0.0.1:$(free_port)"
 d_sinks=() d_feeds=() d_pids=()
 for i in 0 1 2; do
   d_sinks+=("tcp://127.0.0.1:$(free_port)")
-  d_feeds+=("tcp://127.0.0.1:$(free_port)")
+  d_feeds+=("tcp://127.0.0.1:$(free_feed_port)")
 done
 d_sink_list=$(IFS=,; echo "${d_sinks[*]}")
 for i in 0 1 2; do

@@ -101,7 +101,7 @@ one="$TALLY_SOURCE_DIR/data/sample/googlebooks-eng-all-1gram-20120701-a.head10k.
 bind="tcp://127.0.0.1:$(free_port)"
 sink="tcp://127.0.0.1:$(free_port)"
 mkdir -p "$WORK/early"
-start "$TALLY_BIN/tally-sink" --quiet --bind "$sink" --publish "tcp://127.0.0.1:$(free_port)" \
+start "$TALLY_BIN/tally-sink" --quiet --bind "$sink" --publish "tcp://127.0.0.1:$(free_feed_port)" \
   --output "$WORK/early/totals.tsv" > "$WORK/early-sink.log" 2>&1
 sink_pid=$LAST_PID
 aborts=0 codes=""

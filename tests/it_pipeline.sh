@@ -26,7 +26,7 @@ expected_ngram "$sample"/*.tsv > "$WORK/expected2.tsv"
 
 vent_port=$(free_port)
 sink_port=$(free_port)
-feed_port=$(free_port)
+feed_port=$(free_feed_port)
 vent="tcp://127.0.0.1:$vent_port"
 sink="tcp://127.0.0.1:$sink_port"
 feed="tcp://127.0.0.1:$feed_port"

@@ -32,6 +32,25 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# A free TCP port on 127.0.0.1 whose next port is free too: a sink's feed, beside which
+# it binds its snapshot service (the feed's port + 1).
+free_feed_port() {
+  python3 - <<'PYEOF'
+import socket
+while True:
+    a = socket.socket()
+    a.bind(("127.0.0.1", 0))
+    port = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", port + 1))
+    except OSError:
+        continue
+    print(port)
+    break
+PYEOF
+}
+
 # Totals of n-gram 2012/2009 files (key = field 1, count = field 3), in the totals
 # file's order: total descending, then key bytes ascending.
 expected_ngram() {

@@ -19,10 +19,10 @@ half_scaled() {
 fault_endpoints() {
   VENT="tcp://127.0.0.1:$(free_port)"
   SINK="tcp://127.0.0.1:$(free_port)"
-  FEED="tcp://127.0.0.1:$(free_port)"
+  FEED="tcp://127.0.0.1:$(free_feed_port)"
   while [ "$SINK" = "$VENT" ] || [ "$FEED" = "$VENT" ] || [ "$FEED" = "$SINK" ]; do
     SINK="tcp://127.0.0.1:$(free_port)"
-    FEED="tcp://127.0.0.1:$(free_port)"
+    FEED="tcp://127.0.0.1:$(free_feed_port)"
   done
 }
 

@@ -7,23 +7,30 @@
 # Ports handed out by port47 in this run, so that two calls never give the same one.
 PORTS47=()
 
-# port47: a free TCP port on 127.0.0.1 from 47000-47999 (the range of these tests),
-# never one given before in this run.
+# port47 [pair]: sets PORT to a free TCP port on 127.0.0.1 from 47000-47999 (the range
+# of these tests), never one given before in this run; with "pair", the port above it is
+# free and never given either (a sink's feed: its snapshot service binds the feed's
+# port + 1). Not to be called in $(...): the ports given are kept in PORTS47.
 port47() {
   local port
-  port=$("$PY" - "${PORTS47[@]}" <<'PYEOF'
+  port=$("$PY" - "${1:-}" "${PORTS47[@]}" <<'PYEOF'
 import random, socket, sys
-taken = set(int(p) for p in sys.argv[1:])
-ports = [p for p in range(47000, 48000) if p not in taken]
+pair = sys.argv[1] == "pair"
+taken = set(int(p) for p in sys.argv[2:])
+ports = [p for p in range(47000, 47999) if p not in taken and not (pair and p + 1 in taken)]
 random.shuffle(ports)
-for p in ports:
+def free(p):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", p))
+        return True
     except OSError:
-        continue
+        return False
     finally:
         s.close()
+for p in ports:
+    if not free(p) or (pair and not free(p + 1)):
+        continue
     print(p)
     break
 else:
@@ -31,7 +38,8 @@ else:
 PYEOF
   )
   PORTS47+=("$port")
-  echo "$port"
+  [ "${1:-}" != pair ] || PORTS47+=("$((port + 1))")
+  PORT=$port
 }
 
 # shard_endpoints N: loopback endpoints for N shards and a ventilator. Sets VENT, SINKS
@@ -42,10 +50,13 @@ shard_endpoints() {
   NSHARDS=$1
   SINKS=()
   FEEDS=()
-  VENT="tcp://127.0.0.1:$(port47)"
+  port47
+  VENT="tcp://127.0.0.1:$PORT"
   for ((i = 0; i < NSHARDS; i++)); do
-    SINKS+=("tcp://127.0.0.1:$(port47)")
-    FEEDS+=("tcp://127.0.0.1:$(port47)")
+    port47
+    SINKS+=("tcp://127.0.0.1:$PORT")
+    port47 pair
+    FEEDS+=("tcp://127.0.0.1:$PORT")
   done
   SINK=$(join_list "${SINKS[@]}")
 }
