@@ -440,7 +440,8 @@ static int s_print (s_watch_t *self, tl_frames_t *in, bool from_snapshot)
     else if (joined)
         s_readable_view (&msg, &view);
     fflush (stdout);
-    if (joined) s_check_batches (&msg, &view);
+    //  A snapshot's done: its totals batches went out before tally-watch started.
+    if (joined && !from_snapshot) s_check_batches (&msg, &view);
     if (from_snapshot || !of_job) return 0;
     if (self->feeds == 1 || !decoded) {
         //  One feed: every done and failed ends its job, as it comes.
