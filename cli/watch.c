@@ -379,6 +379,16 @@ static int s_print_json (const char *name, size_t name_size, const char *data, s
     return 0;
 }
 
+//  Whether a message is about a job: not the sinks' stats (published all the time,
+//  so they do not count for --timeout) nor the end of a snapshot.
+static bool s_of_job (tl_frames_t *in)
+{
+    size_t size;
+    const void *topic = tl_frames_data (in, 0, &size);
+    tl_feed_topic_t kind = tl_feed_topic_parse (topic, size);
+    return kind != TL_FEED_STATS && kind != TL_FEED_SNAPSHOT;
+}
+
 //  Prints one feed message, or one reply of a snapshot service (from_snapshot).
 //  Returns 1 when it ended its job: "failed", or "done" (of every shard when several
 //  feeds are followed), 2 when that was a failure; else 0. A snapshot's end of a job
@@ -464,7 +474,9 @@ int main (int argc, char **argv)
                 "(1) message",
                 0, 0),
         TL_OPT ("timeout", 't', "TALLY_TIMEOUT", TL_OPT_INT, &self.timeout, "SECONDS",
-                "Exit 3 after this long without a message", 0, 86400),
+                "Exit 3 after this long without a message about a job (the sinks' stats do not "
+                "count)",
+                0, 86400),
         TL_OPT ("lines", 'l', "TALLY_LINES", TL_OPT_FLAG, &self.lines, NULL,
                 "Print a line per message even on a terminal (instead of the live view)", 0, 0),
         TL_OPT ("no-snapshot", 0, "TALLY_NO_SNAPSHOT", TL_OPT_FLAG, &self.no_snapshot, NULL,
@@ -577,13 +589,13 @@ int main (int argc, char **argv)
         for (size_t i = 0; i < nsnaps; i++)
             if ((items[1 + i].revents & ZMQ_POLLIN) &&
                 tl_frames_recv (zsock_resolve (snaps[i]), &in, ZMQ_DONTWAIT) >= 0) {
-                heard = tl_now ();
+                if (s_of_job (&in)) heard = tl_now ();
                 s_print (&self, &in, true);
                 tl_frames_close (&in);
             }
         if ((items[0].revents & ZMQ_POLLIN) &&
             tl_frames_recv (zsock_resolve (sub), &in, ZMQ_DONTWAIT) >= 0) {
-            heard = tl_now ();
+            if (s_of_job (&in)) heard = tl_now ();
             over = s_print (&self, &in, false);
             tl_frames_close (&in);
         }

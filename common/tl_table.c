@@ -463,49 +463,188 @@ int tl_table_merge (tl_table_t *self, tl_table_t *other)
 }
 
 //  The caller owns the returned array; its keys point into the table's arena.
-//  Sorting the totals is what stands between the last merge and the totals file, and
-//  the sink's other core is idle then: above S_SORT_SPLIT entries, one half is sorted
-//  on a second thread and the halves are merged. Returns 0, or -1 (nothing changed)
-//  when the array is small or a thread or the merge buffer cannot be had.
-#define S_SORT_SPLIT 65536
+//
+//  Sorting the totals is what stands between the last merge and the totals file (tens
+//  of millions of keys for 2-grams), and the sink's other core is idle then. Each key
+//  is sorted as a record of its total, the first 8 bytes of its key as a big-endian
+//  number, and its reference: most comparisons are two integer compares in memory
+//  read in order, and only keys that share their first 8 bytes and their total read
+//  the arena. The sort is an introsort inlined on the records (quicksort, heapsort
+//  below a depth limit, so keys chosen to defeat the pivots cost n log n at worst,
+//  insertion sort for short ranges), with no memory beside the array: one partition
+//  around the median of a sample splits it, and the two parts are sorted at once on two
+//  threads. Records and entries are both 24 bytes, so the sorted records become the
+//  entries in place.
+typedef struct {
+    uint64_t count;   //  Total
+    uint64_t prefix;  //  The key's first 8 bytes, big-endian, zero-padded
+    uint64_t ref;     //  The key's reference
+} s_rec_t;
+
+_Static_assert(sizeof (s_rec_t) == sizeof (tl_entry_t), "records become entries in place");
+
+#define S_SORT_SPLIT  65536  //  Fewer records are sorted on one thread
+#define S_SORT_SAMPLE 63     //  Records whose median splits the array for the threads
+
+//  Total descending, then key bytewise (a key that is a prefix of another first): as
+//  tl_entry_compare.
+static inline int s_rec_cmp (const s_rec_t *a, const s_rec_t *b, tl_table_t *table)
+{
+    if (a->count != b->count) return a->count > b->count ? -1 : 1;
+    if (a->prefix != b->prefix) return a->prefix < b->prefix ? -1 : 1;
+    size_t la = s_ref_len (a->ref), lb = s_ref_len (b->ref);
+    size_t common = la < lb ? la : lb;
+    int rc = 0;
+    if (common > 8) {
+        //  Both keys are longer than 8 bytes: both have arena bytes.
+        const block_t *ba = &table->blocks[(a->ref >> REF_OFFSET_BITS) & REF_BLOCK_MASK];
+        const block_t *bb = &table->blocks[(b->ref >> REF_OFFSET_BITS) & REF_BLOCK_MASK];
+        rc = memcmp (ba->data + (a->ref & REF_OFFSET_MASK) + 8,
+                     bb->data + (b->ref & REF_OFFSET_MASK) + 8, common - 8);
+    }
+    if (rc != 0) return rc < 0 ? -1 : 1;
+    return (la > lb) - (la < lb);
+}
+
+static inline void s_rec_swap (s_rec_t *a, s_rec_t *b)
+{
+    s_rec_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void s_rec_insertion (s_rec_t *a, size_t n, tl_table_t *table)
+{
+    for (size_t i = 1; i < n; i++) {
+        s_rec_t x = a[i];
+        size_t j = i;
+        for (; j > 0 && s_rec_cmp (&x, &a[j - 1], table) < 0; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+    }
+}
+
+static void s_rec_sift (s_rec_t *a, size_t n, size_t i, tl_table_t *table)
+{
+    while (true) {
+        size_t largest = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && s_rec_cmp (&a[l], &a[largest], table) > 0) largest = l;
+        if (r < n && s_rec_cmp (&a[r], &a[largest], table) > 0) largest = r;
+        if (largest == i) return;
+        s_rec_swap (&a[i], &a[largest]);
+        i = largest;
+    }
+}
+
+static void s_rec_heapsort (s_rec_t *a, size_t n, tl_table_t *table)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        s_rec_sift (a, n, i, table);
+    for (size_t end = n; end-- > 1;) {
+        s_rec_swap (&a[0], &a[end]);
+        s_rec_sift (a, end, 0, table);
+    }
+}
+
+//  Hoare's partition around pivot (a value of a[0..n), n >= 2): returns j with every
+//  record of a[0..j] not after pivot and every one of a[j+1..n) not before it, both
+//  parts non-empty when pivot is not the largest record or sits below the middle.
+static size_t s_rec_partition (s_rec_t *a, size_t n, const s_rec_t *pivot, tl_table_t *table)
+{
+    size_t i = (size_t)-1, j = n;
+    while (true) {
+        do
+            i++;
+        while (s_rec_cmp (&a[i], pivot, table) < 0);
+        do
+            j--;
+        while (s_rec_cmp (&a[j], pivot, table) > 0);
+        if (i >= j) return j;
+        s_rec_swap (&a[i], &a[j]);
+    }
+}
+
+static void s_rec_sort (s_rec_t *a, size_t n, int depth, tl_table_t *table)
+{
+    while (n > 16) {
+        if (depth-- == 0) {
+            s_rec_heapsort (a, n, table);
+            return;
+        }
+        //  Median of three into the lower middle, which Hoare's partition needs.
+        size_t mid = (n - 1) / 2;
+        if (s_rec_cmp (&a[mid], &a[0], table) < 0) s_rec_swap (&a[mid], &a[0]);
+        if (s_rec_cmp (&a[n - 1], &a[0], table) < 0) s_rec_swap (&a[n - 1], &a[0]);
+        if (s_rec_cmp (&a[n - 1], &a[mid], table) < 0) s_rec_swap (&a[n - 1], &a[mid]);
+        s_rec_t pivot = a[mid];
+        size_t j = s_rec_partition (a, n, &pivot, table);
+        //  The smaller part by recursion, the larger by the loop: a stack of log n.
+        if (j + 1 < n - j - 1) {
+            s_rec_sort (a, j + 1, depth, table);
+            a += j + 1;
+            n -= j + 1;
+        } else {
+            s_rec_sort (a + j + 1, n - j - 1, depth, table);
+            n = j + 1;
+        }
+    }
+    s_rec_insertion (a, n, table);
+}
+
+static int s_depth_limit (size_t n)
+{
+    int depth = 0;
+    while (n > 1) {
+        n >>= 1;
+        depth += 2;
+    }
+    return depth;
+}
 
 typedef struct {
-    tl_entry_t *entries;  //  Half to sort
-    size_t n;             //  Its length
+    s_rec_t *a;         //  Part to sort
+    size_t n;           //  Its length
+    tl_table_t *table;  //  Whose keys
 } s_sort_job_t;
 
 static void *s_sort_thread (void *arg)
 {
     s_sort_job_t *job = arg;
-    qsort (job->entries, job->n, sizeof (tl_entry_t), tl_entry_compare);
+    s_rec_sort (job->a, job->n, s_depth_limit (job->n), job->table);
     return NULL;
 }
 
-static int s_sort_parallel (tl_entry_t *entries, size_t n)
+//  Sorts n records, on two threads when there are many.
+static void s_rec_sort_all (s_rec_t *a, size_t n, tl_table_t *table)
 {
-    if (n < S_SORT_SPLIT) return -1;
-    tl_entry_t *merged = malloc (n * sizeof (tl_entry_t));
-    if (!merged) return -1;
-    size_t half = n / 2;
-    s_sort_job_t second = {entries + half, n - half};
-    pthread_t thread;
-    if (pthread_create (&thread, NULL, s_sort_thread, &second) != 0) {
-        free (merged);
-        return -1;
+    if (n >= S_SORT_SPLIT) {
+        //  The median of a sample spread over the array: two parts of about n/2.
+        s_rec_t sample[S_SORT_SAMPLE];
+        for (size_t i = 0; i < S_SORT_SAMPLE; i++)
+            sample[i] = a[(n / S_SORT_SAMPLE) * i + n / (2 * S_SORT_SAMPLE)];
+        s_rec_insertion (sample, S_SORT_SAMPLE, table);
+        s_rec_t pivot = sample[S_SORT_SAMPLE / 2];
+        size_t j = s_rec_partition (a, n, &pivot, table);
+        s_sort_job_t second = {a + j + 1, n - j - 1, table};
+        pthread_t thread;
+        if (pthread_create (&thread, NULL, s_sort_thread, &second) == 0) {
+            s_rec_sort (a, j + 1, s_depth_limit (j + 1), table);
+            pthread_join (thread, NULL);
+            return;
+        }
     }
-    qsort (entries, half, sizeof (tl_entry_t), tl_entry_compare);
-    pthread_join (thread, NULL);
-    size_t a = 0, b = half, out = 0;
-    while (a < half && b < n)
-        merged[out++] =
-            tl_entry_compare (&entries[a], &entries[b]) <= 0 ? entries[a++] : entries[b++];
-    while (a < half)
-        merged[out++] = entries[a++];
-    while (b < n)
-        merged[out++] = entries[b++];
-    memcpy (entries, merged, n * sizeof (tl_entry_t));
-    free (merged);
-    return 0;
+    s_rec_sort (a, n, s_depth_limit (n), table);
+}
+
+//  The first 8 bytes of a key as a big-endian number, zero-padded: comparing two of
+//  them compares the keys' first 8 bytes as memcmp does.
+static inline uint64_t s_prefix (const char *key, size_t len)
+{
+    unsigned char bytes[8] = {0};
+    memcpy (bytes, key, len < 8 ? len : 8);
+    return ((uint64_t)bytes[0] << 56) | ((uint64_t)bytes[1] << 48) | ((uint64_t)bytes[2] << 40) |
+           ((uint64_t)bytes[3] << 32) | ((uint64_t)bytes[4] << 24) | ((uint64_t)bytes[5] << 16) |
+           ((uint64_t)bytes[6] << 8) | (uint64_t)bytes[7];
 }
 
 tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
@@ -514,13 +653,24 @@ tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
     assert (size);
     *size = 0;
     if (self->size == 0) return NULL;
-    tl_entry_t *entries = malloc (self->size * sizeof (tl_entry_t));
-    if (!entries) return NULL;
+    s_rec_t *recs = malloc (self->size * sizeof (s_rec_t));
+    if (!recs) return NULL;
     size_t n = 0;
-    for (size_t i = 0; i < self->capacity; i++)
-        if (self->slots[i].ref != 0) s_entry (self, &self->slots[i], &entries[n++]);
-    if (s_sort_parallel (entries, n) != 0)
-        qsort (entries, n, sizeof (tl_entry_t), tl_entry_compare);
+    for (size_t i = 0; i < self->capacity; i++) {
+        const slot_t *slot = &self->slots[i];
+        if (slot->ref == 0) continue;
+        recs[n++] = (s_rec_t){
+            slot->count, s_prefix (s_ref_key (self, slot->ref), s_ref_len (slot->ref)), slot->ref};
+    }
+    s_rec_sort_all (recs, n, self);
+    //  Each record becomes its entry where it lies: entry i is written only once
+    //  record i has been read.
+    tl_entry_t *entries = (tl_entry_t *)(void *)recs;
+    for (size_t i = 0; i < n; i++) {
+        s_rec_t rec = recs[i];
+        tl_entry_t entry = {s_ref_key (self, rec.ref), (uint32_t)s_ref_len (rec.ref), rec.count};
+        memcpy (&entries[i], &entry, sizeof entry);
+    }
     *size = n;
     return entries;
 }

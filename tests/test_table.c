@@ -755,6 +755,104 @@ static size_t s_vm_bytes (void)
 
 //  Under an address-space limit, adds fail with -1 and leave the table as it was: short
 //  keys run out when the slot array doubles, 200 KB keys when their arena block is taken.
+//  tl_table_sorted on many keys (its two-thread path) against qsort with the reference
+//  order, in shapes that test each part of its comparison: totals with many ties, keys
+//  that share their first 8 bytes (or differ only after them), keys that are prefixes of
+//  others, zero bytes inside the first 8 (which the packed prefix pads with), the empty
+//  key; and keys added in ascending, descending and organ-pipe order with one total, the
+//  orders that defeat a naive quicksort.
+static void s_check_sorted_against_reference (const char *shape, size_t n,
+                                              void (*make) (size_t i, char *key, size_t *len,
+                                                            uint64_t *count))
+{
+    tl_table_t *table = tl_table_new (16);
+    char (*keys)[32] = calloc (n, 32);
+    tl_entry_t *expect = calloc (n, sizeof (tl_entry_t));
+    cr_assert (table && keys && expect);
+    size_t size = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        uint64_t count;
+        make (i, keys[size], &len, &count);
+        uint64_t old;
+        if (tl_table_get (table, keys[size], len, &old)) continue;  //  Made twice: once
+        cr_assert_eq (tl_table_add (table, keys[size], len, count), 0);
+        expect[size] = (tl_entry_t){keys[size], (uint32_t)len, count};
+        size++;
+    }
+    qsort (expect, size, sizeof (tl_entry_t), s_reference_compare);
+    size_t got_size;
+    tl_entry_t *got = tl_table_sorted (table, &got_size);
+    cr_assert_eq (got_size, size, "%s", shape);
+    for (size_t i = 0; i < size; i++)
+        cr_assert (s_entry_is (&got[i], expect[i].key, expect[i].len, expect[i].count),
+                   "%s: position %zu of %zu: got %.*s (%llu)", shape, i, size, (int)got[i].len,
+                   got[i].key, (unsigned long long)got[i].count);
+    free (got);
+    free (expect);
+    free (keys);
+    tl_table_destroy (&table);
+}
+
+static uint64_t s_mix (uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+//  Keys of 0 to 19 bytes over a few bytes (0x00, 'a', 'b', 0xff): many share 8 bytes,
+//  many are prefixes of others; totals mostly 1 to 3, some large.
+static void s_make_mixed (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    static const char alphabet[] = {'\0', 'a', 'b', '\xff'};
+    uint64_t r = s_mix (i + 1);
+    *len = r % 20;
+    for (size_t j = 0; j < *len; j++)
+        key[j] = alphabet[(s_mix (r + j) >> 7) % 4];
+    *count = r % 10 < 8 ? 1 + (r >> 20) % 3 : r >> 40;
+}
+
+//  "prefix12-" and a number: every key shares its first 8 bytes, one total.
+static void s_make_shared_prefix (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    *len = (size_t)snprintf (key, 32, "prefix12-%zu", s_mix (i) % 1000000000);
+    *count = 7;
+}
+
+static size_t s_organ (size_t i, size_t n)
+{
+    return i < n / 2 ? i : n - 1 - i;
+}
+
+static void s_make_ascending (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    *len = (size_t)snprintf (key, 32, "%012zu", i);
+    *count = 1;
+}
+
+static void s_make_descending (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    *len = (size_t)snprintf (key, 32, "%012zu", 1000000 - i);
+    *count = 1;
+}
+
+static void s_make_organ (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    *len = (size_t)snprintf (key, 32, "%06zu%06zu", s_organ (i, 300000), i);
+    *count = 1;
+}
+
+Test (table, sorted_many_keys_against_reference)
+{
+    s_check_sorted_against_reference ("mixed", 300000, s_make_mixed);
+    s_check_sorted_against_reference ("shared 8-byte prefix", 300000, s_make_shared_prefix);
+    s_check_sorted_against_reference ("ascending", 300000, s_make_ascending);
+    s_check_sorted_against_reference ("descending", 300000, s_make_descending);
+    s_check_sorted_against_reference ("organ pipe", 300000, s_make_organ);
+}
+
 Test (table, out_of_memory_leaves_table_unchanged)
 {
     static const size_t lengths[] = {12, 200000};
