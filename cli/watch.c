@@ -24,6 +24,7 @@
 #include "tl_bar.h"
 #include "tl_clock.h"
 #include "tl_feed.h"
+#include "tl_format.h"
 #include "tl_feed_merge.h"
 #include "tl_opts.h"
 #include "tl_snapshot.h"
@@ -71,25 +72,11 @@ static bool s_ended_before (s_watch_t *self, const tl_feed_msg_t *msg)
     return false;
 }
 
-static bool s_utf8_valid (const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n) return false;
-        for (size_t j = 1; j < len; j++)
-            if ((s[i + j] & 0xC0) != 0x80) return false;
-        i += len;
-    }
-    return true;
-}
-
 //  Prints bytes as a JSON string: valid UTF-8 passes through, other bytes >= 0x80
 //  become \u00XX (their Latin-1 reading), control bytes are escaped.
 static void s_json_string (const char *ptr, size_t len)
 {
-    bool utf8 = s_utf8_valid ((const unsigned char *)ptr, len);
+    bool utf8 = tl_utf8_valid ((const unsigned char *)ptr, len);
     putchar ('"');
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)ptr[i];

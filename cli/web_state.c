@@ -13,6 +13,7 @@
 #include "web.h"
 
 #include "tl_clock.h"
+#include "tl_format.h"
 #include "tl_table.h"
 
 #include <math.h>
@@ -67,23 +68,9 @@ void tl_web_buf_printf (tl_web_buf_t *self, const char *fmt, ...)
     self->len += (size_t)n;
 }
 
-static bool s_utf8_valid (const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n) return false;
-        for (size_t j = 1; j < len; j++)
-            if ((s[i + j] & 0xC0) != 0x80) return false;
-        i += len;
-    }
-    return true;
-}
-
 void tl_web_buf_json_string (tl_web_buf_t *self, const char *data, size_t len)
 {
-    bool utf8 = s_utf8_valid ((const unsigned char *)data, len);
+    bool utf8 = tl_utf8_valid ((const unsigned char *)data, len);
     tl_web_buf_add (self, "\"", 1);
     size_t plain = 0;  //  Start of the run of bytes that need no escape
     for (size_t i = 0; i < len; i++) {

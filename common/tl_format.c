@@ -186,3 +186,18 @@ bool tl_key_is_pos_tagged (const char *key, size_t len)
     }
     return false;
 }
+
+bool tl_utf8_valid (const void *data, size_t n)
+{
+    const unsigned char *s = data;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n) return false;
+        for (size_t j = 1; j < len; j++)
+            if ((s[i + j] & 0xC0) != 0x80) return false;
+        i += len;
+    }
+    return true;
+}

@@ -55,4 +55,8 @@ bool tl_filter_is_none (const tl_filter_t *filter);
 //  least one byte, or a bare tag token such as _NOUN_, _ROOT_, _START_, _END_.
 bool tl_key_is_pos_tagged (const char *key, size_t len);
 
+//  Whether data[0..n) is well-formed UTF-8 (as far as lead and continuation bytes go:
+//  what a JSON writer needs to know before it passes bytes through unescaped).
+bool tl_utf8_valid (const void *data, size_t n);
+
 #endif

@@ -39,23 +39,6 @@ else
   big=300000
 fi
 
-# gen_words FILE KEYS LENGTH SEED: text of KEYS distinct words of LENGTH bytes, each 1 to 3
-# times, ten words a line, in random order.
-gen_words() {
-  "$PY" - "$@" <<'PYEOF'
-import random, sys
-path, keys, length, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rng = random.Random(seed)
-words = []
-for i in range(keys):
-    word = "w%07d" % i
-    words += [word + "abcdefghijklmnopqrstuvwxyz"[i % 26] * (length - len(word))] * rng.randint(1, 3)
-rng.shuffle(words)
-with open(path, "w") as out:
-    for i in range(0, len(words), 10):
-        out.write(" ".join(words[i:i + 10]) + "\n")
-PYEOF
-}
 
 # The subscriber: sub.py ENDPOINT OUT MODE [SLEEP PAUSE_AT RCVHWM]. MODE "read": writes, for
 # each job's done, the totals it gathered to OUT.N.tsv (N = 1, 2, ... in the order of the

@@ -32,58 +32,12 @@ CLIENT="$TALLY_SOURCE_DIR/tests/snapshot_client.py"
 }
 T0=$EPOCHREALTIME
 
-# Ports handed out in this run (with the port above each feed's, for its snapshot service).
-PORTS46=()
-
-# port46 [PAIR]: a free TCP port on 127.0.0.1 in 46000-46999, never one given before in this
-# run; with PAIR, the port above it is free and reserved too.
+# port46 [pair]: sets PORT to a free port of this test's range (see reserve_port).
 port46() {
-  local port
-  port=$("$PY" - "${1:-}" "${PORTS46[@]}" <<'PYEOF'
-import random, socket, sys
-pair = sys.argv[1] == "pair"
-taken = set(int(p) for p in sys.argv[2:])
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-ports = [p for p in range(46000, 46999) if p not in taken and not (pair and p + 1 in taken)]
-random.shuffle(ports)
-for p in ports:
-    if free(p) and (not pair or free(p + 1)):
-        print(p)
-        break
-else:
-    sys.exit("no free port in 46000-46999")
-PYEOF
-  )
-  PORTS46+=("$port")
-  [ -z "${1:-}" ] || PORTS46+=("$((port + 1))")
-  echo "$port"
+  reserve_port 46000 46998 "$@"
 }
 
-# gen_words FILE KEYS LENGTH SEED: text of KEYS distinct words of LENGTH bytes, each 1 to 3
-# times, ten words a line, in random order.
-gen_words() {
-  "$PY" - "$@" <<'PYEOF'
-import random, sys
-path, keys, length, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rng = random.Random(seed)
-words = []
-for i in range(keys):
-    word = "w%07d" % i
-    words += [word + "abcdefghijklmnopqrstuvwxyz"[i % 26] * (length - len(word))] * rng.randint(1, 3)
-rng.shuffle(words)
-with open(path, "w") as out:
-    for i in range(0, len(words), 10):
-        out.write(" ".join(words[i:i + 10]) + "\n")
-PYEOF
-}
+
 
 # json_get FILE TOPIC JOB KEY: KEY of the body of the last TOPIC message for JOB (any job
 # when JOB is "-") among the JSON lines of FILE; empty when there is none.
@@ -126,9 +80,12 @@ fetch() {
   echo "    fetch $1 (job $3): $(cat "$WORK/$1.json" "$WORK/$1.err" | head -c 400)"
 }
 
-VENT="tcp://127.0.0.1:$(port46)"
-SINK="tcp://127.0.0.1:$(port46)"
-feed_port=$(port46 pair)
+port46
+VENT="tcp://127.0.0.1:$PORT"
+port46
+SINK="tcp://127.0.0.1:$PORT"
+port46 pair
+feed_port=$PORT
 FEED="tcp://127.0.0.1:$feed_port"
 SNAP="tcp://127.0.0.1:$((feed_port + 1))"
 echo "sink $SINK, feed $FEED, snapshot service (derived, not given) $SNAP"
@@ -422,10 +379,16 @@ check "the sink stops cleanly on SIGTERM (exit 0: no sanitizer report, no leak)"
 # ---------------------------------------------------------------------------------------
 # (d) Two sink shards: both shards' totals fetched and merged.
 NSHARDS=2
-VENT="tcp://127.0.0.1:$(port46)"
-SINKS=("tcp://127.0.0.1:$(port46)" "tcp://127.0.0.1:$(port46)")
-p0=$(port46 pair)
-p1=$(port46 pair)
+port46
+VENT="tcp://127.0.0.1:$PORT"
+port46
+SINKS=("tcp://127.0.0.1:$PORT")
+port46
+SINKS+=("tcp://127.0.0.1:$PORT")
+port46 pair
+p0=$PORT
+port46 pair
+p1=$PORT
 FEEDS=("tcp://127.0.0.1:$p0" "tcp://127.0.0.1:$p1")
 SNAPS=("tcp://127.0.0.1:$((p0 + 1))" "tcp://127.0.0.1:$((p1 + 1))")
 SINK=$(join_list "${SINKS[@]}")

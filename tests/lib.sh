@@ -51,6 +51,61 @@ while True:
 PYEOF
 }
 
+# Ports given by reserve_port in this run.
+RESERVED_PORTS=()
+
+# reserve_port FIRST LAST [pair]: sets PORT to a free TCP port on 127.0.0.1 from FIRST to
+# LAST, never one given before in this run; with "pair", the port above it is free and
+# never given either (a sink's feed: its snapshot service binds the feed's port + 1).
+# Not to be called in $(...), which would lose RESERVED_PORTS.
+reserve_port() {
+  local port
+  port=$(python3 - "$1" "$2" "${3:-}" "${RESERVED_PORTS[@]}" <<'PYEOF'
+import random, socket, sys
+first, last, pair = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "pair"
+taken = set(int(p) for p in sys.argv[4:])
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+ports = [p for p in range(first, last + 1) if p not in taken and not (pair and p + 1 in taken)]
+random.shuffle(ports)
+for p in ports:
+    if free(p) and (not pair or free(p + 1)):
+        print(p)
+        break
+else:
+    sys.exit("no free port in %d-%d" % (first, last))
+PYEOF
+  ) || return 1
+  RESERVED_PORTS+=("$port")
+  [ "${3:-}" != pair ] || RESERVED_PORTS+=("$((port + 1))")
+  PORT=$port
+}
+
+# gen_words FILE KEYS LENGTH SEED: text of KEYS distinct words of LENGTH bytes, each 1 to 3
+# times, ten words a line, in random order.
+gen_words() {
+  "$PY" - "$@" <<'PYEOF'
+import random, sys
+path, keys, length, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(seed)
+words = []
+for i in range(keys):
+    word = "w%07d" % i
+    words += [word + "abcdefghijklmnopqrstuvwxyz"[i % 26] * (length - len(word))] * rng.randint(1, 3)
+rng.shuffle(words)
+with open(path, "w") as out:
+    for i in range(0, len(words), 10):
+        out.write(" ".join(words[i:i + 10]) + "\n")
+PYEOF
+}
+
 # Totals of n-gram 2012/2009 files (key = field 1, count = field 3), in the totals
 # file's order: total descending, then key bytes ascending.
 expected_ngram() {

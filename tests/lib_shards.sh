@@ -4,42 +4,9 @@
 # and the ventilator given the shards' endpoints as one comma-separated --sink list.
 # shellcheck disable=SC2034  # SHARD_PIDS, SINK, ... are for the sourcing tests
 
-# Ports handed out by port47 in this run, so that two calls never give the same one.
-PORTS47=()
-
-# port47 [pair]: sets PORT to a free TCP port on 127.0.0.1 from 47000-47999 (the range
-# of these tests), never one given before in this run; with "pair", the port above it is
-# free and never given either (a sink's feed: its snapshot service binds the feed's
-# port + 1). Not to be called in $(...): the ports given are kept in PORTS47.
+# port47 [pair]: sets PORT to a free port of these tests' range (see reserve_port).
 port47() {
-  local port
-  port=$("$PY" - "${1:-}" "${PORTS47[@]}" <<'PYEOF'
-import random, socket, sys
-pair = sys.argv[1] == "pair"
-taken = set(int(p) for p in sys.argv[2:])
-ports = [p for p in range(47000, 47999) if p not in taken and not (pair and p + 1 in taken)]
-random.shuffle(ports)
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for p in ports:
-    if not free(p) or (pair and not free(p + 1)):
-        continue
-    print(p)
-    break
-else:
-    sys.exit("no free port in 47000-47999")
-PYEOF
-  )
-  PORTS47+=("$port")
-  [ "${1:-}" != pair ] || PORTS47+=("$((port + 1))")
-  PORT=$port
+  reserve_port 47000 47998 "$@"
 }
 
 # shard_endpoints N: loopback endpoints for N shards and a ventilator. Sets VENT, SINKS
