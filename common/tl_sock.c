@@ -253,3 +253,15 @@ int tl_publish (void *socket, const char *topic, const msgpack_sbuffer *body)
     if (zmq_send (socket, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) return -1;
     return zmq_send (socket, body->data, body->size, 0) == -1 ? -1 : 0;
 }
+
+uint16_t tl_monitor_event (zsock_t *monitor)
+{
+    tl_frames_t in;
+    if (tl_frames_recv (zsock_resolve (monitor), &in, ZMQ_DONTWAIT) < 0) return 0;
+    size_t size;
+    const uint8_t *event = tl_frames_data (&in, 0, &size);
+    uint16_t id = 0;
+    if (event && size >= 2) memcpy (&id, event, sizeof id);
+    tl_frames_close (&in);
+    return id;
+}

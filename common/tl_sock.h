@@ -121,6 +121,11 @@ tl_cmd_t tl_frames_decode (tl_frames_t *in, int first, tl_msg_t *msg);
 int tl_send (void *socket, const void *identity, size_t identity_size, const tl_msg_t *msg,
              zmq_msg_t *payload, int flags);
 
+//  The next event of a socket monitor's PAIR end (libzmq's zmq_socket_monitor: frame 1
+//  a 16-bit event and a 32-bit value, frame 2 the peer's endpoint), without waiting;
+//  0 when none could be read.
+uint16_t tl_monitor_event (zsock_t *monitor);
+
 //  Publishes [topic, body] on a PUB socket. Returns 0 or -1.
 int tl_publish (void *socket, const char *topic, const msgpack_sbuffer *body);
 

@@ -865,13 +865,8 @@ static void s_on_snapshot (s_sink_t *self)
 //  the same thread: such a close is not a peer that left.
 static void s_on_monitor (s_sink_t *self)
 {
-    tl_frames_t in;
-    while (tl_frames_recv (zsock_resolve (self->monitor), &in, ZMQ_DONTWAIT) >= 0) {
-        size_t size;
-        const uint8_t *event = tl_frames_data (&in, 0, &size);
-        uint16_t id = 0;
-        if (event && size >= 2) memcpy (&id, event, sizeof id);
-        tl_frames_close (&in);
+    uint16_t id;
+    while ((id = tl_monitor_event (self->monitor)) != 0) {
         if (id == ZMQ_EVENT_DISCONNECTED) {
             if (self->handshakes_failed > 0)
                 self->handshakes_failed--;

@@ -492,20 +492,6 @@ static int s_on_accept (s_vent_t *self, uint32_t i, const tl_state_body_t *state
     return 0;
 }
 
-//  The next event of a socket monitor (0 when none could be read). libzmq's monitor
-//  events: frame 1 is a 16-bit event and a 32-bit value, frame 2 the peer's endpoint.
-static uint16_t s_monitor_event (zsock_t *monitor)
-{
-    tl_frames_t in;
-    if (tl_frames_recv (zsock_resolve (monitor), &in, ZMQ_DONTWAIT) < 0) return 0;
-    size_t size;
-    const uint8_t *event = tl_frames_data (&in, 0, &size);
-    uint16_t id = 0;
-    if (event && size >= 2) memcpy (&id, event, sizeof id);
-    tl_frames_close (&in);
-    return id;
-}
-
 //  A worker came or went. When one's connection closes (it died, stopped, dropped a
 //  message over its --max-message, or its host vanished and the heartbeat noticed),
 //  whatever was queued to it or being mapped there is lost. A connection that never
@@ -515,7 +501,7 @@ static uint16_t s_monitor_event (zsock_t *monitor)
 //  before its close, from the same thread, which is how the two closes are told apart.
 static void s_on_monitor (s_vent_t *self)
 {
-    switch (s_monitor_event (self->monitor)) {
+    switch (tl_monitor_event (self->monitor)) {
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         self->workers++;
         self->worker_seen = true;
@@ -950,7 +936,7 @@ static void s_keep_in_touch (s_vent_t *self, double now)
 static void s_on_shard_monitor (s_vent_t *self, uint32_t i)
 {
     s_shard_t *shard = &self->shards[i];
-    uint16_t id = s_monitor_event (shard->monitor);
+    uint16_t id = tl_monitor_event (shard->monitor);
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) shard->connected = true;
     if (id == ZMQ_EVENT_DISCONNECTED) shard->connected = false;
 }
