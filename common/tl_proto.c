@@ -595,12 +595,18 @@ int tl_map_merge (const void *data, size_t size, tl_table_t *table, uint64_t *en
     //  no undo: the entries added so far stay (the caller drops the job anyway).
     tl__mp_init (&r, data, size);
     (void)tl__mp_read_head (&r, &h);
+    //  In batches, so that the lookups' cache misses in a large totals table overlap.
     int rc = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        (void)s_read_entry (&r, &key, &count);
-        int added = tl_table_add (table, key.ptr, key.len, count);
+    tl_kv_t batch[TL_TABLE_BATCH];
+    for (uint64_t i = 0; i < n;) {
+        size_t m = 0;
+        for (; m < TL_TABLE_BATCH && i < n; m++, i++) {
+            (void)s_read_entry (&r, &key, &count);
+            batch[m] = (tl_kv_t){key.ptr, key.len, count};
+        }
+        int added = tl_table_add_batch (table, batch, m);
         if (added == -1) return -1;
-        if (added == 1) rc = 1;
+        if (added > 0) rc = 1;
     }
     if (entries) *entries = n;
     return rc;

@@ -37,6 +37,23 @@ void tl_table_destroy (tl_table_t **self_p);
 //  success, -1 when memory is exhausted or len > TL_KEY_MAX (the table is unchanged).
 int tl_table_add (tl_table_t *self, const void *key, size_t len, uint64_t count);
 
+//  One entry for tl_table_add_batch. key may point anywhere; it is copied when new.
+typedef struct {
+    const void *key;  //  Key bytes
+    size_t len;       //  Key length, at most TL_KEY_MAX
+    uint64_t count;   //  Added to the key's total
+} tl_kv_t;
+
+//  Most entries one tl_table_add_batch takes.
+#define TL_TABLE_BATCH 16
+
+//  Adds n entries (n <= TL_TABLE_BATCH), in order, as n calls of tl_table_add would.
+//  It hashes them all and prefetches the slots (then the keys) they will touch before
+//  it adds the first, so that the cache misses of a large table overlap instead of
+//  following one another. Returns the number of totals that saturated (0 mostly), or
+//  -1 when memory is exhausted or a len is too long (the entries before it are added).
+int tl_table_add_batch (tl_table_t *self, const tl_kv_t *kv, size_t n);
+
 //  Looks up a key. Returns true and sets *count when present.
 bool tl_table_get (tl_table_t *self, const void *key, size_t len, uint64_t *count);
 

@@ -12,6 +12,19 @@
 #include <string.h>
 #include <unistd.h>
 
+//  Writes v in decimal at p; returns the end.
+static char *s_u64_decimal (char *p, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    while (n)
+        *p++ = digits[--n];
+    return p;
+}
+
 int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n, int *read_fd)
 {
     assert (path);
@@ -20,15 +33,33 @@ int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n, int 
     tl_replace_t *replace = tl_replace_new (path, 0666);
     if (!replace) return -1;
     FILE *file = tl_replace_file (replace);
-    //  One job's totals can be gigabytes: write them in large blocks. The sink writes
-    //  one file at a time, so one buffer serves every call.
+    //  One job's totals can be gigabytes: lines are formatted into a large block here
+    //  (no printf per line) and written a block at a time. The sink writes one file at a
+    //  time, so one buffer serves every call.
     static char buffer[1 << 20];
-    setvbuf (file, buffer, _IOFBF, sizeof buffer);
+    const size_t line_max = 1 + 20 + 1;  //  TAB, a 64-bit total, LF
+    size_t used = 0;
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
-        ok = fwrite (entries[i].key, 1, entries[i].len, file) == entries[i].len &&
-             fprintf (file, "\t%llu\n", (unsigned long long)entries[i].count) > 0;
+        size_t len = entries[i].len;
+        if (used + len + line_max > sizeof buffer) {
+            ok = fwrite (buffer, 1, used, file) == used;
+            used = 0;
+            if (ok && len + line_max > sizeof buffer) {
+                //  A key longer than the buffer goes straight out
+                ok = fwrite (entries[i].key, 1, len, file) == len;
+                len = 0;
+            }
+        }
+        if (!ok) break;
+        memcpy (buffer + used, entries[i].key, len);
+        char *p = buffer + used + len;
+        *p++ = '\t';
+        p = s_u64_decimal (p, entries[i].count);
+        *p++ = '\n';
+        used = (size_t)(p - buffer);
     }
+    if (ok && used) ok = fwrite (buffer, 1, used, file) == used;
     if (!ok) {
         tl_replace_destroy (&replace);
         return -1;

@@ -271,6 +271,59 @@ Test (table, key_length_limit)
     free (big);
 }
 
+//  tl_table_add_batch against one tl_table_add per entry: batches of every size up to
+//  TL_TABLE_BATCH, with keys repeated inside a batch, the table growing mid-batch, keys
+//  of 0 to 40 bytes (both sides of the 8-byte compare steps); saturation counted per
+//  entry; a too-long key fails the batch after the entries before it.
+Test (table, add_batch_equals_one_add_per_entry)
+{
+    s_rand_state = 42;
+    tl_table_t *batched = s_new (0), *single = s_new (0);
+    static char keys[4000][48];
+    size_t lens[4000];
+    for (size_t i = 0; i < 4000; i++) {
+        lens[i] = s_rand () % 41;
+        for (size_t j = 0; j < lens[i]; j++)
+            keys[i][j] = (char)('a' + s_rand () % 3);  //  Many shared prefixes
+    }
+    for (size_t round = 0; round < 20000; round++) {
+        tl_kv_t kv[TL_TABLE_BATCH];
+        size_t n = s_rand () % (TL_TABLE_BATCH + 1);
+        int saturated = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = s_rand () % (round < 100 ? 40 : 4000);
+            uint64_t count = s_rand () % 1000 == 0 ? UINT64_MAX / 3 : s_rand () % 100;
+            kv[i] = (tl_kv_t){keys[k], lens[k], count};
+            int rc = tl_table_add (single, keys[k], lens[k], count);
+            cr_assert (rc == 0 || rc == 1);
+            saturated += rc;
+        }
+        cr_assert_eq (tl_table_add_batch (batched, kv, n), saturated, "round %zu", round);
+    }
+    cr_assert_eq (tl_table_size (batched), tl_table_size (single));
+    cr_assert_eq (tl_table_sum (batched), tl_table_sum (single));
+    size_t cursor = 0;
+    tl_entry_t entry;
+    while (tl_table_next (single, &cursor, &entry))
+        cr_assert_eq (s_get (batched, entry.key, entry.len), entry.count, "key %.*s",
+                      (int)entry.len, entry.key);
+
+    char *big = malloc (TL_KEY_MAX + 1);
+    cr_assert_not_null (big);
+    memset (big, 'x', TL_KEY_MAX + 1);
+    tl_table_t *table = s_new (0);
+    tl_kv_t kv[] = {{"a", 1, 1}, {big, TL_KEY_MAX, 2}, {big, TL_KEY_MAX + 1, 3}, {"b", 1, 4}};
+    cr_assert_eq (tl_table_add_batch (table, kv, 4), -1);
+    cr_assert_eq (tl_table_size (table), 2, "the entries before the long key are added");
+    cr_assert_eq (s_get (table, big, TL_KEY_MAX), 2);
+    cr_assert_not (tl_table_get (table, "b", 1, NULL));
+    cr_assert_eq (tl_table_add_batch (table, kv, 0), 0);
+    free (big);
+    tl_table_destroy (&table);
+    tl_table_destroy (&batched);
+    tl_table_destroy (&single);
+}
+
 //  Keys of lengths around the arena's block sizes (4 KiB first block, 128 KiB own-block
 //  threshold, 1 MiB largest block), mixed with short keys, before and after clears.
 Test (table, arena_key_lengths)

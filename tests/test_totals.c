@@ -76,6 +76,47 @@ Test (totals, writes_the_entries_in_order_and_replaces_the_old_file)
     s_expect_files (1);
 }
 
+//  Lines past the writer's 1 MiB block and keys as long as TL_KEY_MAX, against the same
+//  lines formatted with snprintf.
+Test (totals, long_files_and_the_longest_keys_are_written_whole, .timeout = 60)
+{
+    enum { N = 200000 };
+    tl_entry_t *entries = calloc (N + 3, sizeof *entries);
+    char *big = malloc (TL_KEY_MAX);
+    cr_assert (entries && big);
+    memset (big, 'k', TL_KEY_MAX);
+    static char keys[N][12];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (i == 1000 || i == 77777) entries[n++] = (tl_entry_t){big, TL_KEY_MAX, i};
+        if (i == 150000) entries[n++] = (tl_entry_t){big, TL_KEY_MAX - 21, UINT64_MAX};
+        int len = snprintf (keys[i], sizeof keys[i], "w%zu", i * 2654435761u % 1000003);
+        entries[n++] = (tl_entry_t){keys[i], (uint32_t)len, (uint64_t)i * 9973 % 100003};
+    }
+    size_t want_size = 0;
+    for (size_t i = 0; i < n; i++)
+        want_size += entries[i].len + 22;
+    char *want = malloc (want_size), *at = want;
+    cr_assert_not_null (want);
+    for (size_t i = 0; i < n; i++) {
+        memcpy (at, entries[i].key, entries[i].len);
+        at += entries[i].len;
+        at += sprintf (at, "\t%llu\n", (unsigned long long)entries[i].count);
+    }
+    char path[256];
+    snprintf (path, sizeof path, "%s/totals.tsv", s_dir);
+    cr_assert_eq (tl_totals_write (path, entries, n, NULL), 0);
+    size_t size;
+    char *data = tl_test_read_file (path, &size);
+    cr_assert_eq (size, (size_t)(at - want), "%zu bytes written, %zu expected", size,
+                  (size_t)(at - want));
+    cr_assert (memcmp (data, want, size) == 0, "the file differs from the lines expected");
+    free (data);
+    free (want);
+    free (big);
+    free (entries);
+}
+
 Test (totals, a_missing_folder_fails_with_errno)
 {
     char path[256];
