@@ -9,8 +9,8 @@
       nobody can craft keys whose start slots pile up.
 
     - A slot is 24 bytes: the full 64-bit XXH3 hash, the count, and one packed 64-bit
-      reference to the key: length + 1 (21 bits), arena block index (23 bits) and offset
-      in that block (20 bits). The full hash lets a probe reject a non-matching slot without
+      reference to the key: length + 1 (21 bits), arena block index (20 bits) and offset
+      in that block (23 bits). The full hash lets a probe reject a non-matching slot without
       reading key bytes, and lets growth rehash from the stored hash without reading keys
       (merge reuses it too). The length sits in the slot, so a probe also rejects on length
       without touching the arena; only a real match (or a 2^-64 hash collision) pays for the
@@ -19,9 +19,11 @@
       reference means "empty slot": a count of 0 and the empty key are both valid entries.
 
     - Keys are copied, packed, into an arena of blocks that start at 4 KiB and double up to
-      1 MiB (a 20-bit offset reaches any byte of a block; 23 bits of block index give 8 TiB).
-      A key longer than 128 KiB gets a block of its own, so a long key wastes at most an
-      eighth of a block's tail. Keys never move, so tl_entry_t pointers survive growth.
+      8 MiB (a 23-bit offset reaches any byte of a block; 20 bits of block index give 8 TiB).
+      Blocks of 8 MiB are large enough for huge pages (below), which the sink's compares
+      at random places of a gigabyte arena need. A key longer than 128 KiB gets a block of its own,
+   so a long key wastes at most an eighth of a block's tail. Keys never move, so tl_entry_t pointers
+   survive growth.
 
     - tl_table_clear runs once per ~1 MiB chunk in the worker, so it must not cost
       O(capacity) when a table that once grew large now holds a few keys. The table notes
@@ -37,6 +39,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,15 +49,15 @@
 #include <xxhash.h>
 
 //  Packing of slot_t.ref (see the header comment)
-#define REF_OFFSET_BITS 20
-#define REF_BLOCK_BITS  23
+#define REF_OFFSET_BITS 23
+#define REF_BLOCK_BITS  20
 #define REF_LEN_SHIFT   (REF_OFFSET_BITS + REF_BLOCK_BITS)
 #define REF_OFFSET_MASK ((UINT64_C (1) << REF_OFFSET_BITS) - 1)
 #define REF_BLOCK_MASK  ((UINT64_C (1) << REF_BLOCK_BITS) - 1)
 
 #define BLOCK_MIN        4096u                    //  First arena block
 #define BLOCK_MAX        (1u << REF_OFFSET_BITS)  //  Largest block an offset can address
-#define OWN_BLOCK_MIN    (BLOCK_MAX / 8)          //  Longer keys get their own block
+#define OWN_BLOCK_MIN    (128u << 10)             //  Longer keys get their own block
 #define NO_BLOCK         SIZE_MAX                 //  No block being filled
 #define CAPACITY_MIN     16                       //  Smallest slot array
 #define CAPACITY_DEFAULT 64                       //  Slot array for a hint of 0
@@ -190,6 +193,24 @@ static size_t s_capacity_for (size_t hint)
     return capacity;
 }
 
+//  Asks for huge pages (2 MiB) under a large array not yet touched. The sink's slot
+//  array for tens of millions of keys is gigabytes read at random places: with 4 KiB
+//  pages nearly every probe also misses the TLB, and filling it takes a page fault
+//  per 4 KiB. Only advice: where the kernel has no transparent huge pages, nothing
+//  changes. glibc serves such sizes with mmap, so the pages are still untouched here.
+static void s_huge_pages (void *data, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (bytes < 4 * huge) return;
+    uintptr_t start = ((uintptr_t)data + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t)data + bytes) & ~(huge - 1);
+    if (end > start) (void)madvise ((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)data, (void)bytes;
+#endif
+}
+
 //  Moves every slot into a new array of capacity slots, using the stored hashes.
 //  Returns 0, or -1 when memory is exhausted (the table is then unchanged).
 static int s_resize (tl_table_t *self, size_t capacity)
@@ -197,6 +218,7 @@ static int s_resize (tl_table_t *self, size_t capacity)
     if (capacity == 0 || capacity > SIZE_MAX / 2 / sizeof (slot_t)) return -1;
     slot_t *slots = calloc (capacity, sizeof (slot_t));
     if (!slots) return -1;
+    s_huge_pages (slots, capacity * sizeof (slot_t));
     //  Tracking is an optimisation: without room for it, clear just memsets.
     size_t touched_max = capacity / TOUCHED_DIVISOR;
     uint32_t *touched = NULL;
@@ -245,6 +267,7 @@ static int s_block_append (tl_table_t *self, size_t size, bool own, size_t *inde
     }
     char *data = malloc (size);
     if (!data) return -1;
+    s_huge_pages (data, size);
     self->blocks[self->nblocks] = (block_t){data, size, 0, own};
     self->arena_bytes += size;
     *index = self->nblocks++;
@@ -517,16 +540,27 @@ int tl_table_merge (tl_table_t *self, tl_table_t *other)
 //  The caller owns the returned array; its keys point into the table's arena.
 //
 //  Sorting the totals is what stands between the last merge and the totals file (tens
-//  of millions of keys for 2-grams), and the sink's other core is idle then. Each key
+//  of millions of keys for 2-grams), and the sink's other cores are idle then. Each key
 //  is sorted as a record of its total, the first 8 bytes of its key as a big-endian
-//  number, and its reference: most comparisons are two integer compares in memory
-//  read in order, and only keys that share their first 8 bytes and their total read
-//  the arena. The sort is an introsort inlined on the records (quicksort, heapsort
-//  below a depth limit, so keys chosen to defeat the pivots cost n log n at worst,
-//  insertion sort for short ranges), with no memory beside the array: one partition
-//  around the median of a sample splits it, and the two parts are sorted at once on two
-//  threads. Records and entries are both 24 bytes, so the sorted records become the
+//  number, and its reference. A radix sort on the total and the prefix (below) orders
+//  them with no compare at all, and hands the small ranges it leaves, and the records
+//  that share total and prefix, to an introsort inlined on the records (quicksort,
+//  heapsort below a depth limit, so keys chosen to defeat the pivots cost n log n at
+//  worst, insertion sort for short ranges) whose compares read the arena only past the
+//  prefix. No memory beside the array; the radix sort's large ranges are spread over
+//  the CPUs. Records and entries are both 24 bytes, so the sorted records become the
 //  entries in place.
+//  The first 8 bytes of a key as a big-endian number, zero-padded: comparing two of
+//  them compares the keys' first 8 bytes as memcmp does.
+static inline uint64_t s_prefix (const char *key, size_t len)
+{
+    unsigned char bytes[8] = {0};
+    memcpy (bytes, key, len < 8 ? len : 8);
+    return ((uint64_t)bytes[0] << 56) | ((uint64_t)bytes[1] << 48) | ((uint64_t)bytes[2] << 40) |
+           ((uint64_t)bytes[3] << 32) | ((uint64_t)bytes[4] << 24) | ((uint64_t)bytes[5] << 16) |
+           ((uint64_t)bytes[6] << 8) | (uint64_t)bytes[7];
+}
+
 typedef struct {
     uint64_t count;   //  Total
     uint64_t prefix;  //  The key's first 8 bytes, big-endian, zero-padded
@@ -535,24 +569,31 @@ typedef struct {
 
 _Static_assert(sizeof (s_rec_t) == sizeof (tl_entry_t), "records become entries in place");
 
-#define S_SORT_SPLIT  65536  //  Fewer records are sorted on one thread
-#define S_SORT_SAMPLE 63     //  Records whose median splits the array for the threads
+//  What the compares of one range need: the table, and how many key bytes before the
+//  prefix all its records share (the prefix holds key bytes skip to skip + 7).
+typedef struct {
+    tl_table_t *table;  //  Whose keys
+    size_t skip;        //  Key bytes before the prefix
+} s_sort_ctx_t;
 
 //  Total descending, then key bytewise (a key that is a prefix of another first): as
-//  tl_entry_compare.
-static inline int s_rec_cmp (const s_rec_t *a, const s_rec_t *b, tl_table_t *table)
+//  tl_entry_compare, for records whose keys share their first ctx->skip bytes. A
+//  prefix is zero-padded, and a key that ends inside it sorts before a longer key with
+//  the same bytes (zero or not) there: the lengths decide when all else is equal.
+static inline int s_rec_cmp (const s_rec_t *a, const s_rec_t *b, const s_sort_ctx_t *ctx)
 {
     if (a->count != b->count) return a->count > b->count ? -1 : 1;
     if (a->prefix != b->prefix) return a->prefix < b->prefix ? -1 : 1;
     size_t la = s_ref_len (a->ref), lb = s_ref_len (b->ref);
-    size_t common = la < lb ? la : lb;
+    size_t common = la < lb ? la : lb, seen = ctx->skip + 8;
     int rc = 0;
-    if (common > 8) {
-        //  Both keys are longer than 8 bytes: both have arena bytes.
+    if (common > seen) {
+        //  Both keys are longer than the bytes compared so far: both have arena bytes.
+        const tl_table_t *table = ctx->table;
         const block_t *ba = &table->blocks[(a->ref >> REF_OFFSET_BITS) & REF_BLOCK_MASK];
         const block_t *bb = &table->blocks[(b->ref >> REF_OFFSET_BITS) & REF_BLOCK_MASK];
-        rc = memcmp (ba->data + (a->ref & REF_OFFSET_MASK) + 8,
-                     bb->data + (b->ref & REF_OFFSET_MASK) + 8, common - 8);
+        rc = memcmp (ba->data + (a->ref & REF_OFFSET_MASK) + seen,
+                     bb->data + (b->ref & REF_OFFSET_MASK) + seen, common - seen);
     }
     if (rc != 0) return rc < 0 ? -1 : 1;
     return (la > lb) - (la < lb);
@@ -565,82 +606,82 @@ static inline void s_rec_swap (s_rec_t *a, s_rec_t *b)
     *b = t;
 }
 
-static void s_rec_insertion (s_rec_t *a, size_t n, tl_table_t *table)
+static void s_rec_insertion (s_rec_t *a, size_t n, const s_sort_ctx_t *ctx)
 {
     for (size_t i = 1; i < n; i++) {
         s_rec_t x = a[i];
         size_t j = i;
-        for (; j > 0 && s_rec_cmp (&x, &a[j - 1], table) < 0; j--)
+        for (; j > 0 && s_rec_cmp (&x, &a[j - 1], ctx) < 0; j--)
             a[j] = a[j - 1];
         a[j] = x;
     }
 }
 
-static void s_rec_sift (s_rec_t *a, size_t n, size_t i, tl_table_t *table)
+static void s_rec_sift (s_rec_t *a, size_t n, size_t i, const s_sort_ctx_t *ctx)
 {
     while (true) {
         size_t largest = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && s_rec_cmp (&a[l], &a[largest], table) > 0) largest = l;
-        if (r < n && s_rec_cmp (&a[r], &a[largest], table) > 0) largest = r;
+        if (l < n && s_rec_cmp (&a[l], &a[largest], ctx) > 0) largest = l;
+        if (r < n && s_rec_cmp (&a[r], &a[largest], ctx) > 0) largest = r;
         if (largest == i) return;
         s_rec_swap (&a[i], &a[largest]);
         i = largest;
     }
 }
 
-static void s_rec_heapsort (s_rec_t *a, size_t n, tl_table_t *table)
+static void s_rec_heapsort (s_rec_t *a, size_t n, const s_sort_ctx_t *ctx)
 {
     for (size_t i = n / 2; i-- > 0;)
-        s_rec_sift (a, n, i, table);
+        s_rec_sift (a, n, i, ctx);
     for (size_t end = n; end-- > 1;) {
         s_rec_swap (&a[0], &a[end]);
-        s_rec_sift (a, end, 0, table);
+        s_rec_sift (a, end, 0, ctx);
     }
 }
 
 //  Hoare's partition around pivot (a value of a[0..n), n >= 2): returns j with every
 //  record of a[0..j] not after pivot and every one of a[j+1..n) not before it, both
 //  parts non-empty when pivot is not the largest record or sits below the middle.
-static size_t s_rec_partition (s_rec_t *a, size_t n, const s_rec_t *pivot, tl_table_t *table)
+static size_t s_rec_partition (s_rec_t *a, size_t n, const s_rec_t *pivot, const s_sort_ctx_t *ctx)
 {
     size_t i = (size_t)-1, j = n;
     while (true) {
         do
             i++;
-        while (s_rec_cmp (&a[i], pivot, table) < 0);
+        while (s_rec_cmp (&a[i], pivot, ctx) < 0);
         do
             j--;
-        while (s_rec_cmp (&a[j], pivot, table) > 0);
+        while (s_rec_cmp (&a[j], pivot, ctx) > 0);
         if (i >= j) return j;
         s_rec_swap (&a[i], &a[j]);
     }
 }
 
-static void s_rec_sort (s_rec_t *a, size_t n, int depth, tl_table_t *table)
+static void s_rec_sort (s_rec_t *a, size_t n, int depth, const s_sort_ctx_t *ctx)
 {
     while (n > 16) {
         if (depth-- == 0) {
-            s_rec_heapsort (a, n, table);
+            s_rec_heapsort (a, n, ctx);
             return;
         }
         //  Median of three into the lower middle, which Hoare's partition needs.
         size_t mid = (n - 1) / 2;
-        if (s_rec_cmp (&a[mid], &a[0], table) < 0) s_rec_swap (&a[mid], &a[0]);
-        if (s_rec_cmp (&a[n - 1], &a[0], table) < 0) s_rec_swap (&a[n - 1], &a[0]);
-        if (s_rec_cmp (&a[n - 1], &a[mid], table) < 0) s_rec_swap (&a[n - 1], &a[mid]);
+        if (s_rec_cmp (&a[mid], &a[0], ctx) < 0) s_rec_swap (&a[mid], &a[0]);
+        if (s_rec_cmp (&a[n - 1], &a[0], ctx) < 0) s_rec_swap (&a[n - 1], &a[0]);
+        if (s_rec_cmp (&a[n - 1], &a[mid], ctx) < 0) s_rec_swap (&a[n - 1], &a[mid]);
         s_rec_t pivot = a[mid];
-        size_t j = s_rec_partition (a, n, &pivot, table);
+        size_t j = s_rec_partition (a, n, &pivot, ctx);
         //  The smaller part by recursion, the larger by the loop: a stack of log n.
         if (j + 1 < n - j - 1) {
-            s_rec_sort (a, j + 1, depth, table);
+            s_rec_sort (a, j + 1, depth, ctx);
             a += j + 1;
             n -= j + 1;
         } else {
-            s_rec_sort (a + j + 1, n - j - 1, depth, table);
+            s_rec_sort (a + j + 1, n - j - 1, depth, ctx);
             n = j + 1;
         }
     }
-    s_rec_insertion (a, n, table);
+    s_rec_insertion (a, n, ctx);
 }
 
 static int s_depth_limit (size_t n)
@@ -653,50 +694,215 @@ static int s_depth_limit (size_t n)
     return depth;
 }
 
-typedef struct {
-    s_rec_t *a;         //  Part to sort
-    size_t n;           //  Its length
-    tl_table_t *table;  //  Whose keys
-} s_sort_job_t;
+//  The radix sort in front of the introsort. A record's order is decided first by 16
+//  bytes: the total's 8 (complemented, most significant first: larger totals come
+//  first) and the prefix's 8. An in-place MSD radix sort (American flag sort) splits
+//  by one of those bytes at a time into 256 buckets, two passes over a range per byte
+//  and no compare; a byte that is the same across a range is skipped. A range of at
+//  most S_RADIX_SMALL records, or one whose 16 bytes are all alike, goes to the
+//  introsort, which compares whole keys. Totals are mostly small and shared by
+//  millions of keys, so that compares are what the introsort alone spent its time on.
+//  Ranges of more than S_RADIX_TASK records are tasks on a queue that the sorting
+//  threads share, so that a total held by most keys still splits over the threads.
+#define S_RADIX_BYTES      16
+#define S_RADIX_SMALL      64
+#define S_RADIX_TASK       (1u << 16)
+#define S_SORT_THREADS_MAX 8
 
-static void *s_sort_thread (void *arg)
+static inline unsigned s_rec_byte (const s_rec_t *r, int level)
 {
-    s_sort_job_t *job = arg;
-    s_rec_sort (job->a, job->n, s_depth_limit (job->n), job->table);
+    return level < 8 ? (unsigned)(~r->count >> (56 - 8 * level)) & 0xff
+                     : (unsigned)(r->prefix >> (56 - 8 * (level - 8))) & 0xff;
+}
+
+typedef struct {
+    s_rec_t *a;   //  Range
+    size_t n;     //  Its records
+    int level;    //  Its first byte not yet sorted by
+    size_t skip;  //  Key bytes before the prefix
+} s_radix_task_t;
+
+typedef struct {
+    tl_table_t *table;      //  Whose keys
+    pthread_mutex_t lock;   //  Guards what follows
+    pthread_cond_t ready;   //  A task was queued, or the work is done
+    s_radix_task_t *tasks;  //  Ranges waiting
+    size_t ntasks;          //  How many
+    size_t tasks_max;       //  Room
+    size_t busy;            //  Threads sorting a task now
+} s_radix_t;
+
+//  Queues a range. Returns false when there is no queue or no room: the caller sorts it.
+static bool s_radix_push (s_radix_t *queue, const s_radix_task_t *task)
+{
+    if (!queue) return false;
+    pthread_mutex_lock (&queue->lock);
+    if (queue->ntasks == queue->tasks_max) {
+        size_t max = queue->tasks_max ? queue->tasks_max * 2 : 256;
+        s_radix_task_t *tasks = realloc (queue->tasks, max * sizeof *tasks);
+        if (!tasks) {
+            pthread_mutex_unlock (&queue->lock);
+            return false;
+        }
+        queue->tasks = tasks;
+        queue->tasks_max = max;
+    }
+    queue->tasks[queue->ntasks++] = *task;
+    pthread_cond_signal (&queue->ready);
+    pthread_mutex_unlock (&queue->lock);
+    return true;
+}
+
+//  Replaces the prefixes of a range whose records share total and prefix by the next
+//  8 bytes of their keys. Returns false when no key has bytes there (all are equal).
+static bool s_radix_deeper (s_rec_t *a, size_t n, size_t skip, tl_table_t *table)
+{
+    bool longer = false;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = s_ref_len (a[i].ref);
+        if (len > skip + 8) {
+            a[i].prefix = s_prefix (s_ref_key (table, a[i].ref) + skip + 8, len - skip - 8);
+            longer = true;
+        } else
+            a[i].prefix = 0;
+    }
+    return longer;
+}
+
+static void s_radix_sort (s_radix_task_t task, tl_table_t *table, s_radix_t *queue)
+{
+    s_rec_t *a = task.a;
+    size_t n = task.n, skip = task.skip, count[256];
+    int level = task.level;
+    while (n > S_RADIX_SMALL) {
+        if (level == S_RADIX_BYTES) {
+            //  Total and the 8 key bytes alike: on to the next 8 (keys that end before
+            //  them get a zero prefix, and the compares end on the lengths).
+            if (!s_radix_deeper (a, n, skip, table)) break;
+            skip += 8;
+            level = 8;
+        }
+        memset (count, 0, sizeof count);
+        for (size_t i = 0; i < n; i++)
+            count[s_rec_byte (&a[i], level)]++;
+        if (count[s_rec_byte (&a[0], level)] == n) {
+            level++;  //  One bucket holds them all
+            continue;
+        }
+        //  Bucket b ends at end[b]; next[b] is its first record not yet in place.
+        size_t next[256], end[256], at = 0;
+        for (unsigned b = 0; b < 256; b++) {
+            next[b] = at;
+            at += count[b];
+            end[b] = at;
+        }
+        for (unsigned b = 0; b < 256; b++) {
+            while (next[b] < end[b]) {
+                s_rec_t v = a[next[b]];
+                unsigned d = s_rec_byte (&v, level);
+                while (d != b) {
+                    s_rec_t t = a[next[d]];
+                    a[next[d]++] = v;
+                    v = t;
+                    d = s_rec_byte (&v, level);
+                }
+                a[next[b]++] = v;
+            }
+        }
+        for (unsigned b = 0; b < 256; b++) {
+            if (count[b] < 2) continue;
+            s_radix_task_t part = {a + end[b] - count[b], count[b], level + 1, skip};
+            if (count[b] <= S_RADIX_TASK || !s_radix_push (queue, &part))
+                s_radix_sort (part, table, queue);
+        }
+        return;
+    }
+    s_sort_ctx_t ctx = {table, skip};
+    s_rec_sort (a, n, s_depth_limit (n), &ctx);
+}
+
+static void *s_radix_thread (void *arg)
+{
+    s_radix_t *queue = arg;
+    pthread_mutex_lock (&queue->lock);
+    while (true) {
+        if (queue->ntasks > 0) {
+            s_radix_task_t task = queue->tasks[--queue->ntasks];
+            queue->busy++;
+            pthread_mutex_unlock (&queue->lock);
+            s_radix_sort (task, queue->table, queue);
+            pthread_mutex_lock (&queue->lock);
+            queue->busy--;
+            if (queue->busy == 0 && queue->ntasks == 0) pthread_cond_broadcast (&queue->ready);
+        } else if (queue->busy == 0)
+            break;  //  Nothing queued and nobody left to queue more: done
+        else
+            pthread_cond_wait (&queue->ready, &queue->lock);
+    }
+    pthread_mutex_unlock (&queue->lock);
     return NULL;
 }
 
-//  Sorts n records, on two threads when there are many.
-static void s_rec_sort_all (s_rec_t *a, size_t n, tl_table_t *table)
+//  Sorts n records, on several threads when there are many; the bytes before level
+//  are alike in all of them.
+static void s_rec_sort_all (s_rec_t *a, size_t n, int level, tl_table_t *table)
 {
-    if (n >= S_SORT_SPLIT) {
-        //  The median of a sample spread over the array: two parts of about n/2.
-        s_rec_t sample[S_SORT_SAMPLE];
-        for (size_t i = 0; i < S_SORT_SAMPLE; i++)
-            sample[i] = a[(n / S_SORT_SAMPLE) * i + n / (2 * S_SORT_SAMPLE)];
-        s_rec_insertion (sample, S_SORT_SAMPLE, table);
-        s_rec_t pivot = sample[S_SORT_SAMPLE / 2];
-        size_t j = s_rec_partition (a, n, &pivot, table);
-        s_sort_job_t second = {a + j + 1, n - j - 1, table};
-        pthread_t thread;
-        if (pthread_create (&thread, NULL, s_sort_thread, &second) == 0) {
-            s_rec_sort (a, j + 1, s_depth_limit (j + 1), table);
-            pthread_join (thread, NULL);
-            return;
-        }
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    size_t threads = cpus < 1 ? 1 : cpus > S_SORT_THREADS_MAX ? S_SORT_THREADS_MAX : (size_t)cpus;
+    s_radix_task_t all = {a, n, level, 0};
+    s_radix_t queue = {.table = table};
+    if (n <= S_RADIX_TASK || threads == 1) {
+        s_radix_sort (all, table, NULL);
+        return;
     }
-    s_rec_sort (a, n, s_depth_limit (n), table);
+    pthread_mutex_init (&queue.lock, NULL);
+    pthread_cond_init (&queue.ready, NULL);
+    if (!s_radix_push (&queue, &all))
+        s_radix_sort (all, table, NULL);
+    else {
+        pthread_t thread[S_SORT_THREADS_MAX];
+        size_t started = 0;
+        while (started + 1 < threads &&
+               pthread_create (&thread[started], NULL, s_radix_thread, &queue) == 0)
+            started++;
+        s_radix_thread (&queue);
+        for (size_t i = 0; i < started; i++)
+            pthread_join (thread[i], NULL);
+    }
+    free (queue.tasks);
+    pthread_cond_destroy (&queue.ready);
+    pthread_mutex_destroy (&queue.lock);
 }
 
-//  The first 8 bytes of a key as a big-endian number, zero-padded: comparing two of
-//  them compares the keys' first 8 bytes as memcmp does.
-static inline uint64_t s_prefix (const char *key, size_t len)
+//  One thread's share of making the records: slots [from, to) into recs, forward from
+//  recs[at] or backward from recs[at - 1]; with how the totals and prefixes differ.
+typedef struct {
+    tl_table_t *table;  //  Whose slots
+    s_rec_t *recs;      //  Records
+    size_t from, to;    //  Slots to read
+    size_t at;          //  Next record (forward) or one past it (backward)
+    bool backward;      //  Fill from the end of recs
+    size_t made;        //  Records made
+    s_rec_t first;      //  The first record made
+    uint64_t dcount;    //  Bits in which some total differs from first's
+    uint64_t dprefix;   //  Bits in which some prefix differs from first's
+} s_build_t;
+
+static void *s_build (void *arg)
 {
-    unsigned char bytes[8] = {0};
-    memcpy (bytes, key, len < 8 ? len : 8);
-    return ((uint64_t)bytes[0] << 56) | ((uint64_t)bytes[1] << 48) | ((uint64_t)bytes[2] << 40) |
-           ((uint64_t)bytes[3] << 32) | ((uint64_t)bytes[4] << 24) | ((uint64_t)bytes[5] << 16) |
-           ((uint64_t)bytes[6] << 8) | (uint64_t)bytes[7];
+    s_build_t *b = arg;
+    tl_table_t *self = b->table;
+    for (size_t i = b->from; i < b->to; i++) {
+        const slot_t *slot = &self->slots[i];
+        if (slot->ref == 0) continue;
+        s_rec_t rec = {slot->count, s_prefix (s_ref_key (self, slot->ref), s_ref_len (slot->ref)),
+                       slot->ref};
+        if (b->made++ == 0) b->first = rec;
+        b->dcount |= rec.count ^ b->first.count;
+        b->dprefix |= rec.prefix ^ b->first.prefix;
+        b->recs[b->backward ? --b->at : b->at++] = rec;
+    }
+    return NULL;
 }
 
 tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
@@ -705,16 +911,35 @@ tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
     assert (size);
     *size = 0;
     if (self->size == 0) return NULL;
-    s_rec_t *recs = malloc (self->size * sizeof (s_rec_t));
+    size_t n = self->size;
+    s_rec_t *recs = malloc (n * sizeof (s_rec_t));
     if (!recs) return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < self->capacity; i++) {
-        const slot_t *slot = &self->slots[i];
-        if (slot->ref == 0) continue;
-        recs[n++] = (s_rec_t){
-            slot->count, s_prefix (s_ref_key (self, slot->ref), s_ref_len (slot->ref)), slot->ref};
+    s_huge_pages (recs, n * sizeof (s_rec_t));
+    //  Two threads read the slots: the first half's records fill recs from the front,
+    //  the second half's from the back (the sort does not mind their order). Each key
+    //  read is a cache miss: the arena holds them in the order they came.
+    size_t half = n > S_RADIX_TASK ? self->capacity / 2 : self->capacity;
+    s_build_t part[2] = {{self, recs, 0, half, 0, false, 0, {0, 0, 0}, 0, 0},
+                         {self, recs, half, self->capacity, n, true, 0, {0, 0, 0}, 0, 0}};
+    pthread_t thread;
+    bool threaded = half < self->capacity && pthread_create (&thread, NULL, s_build, &part[1]) == 0;
+    s_build (&part[0]);
+    if (threaded)
+        pthread_join (thread, NULL);
+    else
+        s_build (&part[1]);
+    assert (part[0].made + part[1].made == n);
+    //  Leading bytes alike in every record need no radix pass.
+    uint64_t dcount = part[0].dcount | part[1].dcount;
+    uint64_t dprefix = part[0].dprefix | part[1].dprefix;
+    if (part[0].made && part[1].made) {
+        dcount |= part[0].first.count ^ part[1].first.count;
+        dprefix |= part[0].first.prefix ^ part[1].first.prefix;
     }
-    s_rec_sort_all (recs, n, self);
+    int level = dcount    ? __builtin_clzll (dcount) / 8
+                : dprefix ? 8 + __builtin_clzll (dprefix) / 8
+                          : S_RADIX_BYTES;
+    s_rec_sort_all (recs, n, level, self);
     //  Each record becomes its entry where it lies: entry i is written only once
     //  record i has been read.
     tl_entry_t *entries = (tl_entry_t *)(void *)recs;

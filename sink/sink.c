@@ -340,7 +340,9 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int
     tl_table_t *totals = tl_job_totals (job);
     s_flush_acks (self, open);
     size_t n = 0;
+    double sort_at = tl_now ();
     tl_entry_t *entries = tl_table_sorted (totals, &n);
+    double write_at = tl_now ();
     if (!entries && tl_table_size (totals) > 0) {
         snprintf (reason, TL_JOB_REASON_MAX, "sink out of memory sorting the totals");
         s_report_failure (self, open, reason);
@@ -353,6 +355,7 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int
         s_report_failure (self, open, reason);
         return -1;
     }
+    double written_at = tl_now ();
     const tl_job_counters_t *c = tl_job_counters (job);
     *done = (tl_done_body_t){.keys = tl_table_size (totals),
                              .sum = tl_table_sum (totals),
@@ -379,11 +382,12 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int
     s_reply (self, open->owner, open->owner_size, &msg);
     if (!self->quiet)
         zsys_info ("job %016llx done: %llu chunks (%llu duplicates), %llu lines, %llu bad, "
-                   "%llu keys, sum %llu, %.2f s -> %s",
+                   "%llu keys, sum %llu, %.2f s (sort %.2f s, write %.2f s) -> %s",
                    (unsigned long long)tl_job_id (job), (unsigned long long)c->chunks_done,
                    (unsigned long long)c->duplicates, (unsigned long long)c->lines,
                    (unsigned long long)c->bad_lines, (unsigned long long)done->keys,
-                   (unsigned long long)done->sum, done->seconds, self->output);
+                   (unsigned long long)done->sum, done->seconds, write_at - sort_at,
+                   written_at - write_at, self->output);
     if (c->overflows)
         zsys_warning ("job %016llx: %llu totals passed 2^64-1 and were capped",
                       (unsigned long long)tl_job_id (job), (unsigned long long)c->overflows);

@@ -808,7 +808,7 @@ static size_t s_vm_bytes (void)
 
 //  Under an address-space limit, adds fail with -1 and leave the table as it was: short
 //  keys run out when the slot array doubles, 200 KB keys when their arena block is taken.
-//  tl_table_sorted on many keys (its two-thread path) against qsort with the reference
+//  tl_table_sorted on many keys (its threaded path) against qsort with the reference
 //  order, in shapes that test each part of its comparison: totals with many ties, keys
 //  that share their first 8 bytes (or differ only after them), keys that are prefixes of
 //  others, zero bytes inside the first 8 (which the packed prefix pads with), the empty
@@ -874,6 +874,20 @@ static void s_make_shared_prefix (size_t i, char *key, size_t *len, uint64_t *co
     *count = 7;
 }
 
+//  20 shared bytes, then 0 to 11 of 0x00, 'a' and 0xff: the radix sort reads keys 8
+//  bytes further at a time (bytes 8-15, 16-23, 24-31), and zero bytes there meet the
+//  zero padding of keys that end; totals 1 and 2.
+static void s_make_long_shared (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    static const char alphabet[] = {'\0', 'a', '\xff'};
+    uint64_t r = s_mix (i + 7);
+    memcpy (key, "shared-twenty-bytes-", 20);
+    *len = 20 + r % 12;
+    for (size_t j = 20; j < *len; j++)
+        key[j] = alphabet[(s_mix (r + j) >> 9) % 3];
+    *count = 1 + (r >> 50) % 2;
+}
+
 static size_t s_organ (size_t i, size_t n)
 {
     return i < n / 2 ? i : n - 1 - i;
@@ -901,6 +915,7 @@ Test (table, sorted_many_keys_against_reference)
 {
     s_check_sorted_against_reference ("mixed", 300000, s_make_mixed);
     s_check_sorted_against_reference ("shared 8-byte prefix", 300000, s_make_shared_prefix);
+    s_check_sorted_against_reference ("shared 20 bytes", 300000, s_make_long_shared);
     s_check_sorted_against_reference ("ascending", 300000, s_make_ascending);
     s_check_sorted_against_reference ("descending", 300000, s_make_descending);
     s_check_sorted_against_reference ("organ pipe", 300000, s_make_organ);
