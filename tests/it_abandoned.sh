@@ -22,7 +22,7 @@ for i in $(seq 64); do
   PIDS+=($!)
 done
 check "64 jobs opened at the sink" \
-  wait_until 60 bash -c "[ \$(grep -c 'opened:' '$WORK/sink.log') -ge 64 ]"
+  wait_until 180 bash -c "[ \$(grep -c 'opened:' '$WORK/sink.log') -ge 64 ]"
 kill -KILL "${pids[@]}" 2> /dev/null || true
 wait "${pids[@]}" 2> /dev/null || true
 for pid in "${pids[@]}"; do forget "$pid"; done

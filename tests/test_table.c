@@ -325,7 +325,7 @@ Test (table, add_batch_equals_one_add_per_entry)
 }
 
 //  Keys of lengths around the arena's block sizes (4 KiB first block, 128 KiB own-block
-//  threshold, 1 MiB largest block), mixed with short keys, before and after clears.
+//  threshold, 8 MiB largest block), mixed with short keys, before and after clears.
 Test (table, arena_key_lengths)
 {
     static const size_t lengths[] = {1,      2,      4095,   4096,    4097,    65536,
@@ -357,7 +357,24 @@ Test (table, arena_key_lengths)
     }
     tl_table_destroy (&table);
 
-    //  Keys over 128 KiB get blocks of their own, so the 1 MiB blocks' tails are not
+    //  Keys of 128 KiB, the longest that share blocks, fill blocks up to 8 MiB and then
+    //  several of 8 MiB; each is found whole.
+    table = s_new (0);
+    for (size_t i = 0; i < 200; i++) {
+        memset (buf, 'a' + (int)(i % 26), 131072);
+        memcpy (buf, &i, sizeof i);
+        cr_assert_eq (tl_table_add (table, buf, 131072, i), 0);
+    }
+    for (size_t i = 0; i < 200; i++) {
+        memset (buf, 'a' + (int)(i % 26), 131072);
+        memcpy (buf, &i, sizeof i);
+        cr_assert_eq (s_get (table, buf, 131072), i, "key %zu", i);
+    }
+    cr_assert_lt (tl_table_memory (table), 200 * 131072 + 17 * 1048576, "memory %zu",
+                  tl_table_memory (table));
+    tl_table_destroy (&table);
+
+    //  Keys over 128 KiB get blocks of their own, so the large blocks' tails are not
     //  wasted: ten 600 KB keys take about 6 MB, not 10 MiB.
     table = s_new (0);
     for (size_t i = 0; i < 10; i++) {

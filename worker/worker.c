@@ -181,7 +181,7 @@ int main (int argc, char **argv)
         self.sink[i] = tl_sock_new (ZMQ_DEALER, self.sinks.endpoint[i], false, false, &cfg, &why);
         ready = self.sink[i] != NULL;
     }
-    self.table = tl_table_new (1 << 16);
+    self.table = tl_table_new (1 << 12);
     if (!ready || !self.table) {
         fprintf (stderr, "tally-worker: %s\n", self.table ? why : "out of memory");
         return 1;
