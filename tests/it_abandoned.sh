@@ -23,6 +23,14 @@ for i in $(seq 64); do
 done
 check "64 jobs opened at the sink" \
   wait_until 180 bash -c "[ \$(grep -c 'opened:' '$WORK/sink.log') -ge 64 ]"
+opened=$(grep -c 'opened:' "$WORK/sink.log")
+if [ "$opened" -lt 64 ]; then
+  # Say why, for a run that cannot be repeated: what the ventilators and the sink said.
+  echo "only $opened jobs opened; ventilators still running: $(jobs -rp | wc -l)" >&2
+  for i in 1 2 3 32 64; do echo "--- v$i.out:" >&2; tail -n 5 "$WORK/v$i.out" >&2; done
+  echo "--- sink.log:" >&2
+  tail -n 20 "$WORK/sink.log" >&2
+fi
 kill -KILL "${pids[@]}" 2> /dev/null || true
 wait "${pids[@]}" 2> /dev/null || true
 for pid in "${pids[@]}"; do forget "$pid"; done
