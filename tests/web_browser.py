@@ -9,7 +9,8 @@ opens URL in one tab and, every 0.25 s, writes one JSON line to LOG with what th
 shows (read from its DOM, as a person would see it): the running jobs' progress, the
 finished jobs' rows, the top keys. When the file given with --stop exists (or after
 --seconds), it saves a screenshot of the page to PNG and exits 0. --midshot saves one
-when a running job first shows more than 30% done. Exits 1 when Chromium
+when a running job first shows progress, and again when it first shows more than 30%
+done (a fast job may be over before that). Exits 1 when Chromium
 cannot be started or the page never loads."""
 import base64, json, os, select, subprocess, sys, tempfile, time
 
@@ -131,6 +132,7 @@ def main():
     browser = Chromium(profile)
     status = 0
     midshot = opts.get("--midshot")
+    midshot_taken = False
     try:
         browser.open(url)
         with open(log, "a") as out:
@@ -141,9 +143,14 @@ def main():
                     reading = json.loads(value)
                     reading["t"] = round(time.time(), 3)
                     print(json.dumps(reading), file=out, flush=True)
-                    if midshot and any((j["progress"] or 0) > 0.3 for j in reading["running"]):
+                    # The mid-job screenshot: at the first reading with progress, then
+                    # again once past 30% (a fast job may end before it gets there).
+                    progress = max([j["progress"] or 0 for j in reading["running"]] + [0])
+                    if midshot and (progress > 0.3 or (progress > 0 and not midshot_taken)):
                         browser.screenshot(midshot)
-                        midshot = None
+                        midshot_taken = True
+                        if progress > 0.3:
+                            midshot = None
                 time.sleep(0.25)
             value = browser.evaluate(READ_DOM)
             if value:
