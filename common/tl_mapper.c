@@ -287,39 +287,134 @@ static int s_map_2020_filtered (tl_table_t *table, const tl_filter_t *filter, co
     return s_map_ngram (table, TL_FORMAT_NGRAM2020, true, filter, data, size, stats);
 }
 
+#ifndef __SSE2__
 //  White space for text: the C locale's isspace, as a table.
 static const bool s_space[256] = {
     [' '] = true, ['\t'] = true, ['\n'] = true, ['\r'] = true, ['\v'] = true, ['\f'] = true,
 };
+#endif
 
 //  Text: every word counts 1. Lines are counted for progress only; none is ever bad.
 //  A "word" longer than TL_KEY_MAX cannot be a key and is left out.
+//
+//  The words are found 64 bytes at a time: a bit mask of the white space in the block
+//  (SSE2 compares where there are, else the table), from which the starts and ends of
+//  words are bits found by counting trailing zeros, not bytes tested one by one (a byte
+//  loop mispredicts a branch at every word boundary, two per word). Each word is hashed
+//  and its slot prefetched S_AHEAD words before it is added, so that the cache misses
+//  of the rare words (a chunk's table is larger than L2) overlap instead of queueing.
+//  Measured with bench_mapper on the bench/peers text: 140-160 MB/s before, 210-300
+//  after (a noisy machine; about 1.6x).
+#define S_AHEAD 8  //  Words hashed and prefetched before they are added (a power of 2)
+
+typedef struct {
+    tl_table_t *table;
+    struct {
+        const unsigned char *key;
+        size_t len;
+        uint64_t hash;
+    } ring[S_AHEAD];
+    size_t n;  //  Words prepared so far; the last S_AHEAD of them are in ring
+    uint64_t overflows;
+    int rc;
+} s_words_t;
+
+//  Adds the word prepared S_AHEAD words ago, if any.
+S_INLINE void s_word_add (s_words_t *w, size_t i)
+{
+    int added =
+        tl_table_add_prepared (w->table, w->ring[i].hash, w->ring[i].key, w->ring[i].len, 1);
+    if (added < 0)
+        w->rc = -1;
+    else
+        w->overflows += (uint64_t)added;
+}
+
+S_INLINE void s_word (s_words_t *w, const unsigned char *start, const unsigned char *stop)
+{
+    size_t len = (size_t)(stop - start);
+    if (len > TL_KEY_MAX) return;
+    size_t i = w->n++ & (S_AHEAD - 1);
+    if (w->n > S_AHEAD) s_word_add (w, i);
+    w->ring[i].key = start;
+    w->ring[i].len = len;
+    w->ring[i].hash = tl_table_prepare (w->table, start, len);
+}
+
+//  Bit i set when block[i] is white space; lines gets the LFs of the block.
+S_INLINE uint64_t s_space_mask (const unsigned char *block, uint64_t *lines)
+{
+#ifdef __SSE2__
+    uint64_t space = 0, lf = 0;
+    const __m128i sp = _mm_set1_epi8 (' '), nl = _mm_set1_epi8 ('\n');
+    const __m128i nine = _mm_set1_epi8 (9), four = _mm_set1_epi8 (4);
+    for (int i = 0; i < 4; i++) {
+        __m128i b = _mm_loadu_si128 ((const __m128i *)(block + 16 * i));
+        //  TAB LF VT FF CR are 9..13: b - 9 <= 4, unsigned
+        __m128i t = _mm_sub_epi8 (b, nine);
+        __m128i ctl = _mm_cmpeq_epi8 (_mm_min_epu8 (t, four), t);
+        __m128i s = _mm_or_si128 (ctl, _mm_cmpeq_epi8 (b, sp));
+        space |= (uint64_t)(unsigned)_mm_movemask_epi8 (s) << (16 * i);
+        lf |= (uint64_t)(unsigned)_mm_movemask_epi8 (_mm_cmpeq_epi8 (b, nl)) << (16 * i);
+    }
+    //  No POPCNT in baseline x86-64: count the bits of the (usually one or two) LFs
+    while (lf) {
+        lf &= lf - 1;
+        (*lines)++;
+    }
+    return space;
+#else
+    uint64_t space = 0;
+    for (int i = 0; i < 64; i++) {
+        space |= (uint64_t)s_space[block[i]] << i;
+        *lines += block[i] == '\n';
+    }
+    return space;
+#endif
+}
+
 static int s_map_text (tl_table_t *table, const char *data, size_t size, tl_map_stats_t *stats)
 {
     const unsigned char *p = (const unsigned char *)data, *end = p + size;
-    uint64_t lines = 0, overflows = 0;
-    int rc = 0;
-    while (p < end) {
-        while (p < end && s_space[*p])
-            lines += *p++ == '\n';
-        if (p == end) break;
-        const unsigned char *word = p;
-        while (p < end && !s_space[*p])
-            p++;
-        size_t len = (size_t)(p - word);
-        if (len > TL_KEY_MAX) continue;
-        int added = tl_table_add (table, word, len, 1);
-        if (added < 0) {
-            rc = -1;
-            break;
+    s_words_t w = {.table = table};
+    uint64_t lines = 0;
+    const unsigned char *start = NULL;  //  The word being read, when one is
+    uint64_t word_before = 0;           //  1 when the byte before the block is a word's
+    unsigned char tail[64];
+    while (p < end && w.rc == 0) {
+        const unsigned char *block = p;
+        size_t have = (size_t)(end - p);
+        if (have < 64) {
+            //  The last bytes, padded with spaces (words still point into data)
+            memset (tail, ' ', sizeof tail);
+            memcpy (tail, p, have);
+            block = tail;
         }
-        overflows += added == 1;
+        uint64_t word = ~s_space_mask (block, &lines);
+        uint64_t shifted = (word << 1) | word_before;
+        uint64_t starts = word & ~shifted, ends = ~word & shifted;
+        word_before = word >> 63;
+        for (;;) {
+            if (start) {
+                if (!ends) break;
+                s_word (&w, start, p + __builtin_ctzll (ends));
+                ends &= ends - 1;
+                start = NULL;
+            }
+            if (!starts) break;
+            start = p + __builtin_ctzll (starts);
+            starts &= starts - 1;
+        }
+        p += have < 64 ? have : 64;
     }
+    if (start && w.rc == 0) s_word (&w, start, end);
+    for (size_t k = w.n > S_AHEAD ? w.n - S_AHEAD : 0; k < w.n && w.rc == 0; k++)
+        s_word_add (&w, k & (S_AHEAD - 1));
     //  A last line without its LF still counts
-    if (rc == 0 && size > 0 && data[size - 1] != '\n') lines++;
+    if (w.rc == 0 && size > 0 && data[size - 1] != '\n') lines++;
     stats->lines += lines;
-    stats->overflows += overflows;
-    return rc;
+    stats->overflows += w.overflows;
+    return w.rc;
 }
 
 int tl_map (tl_table_t *table, tl_format_t format, const tl_filter_t *filter, const char *data,

@@ -141,8 +141,11 @@ static void s_secret_init (void)
     }
 }
 
+//  XXH3_64bits_withSecret's own value; its path for the short keys most are is called
+//  directly, inlined, rather than through the entry point's call and length dispatch.
 static inline uint64_t s_hash (const void *key, size_t len)
 {
+    if (len <= 16) return XXH3_len_0to16_64b ((const xxh_u8 *)key, len, s_secret, 0);
     return XXH3_64bits_withSecret (key, len, s_secret, sizeof s_secret);
 }
 
@@ -431,6 +434,24 @@ int tl_table_add_batch (tl_table_t *self, const tl_kv_t *kv, size_t n)
         saturated += rc;
     }
     return too_long ? -1 : saturated;
+}
+
+uint64_t tl_table_prepare (tl_table_t *self, const void *key, size_t len)
+{
+    assert (self);
+    if (len == 0) key = "";
+    uint64_t hash = s_hash (key, len);
+    __builtin_prefetch (&self->slots[(size_t)hash & self->mask], 1, 1);
+    return hash;
+}
+
+int tl_table_add_prepared (tl_table_t *self, uint64_t hash, const void *key, size_t len,
+                           uint64_t count)
+{
+    assert (self);
+    if (len == 0) key = "";
+    if (len > TL_KEY_MAX) return -1;
+    return s_add_hashed (self, hash, key, len, count);
 }
 
 bool tl_table_get (tl_table_t *self, const void *key, size_t len, uint64_t *count)

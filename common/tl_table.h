@@ -54,6 +54,15 @@ typedef struct {
 //  -1 when memory is exhausted or a len is too long (the entries before it are added).
 int tl_table_add_batch (tl_table_t *self, const tl_kv_t *kv, size_t n);
 
+//  The add of one key in two steps, for callers that know their next keys well ahead
+//  (the text mapper): tl_table_prepare hashes the key and prefetches its slot; some
+//  keys later tl_table_add_prepared adds it, as tl_table_add would, with the slot
+//  likely in the cache by then. The hash is the key's whole hash, so it stays right when
+//  an add in between grows the table (only the prefetch is wasted then).
+uint64_t tl_table_prepare (tl_table_t *self, const void *key, size_t len);
+int tl_table_add_prepared (tl_table_t *self, uint64_t hash, const void *key, size_t len,
+                           uint64_t count);
+
 //  Looks up a key. Returns true and sets *count when present.
 bool tl_table_get (tl_table_t *self, const void *key, size_t len, uint64_t *count);
 

@@ -399,6 +399,65 @@ Test (mapper, text_has_no_bad_lines)
     tl_table_destroy (&table);
 }
 
+//  Random bytes, many of them white space, at every length around the text mapper's
+//  64-byte blocks, its own last-block path and its add-ahead ring (words cross blocks,
+//  start or end at a block's first or last byte, fill or not the ring). The totals are
+//  compared with a byte-by-byte tokenizer written here, and the lines with a count of LFs.
+Test (mapper, text_random_bytes_equal_a_byte_by_byte_tokenizer)
+{
+    static const unsigned char alphabet[] = {'a',  'b',  'c',  ' ',  '\t', '\n', '\r', '\v',
+                                             '\f', 0x00, 0x80, 0xff, 0x1f, 0x21, 0x08, 0x0e};
+    unsigned char data[600];
+    uint64_t rng = 2012;
+    tl_table_t *table = tl_table_new (0);
+    tl_table_t *expected = tl_table_new (0);
+    for (int round = 0; round < 3000; round++) {
+        size_t size = (size_t)(round % 300);
+        if (round >= 1500) size = 300 + (size_t)(round % 300);
+        for (size_t i = 0; i < size; i++) {
+            rng = rng * 6364136223846793005u + 1442695040888963407u;
+            //  Mostly word bytes: words of several letters, runs of white space
+            unsigned r = (unsigned)(rng >> 33);
+            data[i] = r % 3 ? alphabet[r / 3 % 3] : alphabet[r / 3 % sizeof alphabet];
+        }
+        tl_table_clear (table);
+        tl_table_clear (expected);
+        tl_map_stats_t stats = {0};
+        cr_assert_eq (tl_map (table, TL_FORMAT_TEXT, NULL, (const char *)data, size, &stats), 0);
+        uint64_t lines = 0, words = 0;
+        size_t i = 0;
+        while (i < size) {
+            lines += data[i] == '\n';
+            if (strchr (" \t\n\r\v\f", data[i]) && data[i] != 0) {
+                i++;
+                continue;
+            }
+            size_t start = i;
+            while (i < size && !(strchr (" \t\n\r\v\f", data[i]) && data[i] != 0))
+                i++;
+            cr_assert_geq (tl_table_add (expected, data + start, i - start, 1), 0);
+            words++;
+        }
+        if (size > 0 && data[size - 1] != '\n') lines++;
+        cr_assert_eq (stats.lines, lines, "round %d (%zu bytes): %llu lines, expected %llu", round,
+                      size, (unsigned long long)stats.lines, (unsigned long long)lines);
+        cr_assert_eq (tl_table_size (table), tl_table_size (expected), "round %d (%zu bytes)",
+                      round, size);
+        cr_assert_eq (tl_table_sum (table), words, "round %d (%zu bytes)", round, size);
+        size_t cursor = 0;
+        tl_entry_t entry;
+        while (tl_table_next (expected, &cursor, &entry)) {
+            uint64_t count = 0;
+            cr_assert (tl_table_get (table, entry.key, entry.len, &count),
+                       "round %d: word '%.*s' missing", round, (int)entry.len, entry.key);
+            cr_assert_eq (count, entry.count, "round %d: word '%.*s'", round, (int)entry.len,
+                          entry.key);
+        }
+    }
+    tl_table_destroy (&table);
+    tl_table_destroy (&expected);
+}
+
 //  --------------------------------------------------------------------------------------
 //  Long keys
 
