@@ -14,9 +14,12 @@ start_sink "$WORK/sink.log" "$WORK/totals.tsv" --job-timeout 5 --state-dir "$WOR
 sink_pid=$SINK_PID
 start_watch "$WORK/feed.json"
 
+# The ventilators bind ipc:// endpoints: a port from free_port is free only until it is
+# handed back, and 64 ventilators connecting at once take ephemeral ports from the same
+# range (one bound a port another had just connected from, failed, and its job never opened).
 pids=()
 for i in $(seq 64); do
-  "$TALLY_BIN/tally-ventilator" --bind "tcp://127.0.0.1:$(free_port)" --sink "$SINK" \
+  "$TALLY_BIN/tally-ventilator" --bind "ipc://$WORK/v$i.ipc" --sink "$SINK" \
     --progress none "$sample" > "$WORK/v$i.out" 2>&1 &
   pids+=($!)
   PIDS+=($!)
@@ -27,7 +30,12 @@ opened=$(grep -c 'opened:' "$WORK/sink.log")
 if [ "$opened" -lt 64 ]; then
   # Say why, for a run that cannot be repeated: what the ventilators and the sink said.
   echo "only $opened jobs opened; ventilators still running: $(jobs -rp | wc -l)" >&2
-  for i in 1 2 3 32 64; do echo "--- v$i.out:" >&2; tail -n 5 "$WORK/v$i.out" >&2; done
+  for i in $(seq 64); do
+    # every ventilator that said more than that it waits for a worker
+    grep -qv 'no worker connected' "$WORK/v$i.out" || [ "$i" -eq 1 ] || continue
+    echo "--- v$i.out:" >&2
+    tail -n 5 "$WORK/v$i.out" >&2
+  done
   echo "--- sink.log:" >&2
   tail -n 20 "$WORK/sink.log" >&2
 fi
