@@ -220,6 +220,15 @@ start_vent only-short --retry 0.5 --max-attempts 3 "$one_file"
 wait_pid "$VENT_PID" 120 && status=0 || status=$?
 forget "$VENT_PID"
 check "$title: the ventilator fails the job (exit 1, got $status)" test "$status" -eq 1
+if [ "$status" -ne 1 ]; then
+  # Say why, for a run that cannot be repeated: is the 2-entry worker there, and what
+  # did it say (a sanitizer's report ends its log when it aborted)
+  alive "$short_pid" && echo "the 2-entry worker is running" ||
+    echo "the 2-entry worker is gone"
+  echo "--- short.log:"
+  tail -n 40 "$WORK/short.log"
+  echo "--- only-short.err:"
+fi
 cat "$WORK/only-short.err"
 check "$title: ... naming the sink shard list as a likely cause" \
   grep -qiE "shard.*--sink|--sink.*shard" "$WORK/only-short.err"
