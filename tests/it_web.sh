@@ -42,24 +42,7 @@ variant=${TALLY_VARIANT:-plain}
 # ports N: N free loopback ports, each with the next one free too (a feed's snapshot
 # service listens on its port + 1), none the same.
 ports() {
-  "$PY" - "$1" <<'PYEOF'
-import socket, sys
-want, found, held = int(sys.argv[1]), [], []
-while len(found) < want:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", port + 1))
-    except OSError:
-        s.close()
-        continue
-    held += [s, t]
-    if all(abs(port - p) > 1 for p in found):
-        found.append(port)
-print(" ".join(map(str, found)))
-PYEOF
+  free_ports "$1" pair
 }
 
 # start_web NAME FEED...: tally web on a free port, its log in $WORK/NAME.log; waits

@@ -27,28 +27,56 @@ start() {
   PIDS+=("$LAST_PID")
 }
 
-# A free TCP port on 127.0.0.1.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# free_ports N [pair]: N free TCP ports on 127.0.0.1, none the same or next to another;
+# with "pair", the port above each is free too (a sink's feed, beside which it binds its
+# snapshot service: the feed's port + 1). They are picked at random below the kernel's
+# ephemeral range (net.ipv4.ip_local_port_range), never from it: a port from there that
+# a test checks and hands back can be taken by any outgoing connection (another
+# process connecting somewhere) before the test binds it.
+free_ports() {
+  python3 - "$1" "${2:-}" <<'PYEOF'
+import random, socket, sys
+want, pair = int(sys.argv[1]), sys.argv[2] == "pair"
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+first = 10000 if low > 12000 else 1024
+if low - first < 1000:
+    sys.exit("free_ports: the ephemeral range starts at %d: no room below it" % low)
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+found = []
+for _ in range(100000):
+    if len(found) == want:
+        break
+    p = random.randrange(first, low - 1)
+    if any(abs(p - q) <= 1 for q in found):
+        continue
+    if free(p) and (not pair or free(p + 1)):
+        found.append(p)
+else:
+    sys.exit("free_ports: no %d free ports in %d-%d" % (want, first, low - 1))
+print(" ".join(map(str, found)))
+PYEOF
 }
 
-# A free TCP port on 127.0.0.1 whose next port is free too: a sink's feed, beside which
-# it binds its snapshot service (the feed's port + 1).
+# A free TCP port on 127.0.0.1 (see free_ports).
+free_port() {
+  free_ports 1
+}
+
+# A free TCP port on 127.0.0.1 whose next port is free too (see free_ports).
 free_feed_port() {
-  python3 - <<'PYEOF'
-import socket
-while True:
-    a = socket.socket()
-    a.bind(("127.0.0.1", 0))
-    port = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", port + 1))
-    except OSError:
-        continue
-    print(port)
-    break
-PYEOF
+  free_ports 1 pair
 }
 
 # Ports given by reserve_port in this run.
