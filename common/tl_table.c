@@ -403,6 +403,14 @@ int tl_table_add (tl_table_t *self, const void *key, size_t len, uint64_t count)
     return s_add_hashed (self, s_hash (key, len), key, len, count);
 }
 
+//  Hashes a key and asks for its start slot, which the add that follows reads.
+static inline uint64_t s_prepare (tl_table_t *self, const void *key, size_t len)
+{
+    uint64_t hash = s_hash (key, len);
+    __builtin_prefetch (&self->slots[(size_t)hash & self->mask], 1, 1);
+    return hash;
+}
+
 int tl_table_add_batch (tl_table_t *self, const tl_kv_t *kv, size_t n)
 {
     assert (self);
@@ -416,8 +424,7 @@ int tl_table_add_batch (tl_table_t *self, const tl_kv_t *kv, size_t n)
             too_long = true;
             break;
         }
-        hash[i] = s_hash (kv[i].len ? kv[i].key : "", kv[i].len);
-        __builtin_prefetch (&self->slots[(size_t)hash[i] & self->mask], 1, 1);
+        hash[i] = s_prepare (self, kv[i].len ? kv[i].key : "", kv[i].len);
     }
     //  2: where the start slot already holds this hash, ask for that key's bytes (a
     //  key already counted, most of the time: the compare then hits the cache)
@@ -439,10 +446,7 @@ int tl_table_add_batch (tl_table_t *self, const tl_kv_t *kv, size_t n)
 uint64_t tl_table_prepare (tl_table_t *self, const void *key, size_t len)
 {
     assert (self);
-    if (len == 0) key = "";
-    uint64_t hash = s_hash (key, len);
-    __builtin_prefetch (&self->slots[(size_t)hash & self->mask], 1, 1);
-    return hash;
+    return s_prepare (self, len ? key : "", len);
 }
 
 int tl_table_add_prepared (tl_table_t *self, uint64_t hash, const void *key, size_t len,
