@@ -597,7 +597,7 @@ _Static_assert(sizeof (s_rec_t) == sizeof (tl_entry_t), "records become entries 
 //  What the compares of one range need: the table, and how many key bytes before the
 //  prefix all its records share (the prefix holds key bytes skip to skip + 7).
 typedef struct {
-    tl_table_t *table;  //  Whose keys
+    tl_table_t *table;  //  Whose keys, or NULL: records alike in total and prefix are equal
     size_t skip;        //  Key bytes before the prefix
 } s_sort_ctx_t;
 
@@ -609,6 +609,7 @@ static inline int s_rec_cmp (const s_rec_t *a, const s_rec_t *b, const s_sort_ct
 {
     if (a->count != b->count) return a->count > b->count ? -1 : 1;
     if (a->prefix != b->prefix) return a->prefix < b->prefix ? -1 : 1;
+    if (!ctx->table) return 0;
     size_t la = s_ref_len (a->ref), lb = s_ref_len (b->ref);
     size_t common = la < lb ? la : lb, seen = ctx->skip + 8;
     int rc = 0;
@@ -794,6 +795,35 @@ static bool s_radix_deeper (s_rec_t *a, size_t n, size_t skip, tl_table_t *table
     return longer;
 }
 
+//  Sorts a small range whose keys share their first skip bytes. A compare that finds
+//  total and prefix alike would read both keys in the arena, two cache misses each time
+//  (2-grams share their first 8 bytes and small totals by the thousand). So the range
+//  is sorted by total and prefix alone, and each run of records alike in both then has
+//  its next 8 key bytes read once per record (the reads overlap) and is sorted by them.
+static void s_rec_sort_small (s_rec_t *a, size_t n, size_t skip, tl_table_t *table)
+{
+    s_sort_ctx_t by_record = {NULL, skip};
+    while (true) {
+        s_rec_sort (a, n, s_depth_limit (n), &by_record);
+        if (n < 2 || a[0].count != a[n - 1].count || a[0].prefix != a[n - 1].prefix) break;
+        //  One run: all alike so far
+        if (!s_radix_deeper (a, n, skip, table)) {
+            //  Every key ends within the bytes seen: their lengths order them
+            s_sort_ctx_t by_key = {table, skip};
+            s_rec_sort (a, n, s_depth_limit (n), &by_key);
+            return;
+        }
+        skip += 8;
+        by_record.skip = skip;
+    }
+    //  Each run is shorter than the range: the recursion is at most n deep
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && a[j].count == a[i].count && a[j].prefix == a[i].prefix; j++)
+            ;
+        if (j - i > 1) s_rec_sort_small (a + i, j - i, skip, table);
+    }
+}
+
 static void s_radix_sort (s_radix_task_t task, tl_table_t *table, s_radix_t *queue)
 {
     s_rec_t *a = task.a;
@@ -842,6 +872,11 @@ static void s_radix_sort (s_radix_task_t task, tl_table_t *table, s_radix_t *que
         }
         return;
     }
+    if (n <= S_RADIX_SMALL) {
+        s_rec_sort_small (a, n, skip, table);
+        return;
+    }
+    //  Every key ends within the bytes seen: no compare reads the arena
     s_sort_ctx_t ctx = {table, skip};
     s_rec_sort (a, n, s_depth_limit (n), &ctx);
 }

@@ -905,6 +905,22 @@ static void s_make_long_shared (size_t i, char *key, size_t *len, uint64_t *coun
     *count = 1 + (r >> 50) % 2;
 }
 
+//  Groups of up to 16 keys that share 28 bytes, the group's number first, then 0 to 4
+//  of 0x00, 'a' and 0xff; totals 1 and 2: the radix sort splits the groups apart on
+//  their first bytes, and each small range left reads its keys 8 bytes further at a
+//  time, three times over, before they differ.
+static void s_make_small_groups (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    static const char alphabet[] = {'\0', 'a', '\xff'};
+    uint64_t r = s_mix (i + 11);
+    snprintf (key, 32, "%08llu-twenty-shared-bytes",
+              (unsigned long long)(s_mix (i / 16) % 100000000));
+    *len = 28 + r % 5;
+    for (size_t j = 28; j < *len; j++)
+        key[j] = alphabet[(s_mix (r + j) >> 9) % 3];
+    *count = 1 + (r >> 50) % 2;
+}
+
 static size_t s_organ (size_t i, size_t n)
 {
     return i < n / 2 ? i : n - 1 - i;
@@ -933,6 +949,7 @@ Test (table, sorted_many_keys_against_reference)
     s_check_sorted_against_reference ("mixed", 300000, s_make_mixed);
     s_check_sorted_against_reference ("shared 8-byte prefix", 300000, s_make_shared_prefix);
     s_check_sorted_against_reference ("shared 20 bytes", 300000, s_make_long_shared);
+    s_check_sorted_against_reference ("small groups sharing 28 bytes", 300000, s_make_small_groups);
     s_check_sorted_against_reference ("ascending", 300000, s_make_ascending);
     s_check_sorted_against_reference ("descending", 300000, s_make_descending);
     s_check_sorted_against_reference ("organ pipe", 300000, s_make_organ);
