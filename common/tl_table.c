@@ -397,6 +397,7 @@ void tl_table_destroy (tl_table_t **self_p)
 int tl_table_add (tl_table_t *self, const void *key, size_t len, uint64_t count)
 {
     assert (self);
+    assert (self->slots);  //  Not given away by tl_table_sorted_take
     assert (key || len == 0);
     if (len == 0) key = "";  //  The empty key may come as NULL; memcmp must not see it
     if (len > TL_KEY_MAX) return -1;
@@ -414,6 +415,7 @@ static inline uint64_t s_prepare (tl_table_t *self, const void *key, size_t len)
 int tl_table_add_batch (tl_table_t *self, const tl_kv_t *kv, size_t n)
 {
     assert (self);
+    assert (self->slots);  //  Not given away by tl_table_sorted_take
     assert (n <= TL_TABLE_BATCH);
     uint64_t hash[TL_TABLE_BATCH];
     bool too_long = false;
@@ -461,6 +463,7 @@ int tl_table_add_prepared (tl_table_t *self, uint64_t hash, const void *key, siz
 bool tl_table_get (tl_table_t *self, const void *key, size_t len, uint64_t *count)
 {
     assert (self);
+    assert (self->slots);  //  Not given away by tl_table_sorted_take
     assert (key || len == 0);
     size_t index;
     if (len == 0) key = "";  //  The empty key may come as NULL; memcmp must not see it
@@ -492,6 +495,7 @@ size_t tl_table_memory (tl_table_t *self)
 void tl_table_clear (tl_table_t *self)
 {
     assert (self);
+    assert (self->slots);  //  Not given away by tl_table_sorted_take
     if (self->size > 0) {
         if (self->touched_lost)
             memset (self->slots, 0, self->capacity * sizeof (slot_t));
@@ -965,22 +969,21 @@ static void *s_build (void *arg)
     return NULL;
 }
 
-tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
+//  Makes a record of every key into recs, sorts them and turns them into entries in
+//  place. recs is a new array of size records, or the table's own slots: the records
+//  are made in slot order, record i never after slot i, so that no slot is overwritten
+//  before it is read.
+static tl_entry_t *s_sort_into (tl_table_t *self, s_rec_t *recs, bool in_place)
 {
-    assert (self);
-    assert (size);
-    *size = 0;
-    if (self->size == 0) return NULL;
     size_t n = self->size;
-    s_rec_t *recs = malloc (n * sizeof (s_rec_t));
-    if (!recs) return NULL;
-    s_huge_pages (recs, n * sizeof (s_rec_t));
     //  Two threads read the slots: the first half's records fill recs from the front,
-    //  the second half's from the back (the sort does not mind their order). Each key
-    //  read is a cache miss: the arena holds them in the order they came.
+    //  the second half's from the back of recs, or, in place, from the middle, and are
+    //  then moved down to follow the first half's (the sort does not mind their order).
+    //  Each key read is a cache miss: the arena holds them in the order they came.
     size_t half = n > S_RADIX_TASK ? self->capacity / 2 : self->capacity;
-    s_build_t part[2] = {{self, recs, 0, half, 0, false, 0, {0, 0, 0}, 0, 0},
-                         {self, recs, half, self->capacity, n, true, 0, {0, 0, 0}, 0, 0}};
+    s_build_t part[2] = {
+        {self, recs, 0, half, 0, false, 0, {0, 0, 0}, 0, 0},
+        {self, recs, half, self->capacity, in_place ? half : n, !in_place, 0, {0, 0, 0}, 0, 0}};
     pthread_t thread;
     bool threaded = half < self->capacity && pthread_create (&thread, NULL, s_build, &part[1]) == 0;
     s_build (&part[0]);
@@ -989,6 +992,8 @@ tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
     else
         s_build (&part[1]);
     assert (part[0].made + part[1].made == n);
+    if (in_place && part[1].made && part[0].made < half)
+        memmove (recs + part[0].made, recs + half, part[1].made * sizeof (s_rec_t));
     //  Leading bytes alike in every record need no radix pass.
     uint64_t dcount = part[0].dcount | part[1].dcount;
     uint64_t dprefix = part[0].dprefix | part[1].dprefix;
@@ -1008,7 +1013,46 @@ tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
         tl_entry_t entry = {s_ref_key (self, rec.ref), (uint32_t)s_ref_len (rec.ref), rec.count};
         memcpy (&entries[i], &entry, sizeof entry);
     }
-    *size = n;
+    return entries;
+}
+
+tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
+{
+    assert (self);
+    assert (size);
+    assert (self->slots);
+    *size = 0;
+    if (self->size == 0) return NULL;
+    s_rec_t *recs = malloc (self->size * sizeof (s_rec_t));
+    if (!recs) return NULL;
+    s_huge_pages (recs, self->size * sizeof (s_rec_t));
+    *size = self->size;
+    return s_sort_into (self, recs, false);
+}
+
+_Static_assert(sizeof (s_rec_t) == sizeof (slot_t), "records are made in the slots");
+
+tl_entry_t *tl_table_sorted_take (tl_table_t *self, size_t *size)
+{
+    assert (self);
+    assert (size);
+    assert (self->slots);
+    *size = 0;
+    if (self->size == 0) return NULL;
+    tl_entry_t *entries = s_sort_into (self, (s_rec_t *)(void *)self->slots, true);
+    //  The slots past the entries go back (glibc shrinks a large block in place)
+    tl_entry_t *shrunk = realloc (entries, self->size * sizeof (tl_entry_t));
+    if (shrunk) entries = shrunk;
+    free (self->touched);
+    self->slots = NULL;
+    self->touched = NULL;
+    self->capacity = 0;
+    self->mask = 0;
+    self->size_max = 0;
+    self->touched_max = 0;
+    self->touched_size = 0;
+    self->touched_lost = true;
+    *size = self->size;
     return entries;
 }
 

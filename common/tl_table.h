@@ -91,6 +91,14 @@ int tl_table_merge (tl_table_t *self, tl_table_t *other);
 //  *size then 0).
 tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size);
 
+//  As tl_table_sorted, but sorts in the table's own slot array and hands that to the
+//  caller (who frees it with free()): no second array of gigabytes for tens of
+//  millions of keys to allocate and fault in. The table is left without slots: its
+//  size and sum still answer, its arena holds the entries' keys (so it must outlive
+//  them), and destroying it is all that is left to do with it. NULL only when the
+//  table is empty (*size then 0).
+tl_entry_t *tl_table_sorted_take (tl_table_t *self, size_t *size);
+
 //  Fills out with the k largest entries in the same order as tl_table_sorted, in
 //  O(n log k). Returns how many were written (min of k and size).
 size_t tl_table_top (tl_table_t *self, size_t k, tl_entry_t *out);

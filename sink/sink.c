@@ -254,13 +254,20 @@ static int s_progress_body (s_open_t *open, msgpack_sbuffer *body)
     return tl_feed_progress (&progress, body);
 }
 
-//  Encodes the job's top body into body. Returns 0 or -1.
-static int s_top_body (s_sink_t *self, s_open_t *open, msgpack_sbuffer *body)
+//  Encodes the job's top body into body: its k largest totals, from sorted, the job's
+//  n sorted entries, when given, or else from its table. Returns 0 or -1.
+static int s_top_body (s_sink_t *self, s_open_t *open, const tl_entry_t *sorted, size_t total,
+                       msgpack_sbuffer *body)
 {
     size_t k = (size_t)self->top_k;
     tl_entry_t *top = calloc (k ? k : 1, sizeof *top);
     if (!top) return -1;
-    size_t n = tl_table_top (tl_job_totals (open->job), k, top);
+    size_t n;
+    if (sorted) {
+        n = total < k ? total : k;
+        memcpy (top, sorted, n * sizeof *top);
+    } else
+        n = tl_table_top (tl_job_totals (open->job), k, top);
     n = tl_publisher_top_fit (top, n);  //  Long keys make a shorter list
     tl_feed_msg_t msg = s_feed_msg (TL_FEED_TOP, tl_job_id (open->job), open->job);
     int rc = tl_feed_encode (&msg, top, n, body);
@@ -277,11 +284,11 @@ static void s_publish_progress (s_sink_t *self, s_open_t *open)
     msgpack_sbuffer_destroy (&body);
 }
 
-static void s_publish_top (s_sink_t *self, s_open_t *open)
+static void s_publish_top (s_sink_t *self, s_open_t *open, const tl_entry_t *sorted, size_t n)
 {
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
-    if (s_top_body (self, open, &body) == 0)
+    if (s_top_body (self, open, sorted, n, &body) == 0)
         tl_publisher_send (self->feed, TL_FEED_TOPIC_TOP, tl_job_id (open->job), &body);
     msgpack_sbuffer_destroy (&body);
 }
@@ -341,7 +348,8 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int
     s_flush_acks (self, open);
     size_t n = 0;
     double sort_at = tl_now ();
-    tl_entry_t *entries = tl_table_sorted (totals, &n);
+    //  Sorted in the table's own slots: it is destroyed with the job just after
+    tl_entry_t *entries = tl_table_sorted_take (totals, &n);
     double write_at = tl_now ();
     if (!entries && tl_table_size (totals) > 0) {
         snprintf (reason, TL_JOB_REASON_MAX, "sink out of memory sorting the totals");
@@ -367,7 +375,7 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int
                              .chunks = c->chunks_done,
                              .bytes = c->bytes};
     s_publish_progress (self, open);
-    s_publish_top (self, open);
+    s_publish_top (self, open, entries, n);
     tl_feed_msg_t msg_done = s_feed_msg (TL_FEED_DONE, tl_job_id (job), job);
     msg_done.u.done = *done;
     *totals_fd = s_reopen (written);
@@ -695,7 +703,7 @@ static void s_tick (s_sink_t *self)
         if (!open->job) continue;
         s_flush_acks (self, open);
         if (progress) s_publish_progress (self, open);
-        if (top) s_publish_top (self, open);
+        if (top) s_publish_top (self, open, NULL, 0);
     }
     if (top) {
         //  Top-K is a pass over every table: once a second, but never more than 5% of
@@ -763,7 +771,7 @@ static void s_snap_state (s_sink_t *self, const void *id, size_t id_size)
         sent = s_progress_body (open, &body) == 0 &&
                s_snap_reply (self, id, id_size, TL_FEED_TOPIC_PROGRESS, &body);
         body.size = 0;
-        sent = sent && s_top_body (self, open, &body) == 0 &&
+        sent = sent && s_top_body (self, open, NULL, 0, &body) == 0 &&
                s_snap_reply (self, id, id_size, TL_FEED_TOPIC_TOP, &body);
         end.u.snapshot.open++;
     }

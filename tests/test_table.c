@@ -851,14 +851,22 @@ static void s_check_sorted_against_reference (const char *shape, size_t n,
         size++;
     }
     qsort (expect, size, sizeof (tl_entry_t), s_reference_compare);
-    size_t got_size;
-    tl_entry_t *got = tl_table_sorted (table, &got_size);
-    cr_assert_eq (got_size, size, "%s", shape);
-    for (size_t i = 0; i < size; i++)
-        cr_assert (s_entry_is (&got[i], expect[i].key, expect[i].len, expect[i].count),
-                   "%s: position %zu of %zu: got %.*s (%llu)", shape, i, size, (int)got[i].len,
-                   got[i].key, (unsigned long long)got[i].count);
-    free (got);
+    uint64_t sum = tl_table_sum (table);
+    //  Into a new array, then in the table's own slots
+    for (int take = 0; take < 2; take++) {
+        size_t got_size;
+        tl_entry_t *got =
+            take ? tl_table_sorted_take (table, &got_size) : tl_table_sorted (table, &got_size);
+        cr_assert_eq (got_size, size, "%s", shape);
+        for (size_t i = 0; i < size; i++)
+            cr_assert (s_entry_is (&got[i], expect[i].key, expect[i].len, expect[i].count),
+                       "%s%s: position %zu of %zu: got %.*s (%llu)", shape,
+                       take ? " (in place)" : "", i, size, (int)got[i].len, got[i].key,
+                       (unsigned long long)got[i].count);
+        free (got);
+    }
+    cr_assert_eq (tl_table_size (table), size, "%s: size after the slots were taken", shape);
+    cr_assert_eq (tl_table_sum (table), sum, "%s: sum after the slots were taken", shape);
     free (expect);
     free (keys);
     tl_table_destroy (&table);
