@@ -734,6 +734,7 @@ static int s_depth_limit (size_t n)
 //  millions of keys, so that compares are what the introsort alone spent its time on.
 //  Ranges of more than S_RADIX_TASK records are tasks on a queue that the sorting
 //  threads share, so that a total held by most keys still splits over the threads.
+#define S_KEY_AHEAD        16  //  Records or slots whose keys are asked for ahead
 #define S_RADIX_BYTES      16
 #define S_RADIX_SMALL      64
 #define S_RADIX_TASK       (1u << 16)
@@ -789,6 +790,8 @@ static bool s_radix_deeper (s_rec_t *a, size_t n, size_t skip, tl_table_t *table
 {
     bool longer = false;
     for (size_t i = 0; i < n; i++) {
+        if (i + S_KEY_AHEAD < n && s_ref_len (a[i + S_KEY_AHEAD].ref) > skip + 8)
+            __builtin_prefetch (s_ref_key (table, a[i + S_KEY_AHEAD].ref) + skip + 8, 0, 0);
         size_t len = s_ref_len (a[i].ref);
         if (len > skip + 8) {
             a[i].prefix = s_prefix (s_ref_key (table, a[i].ref) + skip + 8, len - skip - 8);
@@ -957,6 +960,9 @@ static void *s_build (void *arg)
     s_build_t *b = arg;
     tl_table_t *self = b->table;
     for (size_t i = b->from; i < b->to; i++) {
+        //  Each key is a cache miss: asked for this far ahead, the misses overlap
+        if (i + S_KEY_AHEAD < b->to && self->slots[i + S_KEY_AHEAD].ref != 0)
+            __builtin_prefetch (s_ref_key (self, self->slots[i + S_KEY_AHEAD].ref), 0, 0);
         const slot_t *slot = &self->slots[i];
         if (slot->ref == 0) continue;
         s_rec_t rec = {slot->count, s_prefix (s_ref_key (self, slot->ref), s_ref_len (slot->ref)),
