@@ -214,6 +214,88 @@ static void s_huge_pages (void *data, size_t bytes)
 #endif
 }
 
+//  A doubling of at least this many slots moves the keys on two threads (below).
+#ifndef TL_TABLE_SPLIT_MIN
+#define TL_TABLE_SPLIT_MIN (1u << 21)
+#endif
+
+//  One thread's share of a doubling: the keys whose start slot is in its half of the new
+//  array, [lo, hi). A key whose probe would leave the half is put aside in deferred, to
+//  be placed once both halves are done; no thread reads or writes the other's half.
+typedef struct {
+    const slot_t *old;    //  The array being left
+    size_t old_capacity;  //  Its slots
+    slot_t *slots;        //  The new array
+    size_t mask;          //  Its capacity - 1
+    size_t lo, hi;        //  This thread's half
+    slot_t *deferred;     //  Keys put aside
+    size_t ndeferred;     //  How many
+    size_t deferred_max;  //  Room
+    bool failed;          //  Out of memory putting one aside
+} s_rehash_t;
+
+static void *s_rehash (void *arg)
+{
+    s_rehash_t *part = arg;
+    for (size_t old = 0; old < part->old_capacity && !part->failed; old++) {
+        const slot_t *slot = &part->old[old];
+        if (slot->ref == 0) continue;
+        size_t i = (size_t)slot->hash & part->mask;
+        if (i < part->lo || i >= part->hi) continue;  //  The other half's
+        while (i < part->hi && part->slots[i].ref != 0)
+            i++;
+        if (i < part->hi) {
+            part->slots[i] = *slot;
+            continue;
+        }
+        if (part->ndeferred == part->deferred_max) {
+            size_t max = part->deferred_max ? part->deferred_max * 2 : 64;
+            slot_t *deferred = realloc (part->deferred, max * sizeof (slot_t));
+            if (!deferred) {
+                part->failed = true;
+                break;
+            }
+            part->deferred = deferred;
+            part->deferred_max = max;
+        }
+        part->deferred[part->ndeferred++] = *slot;
+    }
+    return NULL;
+}
+
+//  Moves every key of self into slots, an empty array of twice self's capacity, on two
+//  threads: each fills one half of it (and faults its pages in, which is most of the
+//  time a doubling takes for a table of gigabytes). Its slots are then filled without
+//  a record in touched. Returns 0, or -1 when that cannot be done (slots left empty).
+static int s_rehash_split (tl_table_t *self, slot_t *slots, size_t capacity)
+{
+    s_rehash_t part[2];
+    for (int k = 0; k < 2; k++)
+        part[k] = (s_rehash_t){.old = self->slots,
+                               .old_capacity = self->capacity,
+                               .slots = slots,
+                               .mask = capacity - 1,
+                               .lo = k ? capacity / 2 : 0,
+                               .hi = k ? capacity : capacity / 2};
+    pthread_t thread;
+    if (pthread_create (&thread, NULL, s_rehash, &part[1]) != 0) return -1;
+    s_rehash (&part[0]);
+    pthread_join (thread, NULL);
+    int rc = part[0].failed || part[1].failed ? -1 : 0;
+    //  The keys put aside, wherever their probe leads (past either half's end)
+    for (int k = 0; k < 2 && rc == 0; k++)
+        for (size_t d = 0; d < part[k].ndeferred; d++) {
+            size_t i = (size_t)part[k].deferred[d].hash & (capacity - 1);
+            while (slots[i].ref != 0)
+                i = (i + 1) & (capacity - 1);
+            slots[i] = part[k].deferred[d];
+        }
+    free (part[0].deferred);
+    free (part[1].deferred);
+    if (rc != 0) memset (slots, 0, capacity * sizeof (slot_t));
+    return rc;
+}
+
 //  Moves every slot into a new array of capacity slots, using the stored hashes.
 //  Returns 0, or -1 when memory is exhausted (the table is then unchanged).
 static int s_resize (tl_table_t *self, size_t capacity)
@@ -232,17 +314,21 @@ static int s_resize (tl_table_t *self, size_t capacity)
     size_t mask = capacity - 1;
     size_t touched_size = 0;
     bool touched_lost = touched == NULL;
-    for (size_t old = 0; old < self->capacity; old++) {
-        if (self->slots[old].ref == 0) continue;
-        size_t i = (size_t)self->slots[old].hash & mask;
-        while (slots[i].ref != 0)
-            i = (i + 1) & mask;
-        slots[i] = self->slots[old];
-        if (touched_size < touched_max)
-            touched[touched_size++] = (uint32_t)i;
-        else
-            touched_lost = true;
-    }
+    if (capacity >= TL_TABLE_SPLIT_MIN && capacity == 2 * self->capacity &&
+        s_rehash_split (self, slots, capacity) == 0)
+        touched_lost = true;  //  Until the next clear, which memsets
+    else
+        for (size_t old = 0; old < self->capacity; old++) {
+            if (self->slots[old].ref == 0) continue;
+            size_t i = (size_t)self->slots[old].hash & mask;
+            while (slots[i].ref != 0)
+                i = (i + 1) & mask;
+            slots[i] = self->slots[old];
+            if (touched_size < touched_max)
+                touched[touched_size++] = (uint32_t)i;
+            else
+                touched_lost = true;
+        }
     free (self->slots);
     free (self->touched);
     self->slots = slots;
