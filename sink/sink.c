@@ -254,23 +254,23 @@ static int s_progress_body (s_open_t *open, msgpack_sbuffer *body)
     return tl_feed_progress (&progress, body);
 }
 
-//  Encodes the job's top body into body: its k largest totals, from sorted, the job's
-//  n sorted entries, when given, or else from its table. Returns 0 or -1.
+//  Encodes the job's top body into body: its k largest totals, the first of sorted (the
+//  job's total sorted entries) when given, or else found in its table. Returns 0 or -1.
 static int s_top_body (s_sink_t *self, s_open_t *open, const tl_entry_t *sorted, size_t total,
                        msgpack_sbuffer *body)
 {
     size_t k = (size_t)self->top_k;
-    tl_entry_t *top = calloc (k ? k : 1, sizeof *top);
-    if (!top) return -1;
-    size_t n;
-    if (sorted) {
-        n = total < k ? total : k;
-        memcpy (top, sorted, n * sizeof *top);
-    } else
+    size_t n = total < k ? total : k;
+    tl_entry_t *top = NULL;
+    if (!sorted) {
+        top = calloc (k ? k : 1, sizeof *top);
+        if (!top) return -1;
         n = tl_table_top (tl_job_totals (open->job), k, top);
-    n = tl_publisher_top_fit (top, n);  //  Long keys make a shorter list
+        sorted = top;
+    }
+    n = tl_publisher_top_fit (sorted, n);  //  Long keys make a shorter list
     tl_feed_msg_t msg = s_feed_msg (TL_FEED_TOP, tl_job_id (open->job), open->job);
-    int rc = tl_feed_encode (&msg, top, n, body);
+    int rc = tl_feed_encode (&msg, sorted, n, body);
     free (top);
     return rc;
 }

@@ -27,24 +27,16 @@ start() {
   PIDS+=("$LAST_PID")
 }
 
-# free_ports N [pair]: N free TCP ports on 127.0.0.1, none the same or next to another;
-# with "pair", the port above each is free too (a sink's feed, beside which it binds its
-# snapshot service: the feed's port + 1). They are picked at random below the kernel's
-# ephemeral range (net.ipv4.ip_local_port_range), never from it: a port from there that
-# a test checks and hands back can be taken by any outgoing connection (another
-# process connecting somewhere) before the test binds it.
-free_ports() {
-  python3 - "$1" "${2:-}" <<'PYEOF'
+# pick_ports COUNT FIRST LAST [pair] [TAKEN...]: prints COUNT free TCP ports on
+# 127.0.0.1, picked at random from FIRST to LAST, none of them in TAKEN or the same as or
+# next to another; with "pair", the port above each is free and not in TAKEN either (a
+# sink's feed, beside which it binds its snapshot service: the feed's port + 1).
+pick_ports() {
+  python3 - "$@" <<'PYEOF'
 import random, socket, sys
-want, pair = int(sys.argv[1]), sys.argv[2] == "pair"
-try:
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-        low = int(f.read().split()[0])
-except (OSError, ValueError, IndexError):
-    low = 32768
-first = 10000 if low > 12000 else 1024
-if low - first < 1000:
-    sys.exit("free_ports: the ephemeral range starts at %d: no room below it" % low)
+want, first, last = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+pair = len(sys.argv) > 4 and sys.argv[4] == "pair"
+taken = set(int(p) for p in sys.argv[5:])
 def free(p):
     s = socket.socket()
     try:
@@ -54,19 +46,31 @@ def free(p):
         return False
     finally:
         s.close()
+ports = list(range(first, last + 1))
+random.shuffle(ports)
 found = []
-for _ in range(100000):
+for p in ports:
     if len(found) == want:
         break
-    p = random.randrange(first, low - 1)
-    if any(abs(p - q) <= 1 for q in found):
+    if {p - 1, p, p + 1} & taken or (pair and p + 1 in taken):
         continue
     if free(p) and (not pair or free(p + 1)):
         found.append(p)
-else:
-    sys.exit("free_ports: no %d free ports in %d-%d" % (want, first, low - 1))
+        taken |= {p, p + 1} if pair else {p}
+if len(found) < want:
+    sys.exit("no %d free ports in %d-%d" % (want, first, last))
 print(" ".join(map(str, found)))
 PYEOF
+}
+
+# free_ports N [pair]: N free TCP ports on 127.0.0.1 (see pick_ports), picked below the
+# kernel's ephemeral range (net.ipv4.ip_local_port_range), never from it: a port from
+# there that a test checks and hands back can be taken by any outgoing connection
+# (another process connecting somewhere) before the test binds it.
+free_ports() {
+  local low _
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null || low=32768
+  pick_ports "$1" "$(( low > 12000 ? 10000 : 1024 ))" "$(( low - 2 ))" "${2:-}"
 }
 
 # A free TCP port on 127.0.0.1 (see free_ports).
@@ -88,29 +92,7 @@ RESERVED_PORTS=()
 # Not to be called in $(...), which would lose RESERVED_PORTS.
 reserve_port() {
   local port
-  port=$(python3 - "$1" "$2" "${3:-}" "${RESERVED_PORTS[@]}" <<'PYEOF'
-import random, socket, sys
-first, last, pair = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "pair"
-taken = set(int(p) for p in sys.argv[4:])
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-ports = [p for p in range(first, last + 1) if p not in taken and not (pair and p + 1 in taken)]
-random.shuffle(ports)
-for p in ports:
-    if free(p) and (not pair or free(p + 1)):
-        print(p)
-        break
-else:
-    sys.exit("no free port in %d-%d" % (first, last))
-PYEOF
-  ) || return 1
+  port=$(pick_ports 1 "$1" "$2" "${3:-none}" "${RESERVED_PORTS[@]}") || return 1
   RESERVED_PORTS+=("$port")
   [ "${3:-}" != pair ] || RESERVED_PORTS+=("$((port + 1))")
   PORT=$port
