@@ -153,6 +153,16 @@ zsock_t *tl_sock_new (int type, const char *endpoint, bool bind, bool curve_serv
         zsock_set_heartbeat_timeout (sock, cfg->heartbeat_timeout);
         zsock_set_heartbeat_ttl (sock, cfg->heartbeat_timeout);
     }
+    if (cfg->keepalive_ms > 0) {
+        //  Probes after 2 s of silence, one a second; unacknowledged data is given up
+        //  on after the same time (TCP_USER_TIMEOUT), so either way about keepalive_ms.
+        int probes = cfg->keepalive_ms / 1000 - 2;
+        zsock_set_tcp_keepalive (sock, 1);
+        zsock_set_tcp_keepalive_idle (sock, 2);
+        zsock_set_tcp_keepalive_intvl (sock, 1);
+        zsock_set_tcp_keepalive_cnt (sock, probes > 0 ? probes : 1);
+        zsock_set_tcp_maxrt (sock, cfg->keepalive_ms);
+    }
     if (s_cert) {
         zcert_apply (s_cert, sock);
         if (curve_server) {

@@ -37,8 +37,11 @@ typedef struct {
     int linger_ms;           //  Linger on close (-1: forever)
     int64_t maxmsgsize;      //  Largest inbound frame (0: no limit)
     bool immediate;          //  Queue only to completed connections
-    int heartbeat_ivl_ms;    //  ZMTP heartbeat interval (0: off)
+    int heartbeat_ivl_ms;    //  ZMTP heartbeat interval (0: off; off where the receive
+                             //  queue fills by design: see worker.c)
     int heartbeat_timeout;   //  Heartbeat timeout in ms
+    int keepalive_ms;        //  TCP keepalive and user timeout instead: a vanished peer
+                             //  host is noticed after about this long (0: off)
     const char *zap_domain;  //  A CURVE server's allow list: TL_ZAP_INBOUND or TL_ZAP_FEED
 } tl_sock_cfg_t;
 

@@ -171,6 +171,14 @@ int main (int argc, char **argv)
     cfg.rcvhwm = 1;
     cfg.maxmsgsize = (int64_t)self.max_msg;
     cfg.linger_ms = 0;
+    //  No ZMTP heartbeats of its own on this socket: its queue of one is full whenever
+    //  the worker is busy, and libzmq 4.3.4 aborts (stream_engine_base.cpp:331,
+    //  !_io_error) when a heartbeat falls due on a connection whose peer closed while its
+    //  input was stopped: a ventilator that exits or dies while this worker maps a chunk
+    //  or holds one. TCP keepalive notices a vanished ventilator host instead, so that
+    //  the worker connects again when a ventilator comes back there.
+    cfg.heartbeat_ivl_ms = 0;
+    cfg.keepalive_ms = 5000;
     self.pull = tl_sock_new (ZMQ_PULL, self.vent_ep, false, false, &cfg, &why);
     if (tl_endpoints_parse (self.sink_ep, &self.sinks, &why) != 0)
         tl_cli_usage_error (&cli, "--sink: %s", why);
