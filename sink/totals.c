@@ -5,6 +5,8 @@
 #include "tl_replace.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +15,14 @@
 #include <unistd.h>
 
 #define S_PREFETCH_AHEAD 16  //  Entries whose keys are asked for before they are copied
+
+//  From this many entries on, the lines are formatted and written on several threads,
+//  each its own blocks of about S_BLOCK_BYTES at their place in the file.
+#ifndef TL_TOTALS_THREADED_MIN
+#define TL_TOTALS_THREADED_MIN (1u << 16)
+#endif
+#define S_BLOCK_BYTES (1u << 20)
+#define S_THREADS_MAX 4
 
 //  Writes v in decimal at p; returns the end.
 static char *s_u64_decimal (char *p, uint64_t v)
@@ -27,6 +37,203 @@ static char *s_u64_decimal (char *p, uint64_t v)
     return p;
 }
 
+//  The digits of v in decimal.
+static size_t s_u64_digits (uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+//  Writes an entry's line at p ("key TAB total LF"); returns the end.
+static inline char *s_line (char *p, const tl_entry_t *entry)
+{
+    memcpy (p, entry->key, entry->len);
+    p += entry->len;
+    *p++ = '\t';
+    p = s_u64_decimal (p, entry->count);
+    *p++ = '\n';
+    return p;
+}
+
+//  Writes the lines through one buffer, a block at a time. Returns 0 or -1 (errno).
+static int s_write_serial (FILE *file, const tl_entry_t *entries, size_t n)
+{
+    //  One job's totals can be gigabytes: lines are formatted into a large block here
+    //  (no printf per line) and written a block at a time. The sink writes one file at a
+    //  time, so one buffer serves every call.
+    static char buffer[1 << 20];
+    const size_t line_max = 1 + 20 + 1;  //  TAB, a 64-bit total, LF
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        //  The keys lie in the arena in the order they came, not in this one: each is a
+        //  cache miss, asked for this far ahead so that the misses overlap.
+        if (i + S_PREFETCH_AHEAD < n) __builtin_prefetch (entries[i + S_PREFETCH_AHEAD].key, 0, 0);
+        size_t len = entries[i].len;
+        if (used + len + line_max > sizeof buffer) {
+            if (fwrite (buffer, 1, used, file) != used) return -1;
+            used = 0;
+            if (len + line_max > sizeof buffer) {
+                //  A key longer than the buffer goes straight out, its total after it
+                if (fwrite (entries[i].key, 1, len, file) != len) return -1;
+                char *p = buffer;
+                *p++ = '\t';
+                p = s_u64_decimal (p, entries[i].count);
+                *p++ = '\n';
+                used = (size_t)(p - buffer);
+                continue;
+            }
+        }
+        used = (size_t)(s_line (buffer + used, &entries[i]) - buffer);
+    }
+    return used && fwrite (buffer, 1, used, file) != used ? -1 : 0;
+}
+
+//  The blocks of a threaded write: block b holds entries [first[b], first[b + 1]) and
+//  starts at byte offset[b] of the file.
+typedef struct {
+    const tl_entry_t *entries;
+    size_t *first;
+    uint64_t *offset;
+    size_t nblocks;
+    int fd;
+    atomic_bool failed;  //  A thread failed: the others stop
+} s_blocks_t;
+
+typedef struct {
+    s_blocks_t *blocks;
+    size_t start, stride;  //  This thread's blocks: start, start + stride, ...
+    int error;             //  errno of its failure, 0: none
+} s_part_t;
+
+//  Makes room for block nblocks and the end after it. Returns 0 or -1 (no memory).
+static int s_blocks_room (s_blocks_t *self, size_t *max)
+{
+    if (self->nblocks + 1 < *max) return 0;
+    size_t want = *max ? *max * 2 : 1024;
+    size_t *first = realloc (self->first, want * sizeof *first);
+    if (!first) return -1;
+    self->first = first;
+    uint64_t *offset = realloc (self->offset, want * sizeof *offset);
+    if (!offset) return -1;
+    self->offset = offset;
+    *max = want;
+    return 0;
+}
+
+//  Cuts the entries into blocks of about S_BLOCK_BYTES (a block ends at the first line
+//  that reaches it), from their lines' lengths: no key is read. Returns 0 or -1.
+static int s_blocks_cut (s_blocks_t *self, size_t n)
+{
+    size_t max = 0;
+    uint64_t at = 0, block_at = 0;
+    self->nblocks = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || at - block_at >= S_BLOCK_BYTES) {
+            if (s_blocks_room (self, &max)) return -1;
+            self->first[self->nblocks] = i;
+            self->offset[self->nblocks++] = block_at = at;
+        }
+        at += self->entries[i].len + 2 + s_u64_digits (self->entries[i].count);
+    }
+    if (s_blocks_room (self, &max)) return -1;
+    self->first[self->nblocks] = n;  //  Where the last block ends
+    self->offset[self->nblocks] = at;
+    return 0;
+}
+
+static void *s_write_part (void *arg)
+{
+    s_part_t *part = arg;
+    s_blocks_t *blocks = part->blocks;
+    const tl_entry_t *entries = blocks->entries;
+    char *buffer = NULL;
+    size_t size = 0;
+    for (size_t b = part->start; b < blocks->nblocks; b += part->stride) {
+        if (atomic_load (&blocks->failed)) break;
+        size_t bytes = (size_t)(blocks->offset[b + 1] - blocks->offset[b]);
+        if (bytes > size) {
+            free (buffer);
+            size = bytes;
+            if (!(buffer = malloc (size))) {
+                part->error = ENOMEM;
+                break;
+            }
+        }
+        char *p = buffer;
+        size_t end = blocks->first[b + 1];
+        for (size_t i = blocks->first[b]; i < end; i++) {
+            if (i + S_PREFETCH_AHEAD < end)
+                __builtin_prefetch (entries[i + S_PREFETCH_AHEAD].key, 0, 0);
+            p = s_line (p, &entries[i]);
+        }
+        assert ((size_t)(p - buffer) == bytes);
+        for (size_t done = 0; done < bytes;) {
+            ssize_t rc =
+                pwrite (blocks->fd, buffer + done, bytes - done, (off_t)(blocks->offset[b] + done));
+            if (rc < 0 && errno == EINTR) continue;
+            if (rc <= 0) {
+                part->error = rc < 0 ? errno : EIO;
+                break;
+            }
+            done += (size_t)rc;
+        }
+        if (part->error) break;
+    }
+    if (part->error) atomic_store (&blocks->failed, true);
+    free (buffer);
+    return NULL;
+}
+
+//  Writes the lines on several threads, each formatting its blocks and writing them at
+//  their offsets. Returns 0, -1 (errno), or 1 when it could not start (nothing written).
+static int s_write_threaded (FILE *file, const tl_entry_t *entries, size_t n)
+{
+    s_blocks_t blocks = {.entries = entries, .fd = fileno (file)};
+    atomic_init (&blocks.failed, false);
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    size_t threads = cpus < 2 ? 1 : cpus > S_THREADS_MAX ? S_THREADS_MAX : (size_t)cpus;
+    if (threads < 2 || s_blocks_cut (&blocks, n) != 0 || blocks.nblocks < 2) {
+        free (blocks.first);
+        free (blocks.offset);
+        return 1;
+    }
+    if (threads > blocks.nblocks) threads = blocks.nblocks;
+    s_part_t part[S_THREADS_MAX];
+    pthread_t thread[S_THREADS_MAX];
+    size_t started = 0;
+    for (size_t t = 0; t < threads; t++)
+        part[t] = (s_part_t){&blocks, t, threads, 0};
+    //  Thread 0 is this one; a thread that cannot start leaves its blocks to it
+    while (started + 1 < threads &&
+           pthread_create (&thread[started], NULL, s_write_part, &part[started + 1]) == 0)
+        started++;
+    for (size_t t = started + 1; t < threads; t++)
+        part[t].start = blocks.nblocks;  //  Never started: nothing of its own
+    s_write_part (&part[0]);
+    for (size_t t = 0; t < started; t++)
+        pthread_join (thread[t], NULL);
+    int error = 0;
+    for (size_t t = 0; t < threads && !error; t++)
+        error = part[t].error;
+    //  Blocks of threads that never started, written here
+    for (size_t t = started + 1; t < threads && !error; t++) {
+        s_part_t rest = {&blocks, t, threads, 0};
+        s_write_part (&rest);
+        error = rest.error;
+    }
+    free (blocks.first);
+    free (blocks.offset);
+    if (error) {
+        errno = error;
+        return -1;
+    }
+    return 0;
+}
+
 int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n, int *read_fd)
 {
     assert (path);
@@ -35,37 +242,9 @@ int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n, int 
     tl_replace_t *replace = tl_replace_new (path, 0666);
     if (!replace) return -1;
     FILE *file = tl_replace_file (replace);
-    //  One job's totals can be gigabytes: lines are formatted into a large block here
-    //  (no printf per line) and written a block at a time. The sink writes one file at a
-    //  time, so one buffer serves every call.
-    static char buffer[1 << 20];
-    const size_t line_max = 1 + 20 + 1;  //  TAB, a 64-bit total, LF
-    size_t used = 0;
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        //  The keys lie in the arena in the order they came, not in this one: each is a
-        //  cache miss, asked for this far ahead so that the misses overlap.
-        if (i + S_PREFETCH_AHEAD < n) __builtin_prefetch (entries[i + S_PREFETCH_AHEAD].key, 0, 0);
-        size_t len = entries[i].len;
-        if (used + len + line_max > sizeof buffer) {
-            ok = fwrite (buffer, 1, used, file) == used;
-            used = 0;
-            if (ok && len + line_max > sizeof buffer) {
-                //  A key longer than the buffer goes straight out
-                ok = fwrite (entries[i].key, 1, len, file) == len;
-                len = 0;
-            }
-        }
-        if (!ok) break;
-        memcpy (buffer + used, entries[i].key, len);
-        char *p = buffer + used + len;
-        *p++ = '\t';
-        p = s_u64_decimal (p, entries[i].count);
-        *p++ = '\n';
-        used = (size_t)(p - buffer);
-    }
-    if (ok && used) ok = fwrite (buffer, 1, used, file) == used;
-    if (!ok) {
+    int rc = n >= TL_TOTALS_THREADED_MIN ? s_write_threaded (file, entries, n) : 1;
+    if (rc == 1) rc = s_write_serial (file, entries, n);
+    if (rc != 0) {
         tl_replace_destroy (&replace);
         return -1;
     }

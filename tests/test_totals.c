@@ -76,20 +76,20 @@ Test (totals, writes_the_entries_in_order_and_replaces_the_old_file)
     s_expect_files (1);
 }
 
-//  Lines past the writer's 1 MiB block and keys as long as TL_KEY_MAX, against the same
-//  lines formatted with snprintf.
-Test (totals, long_files_and_the_longest_keys_are_written_whole, .timeout = 60)
+//  n lines of short keys, with keys as long as TL_KEY_MAX among them, written and
+//  checked against the same lines formatted with sprintf.
+static void s_check_long_file (size_t lines)
 {
-    enum { N = 200000 };
-    tl_entry_t *entries = calloc (N + 3, sizeof *entries);
+    tl_entry_t *entries = calloc (lines + 3, sizeof *entries);
     char *big = malloc (TL_KEY_MAX);
     cr_assert (entries && big);
     memset (big, 'k', TL_KEY_MAX);
-    static char keys[N][12];
+    char (*keys)[12] = malloc (lines * sizeof *keys);
+    cr_assert_not_null (keys);
     size_t n = 0;
-    for (size_t i = 0; i < N; i++) {
-        if (i == 1000 || i == 77777) entries[n++] = (tl_entry_t){big, TL_KEY_MAX, i};
-        if (i == 150000) entries[n++] = (tl_entry_t){big, TL_KEY_MAX - 21, UINT64_MAX};
+    for (size_t i = 0; i < lines; i++) {
+        if (i == 1000 || i == lines * 7 / 20) entries[n++] = (tl_entry_t){big, TL_KEY_MAX, i};
+        if (i == lines * 3 / 4) entries[n++] = (tl_entry_t){big, TL_KEY_MAX - 21, UINT64_MAX};
         int len = snprintf (keys[i], sizeof keys[i], "w%zu", i * 2654435761u % 1000003);
         entries[n++] = (tl_entry_t){keys[i], (uint32_t)len, (uint64_t)i * 9973 % 100003};
     }
@@ -114,7 +114,21 @@ Test (totals, long_files_and_the_longest_keys_are_written_whole, .timeout = 60)
     free (data);
     free (want);
     free (big);
+    free (keys);
     free (entries);
+}
+
+//  200,000 lines: formatted on several threads, each block written at its offset.
+Test (totals, long_files_and_the_longest_keys_are_written_whole, .timeout = 60)
+{
+    s_check_long_file (200000);
+}
+
+//  Fewer lines than the threads are started for: one buffer of 1 MiB, which the
+//  longest keys do not fit.
+Test (totals, short_lists_with_the_longest_keys_are_written_whole, .timeout = 60)
+{
+    s_check_long_file (30000);
 }
 
 Test (totals, a_missing_folder_fails_with_errno)
