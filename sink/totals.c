@@ -211,20 +211,15 @@ static int s_write_threaded (FILE *file, const tl_entry_t *entries, size_t n)
     while (started + 1 < threads &&
            pthread_create (&thread[started], NULL, s_write_part, &part[started + 1]) == 0)
         started++;
-    for (size_t t = started + 1; t < threads; t++)
-        part[t].start = blocks.nblocks;  //  Never started: nothing of its own
     s_write_part (&part[0]);
     for (size_t t = 0; t < started; t++)
         pthread_join (thread[t], NULL);
+    //  Blocks of threads that never started, written here
+    for (size_t t = started + 1; t < threads && !atomic_load (&blocks.failed); t++)
+        s_write_part (&part[t]);
     int error = 0;
     for (size_t t = 0; t < threads && !error; t++)
         error = part[t].error;
-    //  Blocks of threads that never started, written here
-    for (size_t t = started + 1; t < threads && !error; t++) {
-        s_part_t rest = {&blocks, t, threads, 0};
-        s_write_part (&rest);
-        error = rest.error;
-    }
     free (blocks.first);
     free (blocks.offset);
     if (error) {
