@@ -224,7 +224,9 @@ check "totals.tsv is not owned by root (uid $owner)" test "$owner" -ne 0
 
 # ---- 2. a worker frozen with chunks, then killed, mid-job ---------------------------
 rm -f "$TALLY_RESULTS/totals.tsv"
-compose up --no-build --no-deps --force-recreate --no-start ventilator > "$WORK/up2.log" 2>&1 ||
+# 256K chunks (180 of them, not 48): a job long enough that the kill falls inside it.
+TALLY_CHUNK_SIZE=256K compose up --no-build --no-deps --force-recreate --no-start ventilator \
+  > "$WORK/up2.log" 2>&1 ||
   cat "$WORK/up2.log"
 vent=$(container_of ventilator)
 victim=$(docker ps -q --filter "label=com.docker.compose.project=$project" \
@@ -242,9 +244,13 @@ for ((i = 0; i < 600; i++)); do
   docker logs "$vent" 2>&1 | grep -q "accepted by" && break
   sleep 0.05
 done
-sleep 0.5  # chunks go out, some of them to the frozen worker
+sleep 0.2  # chunks go out, some of them to the frozen worker
+# The sink is held again while the victim is killed, so that the job cannot end before
+# the kill however fast it runs (the whole job can take less than a second).
+docker pause "$sink" > /dev/null
 docker kill "$victim" > /dev/null
 mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
+docker unpause "$sink" > /dev/null
 echo "job 2: worker ${victim:0:12} frozen before the job was accepted, killed $(since "$t") s" \
   "after the ventilator started"
 status=$(wait_exit "$vent" 300)
