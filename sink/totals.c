@@ -16,8 +16,9 @@
 
 #define S_PREFETCH_AHEAD 16  //  Entries whose keys are asked for before they are copied
 
-//  From this many entries on, the lines are formatted and written on several threads,
-//  each its own blocks of about S_BLOCK_BYTES at their place in the file.
+//  The lines are formatted in blocks of about S_BLOCK_BYTES (no printf per line; a key
+//  longer than that makes its block longer) and each block is written at its place in
+//  the file. From this many entries on, on as many threads as CPUs (at most 4).
 #ifndef TL_TOTALS_THREADED_MIN
 #define TL_TOTALS_THREADED_MIN (1u << 16)
 #endif
@@ -59,40 +60,7 @@ static inline char *s_line (char *p, const tl_entry_t *entry)
     return p;
 }
 
-//  Writes the lines through one buffer, a block at a time. Returns 0 or -1 (errno).
-static int s_write_serial (FILE *file, const tl_entry_t *entries, size_t n)
-{
-    //  One job's totals can be gigabytes: lines are formatted into a large block here
-    //  (no printf per line) and written a block at a time. The sink writes one file at a
-    //  time, so one buffer serves every call.
-    static char buffer[1 << 20];
-    const size_t line_max = 1 + 20 + 1;  //  TAB, a 64-bit total, LF
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
-        //  The keys lie in the arena in the order they came, not in this one: each is a
-        //  cache miss, asked for this far ahead so that the misses overlap.
-        if (i + S_PREFETCH_AHEAD < n) __builtin_prefetch (entries[i + S_PREFETCH_AHEAD].key, 0, 0);
-        size_t len = entries[i].len;
-        if (used + len + line_max > sizeof buffer) {
-            if (fwrite (buffer, 1, used, file) != used) return -1;
-            used = 0;
-            if (len + line_max > sizeof buffer) {
-                //  A key longer than the buffer goes straight out, its total after it
-                if (fwrite (entries[i].key, 1, len, file) != len) return -1;
-                char *p = buffer;
-                *p++ = '\t';
-                p = s_u64_decimal (p, entries[i].count);
-                *p++ = '\n';
-                used = (size_t)(p - buffer);
-                continue;
-            }
-        }
-        used = (size_t)(s_line (buffer + used, &entries[i]) - buffer);
-    }
-    return used && fwrite (buffer, 1, used, file) != used ? -1 : 0;
-}
-
-//  The blocks of a threaded write: block b holds entries [first[b], first[b + 1]) and
+//  The blocks of a write: block b holds entries [first[b], first[b + 1]) and
 //  starts at byte offset[b] of the file.
 typedef struct {
     const tl_entry_t *entries;
@@ -188,18 +156,18 @@ static void *s_write_part (void *arg)
     return NULL;
 }
 
-//  Writes the lines on several threads, each formatting its blocks and writing them at
-//  their offsets. Returns 0, -1 (errno), or 1 when it could not start (nothing written).
-static int s_write_threaded (FILE *file, const tl_entry_t *entries, size_t n)
+//  Writes the lines in blocks, on up to threads threads, each formatting its blocks
+//  and writing them at their offsets. Returns 0 or -1 (errno).
+static int s_write_blocks (FILE *file, const tl_entry_t *entries, size_t n, size_t threads)
 {
     s_blocks_t blocks = {.entries = entries, .fd = fileno (file)};
     atomic_init (&blocks.failed, false);
-    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-    size_t threads = cpus < 2 ? 1 : cpus > S_THREADS_MAX ? S_THREADS_MAX : (size_t)cpus;
-    if (threads < 2 || s_blocks_cut (&blocks, n) != 0 || blocks.nblocks < 2) {
+    if (s_blocks_cut (&blocks, n) != 0 || blocks.nblocks == 0) {
         free (blocks.first);
         free (blocks.offset);
-        return 1;
+        if (blocks.nblocks == 0) return 0;  //  No entries: an empty file
+        errno = ENOMEM;
+        return -1;
     }
     if (threads > blocks.nblocks) threads = blocks.nblocks;
     s_part_t part[S_THREADS_MAX];
@@ -236,10 +204,12 @@ int tl_totals_write (const char *path, const tl_entry_t *entries, size_t n, int 
     if (read_fd) *read_fd = -1;
     tl_replace_t *replace = tl_replace_new (path, 0666);
     if (!replace) return -1;
-    FILE *file = tl_replace_file (replace);
-    int rc = n >= TL_TOTALS_THREADED_MIN ? s_write_threaded (file, entries, n) : 1;
-    if (rc == 1) rc = s_write_serial (file, entries, n);
-    if (rc != 0) {
+    size_t threads = 1;
+    if (n >= TL_TOTALS_THREADED_MIN) {
+        long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+        threads = cpus < 2 ? 1 : cpus > S_THREADS_MAX ? S_THREADS_MAX : (size_t)cpus;
+    }
+    if (s_write_blocks (tl_replace_file (replace), entries, n, threads) != 0) {
         tl_replace_destroy (&replace);
         return -1;
     }

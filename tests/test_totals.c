@@ -124,8 +124,8 @@ Test (totals, long_files_and_the_longest_keys_are_written_whole, .timeout = 60)
     s_check_long_file (200000);
 }
 
-//  Fewer lines than the threads are started for: one buffer of 1 MiB, which the
-//  longest keys do not fit.
+//  Fewer lines than threads are started for: the blocks on this thread, some longer
+//  than 1 MiB for the longest keys.
 Test (totals, short_lists_with_the_longest_keys_are_written_whole, .timeout = 60)
 {
     s_check_long_file (30000);
