@@ -78,6 +78,14 @@ size_t tl_table_memory (tl_table_t *self);
 //  Removes every key but keeps the memory for reuse.
 void tl_table_clear (tl_table_t *self);
 
+//  Tells a large table that it is expected to hold about keys keys before long. When
+//  those would need its next doubling and it is half way there, the doubled array is
+//  allocated now and its pages are faulted in by a background thread, so that the
+//  doubling itself only moves keys. Best effort: without memory or a
+//  thread nothing is prepared. The array is held until that doubling, and is wasted
+//  when the table never gets there: expect only what is likely.
+void tl_table_expect (tl_table_t *self, size_t keys);
+
 //  Iteration, in no particular order. Start with *cursor = 0; returns false when done.
 //  The table must not change during an iteration.
 bool tl_table_next (tl_table_t *self, size_t *cursor, tl_entry_t *entry);

@@ -152,6 +152,11 @@ static int s_merge (tl_job_t *self, const tl_partial_body_t *partial, const void
     c->chunks_done++;
     if (id + 1 > c->chunks_seen) c->chunks_seen = id + 1;
     c->bytes += partial->bytes;
+    //  Keys so far, scaled to the whole input: a key count that grows along the input
+    //  (n-grams sorted by key, as Google's files are) needs the next doubling soon.
+    if (c->bytes > 0 && self->input_bytes > c->bytes)
+        tl_table_expect (self->totals, (size_t)((double)tl_table_size (self->totals) *
+                                                ((double)self->input_bytes / (double)c->bytes)));
     c->lines += partial->lines;
     c->bad_lines += partial->bad_lines;
     c->filtered += partial->filtered;

@@ -196,6 +196,62 @@ Test (table, growth_through_many_resizes)
     tl_table_destroy (&table);
 }
 
+//  tl_table_expect: the doubled array prepared ahead takes the keys as a new one would.
+//  In test_table_split (TL_TABLE_AHEAD_MIN=16) every doubling of this table uses one.
+Test (table, growth_into_arrays_prepared_ahead)
+{
+    const size_t n = 300000;
+    tl_table_t *table = s_new (0);
+    char key[32];
+    uint64_t sum = 0;
+    size_t prepared = 0;  //  Adds after which the memory jumped with no doubling
+    for (size_t i = 0; i < n; i++) {
+        size_t len = s_key (key, sizeof key, i);
+        cr_assert_eq (tl_table_add (table, key, len, i % 5 + 1), 0);
+        sum += i % 5 + 1;
+        size_t before = tl_table_memory (table);
+        //  Too few keys expected: nothing is prepared
+        tl_table_expect (table, tl_table_size (table));
+        cr_assert_eq (tl_table_memory (table), before);
+        tl_table_expect (table, n);
+        if (tl_table_memory (table) > before) prepared++;
+    }
+#ifdef TL_TABLE_AHEAD_MIN
+    cr_assert_geq (prepared, 10, "arrays prepared ahead: %zu", prepared);
+#else
+    cr_assert_eq (prepared, 0, "a table this small prepares nothing");
+#endif
+    for (size_t i = 0; i < n; i += 2) {
+        size_t len = s_key (key, sizeof key, i);
+        cr_assert_eq (tl_table_add (table, key, len, 1000), 0);
+        sum += 1000;
+    }
+    cr_assert_eq (tl_table_size (table), n);
+    cr_assert_eq (tl_table_sum (table), sum);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = s_key (key, sizeof key, i);
+        uint64_t expect = i % 5 + 1 + (i % 2 == 0 ? 1000 : 0), count = 0;
+        if (!tl_table_get (table, key, len, &count) || count != expect)
+            cr_assert_fail ("key %s: got %llu, expected %llu", key, (unsigned long long)count,
+                            (unsigned long long)expect);
+    }
+    //  A table holding a prepared array can be sorted (the array goes) or destroyed.
+    tl_table_expect (table, 4 * n);
+    size_t size = 0;
+    tl_entry_t *entries = tl_table_sorted_take (table, &size);
+    cr_assert_eq (size, n);
+    cr_assert_eq (entries[0].count, 1005);
+    free (entries);
+    tl_table_destroy (&table);
+    table = s_new (0);
+    for (size_t i = 0; i < 100000; i++) {
+        size_t len = s_key (key, sizeof key, i);
+        cr_assert_eq (tl_table_add (table, key, len, 1), 0);
+        tl_table_expect (table, 1000000);
+    }
+    tl_table_destroy (&table);
+}
+
 Test (table, saturation)
 {
     const uint64_t max = UINT64_MAX;
