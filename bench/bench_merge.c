@@ -159,7 +159,7 @@ int main (int argc, char *argv[])
         size_t n = 0;
         tl_entry_t *sorted = tl_table_sorted (totals, &n);
         double finished = tl_now ();
-        free (sorted);
+        tl_table_entries_free (sorted);
         keys = tl_table_size (totals);
         merge_s[run] = merged - start;
         sort_s[run] = finished - merged;

@@ -91,7 +91,7 @@ static void s_bench_sink (const pool_t *pool)
     tl_table_top (table, 100, top);
     printf ("    sorted %zu entries: %.3f s; top 100: %.3f s\n", size, sort_seconds,
             s_now () - start);
-    free (sorted);
+    tl_table_entries_free (sorted);
     free (picks);
     tl_table_destroy (&table);
 }

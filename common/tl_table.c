@@ -92,10 +92,9 @@ struct _tl_table_t {
     size_t blocks_max;    //  Room in blocks
     size_t current;       //  Block being filled, NO_BLOCK when none since the last clear
     size_t arena_bytes;   //  Sum of block sizes
-    slot_t *ahead;        //  The next doubling's array, zeroed, when one is being prepared
-    size_t ahead_bytes;   //  Its size
-    pthread_t toucher;    //  Faulting its pages in, while touching
-    bool touching;        //  toucher was started: join it before ahead is used or freed
+    bool grown;           //  The array holds twice capacity slots (tl_table_expect)
+    pthread_t toucher;    //  Faulting the grown half in
+    bool touching;        //  toucher was started: join it before the doubling or a free
 };
 
 static uint64_t s_ref_pack (size_t len, size_t block, size_t offset)
@@ -300,14 +299,182 @@ static int s_rehash_split (tl_table_t *self, slot_t *slots, size_t capacity)
     return rc;
 }
 
-//  Preparing the next doubling's array ahead (tl_table_expect). A doubling of a table of
-//  gigabytes spends most of its time in the kernel, faulting in and zeroing the new
-//  array's pages (46 M keys: the last doubling, to 1.5 GiB, took 1.7 s with the merge
-//  stopped). A thread that touches one byte per page of the new array while the merge
-//  goes on takes that work off the merge's path. It runs at the merge's priority: at
-//  nice +10 it got too little of two busy CPUs to be done by the doubling.
+//  Slot arrays. Each has a header just before its first slot saying how it was allocated,
+//  so that tl_table_entries_free can free what the sorts hand out (the slots themselves,
+//  for tl_table_sorted_take). Up to TL_TABLE_MAP_MIN slots an array is a malloc block.
+//  From there on it is a mapping of its own, its first slot on a 2 MiB boundary (huge
+//  pages need it) and its header in the page before, so that it can double in place:
+//  mremap moves its pages (page tables only, no copy) to a place twice as large, whose
+//  second half is new, zeroed memory, and the keys then move within it (s_rehash_in_place).
+//  A doubling so needs only the new half as memory the process has not touched before,
+//  not a whole new array: on this machine such memory costs about 2 s per GB to fault
+//  in on one thread (the VM backs guest memory at first touch), and for 46 M keys the
+//  doublings to 1.5 GiB faulted in 3 GB of new arrays with the merge stopped.
+#ifndef TL_TABLE_MAP_MIN
+#define TL_TABLE_MAP_MIN (1u << 21)  //  Slots (48 MiB)
+#endif
+#define S_HUGE     ((size_t)2 << 20)
+#define S_HEAP_PAD 64  //  Bytes before a malloc'd array's first slot (its header at the end)
+
+typedef struct {
+    void *base;  //  The malloc block, or the mapping (header page first)
+    size_t len;  //  The mapping's bytes; 0 for a malloc block
+} s_head_t;
+
+static inline s_head_t *s_head (void *data)
+{
+    return (s_head_t *)data - 1;
+}
+
+static size_t s_page (void)
+{
+    long page = sysconf (_SC_PAGESIZE);
+    return page > 0 ? (size_t)page : 4096;
+}
+
+//  A mapping of bytes (plus the header page) whose data starts on a 2 MiB boundary:
+//  new, or the pages of the mapped array old moved into its first part. NULL on failure
+//  (old is then as it was).
+static void *s_map (size_t bytes, void *old)
+{
+    size_t page = s_page ();
+    if (bytes > SIZE_MAX / 2) return NULL;
+    size_t len = page + ((bytes + page - 1) & ~(page - 1)), room = len + S_HUGE;
+    //  A reservation with room to align in, trimmed to the aligned part
+    char *raw = mmap (NULL, room, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    char *data = (char *)(((uintptr_t)raw + page + S_HUGE - 1) & ~(uintptr_t)(S_HUGE - 1));
+    char *base = data - page;
+    if (base > raw) munmap (raw, (size_t)(base - raw));
+    if (raw + room > base + len) munmap (base + len, (size_t)(raw + room - (base + len)));
+    void *got;
+    if (old)
+        got = mremap (s_head (old)->base, s_head (old)->len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+                      base);
+    else
+        got = mmap (base, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+                    0);
+    if (got == MAP_FAILED) {
+        munmap (base, len);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    (void)madvise (base, len, MADV_HUGEPAGE);  //  Advice only (the whole mapping: one VMA)
+#endif
+    *s_head (data) = (s_head_t){base, len};
+    return data;
+}
+
+//  A zeroed array of n slots (or records, or entries: all 24 bytes), NULL when out of memory.
+static void *s_array_new (size_t n)
+{
+    if (n > SIZE_MAX / 2 / sizeof (slot_t)) return NULL;
+    size_t bytes = n * sizeof (slot_t);
+    if (n >= TL_TABLE_MAP_MIN) {
+        void *data = s_map (bytes, NULL);
+        if (data) return data;
+    }
+    char *block = calloc (1, S_HEAP_PAD + bytes);
+    if (!block) return NULL;
+    *s_head (block + S_HEAP_PAD) = (s_head_t){block, 0};
+    s_huge_pages (block + S_HEAP_PAD, bytes);
+    return block + S_HEAP_PAD;
+}
+
+static void s_array_free (void *data)
+{
+    if (!data) return;
+    s_head_t head = *s_head (data);
+    if (head.len)
+        munmap (head.base, head.len);
+    else
+        free (head.base);
+}
+
+//  Gives back what follows the first bytes of an array; returns where it now is.
+static void *s_array_shrink (void *data, size_t bytes)
+{
+    s_head_t *head = s_head (data);
+    if (head->len) {
+        size_t page = s_page (), len = page + ((bytes + page - 1) & ~(page - 1));
+        if (len < head->len) {
+            munmap ((char *)head->base + len, head->len - len);
+            head->len = len;
+        }
+        return data;
+    }
+    char *block = realloc (head->base, S_HEAP_PAD + bytes);
+    if (!block) return data;
+    *s_head (block + S_HEAP_PAD) = (s_head_t){block, 0};
+    return block + S_HEAP_PAD;
+}
+
+void tl_table_entries_free (tl_entry_t *entries)
+{
+    s_array_free (entries);
+}
+
+//  Doubles in place: slots holds 2 * old_capacity slots, the keys in the first half as
+//  they were placed for old_capacity, the second half zero. Each key moves to where it
+//  belongs under the new mask, taken out first so that it can also stay. The keys are
+//  visited from just after an empty slot round to it, so a key's old probe path (from
+//  its start slot to it) holds only keys visited before it; each lands on that path or
+//  in the second half, and no path ever crosses a slot not visited yet, since the only
+//  probes that would (those running off the array's end into its start) are put aside
+//  and placed last. Only keys of the run of full slots around the old end can run off
+//  (the second half holds fewer keys than the old array at every place), so their
+//  number bounds the room set aside, asked for before anything moves. Returns 0, or -1
+//  when that room cannot be had (nothing moved).
+static int s_rehash_in_place (slot_t *slots, size_t old_capacity)
+{
+    size_t capacity = 2 * old_capacity, mask = capacity - 1, old_mask = old_capacity - 1;
+    size_t bound = 0;
+    for (size_t i = old_capacity; i-- > 0 && slots[i].ref != 0;)
+        bound++;
+    for (size_t i = 0; i < old_capacity && slots[i].ref != 0; i++)
+        bound++;
+    slot_t *aside = malloc ((bound ? bound : 1) * sizeof (slot_t));
+    if (!aside) return -1;
+    size_t naside = 0, empty = 0;
+    while (slots[empty].ref != 0)
+        empty++;
+    for (size_t k = 1; k <= old_capacity; k++) {
+        size_t j = (empty + k) & old_mask;
+        if (slots[j].ref == 0) continue;
+        slot_t key = slots[j];
+        slots[j] = (slot_t){0, 0, 0};
+        size_t i = (size_t)key.hash & mask;
+        while (i < capacity && slots[i].ref != 0)
+            i++;
+        if (i < capacity)
+            slots[i] = key;
+        else if (naside < bound)
+            aside[naside++] = key;
+        else {
+            //  Beyond the bound, which cannot be: placed at once, as an add would
+            i = 0;
+            while (slots[i].ref != 0)
+                i++;
+            slots[i] = key;
+        }
+    }
+    for (size_t d = 0; d < naside; d++) {
+        size_t i = (size_t)aside[d].hash & mask;
+        while (slots[i].ref != 0)
+            i = (i + 1) & mask;
+        slots[i] = aside[d];
+    }
+    free (aside);
+    return 0;
+}
+
+//  Growth prepared ahead (tl_table_expect): a mapped array half way to a doubling that
+//  is expected is grown in place at once, its new half faulted in by a thread while
+//  the merge goes on in the first half, so that the doubling only moves keys. It runs
+//  at the merge's priority: at nice +10 it got too little of two busy CPUs to be done
+//  by the doubling.
 #ifndef TL_TABLE_AHEAD_MIN
-#define TL_TABLE_AHEAD_MIN (1u << 22)  //  Slots; from 96 MiB of slots on
+#define TL_TABLE_AHEAD_MIN (1u << 22)  //  Slots (96 MiB)
 #endif
 
 typedef struct {
@@ -319,60 +486,59 @@ static void *s_touch (void *arg)
 {
     s_touch_t touch = *(s_touch_t *)arg;
     free (arg);
-    long page = sysconf (_SC_PAGESIZE);
-    size_t step = page > 0 ? (size_t)page : 4096;
-    for (size_t i = 0; i < touch.bytes; i += step)
+    size_t page = s_page ();
+    for (size_t i = 0; i < touch.bytes; i += page)
         touch.data[i] = 0;  //  Zero already: the write only makes the page present
     return NULL;
 }
 
-//  Stops preparing: waits for the thread, and frees the array unless kept.
-static void s_ahead_drop (tl_table_t *self)
+//  Waits for the thread faulting the grown half in, if any.
+static void s_touch_join (tl_table_t *self)
 {
     if (self->touching) pthread_join (self->toucher, NULL);
     self->touching = false;
-    free (self->ahead);
-    self->ahead = NULL;
-    self->ahead_bytes = 0;
-}
-
-//  The prepared array when it has capacity slots (waiting for its pages, if still
-//  being touched), else NULL; drops any other.
-static slot_t *s_ahead_take (tl_table_t *self, size_t capacity)
-{
-    if (!self->ahead) return NULL;
-    slot_t *slots = NULL;
-    if (self->ahead_bytes == capacity * sizeof (slot_t)) {
-        slots = self->ahead;
-        self->ahead = NULL;
-    }
-    s_ahead_drop (self);
-    return slots;
 }
 
 void tl_table_expect (tl_table_t *self, size_t keys)
 {
     assert (self);
-    //  Only for a large table half way to its next doubling, which the caller expects
-    //  to come: the array is held from here, and is wasted if it does not.
-    if (self->ahead || !self->slots || self->capacity < TL_TABLE_AHEAD_MIN ||
-        self->size < self->size_max / 2 || keys <= self->size_max ||
-        self->capacity > SIZE_MAX / 4 / sizeof (slot_t))
+    //  The grown half is held from here, and is wasted when the doubling never comes
+    if (self->grown || !self->slots || self->capacity < TL_TABLE_AHEAD_MIN ||
+        !s_head (self->slots)->len || self->size < self->size_max / 2 || keys <= self->size_max)
         return;
-    size_t bytes = self->capacity * 2 * sizeof (slot_t);
-    slot_t *slots = calloc (self->capacity * 2, sizeof (slot_t));
+    size_t bytes = self->capacity * sizeof (slot_t);
     s_touch_t *touch = malloc (sizeof *touch);
-    if (!slots || !touch) {
-        free (slots);
+    slot_t *slots = touch ? s_map (2 * bytes, self->slots) : NULL;
+    if (!slots) {
         free (touch);
         return;
     }
-    s_huge_pages (slots, bytes);
-    *touch = (s_touch_t){(volatile char *)slots, bytes};
-    self->ahead = slots;
-    self->ahead_bytes = bytes;
+    self->slots = slots;
+    self->grown = true;
+    *touch = (s_touch_t){(volatile char *)slots + bytes, bytes};
     self->touching = pthread_create (&self->toucher, NULL, s_touch, touch) == 0;
-    if (!self->touching) free (touch);  //  Still kept: its pages fault in on use
+    if (!self->touching) free (touch);  //  Its pages fault in on use instead
+}
+
+//  Doubles a mapped array in place (grown ahead or now). Returns 0, or -1 when it
+//  cannot (the table is then unchanged, if perhaps grown ahead).
+static int s_double_in_place (tl_table_t *self)
+{
+    if (!s_head (self->slots)->len) return -1;
+    if (!self->grown) {
+        slot_t *slots = s_map (2 * self->capacity * sizeof (slot_t), self->slots);
+        if (!slots) return -1;
+        self->slots = slots;
+        self->grown = true;
+    }
+    s_touch_join (self);
+    if (s_rehash_in_place (self->slots, self->capacity) != 0) return -1;
+    self->grown = false;
+    self->capacity *= 2;
+    self->mask = self->capacity - 1;
+    self->size_max = self->capacity / 10 * 7;
+    self->touched_lost = true;  //  Until the next clear, which memsets
+    return 0;
 }
 
 //  Moves every slot into a new array of capacity slots, using the stored hashes.
@@ -380,10 +546,9 @@ void tl_table_expect (tl_table_t *self, size_t keys)
 static int s_resize (tl_table_t *self, size_t capacity)
 {
     if (capacity == 0 || capacity > SIZE_MAX / 2 / sizeof (slot_t)) return -1;
-    slot_t *slots = s_ahead_take (self, capacity);
-    if (!slots) slots = calloc (capacity, sizeof (slot_t));
+    if (self->slots && capacity == 2 * self->capacity && s_double_in_place (self) == 0) return 0;
+    slot_t *slots = s_array_new (capacity);
     if (!slots) return -1;
-    s_huge_pages (slots, capacity * sizeof (slot_t));
     //  Tracking is an optimisation: without room for it, clear just memsets.
     size_t touched_max = capacity / TOUCHED_DIVISOR;
     uint32_t *touched = NULL;
@@ -409,7 +574,9 @@ static int s_resize (tl_table_t *self, size_t capacity)
             else
                 touched_lost = true;
         }
-    free (self->slots);
+    s_touch_join (self);
+    s_array_free (self->slots);
+    self->grown = false;
     free (self->touched);
     self->slots = slots;
     self->capacity = capacity;
@@ -551,12 +718,12 @@ void tl_table_destroy (tl_table_t **self_p)
     assert (self_p);
     tl_table_t *self = *self_p;
     if (!self) return;
-    s_ahead_drop (self);
+    s_touch_join (self);
     for (size_t i = 0; i < self->nblocks; i++)
         free (self->blocks[i].data);
     free (self->blocks);
     free (self->touched);
-    free (self->slots);
+    s_array_free (self->slots);
     free (self);
     *self_p = NULL;
 }
@@ -656,7 +823,8 @@ size_t tl_table_memory (tl_table_t *self)
 {
     assert (self);
     return self->capacity * sizeof (slot_t) + self->touched_max * sizeof (uint32_t) +
-           self->blocks_max * sizeof (block_t) + self->arena_bytes + self->ahead_bytes;
+           self->blocks_max * sizeof (block_t) + self->arena_bytes +
+           (self->grown ? self->capacity * sizeof (slot_t) : 0);
 }
 
 void tl_table_clear (tl_table_t *self)
@@ -1196,9 +1364,8 @@ tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
     assert (self->slots);
     *size = 0;
     if (self->size == 0) return NULL;
-    s_rec_t *recs = malloc (self->size * sizeof (s_rec_t));
+    s_rec_t *recs = s_array_new (self->size);
     if (!recs) return NULL;
-    s_huge_pages (recs, self->size * sizeof (s_rec_t));
     *size = self->size;
     return s_sort_into (self, recs, false);
 }
@@ -1212,11 +1379,11 @@ tl_entry_t *tl_table_sorted_take (tl_table_t *self, size_t *size)
     assert (self->slots);
     *size = 0;
     if (self->size == 0) return NULL;
-    s_ahead_drop (self);  //  No doubling comes now
+    s_touch_join (self);  //  No doubling comes now
     tl_entry_t *entries = s_sort_into (self, (s_rec_t *)(void *)self->slots, true);
-    //  The slots past the entries go back (glibc shrinks a large block in place)
-    tl_entry_t *shrunk = realloc (entries, self->size * sizeof (tl_entry_t));
-    if (shrunk) entries = shrunk;
+    //  The slots past the entries go back (and a half grown ahead)
+    entries = s_array_shrink (entries, self->size * sizeof (tl_entry_t));
+    self->grown = false;
     free (self->touched);
     self->slots = NULL;
     self->touched = NULL;

@@ -79,11 +79,11 @@ size_t tl_table_memory (tl_table_t *self);
 void tl_table_clear (tl_table_t *self);
 
 //  Tells a large table that it is expected to hold about keys keys before long. When
-//  those would need its next doubling and it is half way there, the doubled array is
-//  allocated now and its pages are faulted in by a background thread, so that the
-//  doubling itself only moves keys. Best effort: without memory or a
-//  thread nothing is prepared. The array is held until that doubling, and is wasted
-//  when the table never gets there: expect only what is likely.
+//  those would need its next doubling and it is half way there, its slot array is
+//  doubled in size now (in place) and the new half's pages are faulted in by a
+//  background thread, so that the doubling itself only moves keys. Best effort:
+//  without memory or a thread nothing is prepared. The new half is held until that
+//  doubling, and is wasted when the table never gets there: expect only what is likely.
 void tl_table_expect (tl_table_t *self, size_t keys);
 
 //  Iteration, in no particular order. Start with *cursor = 0; returns false when done.
@@ -95,17 +95,20 @@ int tl_table_merge (tl_table_t *self, tl_table_t *other);
 
 //  Returns a newly allocated array of every entry, sorted by count descending, then
 //  key bytewise ascending (shorter first on a common prefix); sets *size. The caller
-//  frees the array with free(). NULL when memory is exhausted (or the table is empty,
-//  *size then 0).
+//  frees the array with tl_table_entries_free. NULL when memory is exhausted (or the
+//  table is empty, *size then 0).
 tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size);
 
 //  As tl_table_sorted, but sorts in the table's own slot array and hands that to the
-//  caller (who frees it with free()): no second array of gigabytes for tens of
+//  caller (who frees it with tl_table_entries_free): no second array of gigabytes for tens of
 //  millions of keys to allocate and fault in. The table is left without slots: its
 //  size and sum still answer, its arena holds the entries' keys (so it must outlive
 //  them), and destroying it is all that is left to do with it. NULL only when the
 //  table is empty (*size then 0).
 tl_entry_t *tl_table_sorted_take (tl_table_t *self, size_t *size);
+
+//  Frees an array that tl_table_sorted or tl_table_sorted_take returned (NULL: nothing).
+void tl_table_entries_free (tl_entry_t *entries);
 
 //  Fills out with the k largest entries in the same order as tl_table_sorted, in
 //  O(n log k). Returns how many were written (min of k and size).

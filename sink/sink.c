@@ -359,7 +359,7 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int
     int written;
     if (tl_totals_write (self->output, entries, n, &written) != 0) {
         s_cannot_write (self, reason, TL_JOB_REASON_MAX);
-        free (entries);
+        tl_table_entries_free (entries);
         s_report_failure (self, open, reason);
         return -1;
     }
@@ -384,7 +384,7 @@ static int s_complete (s_sink_t *self, s_open_t *open, tl_done_body_t *done, int
         close (*totals_fd);
         *totals_fd = -1;
     }
-    free (entries);
+    tl_table_entries_free (entries);
     tl_msg_t msg = {.cmd = TL_CMD_DONE, .job = tl_job_id (job)};
     msg.u.done = *done;
     s_reply (self, open->owner, open->owner_size, &msg);
