@@ -186,6 +186,14 @@ static bool s_wanted (tl_publisher_t *self, const char *topic)
     return false;
 }
 
+bool tl_publisher_wanted (tl_publisher_t *self, const char *topic)
+{
+    assert (self);
+    assert (topic);
+    s_read_subscriptions (self);
+    return s_wanted (self, topic);
+}
+
 //  ---------------------------------------------------------------------------------
 //  Sending
 

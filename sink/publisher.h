@@ -45,6 +45,10 @@ void tl_publisher_destroy (tl_publisher_t **self_p);
 void tl_publisher_send (tl_publisher_t *self, const char *topic, uint64_t job,
                         const msgpack_sbuffer *body);
 
+//  Whether some subscriber now takes messages of topic (subscriptions that came in
+//  are read first).
+bool tl_publisher_wanted (tl_publisher_t *self, const char *topic);
+
 //  Queues a finished job's totals: the n sorted entries as written to the totals file
 //  open at fd (taken over), which the batches are read back from, then done. The
 //  entries are only counted (into batches), not kept.

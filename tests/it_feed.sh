@@ -26,7 +26,10 @@
 #     shard, the 3 shards' totals entries equal gawk's; examples/subscribe.py given the 3
 #     exits 0 with totals equal to gawk's;
 # (e) the same sinks' job cancelled mid-way (the ventilator interrupted): tally-watch
-#     --until-done and subscribe.py exit 1 at the first shard's failed, naming the shard.
+#     --until-done and subscribe.py exit 1 at the first shard's failed, naming the shard;
+# (f) a subscriber to "top" alone gets the open job's top list while the job runs (the
+#     sink makes it only while some subscriber takes "top"), with the workers stopped
+#     (SIGSTOP) so that the job stays open, and its last top is the job's totals' head.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_fault.sh"
 
@@ -138,7 +141,9 @@ await_job_status() {
 
 fault_endpoints
 start_worker "$WORK/worker1.log"
+worker1=$LAST_PID
 start_worker "$WORK/worker2.log"
+worker2=$LAST_PID
 
 # ---------------------------------------------------------------------------------------
 # (a) A slow subscriber gets everything, at its pace.
@@ -392,5 +397,44 @@ forget "$e_py"
 check "e: subscribe.py exits 1 on the job's failure" test "$status" -eq 1
 check "e: ... saying so" grep -q 'failed (shard [012] of 3)' "$WORK/e.py.err"
 for pid in "${d_pids[@]}"; do stop_pid "$pid" 5 || true; done
+
+# ---------------------------------------------------------------------------------------
+# (f) A subscriber to "top" alone gets the open job's top list while the job runs.
+cat > "$WORK/top.py" <<'PYEOF'
+import sys, time
+import msgpack, zmq
+sub = zmq.Context().socket(zmq.SUB)
+sub.setsockopt(zmq.SUBSCRIBE, b"top")
+sub.connect(sys.argv[1])
+print("subscribed", file=sys.stderr, flush=True)
+while sub.poll(120 * 1000):
+    topic, body = sub.recv_multipart()
+    msg = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    entries = msg.get("top", [])
+    if isinstance(entries, dict):
+        entries = list(entries.items())
+    head = " ".join("%s=%d" % (k.decode("utf-8", "replace") if isinstance(k, bytes) else k, v)
+                    for k, v in entries[:3])
+    print(topic.decode(), len(entries), head, flush=True)
+PYEOF
+kill -STOP "$worker1" "$worker2"
+start_sink "$WORK/f.sink.log" "$WORK/f.tsv"
+start "$PY" "$WORK/top.py" "$FEED" > "$WORK/f.top" 2> "$WORK/f.top.err"
+f_sub=$LAST_PID
+wait_until 20 grep -q subscribed "$WORK/f.top.err" || true
+sleep 0.5
+start_vent f "$WORK/a.txt"
+check "f: the top-only subscriber gets a top while the job is open (workers stopped)" \
+  wait_until 20 grep -q '^top ' "$WORK/f.top"
+check "f: ... and nothing but top" bash -c "! grep -qv '^top ' '$WORK/f.top'"
+kill -CONT "$worker1" "$worker2"
+await_job_status
+check "f: the ventilator exits 0" test "$status" -eq 0
+same_file "f: totals equal gawk's" "$WORK/a.expected" "$WORK/f.tsv"
+f_head=$(head -3 "$WORK/f.tsv" | tr '\t' '=' | tr '\n' ' ' | sed 's/ $//')
+check "f: the last top is the totals' head ($f_head)" \
+  wait_until 20 bash -c "tail -1 '$WORK/f.top' | grep -qF ' $f_head'"
+stop_pid "$f_sub" 5 || true
+stop_pid "$SINK_PID" 5 || true
 check "nothing left running but the workers" test "$(pgrep -f "^$TALLY_BIN/tally-(sink|ventilator)" | wc -l)" -eq 0
 finish
