@@ -986,6 +986,16 @@ static void s_make_small_groups (size_t i, char *key, size_t *len, uint64_t *cou
     *count = 1 + (r >> 50) % 2;
 }
 
+//  Totals of every magnitude, 0 to 2^64 - 1, shifted right by 0 to 63 bits (the sort's
+//  first pass puts the totals below 2^15 in a bucket each and the others in one per
+//  power of two), over 6-byte keys.
+static void s_make_magnitudes (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    uint64_t r = s_mix (i + 13);
+    *len = (size_t)snprintf (key, 32, "%06llu", (unsigned long long)(r % 1000000));
+    *count = s_mix (r) >> (r >> 58);
+}
+
 static size_t s_organ (size_t i, size_t n)
 {
     return i < n / 2 ? i : n - 1 - i;
@@ -1012,6 +1022,7 @@ static void s_make_organ (size_t i, char *key, size_t *len, uint64_t *count)
 Test (table, sorted_many_keys_against_reference)
 {
     s_check_sorted_against_reference ("mixed", 300000, s_make_mixed);
+    s_check_sorted_against_reference ("totals of every magnitude", 300000, s_make_magnitudes);
     s_check_sorted_against_reference ("shared 8-byte prefix", 300000, s_make_shared_prefix);
     s_check_sorted_against_reference ("shared 20 bytes", 300000, s_make_long_shared);
     s_check_sorted_against_reference ("small groups sharing 28 bytes", 300000, s_make_small_groups);
