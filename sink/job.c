@@ -9,6 +9,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ struct _tl_job_t {
     double rate_at;                  //  Rate sample time
     uint64_t rate_bytes;             //  Bytes at rate_at
     double rate;                     //  Bytes per second, recent
+    uint64_t mark_bytes;             //  Bytes merged at the last growth mark
+    size_t mark_keys;                //  Keys then
+    double growth;                   //  Keys ~ bytes^growth, from the last two marks
 };
 
 tl_job_t *tl_job_new (uint64_t id, const uint8_t secret[TL_SECRET_SIZE], const tl_job_body_t *body,
@@ -57,6 +61,7 @@ tl_job_t *tl_job_new (uint64_t id, const uint8_t secret[TL_SECRET_SIZE], const t
             return NULL;
         }
     self->started = self->rate_at = now;
+    self->growth = 1;  //  Until two marks tell
     return self;
 }
 
@@ -114,6 +119,31 @@ static void s_log_bad_lines (tl_job_t *self, const tl_partial_body_t *partial)
                                                            : "");
 }
 
+//  Tells the totals table how many keys the whole input will likely bring (see
+//  tl_table_expect): the keys so far, grown to the input's size as they grew from the
+//  last mark (when half as many bytes were merged) to now, keys ~ bytes^k with k from
+//  those two points, between 0 and 1. n-grams sorted by key (as Google's files are)
+//  bring new keys all along (k near 1); text brings fewer and fewer (k well below 1),
+//  so that its table is not grown for a doubling that never comes.
+static void s_expect_keys (tl_job_t *self)
+{
+    const tl_job_counters_t *c = &self->counters;
+    size_t keys = tl_table_size (self->totals);
+    if (c->bytes == 0 || self->input_bytes <= c->bytes) return;
+    if (self->mark_bytes == 0 || c->bytes >= 2 * self->mark_bytes) {
+        if (self->mark_bytes > 0 && self->mark_keys > 0 && keys > self->mark_keys)
+            self->growth = log ((double)keys / (double)self->mark_keys) /
+                           log ((double)c->bytes / (double)self->mark_bytes);
+        else if (self->mark_bytes > 0)
+            self->growth = 0;
+        self->mark_bytes = c->bytes;
+        self->mark_keys = keys;
+    }
+    double k = self->growth < 0 ? 0 : self->growth > 1 ? 1 : self->growth;
+    tl_table_expect (self->totals, (size_t)((double)keys *
+                                            pow ((double)self->input_bytes / (double)c->bytes, k)));
+}
+
 //  Merges a chunk the job has not merged yet and counts it. Returns 0, or -1 with *out
 //  set (JUNK or FAIL) when it is not merged.
 static int s_merge (tl_job_t *self, const tl_partial_body_t *partial, const void *map,
@@ -152,11 +182,7 @@ static int s_merge (tl_job_t *self, const tl_partial_body_t *partial, const void
     c->chunks_done++;
     if (id + 1 > c->chunks_seen) c->chunks_seen = id + 1;
     c->bytes += partial->bytes;
-    //  Keys so far, scaled to the whole input: a key count that grows along the input
-    //  (n-grams sorted by key, as Google's files are) needs the next doubling soon.
-    if (c->bytes > 0 && self->input_bytes > c->bytes)
-        tl_table_expect (self->totals, (size_t)((double)tl_table_size (self->totals) *
-                                                ((double)self->input_bytes / (double)c->bytes)));
+    s_expect_keys (self);
     c->lines += partial->lines;
     c->bad_lines += partial->bad_lines;
     c->filtered += partial->filtered;
