@@ -159,6 +159,29 @@ Test (table, binary_keys)
     tl_table_destroy (&table);
 }
 
+//  After the n keys s_key makes were added with totals i % m + 1 (summing to sum):
+//  adds extra to every step-th of them, across the grown table, and checks the table's
+//  size, sum and every key's total.
+static void s_add_again_and_check (tl_table_t *table, size_t n, size_t m, size_t step,
+                                   uint64_t extra, uint64_t sum)
+{
+    char key[32];
+    for (size_t i = 0; i < n; i += step) {
+        size_t len = s_key (key, sizeof key, i);
+        cr_assert_eq (tl_table_add (table, key, len, extra), 0);
+        sum += extra;
+    }
+    cr_assert_eq (tl_table_size (table), n);
+    cr_assert_eq (tl_table_sum (table), sum);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = s_key (key, sizeof key, i);
+        uint64_t expect = i % m + 1 + (i % step == 0 ? extra : 0), count = 0;
+        if (!tl_table_get (table, key, len, &count) || count != expect)
+            cr_assert_fail ("key %s: got %llu, expected %llu", key, (unsigned long long)count,
+                            (unsigned long long)expect);
+    }
+}
+
 Test (table, growth_through_many_resizes)
 {
     const size_t n = 1000000;
@@ -171,22 +194,7 @@ Test (table, growth_through_many_resizes)
         cr_assert_eq (tl_table_add (table, key, len, i % 7 + 1), 0);
         sum += i % 7 + 1;
     }
-    //  A second pass over every third key adds to existing totals across the grown table.
-    for (size_t i = 0; i < n; i += 3) {
-        size_t len = s_key (key, sizeof key, i);
-        cr_assert_eq (tl_table_add (table, key, len, 100), 0);
-        sum += 100;
-    }
-    cr_assert_eq (tl_table_size (table), n);
-    cr_assert_eq (tl_table_sum (table), sum);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = s_key (key, sizeof key, i);
-        uint64_t expect = i % 7 + 1 + (i % 3 == 0 ? 100 : 0);
-        uint64_t count = 0;
-        if (!tl_table_get (table, key, len, &count) || count != expect)
-            cr_assert_fail ("key %s: got %llu, expected %llu", key, (unsigned long long)count,
-                            (unsigned long long)expect);
-    }
+    s_add_again_and_check (table, n, 7, 3, 100, sum);
     cr_assert_not (tl_table_get (table, "k1000000", 8, NULL));
     //  24-byte slots at <= 70% load, plus about 7 bytes of key each.
     size_t memory = tl_table_memory (table);
@@ -222,20 +230,7 @@ Test (table, growth_grown_ahead_and_in_place)
 #else
     cr_assert_eq (prepared, 0, "a table this small prepares nothing");
 #endif
-    for (size_t i = 0; i < n; i += 2) {
-        size_t len = s_key (key, sizeof key, i);
-        cr_assert_eq (tl_table_add (table, key, len, 1000), 0);
-        sum += 1000;
-    }
-    cr_assert_eq (tl_table_size (table), n);
-    cr_assert_eq (tl_table_sum (table), sum);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = s_key (key, sizeof key, i);
-        uint64_t expect = i % 5 + 1 + (i % 2 == 0 ? 1000 : 0), count = 0;
-        if (!tl_table_get (table, key, len, &count) || count != expect)
-            cr_assert_fail ("key %s: got %llu, expected %llu", key, (unsigned long long)count,
-                            (unsigned long long)expect);
-    }
+    s_add_again_and_check (table, n, 5, 2, 1000, sum);
     //  A table holding a prepared array can be sorted (the array goes) or destroyed.
     tl_table_expect (table, 4 * n);
     size_t size = 0;
