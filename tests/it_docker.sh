@@ -10,8 +10,10 @@
 #      the totals are still equal;
 #   3. a third job from a `docker run` of the same image (as a worker host would) under
 #      a seccomp profile without io_uring: the ventilator falls back to plain reads;
-#   4. crash recovery, over a larger input (the data linked RECOVERY_COPIES times, a job of
-#      several seconds; the sink checkpoints every second):
+#   4. crash recovery, over a larger input (the data linked RECOVERY_COPIES times; the
+#      sink checkpoints every second), each job held mid-way for its kill: the workers
+#      are paused (docker pause) from before it starts, let run a tenth of a second at a
+#      time until a third of its chunks are merged, and let go after the kill:
 #      a. the sink's process is SIGKILLed mid-job, after a checkpoint: Docker starts the
 #         container again (restart: on-failure), the sink takes its checkpoint back, and
 #         the job ends with totals equal to gawk's, the ventilator exiting 0;
@@ -280,7 +282,8 @@ same_file "job 3: totals equal gawk's on data/sample" "$WORK/expected-sample.tsv
 
 # ---- 4. crash recovery: the sink, then the ventilator, killed mid-job -------------------
 # A longer job: the data linked RECOVERY_COPIES times (no copy made), so each key's total
-# is that many times gawk's. The kills come once a third of the chunks are merged.
+# is that many times gawk's. The kills come once a third of the chunks are merged, with the
+# workers paused (hold_at_third), since a job of 240 chunks can end within a second.
 copies=${RECOVERY_COPIES:-5}
 export TALLY_DATA=$WORK/data-x$copies
 mkdir -p "$TALLY_DATA"
@@ -331,11 +334,39 @@ ends_well() {
   same_file "$1: totals equal gawk's" "$WORK/expected-x.tsv" "$TALLY_RESULTS/totals.tsv"
 }
 
+# The running worker containers, and all of them paused or let go (docker pause).
+workers_running() {
+  docker ps -q --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=worker" --filter status=running
+}
+workers_paused() {
+  docker ps -q --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=worker" --filter status=paused
+}
+workers_pause() { workers_running | xargs -r docker pause > /dev/null 2>&1 || true; }
+workers_unpause() { workers_paused | xargs -r docker unpause > /dev/null 2>&1 || true; }
+# hold_at_third: with the workers paused since before the job started, lets them run a
+# tenth of a second at a time until a third of job $job's chunks are merged, and leaves
+# them paused: the job stays mid-way for the kill however fast it runs (240 chunks can
+# take a second).
+hold_at_third() {
+  local i
+  for ((i = 0; i < 1200; i++)); do
+    sleep 0.3  # the watch's progress lines (4 a second) catch up
+    merged_at_least "$job" "$third" && return 0
+    workers_unpause
+    sleep 0.1
+    workers_pause
+  done
+  return 1
+}
+
 # -- a. the sink's process killed: its restart policy starts it again
 t=$(now)
+workers_pause
 start_job 4a
 check "4a: the job is accepted" test -n "$job"
-wait_until 120 merged_at_least "$job" "$third" || true
+hold_at_third || true
 wait_until 10 checkpointed "$job" || true
 check "4a: the sink has a checkpoint of the job in results/.tally-sink" checkpointed "$job"
 done_before=$(chunks_done "$job")
@@ -345,15 +376,17 @@ echo "4a: the sink's process killed at ${done_before:-0}/$total chunks merged," 
   "$(since "$t") s after the ventilator started"
 wait_until 30 eval '[ "$(restarts "$sink")" -ge 1 ] && running "$sink"' || true
 check "4a: Docker started the sink again (restarts: $(restarts "$sink"))" running "$sink"
+workers_unpause
 check "4a: the kill came mid-job (the ventilator still running)" test "$mid_job" = true
 ends_well 4a "$t"
 check "4a: the ventilator ran once (restarts: $(restarts "$vent"))" test "$(restarts "$vent")" = 0
 
 # -- b. docker kill: a manual stop to Docker; the sink started again by compose
 t=$(now)
+workers_pause
 start_job 4b
 check "4b: the job is accepted" test -n "$job"
-wait_until 120 merged_at_least "$job" "$third" || true
+hold_at_third || true
 wait_until 10 checkpointed "$job" || true
 done_before=$(chunks_done "$job")
 mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
@@ -367,20 +400,23 @@ else
 fi
 echo "4b: docker kill of the sink at ${done_before:-0}/$total chunks merged; started again $how"
 check "4b: the sink runs again" wait_until 30 running "$sink"
+workers_unpause
 check "4b: the kill came mid-job (the ventilator still running)" test "$mid_job" = true
 ends_well 4b "$t"
 check "4b: the ventilator ran once (restarts: $(restarts "$vent"))" test "$(restarts "$vent")" = 0
 
 # -- c. the ventilator's process killed: started again, it resumes from its job file
 t=$(now)
+workers_pause
 start_job 4c
 check "4c: the job is accepted" test -n "$job"
-wait_until 120 merged_at_least "$job" "$third" || true
+hold_at_third || true
 files=$(job_files | tr '\n' ' ')
 check "4c: the ventilator's job file is on its volume ($volume: ${files:-empty})" test -n "$files"
 done_before=$(chunks_done "$job")
 mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
 crash "$vent"
+workers_unpause
 echo "4c: the ventilator's process killed at ${done_before:-0}/$total chunks merged," \
   "$(since "$t") s after it started"
 check "4c: the kill came mid-job (the ventilator was running)" test "$mid_job" = true
@@ -459,16 +495,24 @@ check "5a: the watch, given both feeds, printed the job's end: both shards', $ke
 export TALLY_DATA=$WORK/data-x$copies
 clear_results
 t=$(now)
+# Held mid-way as in 4.: the workers paused from before the job starts, let run a tenth
+# of a second, and paused again until shard 1's sink is killed.
+workers_pause
 compose_shards up -d --no-build --no-deps --force-recreate ventilator > "$WORK/up-5b.log" 2>&1 ||
   cat "$WORK/up-5b.log"
 vent=$(container_of ventilator)
 job=$(job_of "$vent" 60)
 check "5b: the job is accepted" test -n "$job"
+sleep 0.5
+workers_unpause
+sleep 0.1
+workers_pause
 wait_until 120 checkpointed "$job" "$TALLY_RESULTS/.tally-sink-1" || true
 check "5b: shard 1 has a checkpoint of the job in results/.tally-sink-1" \
   checkpointed "$job" "$TALLY_RESULTS/.tally-sink-1"
 mid_job=$(docker inspect -f '{{.State.Running}}' "$vent" 2> /dev/null || echo false)
 crash "$sink1"
+workers_unpause
 echo "5b: shard 1's sink killed $(since "$t") s after the ventilator started"
 wait_until 30 eval '[ "$(restarts "$sink1")" -ge 1 ] && running "$sink1"' || true
 check "5b: Docker started shard 1's sink again (restarts: $(restarts "$sink1"))" running "$sink1"
