@@ -246,9 +246,11 @@ for i in 0 1 2; do
     > "$WORK/d.sink$i.log" 2>&1
   d_pids+=("$LAST_PID")
 done
+d_workers=()
 for i in 1 2; do
   start "$TALLY_BIN/tally-worker" --ventilator "$d_vent" --sink "$d_sink_list" \
     > "$WORK/d.worker$i.log" 2>&1
+  d_workers+=("$LAST_PID")
 done
 # tally-watch readable and --json (the feeds as separate arguments, then as one list),
 # subscribe.py: each waits for the job's done.
@@ -378,12 +380,16 @@ start "$PY" "$TALLY_SOURCE_DIR/examples/subscribe.py" "${d_feeds[@]}" --timeout 
 e_py=$LAST_PID
 wait_until 20 grep -q subscribed "$WORK/e.py.err" || true
 sleep 0.5
+# The workers are stopped (SIGSTOP) until the ventilator is interrupted, so that the job
+# is still open then however fast it would run.
+kill -STOP "${d_workers[@]}"
 start "$TALLY_BIN/tally-ventilator" --bind "$d_vent" --sink "$d_sink_list" --progress none \
   "$WORK/c.txt" "$WORK/c.txt" "$WORK/c.txt" > "$WORK/e.vent.out" 2> "$WORK/e.vent.err"
 VENT_PID=$LAST_PID
 check "e: tally-watch sees the job progress" wait_until 60 grep -q ' progress (3 shards): ' "$WORK/e.watch"
 kill -TERM "$VENT_PID"
 await_job_status
+kill -CONT "${d_workers[@]}"
 check "e: the interrupted ventilator exits non-zero" test "$status" -ne 0
 wait_pid "$e_watch" 30 && status=0 || status=$?
 forget "$e_watch"
