@@ -335,6 +335,13 @@ static size_t s_page (void)
     return page > 0 ? (size_t)page : 4096;
 }
 
+//  The length of a mapping for an array of bytes: the header page, then whole pages.
+static size_t s_map_len (size_t bytes)
+{
+    size_t page = s_page ();
+    return page + ((bytes + page - 1) & ~(page - 1));
+}
+
 //  A mapping of bytes (plus the header page) whose data starts on a 2 MiB boundary:
 //  new, or the pages of the mapped array old moved into its first part. NULL on failure
 //  (old is then as it was).
@@ -342,7 +349,7 @@ static void *s_map (size_t bytes, void *old)
 {
     size_t page = s_page ();
     if (bytes > SIZE_MAX / 2) return NULL;
-    size_t len = page + ((bytes + page - 1) & ~(page - 1)), room = len + S_HUGE;
+    size_t len = s_map_len (bytes), room = len + S_HUGE;
     //  A reservation with room to align in, trimmed to the aligned part
     char *raw = mmap (NULL, room, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED) return NULL;
@@ -399,7 +406,7 @@ static void *s_array_shrink (void *data, size_t bytes)
 {
     s_head_t *head = s_head (data);
     if (head->len) {
-        size_t page = s_page (), len = page + ((bytes + page - 1) & ~(page - 1));
+        size_t len = s_map_len (bytes);
         if (len < head->len) {
             munmap ((char *)head->base + len, head->len - len);
             head->len = len;
@@ -495,6 +502,18 @@ static void *s_touch (void *arg)
     return NULL;
 }
 
+//  Starts a thread faulting in bytes at data; returns whether it runs (if not, the pages
+//  fault in on use instead).
+static bool s_touch_start (pthread_t *thread, void *data, size_t bytes)
+{
+    s_touch_t *touch = malloc (sizeof *touch);
+    if (!touch) return false;
+    *touch = (s_touch_t){(volatile char *)data, bytes};
+    if (pthread_create (thread, NULL, s_touch, touch) == 0) return true;
+    free (touch);
+    return false;
+}
+
 //  Waits for the thread faulting the grown half in, if any.
 static void s_touch_join (tl_table_t *self)
 {
@@ -510,17 +529,11 @@ void tl_table_expect (tl_table_t *self, size_t keys)
         !s_head (self->slots)->len || self->size < self->size_max / 2 || keys <= self->size_max)
         return;
     size_t bytes = self->capacity * sizeof (slot_t);
-    s_touch_t *touch = malloc (sizeof *touch);
-    slot_t *slots = touch ? s_map (2 * bytes, self->slots) : NULL;
-    if (!slots) {
-        free (touch);
-        return;
-    }
+    slot_t *slots = s_map (2 * bytes, self->slots);
+    if (!slots) return;
     self->slots = slots;
     self->grown = true;
-    *touch = (s_touch_t){(volatile char *)slots + bytes, bytes};
-    self->touching = pthread_create (&self->toucher, NULL, s_touch, touch) == 0;
-    if (!self->touching) free (touch);  //  Its pages fault in on use instead
+    self->touching = s_touch_start (&self->toucher, (char *)slots + bytes, bytes);
 }
 
 //  Doubles a mapped array in place (grown ahead or now). Returns 0, or -1 when it
@@ -610,17 +623,11 @@ static char *s_spare_take (tl_table_t *self)
 static void s_spare_prepare (tl_table_t *self)
 {
     if (self->spare || self->capacity < TL_TABLE_AHEAD_MIN) return;
-    s_touch_t *touch = malloc (sizeof *touch);
-    char *spare = touch ? malloc (BLOCK_MAX) : NULL;
-    if (!spare) {
-        free (touch);
-        return;
-    }
+    char *spare = malloc (BLOCK_MAX);
+    if (!spare) return;
     s_huge_pages (spare, BLOCK_MAX);
-    *touch = (s_touch_t){(volatile char *)spare, BLOCK_MAX};
     self->spare = spare;
-    self->spare_touching = pthread_create (&self->spare_toucher, NULL, s_touch, touch) == 0;
-    if (!self->spare_touching) free (touch);
+    self->spare_touching = s_touch_start (&self->spare_toucher, spare, BLOCK_MAX);
 }
 
 static int s_block_append (tl_table_t *self, size_t size, bool own, size_t *index)
