@@ -147,17 +147,69 @@ static void s_secret_init (void)
     }
 }
 
-//  XXH3_64bits_withSecret's own value; its path for the short keys most are is called
-//  directly, inlined, rather than through the entry point's call and length dispatch.
+//  The bytes of a key of up to 16 bytes as two little-endian words, zero past len.
+//  Where 16 bytes from key stay within its page, they are loaded whole and masked: no
+//  branch on the length, which mispredicts on words of mixed lengths (XXH3's short path
+//  has three). The bytes past the key are read but never used; ASan would see them as
+//  out of bounds, so it copies instead.
+#if defined(__SANITIZE_ADDRESS__)
+#define S_LOAD_WHOLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define S_LOAD_WHOLE 0
+#endif
+#endif
+#ifndef S_LOAD_WHOLE
+#define S_LOAD_WHOLE 1
+#endif
+
+static inline void s_load16 (const void *key, size_t len, uint64_t *lo, uint64_t *hi)
+{
+    assert (len <= 16);
+    unsigned char bytes[16];
+    const unsigned char *from = key;
+    if (!S_LOAD_WHOLE || ((uintptr_t)key & 4095) > 4096 - 16) {
+        memset (bytes, 0, sizeof bytes);
+        memcpy (bytes, key, len);
+        from = bytes;
+    }
+    memcpy (lo, from, 8);
+    memcpy (hi, from + 8, 8);
+    //  Shifts of 64 are undefined: len 0 and 8 take the masks' ends by selection
+    size_t lo_bits = len >= 8 ? 64 : len * 8, hi_bits = len <= 8 ? 0 : (len - 8) * 8;
+    *lo &= lo_bits == 64 ? ~UINT64_C (0) : (UINT64_C (1) << lo_bits) - 1;
+    *hi &= hi_bits == 64 ? ~UINT64_C (0) : (UINT64_C (1) << hi_bits) - 1;
+}
+
+//  The keyed hash. Keys of up to 16 bytes: XXH3's mixing of 9 to 16 bytes (the two
+//  words XORed with secret words, a 128-bit multiply folded, XXH3's avalanche) applied
+//  to the zero-padded words, with the length added, so that keys of every length share
+//  one path. Longer keys: XXH3_64bits_withSecret.
 static inline uint64_t s_hash (const void *key, size_t len)
 {
-    if (len <= 16) return XXH3_len_0to16_64b ((const xxh_u8 *)key, len, s_secret, 0);
+    if (len <= 16) {
+        uint64_t lo, hi, s[2];
+        s_load16 (key, len, &lo, &hi);
+        memcpy (s, s_secret + 24, sizeof s);
+        lo ^= s[0];
+        hi ^= s[1];
+        uint64_t acc = (uint64_t)len * XXH_PRIME64_1 + XXH_swap64 (lo) + hi +
+                       XXH3_mul128_fold64 (lo, hi);
+        return XXH3_avalanche (acc);
+    }
     return XXH3_64bits_withSecret (key, len, s_secret, sizeof s_secret);
 }
 
-//  memcmp (a, b, len) == 0 for the short keys most are: 8 bytes at a time, no call.
+//  memcmp (a, b, len) == 0 without a call: keys of up to 16 bytes as two masked words
+//  each, longer ones 8 bytes at a time up to 32.
 static inline bool s_key_equal (const char *a, const char *b, size_t len)
 {
+    if (len <= 16) {
+        uint64_t alo, ahi, blo, bhi;
+        s_load16 (a, len, &alo, &ahi);
+        s_load16 (b, len, &blo, &bhi);
+        return ((alo ^ blo) | (ahi ^ bhi)) == 0;
+    }
     if (len > 32) return memcmp (a, b, len) == 0;
     uint64_t x, y;
     while (len >= 8) {

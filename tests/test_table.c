@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -157,6 +158,53 @@ Test (table, binary_keys)
     cr_assert_not (tl_table_get (table, "a\0d", 3, NULL));
     cr_assert_not (tl_table_get (table, "\0\0\0", 3, NULL));
     tl_table_destroy (&table);
+}
+
+//  Keys of up to 16 bytes are hashed and compared as two words loaded whole where that
+//  stays within the page: the bytes after a key must never count, and a key that ends
+//  at a page's end, before a page that cannot be read, must not be read past.
+Test (table, short_keys_at_a_page_end_and_before_other_bytes)
+{
+    long page = sysconf (_SC_PAGESIZE);
+    char *map = mmap (NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+    cr_assert_neq (map, MAP_FAILED);
+    cr_assert_eq (mprotect (map + page, (size_t)page, PROT_NONE), 0);
+    char *page_end = map + page;
+    tl_table_t *table = s_new (0);
+    enum { MAX = 20 };
+    for (size_t len = 0; len <= MAX; len++) {
+        //  "kkk...": len bytes ending at the page's end, then the same followed by 0xff
+        //  bytes and by NULs, then all NULs of that length (distinct from the rest)
+        char *at_end = page_end - len;
+        memset (at_end, 'k', len);
+        char after[MAX + 16];
+        memset (after, 0xff, sizeof after);
+        memset (after, 'k', len);
+        char zeros[MAX + 16] = {0};
+        memset (zeros, 'k', len);
+        char nuls[MAX + 16] = {0};
+        cr_assert_eq (tl_table_add (table, at_end, len, 1), 0);
+        cr_assert_eq (tl_table_add (table, after, len, 10), 0);
+        cr_assert_eq (tl_table_add (table, zeros, len, 100), 0);
+        if (len > 0) cr_assert_eq (tl_table_add (table, nuls, len, 1000), 0);
+    }
+    //  "k" x len and NUL x len for every len, one empty key
+    cr_assert_eq (tl_table_size (table), 2 * MAX + 1);
+    for (size_t len = 0; len <= MAX; len++) {
+        cr_assert_eq (s_get (table, page_end - len, len), 111, "len %zu", len);
+        char nuls[MAX] = {0};
+        if (len > 0) cr_assert_eq (s_get (table, nuls, len), 1000, "len %zu", len);
+    }
+    //  The keys copied into the table compare equal to themselves at the page's end
+    tl_table_t *other = s_new (0);
+    cr_assert_geq (tl_table_merge (other, table), 0);
+    cr_assert_geq (tl_table_merge (other, table), 0);
+    cr_assert_eq (tl_table_size (other), 2 * MAX + 1);
+    cr_assert_eq (s_get (other, page_end - 3, 3), 222);
+    tl_table_destroy (&other);
+    tl_table_destroy (&table);
+    munmap (map, 2 * (size_t)page);
 }
 
 //  After the n keys s_key makes were added with totals i % m + 1 (summing to sum):
