@@ -501,17 +501,64 @@ int tl_map_pack (tl_table_t *table, msgpack_packer *pk)
     return rc ? -1 : 0;
 }
 
-int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf)
+//  Room for n more bytes in buf, grown by doubling as msgpack_sbuffer_write grows it.
+static int s_reserve (msgpack_sbuffer *buf, size_t n)
 {
-    assert (table);
-    assert (buf);
-    size_t start = buf->size;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    if (tl_map_pack (table, &pk) != 0) {
-        buf->size = start;
-        return -1;
+    if (buf->alloc - buf->size >= n) return 0;
+    size_t alloc = buf->alloc ? buf->alloc : MSGPACK_SBUFFER_INIT_SIZE;
+    while (alloc - buf->size < n) {
+        if (alloc > SIZE_MAX / 2) return -1;
+        alloc *= 2;
     }
+    char *data = realloc (buf->data, alloc);
+    if (!data) return -1;
+    buf->data = data;
+    buf->alloc = alloc;
+    return 0;
+}
+
+//  Appends one entry (bin key, unsigned count) in the bytes msgpack-c's packer writes
+//  for them, without its three buffer writes and their checks per entry: this runs
+//  once per key of every partial.
+static inline int s_put_entry (msgpack_sbuffer *buf, const char *key, size_t len, uint64_t count)
+{
+    if (__builtin_expect (buf->alloc - buf->size < len + 14, 0) && s_reserve (buf, len + 14))
+        return -1;
+    unsigned char *p = (unsigned char *)buf->data + buf->size;
+    if (len < 256) {
+        *p++ = 0xc4;
+        *p++ = (unsigned char)len;
+    } else if (len < 65536) {
+        *p++ = 0xc5;
+        *p++ = (unsigned char)(len >> 8);
+        *p++ = (unsigned char)len;
+    } else {
+        *p++ = 0xc6;
+        for (int shift = 24; shift >= 0; shift -= 8)
+            *p++ = (unsigned char)(len >> shift);
+    }
+    if (len) memcpy (p, key, len);
+    p += len;
+    int bytes;
+    if (count < 128) {
+        *p++ = (unsigned char)count;
+        bytes = 0;
+    } else if (count < 256) {
+        *p++ = 0xcc;
+        bytes = 1;
+    } else if (count < 65536) {
+        *p++ = 0xcd;
+        bytes = 2;
+    } else if (count < (UINT64_C (1) << 32)) {
+        *p++ = 0xce;
+        bytes = 4;
+    } else {
+        *p++ = 0xcf;
+        bytes = 8;
+    }
+    for (int i = bytes - 1; i >= 0; i--)
+        *p++ = (unsigned char)(count >> (8 * i));
+    buf->size = (size_t)((char *)p - buf->data);
     return 0;
 }
 
@@ -532,35 +579,44 @@ static void s_map_head_fill (msgpack_sbuffer *buf, size_t at, uint32_t count)
     p[3] = (unsigned char)count;
 }
 
+int tl_map_encode (tl_table_t *table, msgpack_sbuffer *buf)
+{
+    return tl_map_encode_split (table, 0, 1, buf);
+}
+
 int tl_map_encode_split (tl_table_t *table, uint64_t seed, uint32_t shards, msgpack_sbuffer *bufs)
 {
     assert (table);
     assert (bufs);
     assert (shards > 0 && shards <= TL_SHARDS_MAX);
-    if (shards == 1) return tl_map_encode (table, &bufs[0]);
     if (tl_table_size (table) > UINT32_MAX) return -1;
     size_t start[TL_SHARDS_MAX];
     uint32_t count[TL_SHARDS_MAX] = {0};
-    msgpack_packer pk[TL_SHARDS_MAX];
     int rc = 0;
     for (uint32_t i = 0; i < shards; i++) {
         start[i] = bufs[i].size;
-        msgpack_packer_init (&pk[i], &bufs[i], msgpack_sbuffer_write);
-        rc |= s_map_head_reserve (&bufs[i]);
+        if (shards == 1) {
+            //  The count known now: msgpack's smallest header for it (fixmap, map16, map32)
+            msgpack_packer pk;
+            msgpack_packer_init (&pk, &bufs[i], msgpack_sbuffer_write);
+            rc |= msgpack_pack_map (&pk, tl_table_size (table));
+        } else
+            rc |= s_map_head_reserve (&bufs[i]);
+        //  Most keys of a partial are short words: room for that many, grown if not
+        rc |= s_reserve (&bufs[i], tl_table_size (table) / shards * 16);
     }
     size_t cursor = 0;
     tl_entry_t entry;
     while (rc == 0 && tl_table_next (table, &cursor, &entry)) {
-        uint32_t shard = tl_shard_of (entry.key, entry.len, seed, shards);
+        uint32_t shard = shards == 1 ? 0 : tl_shard_of (entry.key, entry.len, seed, shards);
         count[shard]++;
-        rc = tl__mp_pack_bin (&pk[shard], entry.key, entry.len) |
-             msgpack_pack_uint64 (&pk[shard], entry.count);
+        rc = s_put_entry (&bufs[shard], entry.key, entry.len, entry.count);
     }
     for (uint32_t i = 0; i < shards; i++) {
-        if (rc == 0)
-            s_map_head_fill (&bufs[i], start[i], count[i]);
-        else
+        if (rc != 0)
             bufs[i].size = start[i];
+        else if (shards > 1)
+            s_map_head_fill (&bufs[i], start[i], count[i]);
     }
     return rc ? -1 : 0;
 }

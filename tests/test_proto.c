@@ -3607,3 +3607,74 @@ Test (proto, shard_split_equals_python_xxhash)
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     cr_assert_eq (system (command), 0);
 }
+
+//  The map frame is written byte by byte without msgpack-c's packer: it must be exactly
+//  what that packer writes (bin8/16/32 keys, the smallest unsigned form of each count),
+//  for keys and counts at every boundary of those forms.
+Test (proto, map_encode_writes_what_msgpack_c_packs)
+{
+    static const size_t lens[] = {0, 1, 15, 16, 17, 255, 256, 65535, 65536, TL_KEY_MAX};
+    static const uint64_t counts[] = {0,
+                                      1,
+                                      127,
+                                      128,
+                                      255,
+                                      256,
+                                      65535,
+                                      65536,
+                                      UINT32_MAX,
+                                      (uint64_t)UINT32_MAX + 1,
+                                      UINT64_MAX - 1};
+    size_t nl = sizeof lens / sizeof lens[0], nc = sizeof counts / sizeof counts[0];
+    char *key = malloc (TL_KEY_MAX + 2);
+    cr_assert_not_null (key);
+    tl_table_t *table = tl_table_new (0);
+    for (size_t i = 0; i < nl; i++)
+        for (size_t j = 0; j < nc; j++) {
+            //  A distinct key of each length for each count: its first bytes say which
+            memset (key, 'a' + (int)j, lens[i]);
+            if (lens[i] == 0 && j > 0) continue;  //  One empty key only
+            cr_assert_geq (tl_table_add (table, key, lens[i], counts[j]), 0);
+        }
+    for (uint32_t shards = 1; shards <= 3; shards++) {
+        msgpack_sbuffer got[3], want[3];
+        msgpack_packer pk[3];
+        uint32_t n[3] = {0};
+        for (uint32_t s = 0; s < shards; s++) {
+            msgpack_sbuffer_init (&got[s]);
+            msgpack_sbuffer_init (&want[s]);
+            msgpack_packer_init (&pk[s], &want[s], msgpack_sbuffer_write);
+        }
+        cr_assert_eq (tl_map_encode_split (table, 42, shards, got), 0);
+        //  The same entries through msgpack-c, in the table's order, split the same way
+        size_t cursor = 0;
+        tl_entry_t e;
+        while (tl_table_next (table, &cursor, &e))
+            n[tl_shard_of (e.key, e.len, 42, shards)]++;
+        for (uint32_t s = 0; s < shards; s++) {
+            if (shards == 1)
+                msgpack_pack_map (&pk[s], n[s]);
+            else
+                msgpack_sbuffer_write (&want[s], (const char[]){(char)0xdf, (char)(n[s] >> 24),
+                                                                (char)(n[s] >> 16), (char)(n[s] >> 8),
+                                                                (char)n[s]},
+                                       5);
+        }
+        cursor = 0;
+        while (tl_table_next (table, &cursor, &e)) {
+            msgpack_packer *p = &pk[tl_shard_of (e.key, e.len, 42, shards)];
+            msgpack_pack_bin (p, e.len);
+            msgpack_pack_bin_body (p, e.key, e.len);
+            msgpack_pack_uint64 (p, e.count);
+        }
+        for (uint32_t s = 0; s < shards; s++) {
+            cr_assert_eq (got[s].size, want[s].size, "%u shards, part %u", shards, s);
+            cr_assert_eq (memcmp (got[s].data, want[s].data, got[s].size), 0, "%u shards, part %u",
+                          shards, s);
+            msgpack_sbuffer_destroy (&got[s]);
+            msgpack_sbuffer_destroy (&want[s]);
+        }
+    }
+    tl_table_destroy (&table);
+    free (key);
+}
