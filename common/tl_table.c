@@ -193,8 +193,8 @@ static inline uint64_t s_hash (const void *key, size_t len)
         memcpy (s, s_secret + 24, sizeof s);
         lo ^= s[0];
         hi ^= s[1];
-        uint64_t acc = (uint64_t)len * XXH_PRIME64_1 + XXH_swap64 (lo) + hi +
-                       XXH3_mul128_fold64 (lo, hi);
+        uint64_t acc =
+            (uint64_t)len * XXH_PRIME64_1 + XXH_swap64 (lo) + hi + XXH3_mul128_fold64 (lo, hi);
         return XXH3_avalanche (acc);
     }
     return XXH3_64bits_withSecret (key, len, s_secret, sizeof s_secret);

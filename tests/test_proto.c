@@ -3655,9 +3655,10 @@ Test (proto, map_encode_writes_what_msgpack_c_packs)
             if (shards == 1)
                 msgpack_pack_map (&pk[s], n[s]);
             else
-                msgpack_sbuffer_write (&want[s], (const char[]){(char)0xdf, (char)(n[s] >> 24),
-                                                                (char)(n[s] >> 16), (char)(n[s] >> 8),
-                                                                (char)n[s]},
+                msgpack_sbuffer_write (&want[s],
+                                       (const char[]){(char)0xdf, (char)(n[s] >> 24),
+                                                      (char)(n[s] >> 16), (char)(n[s] >> 8),
+                                                      (char)n[s]},
                                        5);
         }
         cursor = 0;

@@ -166,8 +166,8 @@ Test (table, binary_keys)
 Test (table, short_keys_at_a_page_end_and_before_other_bytes)
 {
     long page = sysconf (_SC_PAGESIZE);
-    char *map = mmap (NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    char *map =
+        mmap (NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq (map, MAP_FAILED);
     cr_assert_eq (mprotect (map + page, (size_t)page, PROT_NONE), 0);
     char *page_end = map + page;
