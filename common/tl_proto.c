@@ -623,8 +623,45 @@ int tl_map_encode_split (tl_table_t *table, uint64_t seed, uint32_t shards, msgp
 
 //  Reads one entry of a map frame: a str or bin key of at most TL_KEY_MAX bytes and a
 //  non-negative integer.
-static int s_read_entry (tl__mp_reader_t *r, tl_str_t *key, uint64_t *count)
+//  The forms workers write for short keys and small counts (bin8, str8 or fixstr, then a
+//  positive fixint or uint8/16/32/64) are read inline here, each byte checked against the
+//  frame's end as the general reader checks it; anything else goes to that reader.
+static inline int s_read_entry (tl__mp_reader_t *r, tl_str_t *key, uint64_t *count)
 {
+    const uint8_t *p = r->pos;
+    size_t left = (size_t)(r->end - p);
+    size_t len, at;
+    if (left >= 2 && (p[0] == 0xc4 || p[0] == 0xd9)) {
+        len = p[1];
+        at = 2;
+    } else if (left >= 1 && (p[0] & 0xe0) == 0xa0) {
+        len = p[0] & 0x1f;
+        at = 1;
+    } else
+        goto general;
+    if (left - at <= len) goto general;  //  No room for the key and a count byte
+    const uint8_t *c = p + at + len;
+    left -= at + len;
+    uint64_t value;
+    size_t bytes;
+    if (c[0] < 0x80) {
+        value = c[0];
+        bytes = 0;
+    } else if (c[0] >= 0xcc && c[0] <= 0xcf) {
+        bytes = (size_t)1 << (c[0] - 0xcc);
+        if (left <= bytes) goto general;
+        value = 0;
+        for (size_t i = 1; i <= bytes; i++)
+            value = value << 8 | c[i];
+    } else
+        goto general;
+    key->ptr = (const char *)p + at;
+    key->len = len;
+    *count = value;
+    r->pos = c + 1 + bytes;
+    return 0;
+
+general:
     if (tl__mp_read_str (r, TL_KEY_MAX, key) == -1 || tl__mp_read_u64 (r, count) == -1) return -1;
     return 0;
 }

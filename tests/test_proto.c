@@ -3679,3 +3679,69 @@ Test (proto, map_encode_writes_what_msgpack_c_packs)
     tl_table_destroy (&table);
     free (key);
 }
+
+//  The merge reads the common entry forms inline (fixstr, str8 or bin8 keys; fixint or
+//  uint8 to uint64 counts) and the rest through the general reader: a map of
+//  every pairing, packed by msgpack-c, merges to its exact totals, and cut short at any
+//  byte merges nothing.
+Test (proto, map_merge_reads_every_key_and_count_form_and_refuses_them_cut)
+{
+    static const uint64_t counts[] = {0,
+                                      1,
+                                      127,
+                                      128,
+                                      255,
+                                      256,
+                                      65535,
+                                      65536,
+                                      UINT32_MAX,
+                                      (uint64_t)UINT32_MAX + 1,
+                                      UINT64_MAX / 4};
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 300};
+    enum { NC = sizeof counts / sizeof counts[0], NL = sizeof lens / sizeof lens[0] };
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2 * NC * NL);
+    char key[300];
+    //  Keys: a byte naming the count, then 'k's; as str, then as bin (the same key twice)
+    for (int form = 0; form < 2; form++)
+        for (size_t i = 0; i < NL; i++)
+            for (size_t j = 0; j < NC; j++) {
+                memset (key, 'k', sizeof key);
+                if (lens[i]) key[0] = (char)('A' + j);
+                if (form == 0) {
+                    msgpack_pack_str (&pk, lens[i]);
+                    msgpack_pack_str_body (&pk, key, lens[i]);
+                } else {
+                    msgpack_pack_bin (&pk, lens[i]);
+                    msgpack_pack_bin_body (&pk, key, lens[i]);
+                }
+                msgpack_pack_uint64 (&pk, counts[j]);
+            }
+    tl_table_t *table = tl_table_new (0);
+    for (size_t cut = 0; cut < buf.size; cut++) {
+        cr_assert_eq (s_merge_exact (buf.data, cut, table, NULL), -1, "cut at %zu", cut);
+        cr_assert_eq (tl_table_size (table), 0);
+    }
+    uint64_t entries = 0;
+    cr_assert_geq (s_merge_exact (buf.data, buf.size, table, &entries), 0);
+    cr_assert_eq (entries, 2 * NC * NL);
+    for (size_t i = 0; i < NL; i++)
+        for (size_t j = 0; j < NC; j++) {
+            memset (key, 'k', sizeof key);
+            if (lens[i]) key[0] = (char)('A' + j);
+            uint64_t want = 0;
+            if (lens[i])
+                want = 2 * counts[j];
+            else
+                for (size_t k = 0; k < NC; k++)
+                    want += 2 * counts[k];  //  The empty key gets every count
+            uint64_t got = 0;
+            cr_assert (tl_table_get (table, key, lens[i], &got), "len %zu count %zu", i, j);
+            cr_assert_eq (got, want, "len %zu count %zu", lens[i], j);
+        }
+    tl_table_destroy (&table);
+    msgpack_sbuffer_destroy (&buf);
+}
