@@ -3608,24 +3608,19 @@ Test (proto, shard_split_equals_python_xxhash)
     cr_assert_eq (system (command), 0);
 }
 
+//  Counts at each boundary of msgpack's unsigned forms (fixint, uint8 to uint64); small
+//  enough that two of each sum without saturating.
+static const uint64_t s_count_forms[] = {
+    0, 1, 127, 128, 255, 256, 65535, 65536, UINT32_MAX, (uint64_t)UINT32_MAX + 1, UINT64_MAX / 4};
+#define S_COUNT_FORMS (sizeof s_count_forms / sizeof s_count_forms[0])
+
 //  The map frame is written byte by byte without msgpack-c's packer: it must be exactly
 //  what that packer writes (bin8/16/32 keys, the smallest unsigned form of each count),
 //  for keys and counts at every boundary of those forms.
 Test (proto, map_encode_writes_what_msgpack_c_packs)
 {
     static const size_t lens[] = {0, 1, 15, 16, 17, 255, 256, 65535, 65536, TL_KEY_MAX};
-    static const uint64_t counts[] = {0,
-                                      1,
-                                      127,
-                                      128,
-                                      255,
-                                      256,
-                                      65535,
-                                      65536,
-                                      UINT32_MAX,
-                                      (uint64_t)UINT32_MAX + 1,
-                                      UINT64_MAX - 1};
-    size_t nl = sizeof lens / sizeof lens[0], nc = sizeof counts / sizeof counts[0];
+    size_t nl = sizeof lens / sizeof lens[0], nc = S_COUNT_FORMS;
     char *key = malloc (TL_KEY_MAX + 2);
     cr_assert_not_null (key);
     tl_table_t *table = tl_table_new (0);
@@ -3634,7 +3629,7 @@ Test (proto, map_encode_writes_what_msgpack_c_packs)
             //  A distinct key of each length for each count: its first bytes say which
             memset (key, 'a' + (int)j, lens[i]);
             if (lens[i] == 0 && j > 0) continue;  //  One empty key only
-            cr_assert_geq (tl_table_add (table, key, lens[i], counts[j]), 0);
+            cr_assert_geq (tl_table_add (table, key, lens[i], s_count_forms[j]), 0);
         }
     for (uint32_t shards = 1; shards <= 3; shards++) {
         msgpack_sbuffer got[3], want[3];
@@ -3686,19 +3681,8 @@ Test (proto, map_encode_writes_what_msgpack_c_packs)
 //  byte merges nothing.
 Test (proto, map_merge_reads_every_key_and_count_form_and_refuses_them_cut)
 {
-    static const uint64_t counts[] = {0,
-                                      1,
-                                      127,
-                                      128,
-                                      255,
-                                      256,
-                                      65535,
-                                      65536,
-                                      UINT32_MAX,
-                                      (uint64_t)UINT32_MAX + 1,
-                                      UINT64_MAX / 4};
     static const size_t lens[] = {0, 1, 31, 32, 255, 256, 300};
-    enum { NC = sizeof counts / sizeof counts[0], NL = sizeof lens / sizeof lens[0] };
+    enum { NC = S_COUNT_FORMS, NL = sizeof lens / sizeof lens[0] };
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     msgpack_packer pk;
@@ -3718,7 +3702,7 @@ Test (proto, map_merge_reads_every_key_and_count_form_and_refuses_them_cut)
                     msgpack_pack_bin (&pk, lens[i]);
                     msgpack_pack_bin_body (&pk, key, lens[i]);
                 }
-                msgpack_pack_uint64 (&pk, counts[j]);
+                msgpack_pack_uint64 (&pk, s_count_forms[j]);
             }
     tl_table_t *table = tl_table_new (0);
     for (size_t cut = 0; cut < buf.size; cut++) {
@@ -3734,10 +3718,10 @@ Test (proto, map_merge_reads_every_key_and_count_form_and_refuses_them_cut)
             if (lens[i]) key[0] = (char)('A' + j);
             uint64_t want = 0;
             if (lens[i])
-                want = 2 * counts[j];
+                want = 2 * s_count_forms[j];
             else
                 for (size_t k = 0; k < NC; k++)
-                    want += 2 * counts[k];  //  The empty key gets every count
+                    want += 2 * s_count_forms[k];  //  The empty key gets every count
             uint64_t got = 0;
             cr_assert (tl_table_get (table, key, lens[i], &got), "len %zu count %zu", i, j);
             cr_assert_eq (got, want, "len %zu count %zu", lens[i], j);
