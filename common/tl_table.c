@@ -4,11 +4,13 @@
 
     - Open addressing with linear probing over a power-of-two array of slots, doubled when
       more than 70% full. A probe walks adjacent slots, so a lookup touches one or two cache
-      lines, and the start slot is hash & mask (XXH3's low bits are well mixed). The hash
-      is keyed with a secret drawn at random when the process starts (s_secret), so that
-      nobody can craft keys whose start slots pile up.
+      lines, and the start slot is hash & mask (the hash's low bits are well mixed). The
+      hash is keyed with a secret drawn at random when the process starts (s_secret), so
+      that nobody can craft keys whose start slots pile up: XXH3 for keys longer than 16
+      bytes, and for shorter ones XXH3's mixing of 9 to 16 bytes over the key as two
+      masked words, with no branch on the length (s_hash).
 
-    - A slot is 24 bytes: the full 64-bit XXH3 hash, the count, and one packed 64-bit
+    - A slot is 24 bytes: the full 64-bit hash, the count, and one packed 64-bit
       reference to the key: length + 1 (21 bits), arena block index (20 bits) and offset
       in that block (23 bits). The full hash lets a probe reject a non-matching slot without
       reading key bytes, and lets growth rehash from the stored hash without reading keys
@@ -64,7 +66,7 @@
 #define TOUCHED_DIVISOR  8                        //  Track up to capacity / 8 filled slots
 
 typedef struct {
-    uint64_t hash;   //  Keyed XXH3 of the key; emptiness is marked by ref, not here
+    uint64_t hash;   //  Keyed hash of the key (s_hash); emptiness is marked by ref, not here
     uint64_t count;  //  Total for the key
     uint64_t ref;    //  Packed (length + 1, block, offset) of the key; 0 when empty
 } slot_t;

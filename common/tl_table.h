@@ -2,8 +2,9 @@
 
     The hot path of the worker (one table per chunk, cleared and reused) and of the sink
     (one table per job, holding the totals). Keys are copied into an arena owned by the
-    table; lookups hash with XXH3. The table grows as needed and can be iterated, sorted
-    (total descending, then key bytewise ascending) and asked for its top K.            */
+    table; lookups use a keyed hash (XXH3, or XXH3's mixing of two words for keys of up to
+    16 bytes). The table grows as needed and can be iterated, sorted (total descending,
+    then key bytewise ascending) and asked for its top K.                                */
 
 #ifndef TL_TABLE_H_INCLUDED
 #define TL_TABLE_H_INCLUDED
