@@ -97,6 +97,9 @@ static void s_stop_children (double grace)
         if (s_children[i].pid > 0) kill (s_children[i].pid, SIGTERM);
     double deadline = tl_now () + grace;
     int alive = 1;
+    //  Children stop within milliseconds of SIGTERM: looked at after 1 ms, then ever
+    //  less often, up to every 20 ms (a fixed 20 ms added most of that to every run).
+    useconds_t pause = 1000;
     while (alive) {
         alive = 0;
         for (int i = 0; i < s_nchildren; i++) {
@@ -115,7 +118,10 @@ static void s_stop_children (double grace)
                 }
             alive = 0;
         }
-        if (alive) usleep (20000);
+        if (alive) {
+            usleep (pause);
+            pause = pause < 10000 ? pause * 2 : 20000;
+        }
     }
 }
 
