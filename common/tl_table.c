@@ -39,6 +39,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -78,28 +79,37 @@ typedef struct {
     bool own;     //  Holds one long key: freed on clear, never filled further
 } block_t;
 
+//  Memory faulted in ahead by a thread (tl_table_expect, s_spare_prepare), in steps that
+//  the thread and, when the memory is needed before it is done, the merge's own thread
+//  take in turn from next.
+typedef struct {
+    pthread_t thread;
+    bool running;         //  thread was started: finish it before the memory is used or freed
+    volatile char *data;  //  The bytes to fault in
+    size_t bytes;
+    atomic_size_t next;  //  Offset of the first step nobody has taken
+} s_toucher_t;
+
 struct _tl_table_t {
-    slot_t *slots;            //  Array of capacity slots
-    size_t capacity;          //  Number of slots, a power of two
-    size_t mask;              //  capacity - 1: turns a hash into a slot index
-    size_t size;              //  Keys held
-    size_t size_max;          //  Grow before size would pass this (70% of capacity)
-    uint64_t sum;             //  Sum of all totals, saturating
-    uint32_t *touched;        //  Indexes of slots filled since the last clear, while few
-    size_t touched_max;       //  Room in touched; 0 when not tracking
-    size_t touched_size;      //  Indexes held in touched
-    bool touched_lost;        //  More slots filled than touched holds: clear must memset
-    block_t *blocks;          //  Arena blocks; a key's ref names its block by index
-    size_t nblocks;           //  Blocks in the arena
-    size_t blocks_max;        //  Room in blocks
-    size_t current;           //  Block being filled, NO_BLOCK when none since the last clear
-    size_t arena_bytes;       //  Sum of block sizes
-    bool grown;               //  The array holds twice capacity slots (tl_table_expect)
-    pthread_t toucher;        //  Faulting the grown half in
-    bool touching;            //  toucher was started: join it before the doubling or a free
-    char *spare;              //  The next arena block of a large table, BLOCK_MAX bytes
-    pthread_t spare_toucher;  //  Faulting it in
-    bool spare_touching;
+    slot_t *slots;              //  Array of capacity slots
+    size_t capacity;            //  Number of slots, a power of two
+    size_t mask;                //  capacity - 1: turns a hash into a slot index
+    size_t size;                //  Keys held
+    size_t size_max;            //  Grow before size would pass this (70% of capacity)
+    uint64_t sum;               //  Sum of all totals, saturating
+    uint32_t *touched;          //  Indexes of slots filled since the last clear, while few
+    size_t touched_max;         //  Room in touched; 0 when not tracking
+    size_t touched_size;        //  Indexes held in touched
+    bool touched_lost;          //  More slots filled than touched holds: clear must memset
+    block_t *blocks;            //  Arena blocks; a key's ref names its block by index
+    size_t nblocks;             //  Blocks in the arena
+    size_t blocks_max;          //  Room in blocks
+    size_t current;             //  Block being filled, NO_BLOCK when none since the last clear
+    size_t arena_bytes;         //  Sum of block sizes
+    bool grown;                 //  The array holds twice capacity slots (tl_table_expect)
+    s_toucher_t toucher;        //  Faulting the grown half in
+    char *spare;                //  The next arena block of a large table, BLOCK_MAX bytes
+    s_toucher_t spare_toucher;  //  Faulting it in
 };
 
 static uint64_t s_ref_pack (size_t len, size_t block, size_t offset)
@@ -541,38 +551,55 @@ static int s_rehash_in_place (slot_t *slots, size_t old_capacity)
 #define TL_TABLE_AHEAD_MIN (1u << 22)  //  Slots (96 MiB)
 #endif
 
-typedef struct {
-    volatile char *data;
-    size_t bytes;
-} s_touch_t;
+#define S_TOUCH_STEP (2u << 20)  //  Bytes per step: a huge page
 
-static void *s_touch (void *arg)
+//  Faults in steps until none is left.
+static void s_touch_run (s_toucher_t *touch)
 {
-    s_touch_t touch = *(s_touch_t *)arg;
-    free (arg);
     size_t page = s_page ();
-    for (size_t i = 0; i < touch.bytes; i += page)
-        touch.data[i] = 0;  //  Zero already: the write only makes the page present
+    while (true) {
+        size_t at = atomic_fetch_add_explicit (&touch->next, S_TOUCH_STEP, memory_order_relaxed);
+        if (at >= touch->bytes) return;
+        size_t end = touch->bytes - at < S_TOUCH_STEP ? touch->bytes : at + S_TOUCH_STEP;
+        for (size_t i = at; i < end; i += page)
+            touch->data[i] = 0;  //  Zero already: the write only makes the page present
+    }
+}
+
+static void *s_touch_thread (void *arg)
+{
+    s_touch_run (arg);
     return NULL;
 }
 
-//  Starts a thread faulting in bytes at data; returns whether it runs (if not, the pages
-//  fault in on use instead).
-static bool s_touch_start (pthread_t *thread, void *data, size_t bytes)
+//  Starts a thread faulting in bytes at data (if none can start, the pages fault in on
+//  use instead).
+static void s_touch_start (s_toucher_t *touch, void *data, size_t bytes)
 {
-    s_touch_t *touch = malloc (sizeof *touch);
-    if (!touch) return false;
-    *touch = (s_touch_t){(volatile char *)data, bytes};
-    if (pthread_create (thread, NULL, s_touch, touch) == 0) return true;
-    free (touch);
-    return false;
+    touch->data = data;
+    touch->bytes = bytes;
+    atomic_store_explicit (&touch->next, 0, memory_order_relaxed);
+    touch->running = pthread_create (&touch->thread, NULL, s_touch_thread, touch) == 0;
 }
 
-//  Waits for the thread faulting the grown half in, if any.
+//  Ends the faulting in before the memory is used (help: this thread takes the steps
+//  left too, rather than wait while the other does them all: a doubling waited up to a
+//  second for it, with a CPU idle) or given up (no step is taken any more).
+static void s_touch_finish (s_toucher_t *touch, bool help)
+{
+    if (!touch->running) return;
+    if (help)
+        s_touch_run (touch);
+    else
+        atomic_store_explicit (&touch->next, touch->bytes, memory_order_relaxed);
+    pthread_join (touch->thread, NULL);
+    touch->running = false;
+}
+
+//  Ends the faulting in of the grown half, if any, before the doubling uses it.
 static void s_touch_join (tl_table_t *self)
 {
-    if (self->touching) pthread_join (self->toucher, NULL);
-    self->touching = false;
+    s_touch_finish (&self->toucher, true);
 }
 
 void tl_table_expect (tl_table_t *self, size_t keys)
@@ -587,7 +614,7 @@ void tl_table_expect (tl_table_t *self, size_t keys)
     if (!slots) return;
     self->slots = slots;
     self->grown = true;
-    self->touching = s_touch_start (&self->toucher, (char *)slots + bytes, bytes);
+    s_touch_start (&self->toucher, (char *)slots + bytes, bytes);
 }
 
 //  Doubles a mapped array in place (grown ahead or now). Returns 0, or -1 when it
@@ -665,10 +692,9 @@ static int s_resize (tl_table_t *self, size_t capacity)
 //  current block fills, as the grown half of its slots is (tl_table_expect): a key
 //  copied into a block's new page otherwise waits for the fault (46 M keys: 12% of the
 //  merge thread's time went to faulting in the 0.9 GB of keys).
-static char *s_spare_take (tl_table_t *self)
+static char *s_spare_take (tl_table_t *self, bool use)
 {
-    if (self->spare_touching) pthread_join (self->spare_toucher, NULL);
-    self->spare_touching = false;
+    s_touch_finish (&self->spare_toucher, use);
     char *spare = self->spare;
     self->spare = NULL;
     return spare;
@@ -681,7 +707,7 @@ static void s_spare_prepare (tl_table_t *self)
     if (!spare) return;
     s_huge_pages (spare, BLOCK_MAX);
     self->spare = spare;
-    self->spare_touching = s_touch_start (&self->spare_toucher, spare, BLOCK_MAX);
+    s_touch_start (&self->spare_toucher, spare, BLOCK_MAX);
 }
 
 static int s_block_append (tl_table_t *self, size_t size, bool own, size_t *index)
@@ -694,7 +720,7 @@ static int s_block_append (tl_table_t *self, size_t size, bool own, size_t *inde
         self->blocks = blocks;
         self->blocks_max = blocks_max;
     }
-    char *data = !own && size == BLOCK_MAX ? s_spare_take (self) : NULL;
+    char *data = !own && size == BLOCK_MAX ? s_spare_take (self, true) : NULL;
     if (!data) data = malloc (size);
     if (!data) return -1;
     s_huge_pages (data, size);
@@ -813,8 +839,8 @@ void tl_table_destroy (tl_table_t **self_p)
     assert (self_p);
     tl_table_t *self = *self_p;
     if (!self) return;
-    s_touch_join (self);
-    free (s_spare_take (self));
+    s_touch_finish (&self->toucher, false);
+    free (s_spare_take (self, false));
     for (size_t i = 0; i < self->nblocks; i++)
         free (self->blocks[i].data);
     free (self->blocks);
@@ -1543,8 +1569,9 @@ tl_entry_t *tl_table_sorted_take (tl_table_t *self, size_t *size)
     assert (self->slots);
     *size = 0;
     if (self->size == 0) return NULL;
-    s_touch_join (self);  //  No doubling comes now, nor keys
-    free (s_spare_take (self));
+    //  No doubling comes now, nor keys: what is not faulted in yet never will be
+    s_touch_finish (&self->toucher, false);
+    free (s_spare_take (self, false));
     tl_entry_t *entries = s_sort_into (self, (s_rec_t *)(void *)self->slots, true);
     //  The slots past the entries go back (and a half grown ahead)
     entries = s_array_shrink (entries, self->size * sizeof (tl_entry_t));
