@@ -596,12 +596,6 @@ static void s_touch_finish (s_toucher_t *touch, bool help)
     touch->running = false;
 }
 
-//  Ends the faulting in of the grown half, if any, before the doubling uses it.
-static void s_touch_join (tl_table_t *self)
-{
-    s_touch_finish (&self->toucher, true);
-}
-
 void tl_table_expect (tl_table_t *self, size_t keys)
 {
     assert (self);
@@ -628,7 +622,7 @@ static int s_double_in_place (tl_table_t *self)
         self->slots = slots;
         self->grown = true;
     }
-    s_touch_join (self);
+    s_touch_finish (&self->toucher, true);  //  The doubling uses the grown half now
     if (s_rehash_in_place (self->slots, self->capacity) != 0) return -1;
     self->grown = false;
     self->capacity *= 2;
@@ -671,7 +665,7 @@ static int s_resize (tl_table_t *self, size_t capacity)
             else
                 touched_lost = true;
         }
-    s_touch_join (self);
+    s_touch_finish (&self->toucher, false);  //  A half grown ahead goes with the old array
     s_array_free (self->slots);
     self->grown = false;
     free (self->touched);
