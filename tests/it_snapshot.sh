@@ -122,6 +122,9 @@ stats_last() {
   stats_lines
   tail -1 "$WORK/stats.jsonl" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['$1'])"
 }
+# stats_is KEY VALUE: the last stats message has KEY = VALUE (read anew at each call, so
+# that wait_until waits for a stats message still to come)
+stats_is() { [ "$(stats_last "$1")" = "$2" ]; }
 
 # ---------------------------------------------------------------------------------------
 # (a) A subscriber that comes after the job's done.
@@ -255,7 +258,7 @@ check "c: ... and no open job" test "$(json_get "$WORK/x.state" snapshot - open)
 fetch x1 "$SNAP" "$job_x"
 check "c: fetching the cancelled job's totals is an error (exit 2)" test "$status" -eq 2
 check "c: ... saying the job failed" grep -q '"error": "the job failed' "$WORK/x1.json"
-check "f: a stats with jobs_failed 1 after the cancel" wait_until 10 test "$(stats_last jobs_failed)" = 1
+check "f: a stats with jobs_failed 1 after the cancel" wait_until 10 stats_is jobs_failed 1
 
 tails=()
 for n in 1 2 3 4; do
