@@ -854,11 +854,17 @@ int tl_table_add (tl_table_t *self, const void *key, size_t len, uint64_t count)
     return s_add_hashed (self, s_hash (key, len), key, len, count);
 }
 
-//  Hashes a key and asks for its start slot, which the add that follows reads.
+//  Hashes a key and asks for its start slot, which the add that follows reads, and the
+//  next cache line: a quarter of the 24-byte slots end in the next line, and an add of a
+//  new key probes past its start slot (2.5 slots on average at half full, 6 at 70%).
+//  With the start slot's line alone, the sink's merge of 46 M new keys waited on the
+//  next line (bench_merge: 5.66 s, against 4.82 s with both).
 static inline uint64_t s_prepare (tl_table_t *self, const void *key, size_t len)
 {
     uint64_t hash = s_hash (key, len);
-    __builtin_prefetch (&self->slots[(size_t)hash & self->mask], 1, 1);
+    const slot_t *slot = &self->slots[(size_t)hash & self->mask];
+    __builtin_prefetch (slot, 1, 1);
+    __builtin_prefetch ((const char *)slot + 64, 1, 1);  //  Past the array's end: no fault
     return hash;
 }
 
