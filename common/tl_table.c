@@ -1203,11 +1203,18 @@ static inline unsigned s_rec_byte (const s_rec_t *r, int level)
                      : (unsigned)(r->prefix >> (56 - 8 * (level - 8))) & 0xff;
 }
 
+typedef enum {
+    S_FILLED,  //  The records hold their key bytes
+    S_PREFIX,  //  Their prefixes are still to be read (s_fill)
+    S_PACKED   //  They are still to be packed (s_fill)
+} s_fill_t;
+
 typedef struct {
-    s_rec_t *a;   //  Range
-    size_t n;     //  Its records
-    int level;    //  Its first byte not yet sorted by
-    size_t skip;  //  Key bytes before the prefix
+    s_rec_t *a;     //  Range
+    size_t n;       //  Its records
+    int level;      //  Its first byte not yet sorted by
+    size_t skip;    //  Key bytes before the prefix
+    s_fill_t fill;  //  What is still to be read of the keys
 } s_radix_task_t;
 
 typedef struct {
@@ -1288,11 +1295,29 @@ static void s_rec_sort_small (s_rec_t *a, size_t n, size_t skip, tl_table_t *tab
     }
 }
 
+//  Reads the keys of a range of records made without them (s_build with buckets): the
+//  prefix (S_PREFIX), or the first 16 bytes packed (S_PACKED).
+static void s_fill (s_rec_t *a, size_t n, s_fill_t fill, tl_table_t *table)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i + S_KEY_AHEAD < n && s_ref_len (a[i + S_KEY_AHEAD].ref) > 0)
+            __builtin_prefetch (s_ref_key (table, a[i + S_KEY_AHEAD].ref), 0, 0);
+        const char *key = s_ref_key (table, a[i].ref);
+        size_t len = s_ref_len (a[i].ref);
+        if (fill == S_PACKED) {
+            a[i].count = ~s_prefix (key, len);
+            a[i].prefix = len > 8 ? s_prefix (key + 8, len - 8) : 0;
+        } else
+            a[i].prefix = s_prefix (key, len);
+    }
+}
+
 static void s_radix_sort (s_radix_task_t task, tl_table_t *table, s_radix_t *queue)
 {
     s_rec_t *a = task.a;
     size_t n = task.n, skip = task.skip, count[256];
     int level = task.level;
+    if (task.fill != S_FILLED) s_fill (a, n, task.fill, table);
     while (n > S_RADIX_SMALL) {
         if (level == S_RADIX_BYTES) {
             //  Total and the 8 key bytes alike: on to the next 8 (keys that end before
@@ -1330,7 +1355,7 @@ static void s_radix_sort (s_radix_task_t task, tl_table_t *table, s_radix_t *que
         }
         for (unsigned b = 0; b < 256; b++) {
             if (count[b] < 2) continue;
-            s_radix_task_t part = {a + end[b] - count[b], count[b], level + 1, skip};
+            s_radix_task_t part = {a + end[b] - count[b], count[b], level + 1, skip, S_FILLED};
             if (count[b] <= S_RADIX_TASK || !s_radix_push (queue, &part))
                 s_radix_sort (part, table, queue);
         }
@@ -1385,12 +1410,10 @@ static inline size_t s_code (uint64_t count)
                                  : S_CODE_CLASSES + (S_CODE_EXACT - 1 - (size_t)count);
 }
 
-//  Puts the records in bucket order (hist: the records in each bucket) and queues each
-//  bucket of two or more as a task. Returns false (nothing moved) without memory.
-static bool s_code_pass (s_rec_t *a, const size_t *hist, s_radix_t *queue)
+//  Puts the records in bucket order (hist: the records in each bucket; next: room for
+//  2 * S_CODES cursors) and queues each bucket of two or more as a task.
+static void s_code_pass (s_rec_t *a, const size_t *hist, size_t *next, s_radix_t *queue)
 {
-    size_t *next = malloc (2 * S_CODES * sizeof *next);
-    if (!next) return false;
     size_t *end = next + S_CODES, at = 0;
     for (size_t b = 0; b < S_CODES; b++) {
         next[b] = at;
@@ -1411,29 +1434,36 @@ static bool s_code_pass (s_rec_t *a, const size_t *hist, s_radix_t *queue)
         }
     for (size_t b = 0; b < S_CODES; b++) {
         if (hist[b] < 2) continue;
-        //  A bucket below S_CODE_EXACT holds one total: on to the keys' bytes
-        s_radix_task_t part = {a + end[b] - hist[b], hist[b], b < S_CODE_CLASSES ? 0 : 8, 0};
+        //  The records of a bucket of one total below S_CODE_EXACT get packed (s_fill):
+        //  their 16 bytes are the key's first 16
+        s_radix_task_t part = {a + end[b] - hist[b], hist[b], 0, b < S_CODE_CLASSES ? 0 : 8,
+                               b < S_CODE_CLASSES ? S_PREFIX : S_PACKED};
         if (!s_radix_push (queue, &part)) s_radix_sort (part, queue->table, NULL);
     }
-    free (next);
-    return true;
 }
 
-//  Sorts n records, on several threads when there are many; the bytes before level
-//  are alike in all of them. hist, when given, holds the records in each s_code bucket.
-static void s_rec_sort_all (s_rec_t *a, size_t n, int level, tl_table_t *table, const size_t *hist)
+//  Sorts n records, on several threads when there are many. hist, when given, holds the
+//  records in each s_code bucket (and room for the cursors of s_code_pass after them),
+//  and the records of small totals are packed (s_build); without it, the bytes before
+//  level are alike in all the records.
+static void s_rec_sort_all (s_rec_t *a, size_t n, int level, tl_table_t *table, size_t *hist)
 {
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
     size_t threads = cpus < 1 ? 1 : cpus > S_SORT_THREADS_MAX ? S_SORT_THREADS_MAX : (size_t)cpus;
-    s_radix_task_t all = {a, n, level, 0};
+    s_radix_task_t all = {a, n, level, 0, S_FILLED};
     s_radix_t queue = {.table = table};
-    if (n <= S_RADIX_TASK || threads == 1) {
+    if (!hist && (n <= S_RADIX_TASK || threads == 1)) {
         s_radix_sort (all, table, NULL);
         return;
     }
     pthread_mutex_init (&queue.lock, NULL);
     pthread_cond_init (&queue.ready, NULL);
-    if (!(hist && level < 8 && s_code_pass (a, hist, &queue)) && !s_radix_push (&queue, &all))
+    bool queued = true;
+    if (hist)
+        s_code_pass (a, hist, hist + S_CODES, &queue);
+    else
+        queued = s_radix_push (&queue, &all);
+    if (!queued)
         s_radix_sort (all, table, NULL);
     else {
         pthread_t thread[S_SORT_THREADS_MAX];
@@ -1452,6 +1482,15 @@ static void s_rec_sort_all (s_rec_t *a, size_t n, int level, tl_table_t *table, 
 
 //  One thread's share of making the records: slots [from, to) into recs, forward from
 //  recs[at] or backward from recs[at - 1]; with how the totals and prefixes differ.
+//  When the records are counted by s_code bucket (hist), they are made without their
+//  keys: each bucket's task reads them (s_fill), on the sorting threads. The records of
+//  a total below S_CODE_EXACT are then packed: their bucket is their total, so their
+//  count field carries the key's first 8 bytes instead (big-endian, inverted, so that
+//  the order of totals descending is that of the bytes ascending), and the prefix the
+//  next 8 (skip 8). The radix passes then have 16 key bytes in the record before
+//  s_radix_deeper reads the arena again: 2-grams share their first 8 bytes and a small
+//  total by the thousand, and that second read of each key cost as much as the first.
+//  The totals come back from the buckets (s_entries).
 typedef struct {
     tl_table_t *table;  //  Whose slots
     s_rec_t *recs;      //  Records
@@ -1460,8 +1499,8 @@ typedef struct {
     bool backward;      //  Fill from the end of recs
     size_t made;        //  Records made
     s_rec_t first;      //  The first record made
-    uint64_t dcount;    //  Bits in which some total differs from first's
-    uint64_t dprefix;   //  Bits in which some prefix differs from first's
+    uint64_t dcount;    //  Bits in which some total differs from first's (hist NULL)
+    uint64_t dprefix;   //  Bits in which some prefix differs from first's (hist NULL)
     size_t *hist;       //  Records in each s_code bucket, when counted (S_CODES)
 } s_build_t;
 
@@ -1471,17 +1510,48 @@ static void *s_build (void *arg)
     tl_table_t *self = b->table;
     for (size_t i = b->from; i < b->to; i++) {
         //  Each key is a cache miss: asked for this far ahead, the misses overlap
-        if (i + S_KEY_AHEAD < b->to && self->slots[i + S_KEY_AHEAD].ref != 0)
+        if (!b->hist && i + S_KEY_AHEAD < b->to && self->slots[i + S_KEY_AHEAD].ref != 0)
             __builtin_prefetch (s_ref_key (self, self->slots[i + S_KEY_AHEAD].ref), 0, 0);
         const slot_t *slot = &self->slots[i];
         if (slot->ref == 0) continue;
-        s_rec_t rec = {slot->count, s_prefix (s_ref_key (self, slot->ref), s_ref_len (slot->ref)),
-                       slot->ref};
+        s_rec_t rec = {slot->count, 0, slot->ref};
+        if (b->hist)
+            b->hist[s_code (rec.count)]++;
+        else
+            rec.prefix = s_prefix (s_ref_key (self, slot->ref), s_ref_len (slot->ref));
         if (b->made++ == 0) b->first = rec;
-        if (b->hist) b->hist[s_code (rec.count)]++;
         b->dcount |= rec.count ^ b->first.count;
         b->dprefix |= rec.prefix ^ b->first.prefix;
         b->recs[b->backward ? --b->at : b->at++] = rec;
+    }
+    return NULL;
+}
+
+//  Records [from, to) of the sorted recs become their entries where they lie: entry i is
+//  written only once record i has been read. A packed record's total is its bucket's.
+typedef struct {
+    tl_table_t *table;   //  Whose keys
+    s_rec_t *recs;       //  All the records, sorted
+    size_t from, to;     //  This thread's share
+    const size_t *hist;  //  Records in each s_code bucket, when they were counted
+} s_entries_t;
+
+static void *s_entries (void *arg)
+{
+    s_entries_t *c = arg;
+    tl_table_t *self = c->table;
+    tl_entry_t *entries = (tl_entry_t *)(void *)c->recs;
+    size_t b = 0, end = c->hist ? c->hist[0] : SIZE_MAX;  //  Bucket of record i, its end
+    while (end <= c->from)
+        end += c->hist[++b];
+    for (size_t i = c->from; i < c->to; i++) {
+        while (i >= end)
+            end += c->hist[++b];
+        s_rec_t rec = c->recs[i];
+        uint64_t count =
+            c->hist && b >= S_CODE_CLASSES ? S_CODE_EXACT - 1 - (b - S_CODE_CLASSES) : rec.count;
+        tl_entry_t entry = {s_ref_key (self, rec.ref), (uint32_t)s_ref_len (rec.ref), count};
+        memcpy (&entries[i], &entry, sizeof entry);
     }
     return NULL;
 }
@@ -1498,7 +1568,8 @@ static tl_entry_t *s_sort_into (tl_table_t *self, s_rec_t *recs, bool in_place)
     //  then moved down to follow the first half's (the sort does not mind their order).
     //  Each key read is a cache miss: the arena holds them in the order they came.
     size_t half = n > S_RADIX_TASK ? self->capacity / 2 : self->capacity;
-    size_t *hist = n > S_RADIX_TASK ? calloc (2 * S_CODES, sizeof *hist) : NULL;
+    //  Two threads' counts by bucket, later the cursors of s_code_pass
+    size_t *hist = n > S_RADIX_TASK ? calloc (3 * S_CODES, sizeof *hist) : NULL;
     s_build_t part[2] = {{self, recs, 0, half, 0, false, 0, {0, 0, 0}, 0, 0, hist},
                          {self,
                           recs,
@@ -1521,7 +1592,8 @@ static tl_entry_t *s_sort_into (tl_table_t *self, s_rec_t *recs, bool in_place)
     assert (part[0].made + part[1].made == n);
     if (in_place && part[1].made && part[0].made < half)
         memmove (recs + part[0].made, recs + half, part[1].made * sizeof (s_rec_t));
-    //  Leading bytes alike in every record need no radix pass.
+    //  Leading bytes alike in every record need no radix pass (records counted by
+    //  bucket start from the bucket instead).
     uint64_t dcount = part[0].dcount | part[1].dcount;
     uint64_t dprefix = part[0].dprefix | part[1].dprefix;
     if (part[0].made && part[1].made) {
@@ -1535,16 +1607,20 @@ static tl_entry_t *s_sort_into (tl_table_t *self, s_rec_t *recs, bool in_place)
         for (size_t b = 0; b < S_CODES; b++)
             hist[b] += hist[S_CODES + b];
     s_rec_sort_all (recs, n, level, self, hist);
-    free (hist);
-    //  Each record becomes its entry where it lies: entry i is written only once
-    //  record i has been read.
-    tl_entry_t *entries = (tl_entry_t *)(void *)recs;
-    for (size_t i = 0; i < n; i++) {
-        s_rec_t rec = recs[i];
-        tl_entry_t entry = {s_ref_key (self, rec.ref), (uint32_t)s_ref_len (rec.ref), rec.count};
-        memcpy (&entries[i], &entry, sizeof entry);
+    //  The records become entries, on two threads when there are many
+    s_entries_t conv[2] = {{self, recs, 0, n, hist}, {self, recs, n, n, hist}};
+    threaded = false;
+    if (hist) {
+        conv[0].to = conv[1].from = n / 2;
+        threaded = pthread_create (&thread, NULL, s_entries, &conv[1]) == 0;
     }
-    return entries;
+    s_entries (&conv[0]);
+    if (threaded)
+        pthread_join (thread, NULL);
+    else
+        s_entries (&conv[1]);
+    free (hist);
+    return (tl_entry_t *)(void *)recs;
 }
 
 tl_entry_t *tl_table_sorted (tl_table_t *self, size_t *size)
