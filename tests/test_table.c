@@ -911,20 +911,6 @@ Test (table, randomized_against_reference)
     free (ref);
 }
 
-#ifndef TEST_SANITIZED
-//  Returns the process's virtual memory size in bytes (from /proc/self/statm).
-static size_t s_vm_bytes (void)
-{
-    FILE *file = fopen ("/proc/self/statm", "r");
-    cr_assert_not_null (file);
-    unsigned long pages = 0;
-    cr_assert_eq (fscanf (file, "%lu", &pages), 1);
-    fclose (file);
-    return pages * (size_t)sysconf (_SC_PAGESIZE);
-}
-
-//  Under an address-space limit, adds fail with -1 and leave the table as it was: short
-//  keys run out when the slot array doubles, 200 KB keys when their arena block is taken.
 //  tl_table_sorted on many keys (its threaded path) against qsort with the reference
 //  order, in shapes that test each part of its comparison: totals with many ties, keys
 //  that share their first 8 bytes (or differ only after them), keys that are prefixes of
@@ -1039,6 +1025,22 @@ static void s_make_magnitudes (size_t i, char *key, size_t *len, uint64_t *count
     *count = s_mix (r) >> (r >> 58);
 }
 
+//  Totals at the edges of the sort's buckets (one per total below 2^15, one per power of
+//  two above; a small total's records carry 16 key bytes in its place), 0 and 2^64-1
+//  among them; keys of 0 to 23 bytes that share up to 20, with zero and 0xff bytes.
+static void s_make_bucket_edges (size_t i, char *key, size_t *len, uint64_t *count)
+{
+    static const uint64_t totals[] = {0,     1,     2,     32766, 32767,      32768,
+                                      32769, 65535, 65536, 65537, UINT64_MAX, UINT64_MAX - 1};
+    uint64_t r = s_mix (i + 29);
+    *count = totals[r % (sizeof totals / sizeof totals[0])];
+    *len = (size_t)(r >> 8) % 24;
+    static const char shared[] = "edges of the buckets!";  //  21 bytes
+    size_t keep = (size_t)(r >> 16) % 21;
+    for (size_t j = 0; j < *len; j++)
+        key[j] = j < keep ? shared[j] : "\0a\xff"[(s_mix (r + j) >> 9) % 3];
+}
+
 static size_t s_organ (size_t i, size_t n)
 {
     return i < n / 2 ? i : n - 1 - i;
@@ -1072,8 +1074,24 @@ Test (table, sorted_many_keys_against_reference)
     s_check_sorted_against_reference ("ascending", 300000, s_make_ascending);
     s_check_sorted_against_reference ("descending", 300000, s_make_descending);
     s_check_sorted_against_reference ("organ pipe", 300000, s_make_organ);
+    s_check_sorted_against_reference ("totals at the buckets' edges", 300000, s_make_bucket_edges);
 }
 
+//  The sanitizers reserve address space of their own: no limit can be set under them.
+#ifndef TEST_SANITIZED
+//  Returns the process's virtual memory size in bytes (from /proc/self/statm).
+static size_t s_vm_bytes (void)
+{
+    FILE *file = fopen ("/proc/self/statm", "r");
+    cr_assert_not_null (file);
+    unsigned long pages = 0;
+    cr_assert_eq (fscanf (file, "%lu", &pages), 1);
+    fclose (file);
+    return pages * (size_t)sysconf (_SC_PAGESIZE);
+}
+
+//  Under an address-space limit, adds fail with -1 and leave the table as it was: short
+//  keys run out when the slot array doubles, 200 KB keys when their arena block is taken.
 Test (table, out_of_memory_leaves_table_unchanged)
 {
     static const size_t lengths[] = {12, 200000};
