@@ -47,13 +47,22 @@ done
 # The sink is held (SIGSTOP) while the ventilator starts, so that every worker has
 # connected to it before the job is accepted; host c is cut off the moment it is: the
 # chunks the ventilator has just pushed toward host c's workers can never come back.
+# Host c's workers, once connected, are held too until the cut, so that they cannot have
+# mapped and returned their chunks before it (the whole job takes a fraction of a
+# second, about what a loaded machine takes to see the job accepted): their chunks wait
+# in the kernel's socket buffers, and they go on, cut off, after it.
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b - a}'; }
+c_pids=()
+for entry in "${worker_pids[@]}"; do
+  [ "${entry%%:*}" = c ] && c_pids+=("${entry#*:}")
+done
 kill -STOP "$sink_pid"
 start ip netns exec "$(ns a)" "$TALLY_BIN/tally-ventilator" --verbose --progress none \
   --bind "tcp://*:5557" --sink "tcp://127.0.0.1:5558" "$WORK/data" > "$WORK/vent1.log" 2>&1
 vent_pid=$LAST_PID
 sleep 1  # the workers retry their connections every 0.1 s
+kill -STOP "${c_pids[@]}"  #  Connected to the ventilator by now
 kill -CONT "$sink_pid"
 t=$(now)
 for ((i = 0; i < 600; i++)); do
@@ -63,6 +72,7 @@ done
 unplug c
 cut=$(now)
 kill -0 "$vent_pid" 2> /dev/null && mid_job=yes || mid_job=no
+kill -CONT "${c_pids[@]}"
 wait_pid "$vent_pid" 120 && status=0 || status=$?
 after_cut=$(since "$cut")
 echo "job 1: host c cut off $(awk -v a="$t" -v b="$cut" 'BEGIN{printf "%.2f", b - a}') s after" \
