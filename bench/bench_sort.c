@@ -11,19 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "tl_clock.h"
 #include "tl_table.h"
 
 #define RUNS_MAX 32
-
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int s_cmp_double (const void *a, const void *b)
 {
@@ -79,17 +72,17 @@ int main (int argc, char **argv)
     tl_table_t *table = tl_table_new (0);
     if (!table) return 1;
     size_t lines = 0;
-    double start = s_now ();
+    double start = tl_now ();
     for (int i = optind; i < argc; i++)
         if (s_load (table, argv[i], &lines) != 0) return 1;
     printf ("bench_sort: %zu lines, %zu keys, loaded in %.2f s\n", lines, tl_table_size (table),
-            s_now () - start);
+            tl_now () - start);
     double times[RUNS_MAX];
     for (int run = 0; run < runs; run++) {
         size_t n;
-        start = s_now ();
+        start = tl_now ();
         tl_entry_t *sorted = tl_table_sorted (table, &n);
-        times[run] = s_now () - start;
+        times[run] = tl_now () - start;
         if (!sorted && tl_table_size (table) > 0) {
             fprintf (stderr, "bench_sort: out of memory\n");
             return 1;
