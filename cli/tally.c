@@ -59,8 +59,10 @@ static void s_scrub_environment (void)
     }
 }
 
-//  Starts program (a sibling of this executable) with argv; returns its pid or -1.
-static pid_t s_spawn (const char *bindir, const char *program, const char *role, char **argv)
+//  Starts program (a sibling of this executable) with argv, niceness raised by nice_by;
+//  returns its pid or -1.
+static pid_t s_spawn (const char *bindir, const char *program, const char *role, char **argv,
+                      int nice_by)
 {
     char path[PATH_MAX];
     snprintf (path, sizeof path, "%s/%s", bindir, program);
@@ -75,6 +77,10 @@ static pid_t s_spawn (const char *bindir, const char *program, const char *role,
         //  Options reach the children as arguments only: a TALLY_* variable meant for
         //  tally run (TALLY_TOP, TALLY_OUTPUT...) must not change what a child does.
         s_scrub_environment ();
+        //  Only advice: a program that keeps its priority counts all the same
+        errno = 0;
+        if (nice_by > 0 && nice (nice_by) == -1 && errno != 0)
+            fprintf (stderr, "tally: %s keeps its priority: %s\n", role, strerror (errno));
         execv (path, argv);
         fprintf (stderr, "tally: cannot start %s: %s\n", path, strerror (errno));
         _exit (127);
@@ -173,7 +179,7 @@ static char *s_endpoint_list (const char *dir, const char *name, long shards, ch
 
 static int s_run (int argc, char **argv)
 {
-    long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10, shards = 1;
+    long workers = sysconf (_SC_NPROCESSORS_ONLN), top = 10, shards = 1, worker_nice = 10;
     const char *output = "totals.tsv";
     bool quiet = false;
     tl_jobspec_t spec = tl_jobspec_defaults ();
@@ -189,6 +195,11 @@ static int s_run (int argc, char **argv)
                 "one totals file at the end (default 1, the fastest for a few million keys; "
                 "with tens of millions, 2 or more: see bench/README.md)",
                 1, TL_SHARDS_MAX),
+        TL_OPT ("worker-nice", 0, "TALLY_WORKER_NICE", TL_OPT_INT, &worker_nice, "N",
+                "Niceness added to the workers, so that when every CPU is busy the sink and "
+                "the ventilator, which every chunk passes through, run first (default 10; "
+                "0: the same priority as the others)",
+                0, 19),
         TL_JOBSPEC_OPTS (spec),
         TL_OPT_QUIET (quiet),
     };
@@ -290,13 +301,13 @@ static int s_run (int argc, char **argv)
                              "--checkpoint-interval",
                              "0",
                              NULL};
-        s_spawn (bindir, "tally-sink", "sink", sink_argv);
+        s_spawn (bindir, "tally-sink", "sink", sink_argv, 0);
     }
     for (long i = 0; i < workers; i++) {
         char *worker_argv[] = {NULL, "--ventilator", chunks_ep, "--sink", in_eps, "--quiet", NULL};
-        s_spawn (bindir, "tally-worker", "worker", worker_argv);
+        s_spawn (bindir, "tally-worker", "worker", worker_argv, (int)worker_nice);
     }
-    pid_t ventilator = s_spawn (bindir, "tally-ventilator", "ventilator", vent_argv);
+    pid_t ventilator = s_spawn (bindir, "tally-ventilator", "ventilator", vent_argv, 0);
     for (int i = passed_from; i < passed_to; i++)
         free (vent_argv[i]);
     free (vent_argv);

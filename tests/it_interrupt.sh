@@ -2,7 +2,8 @@
 # Stopping tally run mid-job: SIGINT and SIGTERM make it exit non-zero within 10 s, with
 # no sink, worker or ventilator left running and nothing written in the output folder
 # (no totals file, no temporary one, no checkpoint of the abandoned job). SIGKILL to tally itself: the kernel's PR_SET_PDEATHSIG stops its children
-# within a few seconds. The job is made long with small chunks (1K) over 200 MB (50 MB
+# within a few seconds. Its workers run at a lower priority than the sink and the
+# ventilator (--worker-nice, 10 by default). The job is made long with small chunks (1K) over 200 MB (50 MB
 # sanitized), several seconds of work, so the signal lands mid-job.
 source "$(dirname "$0")/lib.sh"
 mb=$(scaled 200)
@@ -14,12 +15,13 @@ children_of() {
 }
 
 # Starts tally run on the data, from and into the empty folder $WORK/$1 (totals to
-# $WORK/$1/totals.tsv); sets $tally.
+# $WORK/$1/totals.tsv), with the options that follow; sets $tally.
 start_run() {
   local name=$1
+  shift
   mkdir -p "$WORK/$name"
   cd "$WORK/$name"
-  start "$TALLY_BIN/tally" run --workers 2 --chunk-size 1K --output "$WORK/$name/totals.tsv" \
+  start "$TALLY_BIN/tally" run --workers 2 --chunk-size 1K "$@" --output "$WORK/$name/totals.tsv" \
     "$WORK"/data/*.tsv > "$WORK/$name.stdout" 2> "$WORK/$name.stderr"
   tally=$LAST_PID
   cd - > /dev/null
@@ -48,12 +50,37 @@ no_totals() {
   [ -z "$left" ]
 }
 
+# The niceness of process $1 (field 19 of /proc/PID/stat; field 2, the name, has no spaces).
+nice_of() { awk '{print $19}' "/proc/$1/stat"; }
+
+# Whether tally $1's workers run at its niceness plus $2 (19 at most), and its sink and
+# ventilator at its own.
+niced_by() {
+  local base worker want pid prog n workers=0 bad=0
+  base=$(nice_of "$1")
+  worker=$((base + $2 > 19 ? 19 : base + $2))
+  for pid in $(children_of "$1"); do
+    prog=$(tr '\0' '\n' < "/proc/$pid/cmdline" | head -n 1)
+    prog=${prog##*/}
+    n=$(nice_of "$pid")
+    want=$base
+    [[ $prog == tally-worker ]] && want=$worker workers=$((workers + 1))
+    [ "$n" -eq "$want" ] || { echo "    $prog (pid $pid): niceness $n, not $want"; bad=1; }
+  done
+  [ "$workers" -gt 0 ] || { echo "    no worker found"; bad=1; }
+  return $bad
+}
+
 for signal in INT TERM; do
   name=sig$signal
-  start_run "$name"
+  # The default, then a niceness given
+  if [ "$signal" = INT ]; then by=10 opts=(); else by=3 opts=(--worker-nice 3); fi
+  start_run "$name" "${opts[@]}"
   sleep 1
   check "SIG$signal: all services started (sink, 2 workers, ventilator)" \
     test "$(children_of "$tally" | wc -l)" -eq 4
+  check "SIG$signal: the workers run at niceness +$by, the sink and the ventilator at tally's" \
+    niced_by "$tally" "$by"
   check "SIG$signal: the job is still running after 1 s" kill -0 "$tally"
   ipc_dir=$(ipc_dir_of "$tally")
   check "SIG$signal: the services talk over ipc:// in a private folder" test -d "${ipc_dir:-/nonexistent}"
