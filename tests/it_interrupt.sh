@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Stopping tally run mid-job: SIGINT and SIGTERM make it exit non-zero within 10 s, with
 # no sink, worker or ventilator left running and nothing written in the output folder
-# (no totals file, no temporary one, no checkpoint of the abandoned job). SIGKILL to tally itself: the kernel's PR_SET_PDEATHSIG stops its children
-# within a few seconds. Its workers run at a lower priority than the sink and the
-# ventilator (--worker-nice, 10 by default). The job is made long with small chunks (1K) over 200 MB (50 MB
-# sanitized), several seconds of work, so the signal lands mid-job.
+# (no totals file, no temporary one, no checkpoint of the abandoned job). SIGKILL to tally
+# itself: the kernel's PR_SET_PDEATHSIG stops its children within a few seconds. Its
+# workers run at a lower priority than the sink and the ventilator (--worker-nice, 10 by
+# default). The job is made long with small chunks (1K) over 200 MB (50 MB sanitized),
+# several seconds of work, so the signal lands mid-job.
 source "$(dirname "$0")/lib.sh"
 mb=$(scaled 200)
 gen_ngram2012 "$WORK/data" 4 "$mb" 11
